@@ -1,0 +1,60 @@
+// config → checked, resolved config. Every stage collects all its problems;
+// a UserError carries them together so one run shows everything to fix.
+import { readFileSync } from 'node:fs';
+import { UserError, type Problem } from '../errors.js';
+import type { Env } from './interpolate.js';
+import { mergeSources, type Merged } from './merge.js';
+import { resolveConfig, type RawConfig } from './resolve.js';
+import { checkRules } from './rules.js';
+import { checkSchema } from './schema.js';
+import { parseSource } from './source.js';
+import type { ResolvedConfig } from './types.js';
+
+export interface Loaded extends Merged {
+  files: string[];
+  config: ResolvedConfig;
+}
+
+/** Reads, interpolates, merges and checks; throws UserError listing every problem. */
+export function loadConfig(files: string[], env: Env): Loaded {
+  const problems: Problem[] = [];
+  const sources = files.map((file) => {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (cause) {
+      throw UserError.one(`cannot read ${file}: ${(cause as Error).message}`, 'check the path and its permissions');
+    }
+    const source = parseSource(file, text, env);
+    problems.push(...source.problems);
+    return source;
+  });
+  // Syntax errors leave nothing to check further; interpolation errors do not.
+  if (sources.some((s) => s.data === undefined)) throw new UserError(problems);
+
+  const merged = mergeSources(sources);
+  const fallback = { file: files[files.length - 1] ?? '', line: 1, column: 1 };
+  // A value already reported as a broken interpolation is not reported again as, say, an empty address.
+  const reported = new Set(problems.map(spot));
+  const checks = [
+    ...checkSchema(merged.data, merged.origins, fallback),
+    ...checkRules(merged.data, merged.origins, fallback),
+  ];
+  problems.push(...checks.filter((p) => !reported.has(spot(p))));
+  if (problems.length > 0) {
+    throw new UserError(problems.sort((a, b) => compare(a, b)));
+  }
+  const config = resolveConfig(merged.data as RawConfig, {
+    files,
+    origins: merged.origins,
+  });
+  return { ...merged, files, config };
+}
+
+function spot(p: Problem): string {
+  return `${p.file}:${p.line}:${p.column}`;
+}
+
+function compare(a: Problem, b: Problem): number {
+  return (a.file ?? '').localeCompare(b.file ?? '') || (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0);
+}

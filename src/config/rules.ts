@@ -1,0 +1,94 @@
+// Checks the schema cannot express: references between hosts, chain cycles and
+// port ranges. Each rule collects every problem, so one run shows them all.
+import type { Problem } from '../errors.js';
+import { resolveChain } from './chains.js';
+import { parsePortRange } from './ports.js';
+import { describePath } from './schema.js';
+import type { Origins, Position } from './source.js';
+import { pointer } from './source.js';
+import { suggest } from './suggest.js';
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+export function checkRules(data: unknown, origins: Origins, fallback: Position): Problem[] {
+  const problems: Problem[] = [];
+  const at = (ptr: string): Position => origins.get(ptr)?.value ?? fallback;
+  if (!isObj(data)) return problems;
+  const hosts = isObj(data.hosts) ? data.hosts : {};
+  const names = Object.keys(hosts);
+
+  // Port ranges wherever they may appear.
+  const rangeFields: string[] = ['/mosh/server_ports', '/defaults/mosh/server_ports', '/defaults/relay/ports'];
+  for (const name of names) {
+    rangeFields.push(pointer(pointer('/hosts', name), 'mosh') + '/server_ports');
+    rangeFields.push(pointer(pointer('/hosts', name), 'relay') + '/ports');
+  }
+  for (const ptr of rangeFields) {
+    if (!origins.has(ptr)) continue;
+    const r = parsePortRange(get(data, ptr));
+    if (!r.ok) problems.push({ ...at(ptr), message: `${describePath(ptr)}: ${r.message}`, hint: r.hint });
+  }
+
+  // `via` references, then whole chains (cycles, repeats) once the references are sound.
+  const via = new Map<string, string[]>();
+  for (const name of names) {
+    const host = hosts[name];
+    const list = isObj(host) && Array.isArray(host.via) ? host.via.filter((v) => typeof v === 'string') : [];
+    via.set(name, list);
+  }
+  for (const [name, list] of via) {
+    list.forEach((hop, i) => {
+      const ptr = pointer(pointer(pointer('/hosts', name), 'via'), i);
+      if (hop === name) {
+        problems.push({
+          ...at(ptr),
+          message: `host "${name}" lists itself in via`,
+          hint: `remove "${name}" from its own via list`,
+        });
+      } else if (!via.has(hop)) {
+        const guess = suggest(hop, names);
+        problems.push({
+          ...at(ptr),
+          message: `host "${name}": via names unknown host "${hop}"`,
+          hint: guess ? `did you mean "${guess}"?` : `declare "${hop}" under hosts:, or use one of: ${names.join(', ')}`,
+        });
+      }
+    });
+  }
+  const reported = new Set<string>();
+  for (const name of names) {
+    const r = resolveChain(name, via);
+    if (r.ok) continue;
+    const ptr = pointer(pointer(pointer('/hosts', name), 'via'), 0);
+    if (r.reason === 'cycle') {
+      // Report each cycle once, at one of its members; hosts that merely lead into it are not its cause.
+      const cycle = r.path.slice(r.path.indexOf(r.path[r.path.length - 1] ?? ''));
+      const key = cycle.slice(1).sort().join(',');
+      if (!cycle.includes(name) || reported.has(key)) continue;
+      reported.add(key);
+      problems.push({
+        ...at(ptr),
+        message: `cycle in the jump chain: ${cycle.join(' → ')}`,
+        hint: 'a host cannot be reached through itself; remove one of these via entries',
+      });
+    } else if (r.reason === 'repeated' && r.name !== name) {
+      // A host repeating itself was reported above as "lists itself"; unknown names too.
+      problems.push({
+        ...at(ptr),
+        message: `host "${name}": "${r.name}" appears twice in its jump chain`,
+        hint: 'a chain visits each hop once; the first via entry brings its own via along',
+      });
+    }
+  }
+  return problems;
+}
+
+function get(data: unknown, ptr: string): unknown {
+  let cur: unknown = data;
+  for (const seg of ptr.split('/').slice(1)) {
+    if (!isObj(cur)) return undefined;
+    cur = cur[seg.replace(/~1/g, '/').replace(/~0/g, '~')];
+  }
+  return cur;
+}
