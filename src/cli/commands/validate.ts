@@ -1,0 +1,9 @@
+import { ExitCode } from '../../errors.js';
+import type { CommandContext } from '../main.js';
+import { load } from './common.js';
+
+export async function run(ctx: CommandContext): Promise<number> {
+  load(ctx);
+  ctx.io.stdout('ok\n');
+  return Promise.resolve(ExitCode.ok);
+}

@@ -1,0 +1,102 @@
+// Every command's options and help in one table, so --help, parsing and the
+// "did you mean" for commands cannot drift apart.
+
+export interface OptionSpec {
+  type: 'boolean' | 'string';
+  short?: string;
+  multiple?: boolean;
+  help: string;
+  arg?: string;
+}
+
+export interface CommandSpec {
+  name: string;
+  usage: string;
+  summary: string;
+  description: string;
+  options: Record<string, OptionSpec>;
+  /** Positional arguments: at least `min`, at most `max`. */
+  min: number;
+  max: number;
+  /** Whether `-- COMMAND...` is accepted. */
+  rest?: boolean;
+}
+
+export const globalOptions: Record<string, OptionSpec> = {
+  file: {
+    type: 'string',
+    short: 'f',
+    multiple: true,
+    arg: 'FILE',
+    help: 'config file; repeat to merge later files over earlier ones (default: $MOSHCTL_FILE, else moshproxy.yaml found upwards, plus moshproxy.override.yaml beside it)',
+  },
+  help: { type: 'boolean', short: 'h', help: 'show help' },
+  version: { type: 'boolean', short: 'V', help: 'show the version' },
+};
+
+const json: OptionSpec = { type: 'boolean', help: 'print JSON instead of text' };
+
+export const commands: CommandSpec[] = [
+  {
+    name: 'validate',
+    usage: 'moshctl validate',
+    summary: 'check the config file',
+    description: 'Checks the config and prints "ok", or every problem with file, line and column (exit 2).',
+    options: {},
+    min: 0,
+    max: 0,
+  },
+  {
+    name: 'config',
+    usage: 'moshctl config [--json] [--resolved]',
+    summary: 'print the merged, interpolated config',
+    description: 'Prints the config as moshctl reads it: files merged, variables interpolated.',
+    options: {
+      json,
+      resolved: { type: 'boolean', help: 'also fill in defaults and expand each host\'s jump chain' },
+    },
+    min: 0,
+    max: 0,
+  },
+  {
+    name: 'plan',
+    usage: 'moshctl plan NAME [--json] [-- COMMAND...]',
+    summary: 'print the steps `up NAME` would take',
+    description:
+      'Prints, in order, every step `up NAME` would take (ssh hops, mosh-server, one relay per hop, the client) with its host and why, then the teardown. Touches no host.',
+    options: { json },
+    min: 1,
+    max: 1,
+    rest: true,
+  },
+  {
+    name: 'up',
+    usage: 'moshctl up NAME [-- COMMAND...]',
+    summary: 'open a mosh session to NAME through its jump hosts',
+    description:
+      'Connects through the via chain, starts mosh-server on NAME and a UDP relay on every hop, then hands the terminal to mosh-client. When the client exits everything is torn down and moshctl exits with the client\'s exit code. COMMAND runs instead of the login shell.',
+    options: {},
+    min: 1,
+    max: 1,
+    rest: true,
+  },
+  {
+    name: 'down',
+    usage: 'moshctl down [NAME] [--all]',
+    summary: 'stop sessions and their relays',
+    description:
+      'Stops what `up` started, from its state record: NAME\'s sessions, every session of this config without NAME, every session of this user with --all. Safe to run twice.',
+    options: { all: { type: 'boolean', help: 'every session of this user, whatever its config' } },
+    min: 0,
+    max: 1,
+  },
+  {
+    name: 'status',
+    usage: 'moshctl status [--json]',
+    summary: 'list sessions and whether their processes are alive',
+    description: 'Lists sessions (name, hops, ports, age) and checks on the hosts whether the server and each relay run.',
+    options: { json },
+    min: 0,
+    max: 0,
+  },
+];

@@ -1,0 +1,50 @@
+// The plan as a person reads it: one line per step with its host and what it
+// starts, and a "why" line under it. Tests compare this text whole.
+import { formatPortRange } from '../config/types.js';
+import type { Plan, Step } from './types.js';
+
+const RUNTIME: Record<string, string> = {
+  auto: 'python3, else socat',
+  python3: 'python3',
+  socat: 'socat, a fallback',
+  nc: 'nc, roaming will not survive it',
+};
+
+// Wide enough for the longest kind, "stop-server", so columns line up in every plan.
+const KIND_WIDTH = 11;
+
+export function formatPlan(plan: Plan): string {
+  const lines = [`moshctl up ${plan.target}: local → ${plan.route.join(' → ')}`];
+  const width = Math.max(5, ...plan.route.map((h) => h.length));
+  const row = (s: Step): void => {
+    const head = `${String(s.id).padStart(3)}. ${s.kind.padEnd(KIND_WIDTH)} ${s.host.padEnd(width)}  `;
+    lines.push(head + describe(s));
+    lines.push(`${' '.repeat(head.length)}why: ${s.cause}`);
+  };
+  plan.steps.forEach(row);
+  lines.push(`teardown, in reverse, when mosh-client exits (also \`moshctl down ${plan.target}\`):`);
+  plan.teardown.forEach(row);
+  return lines.join('\n') + '\n';
+}
+
+function describe(s: Step): string {
+  switch (s.kind) {
+    case 'connect':
+      return `ssh ${s.user}@${s.address}:${s.port}${s.through ? `, tunnelled through ${s.through}` : ', direct'}`;
+    case 'server': {
+      const what = s.command ? `runs ${JSON.stringify(s.command.join(' '))}` : 'runs the login shell';
+      const ports = `${s.ports.from}:${s.ports.to}`;
+      return `mosh-server new -p ${ports} -l LANG=${s.locale}, network timeout ${s.networkTimeout} s, signal timeout ${s.signalTimeout} s, ${what}`;
+    }
+    case 'relay':
+      return `UDP relay (${RUNTIME[s.runtime] ?? s.runtime}) on a free port in ${formatPortRange(s.listen)} → ${s.forwardTo.address}:<port of step ${s.forwardTo.port.step}>, exits after ${s.idleTimeout} s idle`;
+    case 'client':
+      return `mosh-client → ${s.connectTo.address}:<port of step ${s.connectTo.port.step}>, key in its environment only`;
+    case 'stop-relay':
+      return `stop the relay of step ${s.of} by its pid`;
+    case 'stop-server':
+      return `stop mosh-server of step ${s.of} by its pid`;
+    case 'disconnect':
+      return 'close the ssh connection';
+  }
+}

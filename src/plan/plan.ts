@@ -1,0 +1,120 @@
+// The planner: a pure function of the config, what was observed and the
+// options. No I/O here, so whole plans are tested as text without any host.
+import { UserError } from '../errors.js';
+import { suggest } from '../config/suggest.js';
+import type { RelayRuntime, ResolvedConfig } from '../config/types.js';
+import type { Plan, SetupStep, TeardownStep } from './types.js';
+import { PLAN_VERSION } from './types.js';
+
+export interface Observed {
+  /** Relay runtime found on a hop by probing it; absent before `up` probes. */
+  runtimes?: Readonly<Record<string, RelayRuntime>>;
+}
+
+export interface PlanOptions {
+  /** `up NAME -- COMMAND...`: runs instead of the login shell. */
+  command?: string[];
+}
+
+export function planUp(config: ResolvedConfig, name: string, observed: Observed = {}, options: PlanOptions = {}): Plan {
+  const target = config.hosts[name];
+  if (!target) {
+    const known = Object.keys(config.hosts);
+    const guess = suggest(name, known);
+    throw UserError.one(
+      `unknown host "${name}" (config: ${config.files.join(', ')})`,
+      guess ? `did you mean "${guess}"?` : `known hosts: ${known.join(', ')}`,
+    );
+  }
+  const route = [...target.chain, name];
+  const hosts = route.map((h) => {
+    const host = config.hosts[h];
+    if (!host) throw new Error(`bug: chain of ${name} names unknown host ${h}`);
+    return host;
+  });
+  const steps: SetupStep[] = [];
+  const next = (): number => steps.length + 1;
+
+  const connectIds = hosts.map((h, i) => {
+    const id = next();
+    const prev = hosts[i - 1];
+    steps.push({
+      id,
+      kind: 'connect',
+      host: h.name,
+      address: h.address,
+      port: h.port,
+      user: h.user,
+      ...(prev ? { through: prev.name } : {}),
+      dependsOn: prev ? [id - 1] : [],
+      cause:
+        h.name === name
+          ? 'mosh-server runs here'
+          : `hop ${i + 1} of ${hosts.length - 1} towards ${name}; it relays UDP and tunnels ssh`,
+    });
+    return id;
+  });
+
+  const serverId = next();
+  steps.push({
+    id: serverId,
+    kind: 'server',
+    host: name,
+    ports: target.mosh.server_ports,
+    networkTimeout: target.mosh.network_timeout,
+    signalTimeout: target.mosh.signal_timeout,
+    locale: target.mosh.locale,
+    ...(options.command && options.command.length > 0 ? { command: options.command } : {}),
+    dependsOn: [connectIds[connectIds.length - 1] ?? 0],
+    cause: 'the session lives here; it prints its UDP port and key',
+  });
+
+  // Relays start last hop first: each needs the port of the one after it.
+  let upstream = { id: serverId, host: target };
+  const relayIds: number[] = [];
+  for (let i = hosts.length - 2; i >= 0; i--) {
+    const hop = hosts[i];
+    if (!hop) continue;
+    const id = next();
+    steps.push({
+      id,
+      kind: 'relay',
+      host: hop.name,
+      listen: hop.relay.ports,
+      runtime: observed.runtimes?.[hop.name] ?? hop.relay.runtime,
+      idleTimeout: target.mosh.network_timeout,
+      forwardTo: { host: upstream.host.name, address: upstream.host.address, port: { step: upstream.id } },
+      dependsOn: [upstream.id, connectIds[i] ?? 0],
+      cause: `${upstream.host.name}'s UDP port is reachable only from ${hop.name}`,
+    });
+    relayIds.unshift(id);
+    upstream = { id, host: hop };
+  }
+
+  steps.push({
+    id: next(),
+    kind: 'client',
+    host: 'local',
+    connectTo: { host: upstream.host.name, address: upstream.host.address, port: { step: upstream.id } },
+    dependsOn: [upstream.id],
+    cause:
+      hosts.length > 1
+        ? `the first hop, ${upstream.host.name}, is the only one this machine reaches`
+        : `${name} is reached directly`,
+  });
+
+  // Teardown is the reverse of what setup creates: client-side relays first, so
+  // no hop forwards into a relay or server that is already gone.
+  const teardown: TeardownStep[] = [];
+  const tnext = (): number => steps.length + teardown.length + 1;
+  for (const id of relayIds) {
+    const s = steps[id - 1];
+    if (s) teardown.push({ id: tnext(), kind: 'stop-relay', host: s.host, of: id, dependsOn: [], cause: 'started by this session' });
+  }
+  teardown.push({ id: tnext(), kind: 'stop-server', host: name, of: serverId, dependsOn: [], cause: 'started by this session' });
+  for (let i = hosts.length - 1; i >= 0; i--) {
+    const h = hosts[i];
+    if (h) teardown.push({ id: tnext(), kind: 'disconnect', host: h.name, dependsOn: [], cause: 'opened by this session' });
+  }
+  return { version: PLAN_VERSION, target: name, route, steps, teardown };
+}

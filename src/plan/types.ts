@@ -1,0 +1,75 @@
+// A plan is data: what `up` will do, in order, each step with the host it acts
+// on, why it exists, and which steps it waits for. The executor follows it and
+// makes no decisions of its own.
+import type { PortRange, RelayRuntime } from '../config/types.js';
+
+export const PLAN_VERSION = 1;
+
+/** A port not known until a step ran (mosh-server's or a relay's chosen port). */
+export interface PortOf {
+  step: number;
+}
+
+interface StepBase {
+  /** 1-based, in execution order; teardown steps continue the numbering. */
+  id: number;
+  host: string;
+  cause: string;
+  dependsOn: number[];
+}
+
+export interface ConnectStep extends StepBase {
+  kind: 'connect';
+  address: string;
+  port: number;
+  user: string;
+  /** The hop whose connection tunnels this one; absent for a direct connection. */
+  through?: string;
+}
+
+export interface ServerStep extends StepBase {
+  kind: 'server';
+  ports: PortRange;
+  networkTimeout: number;
+  signalTimeout: number;
+  locale: string;
+  /** Runs instead of the login shell when set. */
+  command?: string[];
+}
+
+export interface RelayStep extends StepBase {
+  kind: 'relay';
+  listen: PortRange;
+  runtime: RelayRuntime;
+  /** Exits after this many seconds without traffic from the server side. */
+  idleTimeout: number;
+  forwardTo: { host: string; address: string; port: PortOf };
+}
+
+export interface ClientStep extends StepBase {
+  kind: 'client';
+  connectTo: { host: string; address: string; port: PortOf };
+}
+
+export interface StopStep extends StepBase {
+  kind: 'stop-relay' | 'stop-server';
+  /** The step whose process this stops (by the pid it reported). */
+  of: number;
+}
+
+export interface DisconnectStep extends StepBase {
+  kind: 'disconnect';
+}
+
+export type SetupStep = ConnectStep | ServerStep | RelayStep | ClientStep;
+export type TeardownStep = StopStep | DisconnectStep;
+export type Step = SetupStep | TeardownStep;
+
+export interface Plan {
+  version: typeof PLAN_VERSION;
+  target: string;
+  /** Hops, client side first, then the target. */
+  route: string[];
+  steps: SetupStep[];
+  teardown: TeardownStep[];
+}
