@@ -27,7 +27,8 @@ function splitCommand(argv: readonly string[]): { name: string | undefined; othe
       i++;
       continue;
     }
-    if (!a.startsWith('-') || a === '-') return { name: a, others: [...argv.slice(0, i), ...argv.slice(i + 1)] };
+    if (!a.startsWith('-') || a === '-')
+      return { name: a, others: [...argv.slice(0, i), ...argv.slice(i + 1)] };
   }
   return { name: undefined, others: [...argv] };
 }
@@ -60,13 +61,14 @@ export function parseCommandLine(argv: readonly string[]): Parsed {
     .filter((t) => t.kind === 'positional' && t.index < restStart)
     .map((t) => (t.kind === 'positional' ? t.value : ''));
   const values = parsed.values as Parsed['values'];
-  if (command && !values.help) {
+  if (command && !values.help && !values.version) {
     const where = `run "moshctl ${command.name} --help"`;
     if (positionals.length < command.min) throw UserError.one(`missing argument: ${command.usage}`, where);
     if (positionals.length > command.max) {
       throw UserError.one(`unexpected argument "${positionals[command.max]}": ${command.usage}`, where);
     }
-    if (rest.length > 0 && !command.rest) throw UserError.one(`"${command.name}" takes no "-- COMMAND"`, where);
+    if (rest.length > 0 && !command.rest)
+      throw UserError.one(`"${command.name}" takes no "-- COMMAND"`, where);
   }
   return { command, values, positionals, rest };
 }

@@ -53,7 +53,7 @@ export const commands: CommandSpec[] = [
     description: 'Prints the config as moshctl reads it: files merged, variables interpolated.',
     options: {
       json,
-      resolved: { type: 'boolean', help: 'also fill in defaults and expand each host\'s jump chain' },
+      resolved: { type: 'boolean', help: "also fill in defaults and expand each host's jump chain" },
     },
     min: 0,
     max: 0,
@@ -74,7 +74,7 @@ export const commands: CommandSpec[] = [
     usage: 'moshctl up NAME [-- COMMAND...]',
     summary: 'open a mosh session to NAME through its jump hosts',
     description:
-      'Connects through the via chain, starts mosh-server on NAME and a UDP relay on every hop, then hands the terminal to mosh-client. When the client exits everything is torn down and moshctl exits with the client\'s exit code. COMMAND runs instead of the login shell.',
+      "Connects through the via chain, starts mosh-server on NAME and a UDP relay on every hop, then hands the terminal to mosh-client. When the client exits everything is torn down and moshctl exits with the client's exit code. COMMAND runs instead of the login shell.",
     options: {},
     min: 1,
     max: 1,
@@ -85,7 +85,7 @@ export const commands: CommandSpec[] = [
     usage: 'moshctl down [NAME] [--all]',
     summary: 'stop sessions and their relays',
     description:
-      'Stops what `up` started, from its state record: NAME\'s sessions, every session of this config without NAME, every session of this user with --all. Safe to run twice.',
+      "Stops what `up` started, from its state record: NAME's sessions, every session of this config without NAME, every session of this user with --all. Safe to run twice.",
     options: { all: { type: 'boolean', help: 'every session of this user, whatever its config' } },
     min: 0,
     max: 1,
@@ -94,7 +94,8 @@ export const commands: CommandSpec[] = [
     name: 'status',
     usage: 'moshctl status [--json]',
     summary: 'list sessions and whether their processes are alive',
-    description: 'Lists sessions (name, hops, ports, age) and checks on the hosts whether the server and each relay run.',
+    description:
+      'Lists sessions (name, hops, ports, age) and checks on the hosts whether the server and each relay run.',
     options: { json },
     min: 0,
     max: 0,

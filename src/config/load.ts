@@ -23,7 +23,10 @@ export function loadConfig(files: string[], env: Env): Loaded {
     try {
       text = readFileSync(file, 'utf8');
     } catch (cause) {
-      throw UserError.one(`cannot read ${file}: ${(cause as Error).message}`, 'check the path and its permissions');
+      throw UserError.one(
+        `cannot read ${file}: ${(cause as Error).message}`,
+        'check the path and its permissions',
+      );
     }
     const source = parseSource(file, text, env);
     problems.push(...source.problems);
@@ -47,6 +50,8 @@ export function loadConfig(files: string[], env: Env): Loaded {
   const config = resolveConfig(merged.data as RawConfig, {
     files,
     origins: merged.origins,
+    // `~` in a file means $HOME, as in a shell; os.homedir() is the fallback.
+    ...(env.HOME ? { home: env.HOME } : {}),
   });
   return { ...merged, files, config };
 }
@@ -56,5 +61,9 @@ function spot(p: Problem): string {
 }
 
 function compare(a: Problem, b: Problem): number {
-  return (a.file ?? '').localeCompare(b.file ?? '') || (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0);
+  return (
+    (a.file ?? '').localeCompare(b.file ?? '') ||
+    (a.line ?? 0) - (b.line ?? 0) ||
+    (a.column ?? 0) - (b.column ?? 0)
+  );
 }

@@ -11,7 +11,11 @@ export function parsePortRange(value: unknown): PortRangeResult {
   }
   if (typeof value === 'number') return checkBounds(value, value);
   if (typeof value !== 'string') {
-    return { ok: false, message: `the port range must be a string or number, not ${typeof value}`, hint: HINT };
+    return {
+      ok: false,
+      message: `the port range must be a string or number, not ${typeof value}`,
+      hint: HINT,
+    };
   }
   const m = /^\s*(\d+)\s*(?:[-:]\s*(\d+)\s*)?$/.exec(value);
   if (!m) return { ok: false, message: `"${value}" is not a port range`, hint: HINT };

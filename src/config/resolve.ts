@@ -38,7 +38,7 @@ interface RawHost {
 }
 export interface RawConfig {
   version: 1;
-  defaults?: Omit<RawHost, "address" | "via" | "mosh">;
+  defaults?: Omit<RawHost, 'address' | 'via' | 'mosh'>;
   mosh?: RawMosh;
   hosts: Record<string, RawHost>;
 }

@@ -19,7 +19,11 @@ export function checkRules(data: unknown, origins: Origins, fallback: Position):
   const names = Object.keys(hosts);
 
   // Port ranges wherever they may appear.
-  const rangeFields: string[] = ['/mosh/server_ports', '/defaults/mosh/server_ports', '/defaults/relay/ports'];
+  const rangeFields: string[] = [
+    '/mosh/server_ports',
+    '/defaults/mosh/server_ports',
+    '/defaults/relay/ports',
+  ];
   for (const name of names) {
     rangeFields.push(pointer(pointer('/hosts', name), 'mosh') + '/server_ports');
     rangeFields.push(pointer(pointer('/hosts', name), 'relay') + '/ports');
@@ -51,7 +55,9 @@ export function checkRules(data: unknown, origins: Origins, fallback: Position):
         problems.push({
           ...at(ptr),
           message: `host "${name}": via names unknown host "${hop}"`,
-          hint: guess ? `did you mean "${guess}"?` : `declare "${hop}" under hosts:, or use one of: ${names.join(', ')}`,
+          hint: guess
+            ? `did you mean "${guess}"?`
+            : `declare "${hop}" under hosts:, or use one of: ${names.join(', ')}`,
         });
       }
     });

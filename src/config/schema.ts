@@ -2,6 +2,7 @@
 // editors use it, and this module turns ajv's errors into positioned problems.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import type AjvClass from 'ajv';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import type { Problem } from '../errors.js';
 import type { Origins, Position } from './source.js';
@@ -16,7 +17,7 @@ let compiled: ValidateFunction | undefined;
 function validator(): ValidateFunction {
   if (compiled) return compiled;
   // ajv is CommonJS; its default export does not survive NodeNext's ESM interop typing.
-  const Ajv = (require('ajv') as { default: typeof import('ajv').default }).default;
+  const Ajv = (require('ajv') as { default: typeof AjvClass.default }).default;
   const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true });
   ajv.addKeyword({ keyword: 'x-hint', schemaType: 'string' });
   compiled = ajv.compile(JSON.parse(readFileSync(schemaPath, 'utf8')) as object);
@@ -40,7 +41,9 @@ export function describePath(ptr: string): string {
     .split('/')
     .slice(1)
     .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
-  return parts.reduce((acc, s) => (/^\d+$/.test(s) ? `${acc}[${s}]` : acc ? `${acc}.${s}` : s), '') || 'the file';
+  return (
+    parts.reduce((acc, s) => (/^\d+$/.test(s) ? `${acc}[${s}]` : acc ? `${acc}.${s}` : s), '') || 'the file'
+  );
 }
 
 function toProblem(e: ErrorObject, origins: Origins, fallback: Position): Problem | undefined {
@@ -90,7 +93,11 @@ function toProblem(e: ErrorObject, origins: Origins, fallback: Position): Proble
     case 'enum':
       return { ...where(e.instancePath), message: `${field}: ${shown} is not supported`, ...withHint(hint) };
     default:
-      return { ...where(e.instancePath), message: `${field} ${e.message ?? 'is invalid'}`, ...withHint(hint) };
+      return {
+        ...where(e.instancePath),
+        message: `${field} ${e.message ?? 'is invalid'}`,
+        ...withHint(hint),
+      };
   }
 }
 

@@ -70,24 +70,32 @@ export function parseSource(file: string, text: string, env: Env): Source {
           problems.push({ ...keyPos, message: 'a key must be a plain string', hint: 'write key: value' });
           continue;
         }
-        walk(pair.value as Node | null, pointer(ptr, String(k.value)), keyPos);
+        // A key like `22:` or `true:` is a scalar of another type; it names the key all the same.
+        const name = typeof k.value === 'string' ? k.value : JSON.stringify(k.value);
+        walk(pair.value as Node | null, pointer(ptr, name), keyPos);
       }
       return;
     }
     if (isSeq(node)) node.items.forEach((item, i) => walk(item as Node, pointer(ptr, i)));
   };
   const interpolateScalar = (node: Scalar, pos: Position): void => {
-    const raw = node.value as string;
+    const raw = String(node.value);
     const result = interpolate(raw, env);
     for (const e of result.errors) problems.push({ ...pos, message: e.message, hint: e.hint });
     // An unquoted `${PORT:-22}` should be the number 22, as if written plainly.
     node.value =
       node.type === Scalar.PLAIN && /^-?\d+$/.test(result.value) ? Number(result.value) : result.value;
   };
-  walk(doc.contents as Node | null, '');
+  walk(doc.contents, '');
 
   if (doc.contents === null) {
-    problems.push({ file, line: 1, column: 1, message: 'the file is empty', hint: 'start with "version: 1"' });
+    problems.push({
+      file,
+      line: 1,
+      column: 1,
+      message: 'the file is empty',
+      hint: 'start with "version: 1"',
+    });
   }
   return { file, data: doc.toJS({ maxAliasCount: 100 }) as unknown, origins, problems };
 }

@@ -16,7 +16,12 @@ export interface PlanOptions {
   command?: string[];
 }
 
-export function planUp(config: ResolvedConfig, name: string, observed: Observed = {}, options: PlanOptions = {}): Plan {
+export function planUp(
+  config: ResolvedConfig,
+  name: string,
+  observed: Observed = {},
+  options: PlanOptions = {},
+): Plan {
   const target = config.hosts[name];
   if (!target) {
     const known = Object.keys(config.hosts);
@@ -109,12 +114,34 @@ export function planUp(config: ResolvedConfig, name: string, observed: Observed 
   const tnext = (): number => steps.length + teardown.length + 1;
   for (const id of relayIds) {
     const s = steps[id - 1];
-    if (s) teardown.push({ id: tnext(), kind: 'stop-relay', host: s.host, of: id, dependsOn: [], cause: 'started by this session' });
+    if (s)
+      teardown.push({
+        id: tnext(),
+        kind: 'stop-relay',
+        host: s.host,
+        of: id,
+        dependsOn: [],
+        cause: 'started by this session',
+      });
   }
-  teardown.push({ id: tnext(), kind: 'stop-server', host: name, of: serverId, dependsOn: [], cause: 'started by this session' });
+  teardown.push({
+    id: tnext(),
+    kind: 'stop-server',
+    host: name,
+    of: serverId,
+    dependsOn: [],
+    cause: 'started by this session',
+  });
   for (let i = hosts.length - 1; i >= 0; i--) {
     const h = hosts[i];
-    if (h) teardown.push({ id: tnext(), kind: 'disconnect', host: h.name, dependsOn: [], cause: 'opened by this session' });
+    if (h)
+      teardown.push({
+        id: tnext(),
+        kind: 'disconnect',
+        host: h.name,
+        dependsOn: [],
+        cause: 'opened by this session',
+      });
   }
   return { version: PLAN_VERSION, target: name, route, steps, teardown };
 }

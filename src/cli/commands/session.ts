@@ -5,7 +5,10 @@ import type { CommandContext } from '../main.js';
 
 const notYet = (name: string) => async (_ctx: CommandContext) =>
   Promise.reject(
-    new EnvError(`"moshctl ${name}" is not available in this version yet`, 'use "moshctl plan NAME" to see what it will do'),
+    new EnvError(
+      `"moshctl ${name}" is not available in this version yet`,
+      'use "moshctl plan NAME" to see what it will do',
+    ),
   );
 
 export const up = notYet('up');

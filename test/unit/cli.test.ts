@@ -1,0 +1,118 @@
+import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { commands } from '../../src/cli/spec.js';
+import { run, tempTree } from './helpers.js';
+
+const good =
+  'version: 1\nhosts:\n  bastion: {address: b.example.com}\n  box: {address: 10.0.0.2, via: [bastion]}\n';
+const names = commands.map((c) => c.name);
+const pkg = JSON.parse(readFileSync(resolve(import.meta.dirname, '../../package.json'), 'utf8')) as {
+  version: string;
+};
+
+describe('moshctl command line', () => {
+  it('validate prints nothing but ok and exits 0', async () => {
+    expect(await run(['validate'], { cwd: tempTree({ 'moshproxy.yaml': good }) })).toEqual({
+      code: 0,
+      stdout: 'ok\n',
+      stderr: '',
+    });
+  });
+
+  it.each(names)('%s --help shows usage and the exit codes', async (name) => {
+    const r = await run([name, '--help'], { cwd: tempTree({}) });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^Usage: moshctl ${name}`));
+    expect(r.stdout).toContain('--file FILE');
+    expect(r.stdout).toContain('2    the config file or the command line is wrong');
+  });
+
+  it.each(names)('%s --version prints the package version', async (name) => {
+    expect(await run([name, '--version'], { cwd: tempTree({}) })).toEqual({
+      code: 0,
+      stdout: `moshctl ${pkg.version}\n`,
+      stderr: '',
+    });
+  });
+
+  it('--help lists every command', async () => {
+    const r = await run(['--help'], { cwd: tempTree({}) });
+    for (const name of names) expect(r.stdout).toMatch(new RegExp(`^ {2}${name} +\\S`, 'm'));
+  });
+
+  it.each([
+    [['deploy'], 'unknown command "deploy"'],
+    [['stauts'], 'did you mean "status"?'],
+    [['validate', '--jsn'], "Unknown option '--jsn'"],
+    [['plan'], 'missing argument: moshctl plan NAME'],
+    [['plan', 'a', 'b'], 'unexpected argument "b"'],
+    [['validate', '--', 'x'], '"validate" takes no "-- COMMAND"'],
+    [['-f'], "Option '-f, --file <value>' argument missing"],
+    [[], 'no command given'],
+  ])('%j exits 2 with a message', async (argv, message) => {
+    const r = await run(argv, { cwd: tempTree({ 'moshproxy.yaml': good }) });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(message);
+  });
+
+  it('plan prints the plan, and --json the same as data', async () => {
+    const cwd = tempTree({ 'moshproxy.yaml': good });
+    const text = await run(['plan', 'box'], { cwd });
+    expect(text.code).toBe(0);
+    expect(text.stdout.split('\n')[0]).toBe('moshctl up box: local → bastion → box');
+    const json = await run(['plan', 'box', '--json', '--', 'tmux', 'attach'], { cwd });
+    const plan = JSON.parse(json.stdout) as {
+      version: number;
+      steps: { kind: string; command?: string[] }[];
+    };
+    expect(plan.version).toBe(1);
+    expect(plan.steps.map((s) => s.kind)).toEqual(['connect', 'connect', 'server', 'relay', 'client']);
+    expect(plan.steps[2]?.command).toEqual(['tmux', 'attach']);
+  });
+
+  it('plan names an unknown host and exits 2', async () => {
+    const r = await run(['plan', 'boxx'], { cwd: tempTree({ 'moshproxy.yaml': good }) });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      'moshctl: unknown host "boxx" (config: <dir>/moshproxy.yaml)\n  hint: did you mean "box"?\n',
+    );
+  });
+
+  it('config prints the merged, interpolated YAML', async () => {
+    const cwd = tempTree({
+      'moshproxy.yaml': 'version: 1\ndefaults:\n  user: ${WHO:-nobody}\nhosts:\n  a: {address: x}\n',
+    });
+    expect((await run(['config'], { cwd, env: { WHO: 'carol' } })).stdout).toBe(
+      'version: 1\ndefaults:\n  user: carol\nhosts:\n  a:\n    address: x\n',
+    );
+  });
+});
+
+// `moshctl validate` must start fast: ssh2, listr2 and execa load only in the
+// commands that use them. Follows static imports from each light command.
+describe('cold start', () => {
+  const heavy = ['ssh2', 'listr2', 'execa'];
+  const staticImports = (file: string): string[] =>
+    [...readFileSync(file, 'utf8').matchAll(/^import\s[^;]*?from\s+'([^']+)'/gm)]
+      .filter((m) => !/^import\s+type\s/.test(m[0]))
+      .map((m) => m[1] ?? '');
+
+  it.each(['validate', 'config', 'plan'])('%s reaches no heavy package through static imports', (name) => {
+    const seen = new Set<string>();
+    const reached: string[] = [];
+    const visit = (file: string): void => {
+      if (seen.has(file)) return;
+      seen.add(file);
+      for (const spec of staticImports(file)) {
+        if (spec.startsWith('.')) visit(resolve(dirname(file), spec.replace(/\.js$/, '.ts')));
+        else reached.push(spec);
+      }
+    };
+    const root = resolve(import.meta.dirname, '../../src/cli');
+    visit(join(root, 'main.ts'));
+    visit(join(root, `commands/${name}.ts`));
+    expect(reached.filter((p) => heavy.some((h) => p === h || p.startsWith(`${h}/`)))).toEqual([]);
+    expect(seen.size).toBeGreaterThan(5);
+  });
+});
