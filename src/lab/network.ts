@@ -1,0 +1,123 @@
+// Builds the namespaces and links of a TopologyPlan with iproute2, and the
+// nftables rules that simulate a lossy link. The kernel here has no netem, so
+// loss is `numgen random` in a netdev table on the near end of a link: its
+// ingress and egress hooks see both directions without touching routing.
+
+import { mustRun, run } from './proc.js';
+import type { HostName, LinkName, LinkPlan, TopologyPlan } from './topology.js';
+
+export type NamespaceOf = (host: HostName) => string;
+
+/** Run several `ip` commands in one namespace with one process (`ip -batch`). */
+async function ipBatch(ns: string, lines: string[]): Promise<void> {
+  if (lines.length === 0) return;
+  await mustRun(['ip', '-n', ns, '-batch', '-'], { input: lines.join('\n') + '\n' });
+}
+
+export async function buildNetwork(plan: TopologyPlan, nsOf: NamespaceOf): Promise<void> {
+  const hosts = plan.hosts.map((h) => h.name);
+  await Promise.all(hosts.map((h) => mustRun(['ip', 'netns', 'add', nsOf(h)])));
+  // Sysctls first: interfaces created later inherit `default`, so no IPv6
+  // addresses (and no DAD delays or router solicitations) ever appear.
+  await Promise.all(
+    hosts.map((h) =>
+      mustRun([
+        'ip',
+        'netns',
+        'exec',
+        nsOf(h),
+        'sysctl',
+        '-q',
+        '-w',
+        'net.ipv4.ip_forward=0',
+        'net.ipv6.conf.all.disable_ipv6=1',
+        'net.ipv6.conf.default.disable_ipv6=1',
+      ]),
+    ),
+  );
+  for (const b of plan.bridges) {
+    // STP off and no forward delay: ports forward as soon as they are up.
+    await ipBatch(nsOf(b.host), [`link add ${b.dev} type bridge stp_state 0 forward_delay 0`]);
+  }
+  // Create each veth pair directly in its two namespaces, so interface names
+  // never meet in the root namespace (two labs can use the same names).
+  for (const l of plan.links) {
+    await mustRun([
+      'ip',
+      'link',
+      'add',
+      l.farDev,
+      'netns',
+      nsOf(l.far),
+      'type',
+      'veth',
+      'peer',
+      'name',
+      l.nearDev,
+      'netns',
+      nsOf(l.near),
+    ]);
+  }
+  const perNs = new Map<string, string[]>(hosts.map((h) => [nsOf(h), ['link set lo up']]));
+  const add = (host: HostName, line: string): void => void perNs.get(nsOf(host))?.push(line);
+  for (const b of plan.bridges) add(b.host, `addr add ${b.cidr} dev ${b.dev}`);
+  for (const b of plan.bridges) add(b.host, `link set ${b.dev} up`);
+  for (const l of plan.links) {
+    if (l.nearCidr) add(l.near, `addr add ${l.nearCidr} dev ${l.nearDev}`);
+    else add(l.near, `link set ${l.nearDev} master ${bridgeOf(plan, l.near)}`);
+    add(l.near, `link set ${l.nearDev} up`);
+    add(l.far, `addr add ${l.farCidr} dev ${l.farDev}`);
+    add(l.far, `link set ${l.farDev} up`);
+    // A default route toward the client side makes "no forwarding" the only
+    // thing between the client and the target, which is what the tests check.
+    add(l.far, `route add default via ${l.farGateway} dev ${l.farDev}`);
+  }
+  await Promise.all([...perNs].map(([ns, lines]) => ipBatch(ns, lines)));
+}
+
+function bridgeOf(plan: TopologyPlan, host: HostName): string {
+  const b = plan.bridges.find((x) => x.host === host);
+  if (!b) throw new Error(`no bridge on ${host}`);
+  return b.dev;
+}
+
+export function findLink(plan: TopologyPlan, name: LinkName): LinkPlan {
+  const l = plan.links.find((x) => x.name === name);
+  if (!l)
+    throw new Error(`this lab has no link "${name}" (links: ${plan.links.map((x) => x.name).join(', ')})`);
+  return l;
+}
+
+/** Bring the near end of a link down or up: the far host keeps its addresses and routes. */
+export async function setLinkState(link: LinkPlan, nsOf: NamespaceOf, up: boolean): Promise<void> {
+  await mustRun(['ip', '-n', nsOf(link.near), 'link', 'set', link.nearDev, up ? 'up' : 'down']);
+}
+
+function dropTable(link: LinkName): string {
+  return `moshctl_lab_drop_${link}`;
+}
+
+/** Drop `percent` % of packets in each direction on a link (0 removes the rule). */
+export async function setDropShare(link: LinkPlan, nsOf: NamespaceOf, percent: number): Promise<void> {
+  if (!Number.isInteger(percent) || percent < 0 || percent > 100) {
+    throw new Error(`dropShare: percent must be an integer 0-100, got ${percent}`);
+  }
+  const ns = nsOf(link.near);
+  const table = dropTable(link.name);
+  if (percent === 0) {
+    await run(['ip', 'netns', 'exec', ns, 'nft', 'delete', 'table', 'netdev', table]);
+    return;
+  }
+  // `numgen random mod 100` yields 0..99, so "< 100" would be rejected: 100 % is a plain drop.
+  const verdict = percent >= 100 ? 'drop' : `numgen random mod 100 < ${percent} drop`;
+  const dev = link.nearDev;
+  // "add table; delete table; table {...}" replaces any earlier share atomically.
+  const script = `add table netdev ${table}
+delete table netdev ${table}
+table netdev ${table} {
+  chain from_far { type filter hook ingress device "${dev}" priority 0; ${verdict}; }
+  chain to_far { type filter hook egress device "${dev}" priority 0; ${verdict}; }
+}
+`;
+  await mustRun(['ip', 'netns', 'exec', ns, 'nft', '-f', '-'], { input: script });
+}

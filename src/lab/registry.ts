@@ -1,0 +1,154 @@
+// A lab is recorded on disk before it creates anything, so that a lab whose
+// owner crashed (SIGKILL, a hung test runner killed by CI) can still be found
+// and removed later by anyone: its namespaces, processes and files.
+
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { isAlive, run, stopAll, type ProcRef } from './proc.js';
+
+export const DEFAULT_PREFIX = 'mctl';
+
+export interface LabRecord {
+  runId: string;
+  prefix: string;
+  /** The process that owns the lab; null for a lab left up on purpose (`lab up`). */
+  owner: ProcRef | null;
+  dir: string;
+  namespaces: string[];
+  /** Processes the lab started itself; some (tmux) live outside its namespaces. */
+  pids: ProcRef[];
+  createdAt: string;
+}
+
+export function registryDir(): string {
+  return process.env.MOSHCTL_LAB_REGISTRY ?? '/run/moshctl-lab';
+}
+
+function recordPath(runId: string): string {
+  return join(registryDir(), `${runId}.json`);
+}
+
+export function writeRecord(rec: LabRecord): void {
+  mkdirSync(registryDir(), { recursive: true, mode: 0o700 });
+  // Write then rename, so a reader never sees half a record.
+  const tmp = `${recordPath(rec.runId)}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(rec, null, 2) + '\n', { mode: 0o600 });
+  renameSync(tmp, recordPath(rec.runId));
+}
+
+export function removeRecord(runId: string): void {
+  rmSync(recordPath(runId), { force: true });
+}
+
+export function readRecords(): LabRecord[] {
+  let names: string[];
+  try {
+    names = readdirSync(registryDir());
+  } catch {
+    return [];
+  }
+  const out: LabRecord[] = [];
+  for (const name of names) {
+    if (!name.endsWith('.json')) continue;
+    try {
+      out.push(JSON.parse(readFileSync(join(registryDir(), name), 'utf8')) as LabRecord);
+    } catch {
+      // A record being written right now, or garbage: not ours to judge here.
+    }
+  }
+  return out;
+}
+
+/** A lab is stale when it has an owner and that owner is gone. */
+export function isStale(rec: LabRecord): boolean {
+  return rec.owner !== null && !isAlive(rec.owner);
+}
+
+/** Names of all network namespaces (`ip netns list` prints "name (id: N)"). */
+export async function listNamespaces(): Promise<string[]> {
+  const r = await run(['ip', 'netns', 'list']);
+  return r.stdout
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/)[0] ?? '')
+    .filter((n) => n !== '');
+}
+
+export function labNamespacePattern(prefix: string): RegExp {
+  const p = prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`^${p}-[0-9a-f]{6}-`);
+}
+
+export async function pidsInNamespace(ns: string): Promise<number[]> {
+  const r = await run(['ip', 'netns', 'pids', ns]);
+  if (r.code !== 0) return [];
+  return r.stdout
+    .split('\n')
+    .map((l) => Number(l.trim()))
+    .filter((n) => Number.isInteger(n) && n > 0);
+}
+
+/**
+ * Remove everything a lab made. Safe to call on a half-built lab and to call
+ * twice: every step tolerates things already being gone. Returns what could
+ * not be removed (empty when all went well).
+ */
+export async function teardown(rec: LabRecord): Promise<string[]> {
+  const problems: string[] = [];
+  const survivors = await stopAll(rec.pids, 500);
+  for (const s of survivors) problems.push(`pid ${s.pid} survived SIGKILL`);
+  const existing = new Set(await listNamespaces());
+  for (const ns of rec.namespaces) {
+    if (!existing.has(ns)) continue;
+    // Processes the lab never saw (sshd session children, mosh-server) still
+    // hold the namespace; loop because a dying parent may have just forked.
+    for (let round = 0; round < 5; round++) {
+      const pids = await pidsInNamespace(ns);
+      if (pids.length === 0) break;
+      const left = await stopAll(
+        pids.map((pid) => ({ pid })),
+        round === 0 ? 300 : 0,
+      );
+      if (round === 4) for (const s of left) problems.push(`pid ${s.pid} in ${ns} survived`);
+    }
+    // Deleting the namespace also removes its interfaces, veth peers and nft tables.
+    const r = await run(['ip', 'netns', 'del', ns]);
+    if (r.code !== 0) problems.push(`ip netns del ${ns}: ${r.stderr.trim()}`);
+  }
+  rmSync(rec.dir, { recursive: true, force: true });
+  if (problems.length === 0) removeRecord(rec.runId);
+  return problems;
+}
+
+/**
+ * Remove labs whose owner died, and namespaces carrying the lab prefix that
+ * no record claims (a record is always written before its namespaces, so an
+ * unclaimed one belongs to nobody). Returns the run ids / names removed.
+ */
+export async function cleanupStale(prefix = DEFAULT_PREFIX): Promise<string[]> {
+  const removed: string[] = [];
+  const records = readRecords();
+  for (const rec of records) {
+    if (!isStale(rec)) continue;
+    await teardown(rec);
+    removed.push(rec.runId);
+  }
+  // List namespaces before reading records: any namespace listed then had its
+  // record written earlier, so a lab being created right now is never taken for an orphan.
+  const namespaces = await listNamespaces();
+  const claimed = new Set(readRecords().flatMap((r) => r.namespaces));
+  const pattern = labNamespacePattern(prefix);
+  for (const ns of namespaces) {
+    if (!pattern.test(ns) || claimed.has(ns)) continue;
+    await teardown({
+      runId: `orphan-${ns}`,
+      prefix,
+      owner: null,
+      dir: '/nonexistent-moshctl-lab-dir',
+      namespaces: [ns],
+      pids: [],
+      createdAt: '',
+    });
+    removed.push(ns);
+  }
+  return removed;
+}

@@ -1,0 +1,93 @@
+// Keys, sshd configs and the client's known_hosts for a lab. Each host gets
+// its own host key so a test can tell hops apart (a known_hosts mixup between
+// bastion and target must fail, not pass by accident).
+
+import { appendFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { mustRun } from './proc.js';
+
+export const SSHD = '/usr/sbin/sshd';
+
+export async function generateKey(path: string, comment: string): Promise<string> {
+  await mustRun(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', path]);
+  return readFileSync(`${path}.pub`, 'utf8').trim();
+}
+
+export interface SshdFiles {
+  dir: string;
+  config: string;
+  log: string;
+  hostKey: string;
+  /** "ssh-ed25519 AAAA… comment" */
+  hostPublicKey: string;
+}
+
+/** Writes a host's key and sshd_config under <labDir>/<host>/. */
+export async function prepareSshd(
+  labDir: string,
+  host: string,
+  listen: string[],
+  authorizedKeysFile: string,
+): Promise<SshdFiles> {
+  const dir = join(labDir, host);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const hostKey = join(dir, 'ssh_host_ed25519_key');
+  const hostPublicKey = await generateKey(hostKey, `lab-${host}`);
+  const config = join(dir, 'sshd_config');
+  const lines = [
+    `# moshctl lab: sshd for "${host}"`,
+    ...listen.map((a) => `ListenAddress ${a}:22`),
+    `HostKey ${hostKey}`,
+    'PidFile none',
+    'UsePAM no',
+    // The lab dir lives under /tmp, which StrictModes would reject.
+    'StrictModes no',
+    'PermitRootLogin prohibit-password',
+    'PubkeyAuthentication yes',
+    'PasswordAuthentication no',
+    'KbdInteractiveAuthentication no',
+    `AuthorizedKeysFile ${authorizedKeysFile}`,
+    'AllowTcpForwarding yes',
+    'X11Forwarding no',
+    'PrintMotd no',
+    'UseDNS no',
+    // As on a stock Debian server, so the lab does not hide environment surprises.
+    'AcceptEnv LANG LC_*',
+    'Subsystem sftp internal-sftp',
+    // Tests open many sessions quickly; the default 10:30:100 would drop some.
+    'MaxStartups 100',
+    'LogLevel VERBOSE',
+    '',
+  ];
+  writeFileSync(config, lines.join('\n'), { mode: 0o600 });
+  return { dir, config, log: join(dir, 'sshd.log'), hostKey, hostPublicKey };
+}
+
+/** argv for sshd in the foreground, logging to stderr (which the lab sends to SshdFiles.log). */
+export function sshdArgv(files: SshdFiles): string[] {
+  return [SSHD, '-D', '-e', '-f', files.config];
+}
+
+/**
+ * known_hosts for the client: plain entries for all hosts except those in
+ * `hashed`, which go through `ssh-keygen -H` so hashed lookups are exercised.
+ */
+export async function writeKnownHosts(
+  path: string,
+  entries: { address: string; publicKey: string; hashed: boolean }[],
+): Promise<void> {
+  const keyPart = (k: string): string => k.split(/\s+/).slice(0, 2).join(' ');
+  const plain = entries.filter((e) => !e.hashed).map((e) => `${e.address} ${keyPart(e.publicKey)}`);
+  writeFileSync(path, plain.map((l) => l + '\n').join(''), { mode: 0o600 });
+  const toHash = entries.filter((e) => e.hashed);
+  if (toHash.length === 0) return;
+  const scratch = `${path}.to-hash`;
+  writeFileSync(scratch, toHash.map((e) => `${e.address} ${keyPart(e.publicKey)}\n`).join(''), {
+    mode: 0o600,
+  });
+  // Rewrites the file in place (keeping a .old copy we ignore).
+  await mustRun(['ssh-keygen', '-q', '-H', '-f', scratch]);
+  appendFileSync(path, readFileSync(scratch, 'utf8'));
+  rmSync(scratch, { force: true });
+  rmSync(`${scratch}.old`, { force: true });
+}
