@@ -1,0 +1,245 @@
+// A live chain of SSH connections and the commands run over them. Commands
+// run without a pty on purpose: with one, ending the connection kills them,
+// and mosh-server and the relays must outlive it (they are stopped by pid).
+
+import type { Client, ClientChannel } from 'ssh2';
+import type { HostConfig } from '../config/types.js';
+import { EnvError } from '../errors.js';
+import { duration } from './hop-errors.js';
+
+export interface ExecResult {
+  stdout: string;
+  stderr: string;
+  /** null when the command was killed by a signal or is still running. */
+  code: number | null;
+}
+
+export interface ExecUntilResult extends ExecResult {
+  /** False when `until` matched while the command still ran; its channel stays open until it ends or the chain closes. */
+  closed: boolean;
+}
+
+export interface Hop {
+  host: HostConfig;
+  client: Client;
+  closed: Promise<void>;
+  isClosed: () => boolean;
+  /** The last error ssh2 reported on this connection, e.g. a keepalive timeout. */
+  lastError: () => Error | undefined;
+  /** Drop the underlying socket (or tunnel) without a goodbye. */
+  destroy: () => void;
+}
+
+export type CloseListener = (host: string, error: Error | undefined) => void;
+
+const DEFAULT_EXEC_TIMEOUT_MS = 60_000;
+const CLOSE_GRACE_MS = 2_000;
+
+/** Commands appear in messages, so callers must pass secrets on stdin only; this bounds their length. */
+function shortCommand(command: string): string {
+  return command.length > 80 ? `${command.slice(0, 77)}...` : command;
+}
+
+export class SshChain {
+  private closing: Promise<void> | undefined;
+  private readonly listeners = new Set<CloseListener>();
+
+  /** @internal built by connectChain, which has already wired each hop's close event to `hopClosed`. */
+  constructor(private readonly hops: Hop[]) {}
+
+  /** The last connection: the host the chain was built to reach. */
+  get target(): Client {
+    const last = this.hops[this.hops.length - 1];
+    if (!last) throw new Error('SshChain has no hops');
+    return last.client;
+  }
+
+  get hostNames(): string[] {
+    return this.hops.map((h) => h.host.name);
+  }
+
+  hop(name: string): Client {
+    return this.find(name).client;
+  }
+
+  /**
+   * Called when a connection drops while the chain is open (not on `close()`);
+   * when a hop drops, every hop behind it drops too and each is reported.
+   * Returns a function that removes the listener.
+   */
+  onClose(cb: CloseListener): () => void {
+    this.listeners.add(cb);
+    return () => this.listeners.delete(cb);
+  }
+
+  /** @internal */
+  hopClosed(hop: Hop): void {
+    if (this.closing) return;
+    for (const cb of this.listeners) cb(hop.host.name, hop.lastError());
+  }
+
+  /** Run `command` on `hostName` and wait for it to end. The command may appear in error messages; stdin never does. */
+  async exec(
+    hostName: string,
+    command: string,
+    opts: { stdin?: string; timeoutMs?: number } = {},
+  ): Promise<ExecResult> {
+    const r = await this.run(
+      hostName,
+      command,
+      opts.stdin,
+      opts.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS,
+      undefined,
+    );
+    return { stdout: r.stdout, stderr: r.stderr, code: r.code };
+  }
+
+  /**
+   * Run `command` and resolve as soon as `until(stdout so far)` is true or the
+   * command's channel closes, whichever comes first: for reading a line such
+   * as `MOSH CONNECT …` while the process goes on to daemonize.
+   */
+  execUntil(
+    hostName: string,
+    command: string,
+    opts: { stdin?: string; until: (stdoutSoFar: string) => boolean; timeoutMs: number },
+  ): Promise<ExecUntilResult> {
+    return this.run(hostName, command, opts.stdin, opts.timeoutMs, opts.until);
+  }
+
+  /** Close every connection, target first. Safe to call more than once. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      for (const hop of [...this.hops].reverse()) await closeHop(hop);
+    })();
+    return this.closing;
+  }
+
+  private find(name: string): Hop {
+    const hop = this.hops.find((h) => h.host.name === name);
+    if (!hop) throw new Error(`host ${name} is not part of this SSH chain (${this.hostNames.join(' → ')})`);
+    return hop;
+  }
+
+  private run(
+    hostName: string,
+    command: string,
+    stdin: string | undefined,
+    timeoutMs: number,
+    until: ((stdout: string) => boolean) | undefined,
+  ): Promise<ExecUntilResult> {
+    const hop = this.find(hostName);
+    const where = { host: hostName, step: 'exec' };
+    const cmd = shortCommand(command);
+    return new Promise<ExecUntilResult>((resolve, reject) => {
+      let settled = false;
+      let channel: ClientChannel | undefined;
+      let stdout = '';
+      let stderr = '';
+      let code: number | null = null;
+      let exited = false;
+      const finish = (err: Error | undefined, closed: boolean): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (err) {
+          channel?.close();
+          reject(err);
+        } else resolve({ stdout, stderr, code, closed });
+      };
+      const timer = setTimeout(() => {
+        finish(
+          new EnvError(
+            `\`${cmd}\` on ${hostName} did not ${until ? 'report ready' : 'finish'} within ${duration(timeoutMs)}${stderr.trim() ? `; its stderr: ${stderr.trim().slice(-300)}` : ''}`,
+            `check that the command works when run by hand on ${hostName}`,
+            where,
+          ),
+          false,
+        );
+      }, timeoutMs);
+
+      const onOpen = (err: Error | undefined, ch: ClientChannel): void => {
+        if (err) {
+          finish(
+            new EnvError(
+              `cannot run a command on ${hostName}: ${err.message}`,
+              `check that ${hostName} allows sessions for this user (no ForceCommand or restrict in authorized_keys)`,
+              where,
+              { cause: err },
+            ),
+            false,
+          );
+          return;
+        }
+        channel = ch;
+        if (settled) {
+          ch.close();
+          return;
+        }
+        ch.on('data', (d: Buffer) => {
+          if (settled) return;
+          stdout += d.toString('utf8');
+          if (until?.(stdout)) finish(undefined, false);
+        });
+        ch.stderr.on('data', (d: Buffer) => {
+          if (!settled) stderr += d.toString('utf8');
+        });
+        ch.on('exit', (c: number | null) => {
+          exited = true;
+          code = typeof c === 'number' ? c : null;
+        });
+        ch.on('close', () => {
+          if (!exited && hop.isClosed()) {
+            finish(
+              new EnvError(
+                `the connection to ${hostName} closed while \`${cmd}\` ran`,
+                `check the network path to ${hostName}`,
+                where,
+                ...(hop.lastError() ? [{ cause: hop.lastError() }] : []),
+              ),
+              true,
+            );
+          } else finish(undefined, true);
+        });
+        // Write stdin and end it, so a command reading it sees EOF.
+        ch.end(stdin ?? '');
+      };
+
+      try {
+        hop.client.exec(command, onOpen);
+      } catch (err) {
+        // ssh2 throws synchronously when the connection is already gone.
+        finish(
+          new EnvError(
+            `cannot run a command on ${hostName}: the connection is closed`,
+            `reconnect; check the network path to ${hostName}`,
+            where,
+            { cause: err },
+          ),
+          false,
+        );
+      }
+    });
+  }
+}
+
+async function closedWithin(hop: Hop, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)));
+  const closed = await Promise.race([hop.closed.then(() => true as const), late]);
+  clearTimeout(timer);
+  return closed;
+}
+
+/** End one connection politely, or drop its socket if it does not close in time. */
+export async function closeHop(hop: Hop): Promise<void> {
+  if (hop.isClosed()) return;
+  try {
+    hop.client.end();
+  } catch {
+    // Already half-gone: destroying below is all that is left to do.
+  }
+  if (await closedWithin(hop, CLOSE_GRACE_MS)) return;
+  hop.destroy();
+  await closedWithin(hop, CLOSE_GRACE_MS);
+}

@@ -1,0 +1,158 @@
+// ssh2 reports failures as bare Errors with a `level` (and sometimes a
+// `code` or `reason`); these turn them into messages that name the hop and
+// say what to change. Nothing here may quote key material or command input.
+
+import type { HostConfig } from '../config/types.js';
+import { EnvError } from '../errors.js';
+import { fingerprintSha256, knownHostsName, type HostKeyVerdict } from './known-hosts.js';
+
+export interface HostKeySeen {
+  verdict: HostKeyVerdict;
+  keyType: string;
+  key: Buffer;
+  knownHostsMissing: boolean;
+}
+
+interface Ssh2Error extends Error {
+  level?: string;
+  code?: string | number;
+  reason?: number | string;
+}
+
+/** A duration for messages: `20 s`, or `300 ms` when under a second. */
+export function duration(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`;
+}
+
+export function hopLabel(h: HostConfig): string {
+  return `${h.name} (${h.user}@${h.address}:${h.port})`;
+}
+
+function where(h: HostConfig): { host: string; step: string } {
+  return { host: h.name, step: 'connect' };
+}
+
+const socketCodes: Record<string, string> = {
+  ECONNREFUSED: 'connection refused',
+  ETIMEDOUT: 'connection timed out',
+  EHOSTUNREACH: 'no route to host',
+  ENETUNREACH: 'network unreachable',
+  ENOTFOUND: 'name not found',
+  EAI_AGAIN: 'name lookup failed',
+  ECONNRESET: 'connection reset',
+};
+
+/** The message of a failure to reach or log in to `host`, given what ssh2 raised. */
+export function connectError(
+  err: unknown,
+  host: HostConfig,
+  prev: HostConfig | undefined,
+  ctx: { tried: string; readyTimeoutMs: number; hostKey: HostKeySeen | undefined },
+): EnvError {
+  if (err instanceof EnvError) return err;
+  const e = (err instanceof Error ? err : new Error(String(err))) as Ssh2Error;
+  const label = hopLabel(host);
+  const reach = prev
+    ? `that ${prev.name} can reach ${host.address}:${host.port}`
+    : `that this machine can reach it`;
+
+  if (ctx.hostKey && ctx.hostKey.verdict.status !== 'ok') return hostKeyError(host, prev, ctx.hostKey, e);
+
+  if (e.level === 'client-authentication') {
+    return new EnvError(
+      `${label} refused to log in user ${host.user} with ${ctx.tried}`,
+      `authorize the key for ${host.user} on ${host.name} (append ${host.identity_file ? `${host.identity_file}.pub` : 'the public key'} to ~${host.user}/.ssh/authorized_keys there), or set user/identity_file of ${host.name} to ones it accepts`,
+      where(host),
+      { cause: e },
+    );
+  }
+  if (e.level === 'client-timeout') {
+    return new EnvError(
+      `${label} did not complete the SSH handshake within ${duration(ctx.readyTimeoutMs)}`,
+      `check that sshd listens at ${host.address}:${host.port} and ${reach} (a firewall that drops packets looks like this)`,
+      where(host),
+      { cause: e },
+    );
+  }
+  if (e.level === 'client-socket' || e.level === 'client-dns') {
+    const what = (typeof e.code === 'string' && socketCodes[e.code]) || e.message;
+    return new EnvError(
+      `cannot reach ${label}: ${what}`,
+      `check the address and port of ${host.name} and ${reach}`,
+      where(host),
+      { cause: e },
+    );
+  }
+  return new EnvError(
+    `SSH connection to ${label} failed: ${e.message}`,
+    `check that ${host.address}:${host.port} is an OpenSSH server and ${reach}`,
+    where(host),
+    { cause: e },
+  );
+}
+
+function hostKeyError(
+  host: HostConfig,
+  prev: HostConfig | undefined,
+  seen: HostKeySeen,
+  cause: Error,
+): EnvError {
+  const label = hopLabel(host);
+  const fp = `${seen.keyType} ${fingerprintSha256(seen.key)}`;
+  const file = host.known_hosts;
+  const v = seen.verdict;
+  switch (v.status) {
+    case 'revoked':
+      return new EnvError(
+        `host key of ${label} (${fp}) is marked @revoked in ${file} line ${v.line}`,
+        `do not connect; the key was revoked on purpose. Ask the administrator of ${host.name} for its new key`,
+        where(host),
+        { cause },
+      );
+    case 'changed':
+      return new EnvError(
+        `host key of ${label} does not match ${file} line ${v.line} (it presented ${fp}; that line records another ${v.keyType} key): someone could be intercepting the connection (man-in-the-middle attack), or the host key was changed`,
+        `if the key was changed on purpose, confirm ${fingerprintSha256(seen.key)} out of band (on the host: ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), then remove the old entry (ssh-keygen -R '${knownHostsName(host.address, host.port)}' -f ${file}) and add the new one`,
+        where(host),
+        { cause },
+      );
+    default:
+      return new EnvError(
+        `host key of ${label} is not in ${file}${seen.knownHostsMissing ? ' (the file does not exist)' : ''}: ${fp}`,
+        `fetch it with \`ssh-keyscan -p ${host.port} ${host.address}\`${prev ? ` run on ${prev.name}` : ''}, check that its fingerprint is ${fingerprintSha256(seen.key)} through a channel you trust (on the host: ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), then append the line to ${file}`,
+        where(host),
+        { cause },
+      );
+  }
+}
+
+/** A failure of the previous hop to open the TCP tunnel to `host`. */
+export function forwardError(err: unknown, host: HostConfig, prev: HostConfig): EnvError {
+  const e = (err instanceof Error ? err : new Error(String(err))) as Ssh2Error;
+  const target = `${host.address}:${host.port}`;
+  // RFC 4254 5.1 reason codes.
+  if (e.reason === 1) {
+    return new EnvError(
+      `${prev.name} refused to forward a connection to ${host.name} (${target}): administratively prohibited`,
+      `allow TCP forwarding for ${prev.user} on ${prev.name}: AllowTcpForwarding yes (or local) and a PermitOpen that includes ${target} in its sshd_config, and no no-port-forwarding/restrict option on the key in authorized_keys`,
+      where(host),
+      { cause: e },
+    );
+  }
+  const raw = e.message.replace(/^\(SSH\) Channel open failure: /, '') || 'connect failed';
+  const why = raw.charAt(0).toLowerCase() + raw.slice(1);
+  return new EnvError(
+    `cannot reach ${hopLabel(host)} through ${prev.name}: ${why}`,
+    `check the address and port of ${host.name} and that ${prev.name} can reach ${target} (on ${prev.name}: nc -vz ${host.address} ${host.port})`,
+    where(host),
+    { cause: e },
+  );
+}
+
+export function forwardTimeout(host: HostConfig, prev: HostConfig, ms: number): EnvError {
+  return new EnvError(
+    `${prev.name} did not open a connection to ${hopLabel(host)} within ${duration(ms)}`,
+    `check that ${prev.name} can reach ${host.address}:${host.port} (a firewall that drops packets looks like this)`,
+    where(host),
+  );
+}

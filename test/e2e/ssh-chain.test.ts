@@ -1,0 +1,409 @@
+// The SSH layer against a real OpenSSH server on loopback. One sshd serves
+// every hop: a two-hop chain goes through itself (its second hop is reached by
+// the first hop's forwardOut), which exercises the same code as a bastion.
+
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createHmac, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, connect as tcpConnect, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { HostConfig } from '../../src/config/types.js';
+import { EnvError } from '../../src/errors.js';
+import { connectChain, type ConnectOptions } from '../../src/ssh/connect.js';
+
+const SSHD = '/usr/sbin/sshd';
+const isRoot = process.getuid?.() === 0;
+const skipReason = !isRoot
+  ? 'needs root (sshd must run as root to log in as root)'
+  : !existsSync(SSHD)
+    ? `${SSHD} is missing (apt-get install openssh-server)`
+    : undefined;
+if (skipReason) console.warn(`skipping test/e2e/ssh-chain.test.ts: ${skipReason}`);
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = tcpConnect({ host: '127.0.0.1', port });
+    s.on('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on('error', () => resolve(false));
+  });
+}
+
+/** Alive and not a zombie (an orphan reparented to a PID 1 that never reaps stays a zombie). */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+function keygen(file: string, type = 'ed25519', passphrase = ''): string {
+  execFileSync('ssh-keygen', ['-q', '-t', type, '-N', passphrase, '-C', 'moshctl-test', '-f', file]);
+  return readFileSync(`${file}.pub`, 'utf8').trim();
+}
+
+async function rejection(p: Promise<unknown>): Promise<EnvError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(EnvError);
+  return err as EnvError;
+}
+
+describe.skipIf(skipReason !== undefined)('SSH chain against a real sshd', () => {
+  let dir = '';
+  let port = 0;
+  let sshd: ChildProcess | undefined;
+  let sshdPid: number | undefined;
+  let sshdExited: Promise<void> = Promise.resolve();
+  let sshdLog = '';
+  let hostPub = '';
+  let hostFingerprint = '';
+  let clientKey = '';
+  let wrongKey = '';
+  let noForwardKey = '';
+  let knownHosts = '';
+  const noAgent: ConnectOptions = { agent: undefined, readyTimeoutMs: 10_000 };
+
+  function host(name: string, over: Partial<HostConfig> = {}): HostConfig {
+    return {
+      name,
+      address: '127.0.0.1',
+      port,
+      user: 'root',
+      identity_file: clientKey,
+      known_hosts: knownHosts,
+      chain: [],
+      relay: { ports: { from: 61000, to: 61010 }, runtime: 'auto' },
+      mosh: {
+        server_ports: { from: 60001, to: 60010 },
+        network_timeout: 60,
+        signal_timeout: 60,
+        locale: 'C.UTF-8',
+      },
+      ...over,
+    };
+  }
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'moshctl-ssh-'));
+    port = await freePort();
+    hostPub = keygen(join(dir, 'host_ed25519'));
+    hostFingerprint = execFileSync('ssh-keygen', ['-lf', join(dir, 'host_ed25519.pub')], {
+      encoding: 'utf8',
+    }).split(' ')[1] as string;
+    clientKey = join(dir, 'client_ed25519');
+    wrongKey = join(dir, 'wrong_ed25519');
+    noForwardKey = join(dir, 'noforward_ed25519');
+    writeFileSync(
+      join(dir, 'authorized_keys'),
+      `${keygen(clientKey)}\nno-port-forwarding ${keygen(noForwardKey)}\n`,
+    );
+    keygen(wrongKey);
+    const [type, blob] = hostPub.split(' ');
+    knownHosts = join(dir, 'known_hosts');
+    writeFileSync(knownHosts, `# test\n[127.0.0.1]:${port} ${type} ${blob}\n`);
+
+    writeFileSync(
+      join(dir, 'sshd_config'),
+      [
+        `Port ${port}`,
+        'ListenAddress 127.0.0.1',
+        `HostKey ${join(dir, 'host_ed25519')}`,
+        'PidFile none',
+        'UsePAM no',
+        'StrictModes no',
+        `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
+        'PermitRootLogin prohibit-password',
+        'PasswordAuthentication no',
+        'KbdInteractiveAuthentication no',
+        'AllowTcpForwarding yes',
+        'LogLevel VERBOSE',
+        '',
+      ].join('\n'),
+    );
+    mkdirSync('/run/sshd', { recursive: true });
+    const child = spawn(SSHD, ['-D', '-e', '-f', join(dir, 'sshd_config')], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    sshd = child;
+    sshdPid = child.pid;
+    sshdExited = new Promise((resolve) => child.on('exit', () => resolve()));
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => (sshdLog += d));
+    for (let i = 0; i < 100 && !(await canConnect(port)); i++) {
+      if (child.exitCode !== null) break;
+      await sleep(50);
+    }
+    if (!(await canConnect(port))) throw new Error(`sshd did not start:\n${sshdLog}`);
+  });
+
+  afterAll(async () => {
+    try {
+      if (sshd && sshd.exitCode === null && sshd.signalCode === null) {
+        sshd.kill('SIGTERM');
+        const late = await Promise.race([sshdExited.then(() => false), sleep(3000).then(() => true)]);
+        if (late) {
+          sshd.kill('SIGKILL');
+          await sshdExited;
+        }
+      }
+    } finally {
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    }
+    if (sshdPid !== undefined) expect(isAlive(sshdPid)).toBe(false);
+  });
+
+  it('connects one hop and runs a command', async () => {
+    const hops: string[] = [];
+    const chain = await connectChain([host('solo')], { ...noAgent, onHop: (h) => hops.push(h) });
+    try {
+      expect(hops).toEqual(['solo']);
+      expect(await chain.exec('solo', 'echo hi')).toEqual({ stdout: 'hi\n', stderr: '', code: 0 });
+      expect(await chain.exec('solo', 'cat; echo oops >&2; exit 3', { stdin: 'via stdin\n' })).toEqual({
+        stdout: 'via stdin\n',
+        stderr: 'oops\n',
+        code: 3,
+      });
+      expect(chain.target).toBe(chain.hop('solo'));
+      expect(() => chain.hop('nope')).toThrow(/not part of this SSH chain/);
+    } finally {
+      await chain.close();
+    }
+  });
+
+  it('connects two hops, the second through the first', async () => {
+    const chain = await connectChain([host('bastion'), host('target')], noAgent);
+    try {
+      expect(chain.hostNames).toEqual(['bastion', 'target']);
+      expect(chain.target).toBe(chain.hop('target'));
+      expect((await chain.exec('target', 'echo two')).stdout).toBe('two\n');
+      expect((await chain.exec('bastion', 'echo one')).stdout).toBe('one\n');
+      // The target's session came in through the tunnel, from 127.0.0.1 as sshd sees it.
+      expect((await chain.exec('target', 'echo $SSH_CONNECTION')).stdout).toMatch(
+        new RegExp(`^127\\.0\\.0\\.1 \\d+ 127\\.0\\.0\\.1 ${port}\\n$`),
+      );
+    } finally {
+      await chain.close();
+    }
+  });
+
+  it('accepts a hashed known_hosts entry', async () => {
+    const salt = randomBytes(20);
+    const mac = createHmac('sha1', salt).update(`[127.0.0.1]:${port}`).digest('base64');
+    const [type, blob] = hostPub.split(' ');
+    const file = join(dir, 'known_hosts_hashed');
+    writeFileSync(file, `|1|${salt.toString('base64')}|${mac} ${type} ${blob}\n`);
+    const chain = await connectChain([host('hashed', { known_hosts: file })], noAgent);
+    await chain.close();
+  });
+
+  it('refuses an unknown host key, with its fingerprint and how to check it', async () => {
+    const err = await rejection(
+      connectChain([host('bastion'), host('newhost', { known_hosts: join(dir, 'absent') })], noAgent),
+    );
+    expect(err.message).toContain('newhost (root@127.0.0.1:');
+    expect(err.message).toContain(hostFingerprint);
+    expect(err.message).toContain('does not exist');
+    expect(err.hint).toContain(`ssh-keyscan -p ${port} 127.0.0.1`);
+    expect(err.hint).toContain('run on bastion');
+    expect(err.hint).toContain(join(dir, 'absent'));
+    expect(err.where).toEqual({ host: 'newhost', step: 'connect' });
+  });
+
+  it('refuses a changed host key, naming the file and line', async () => {
+    const other = keygen(join(dir, 'other_host')).split(' ');
+    const file = join(dir, 'known_hosts_changed');
+    writeFileSync(file, `# a comment\n[127.0.0.1]:${port} ${other[0]} ${other[1]}\n`);
+    const err = await rejection(connectChain([host('moved', { known_hosts: file })], noAgent));
+    expect(err.message).toContain(`${file} line 2`);
+    expect(err.message).toMatch(/man-in-the-middle/);
+    expect(err.message).toContain(hostFingerprint);
+  });
+
+  it('reports a refused login with the user, host and key', async () => {
+    const err = await rejection(connectChain([host('locked', { identity_file: wrongKey })], noAgent));
+    expect(err.message).toContain(`locked (root@127.0.0.1:${port}) refused to log in user root`);
+    expect(err.message).toContain(wrongKey);
+    expect(err.hint).toContain(`${wrongKey}.pub`);
+    expect(err.hint).toContain('authorized_keys');
+  });
+
+  it('refuses an encrypted key when no agent holds it, before connecting', async () => {
+    const locked = join(dir, 'locked_ed25519');
+    keygen(locked, 'ed25519', 'a passphrase');
+    const err = await rejection(connectChain([host('enc', { identity_file: locked })], noAgent));
+    expect(err.message).toContain('encrypted');
+    expect(err.hint).toContain(`ssh-add ${locked}`);
+    expect(err.message).not.toContain('a passphrase');
+  });
+
+  it('names the hop that cannot be reached, directly or through a hop', async () => {
+    const closed = await freePort();
+    const direct = await rejection(connectChain([host('nowhere', { port: closed })], noAgent));
+    expect(direct.message).toBe(`cannot reach nowhere (root@127.0.0.1:${closed}): connection refused`);
+    expect(direct.hint).toContain('this machine can reach it');
+
+    const via = await rejection(connectChain([host('bastion'), host('behind', { port: closed })], noAgent));
+    expect(via.message).toContain(`cannot reach behind (root@127.0.0.1:${closed}) through bastion`);
+    expect(via.hint).toContain(`bastion can reach 127.0.0.1:${closed}`);
+    expect(via.where.host).toBe('behind');
+  });
+
+  it('explains a hop that may not forward', async () => {
+    const err = await rejection(
+      connectChain([host('strict', { identity_file: noForwardKey }), host('target')], noAgent),
+    );
+    expect(err.message).toBe(
+      `strict refused to forward a connection to target (127.0.0.1:${port}): administratively prohibited`,
+    );
+    expect(err.hint).toContain('AllowTcpForwarding');
+    expect(err.hint).toContain('no-port-forwarding');
+  });
+
+  describe('with a server that accepts TCP and never speaks SSH', () => {
+    let silent: Server | undefined;
+    let silentPort = 0;
+    let open = 0;
+    beforeAll(async () => {
+      const srv = createServer((sock) => {
+        open++;
+        sock.on('close', () => open--);
+        sock.on('error', () => undefined);
+        // Read (and drop) the client's banner, or the socket never sees the client's FIN.
+        sock.resume();
+      });
+      silent = srv;
+      await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+      const addr = srv.address();
+      silentPort = typeof addr === 'object' && addr ? addr.port : 0;
+    });
+    afterAll(async () => {
+      await new Promise((resolve) => silent?.close(resolve));
+    });
+
+    it('gives up on the handshake after readyTimeoutMs', async () => {
+      const err = await rejection(
+        connectChain([host('mute', { port: silentPort })], { agent: undefined, readyTimeoutMs: 300 }),
+      );
+      expect(err.message).toBe(
+        `mute (root@127.0.0.1:${silentPort}) did not complete the SSH handshake within 300 ms`,
+      );
+      for (let i = 0; i < 40 && open > 0; i++) await sleep(25);
+      expect(open).toBe(0);
+    });
+
+    it('aborts a pending handshake promptly and closes its socket', async () => {
+      const ac = new AbortController();
+      const p = connectChain([host('mute', { port: silentPort })], { ...noAgent, signal: ac.signal });
+      await sleep(200);
+      expect(open).toBe(1);
+      const started = Date.now();
+      ac.abort(new Error('user pressed ^C'));
+      await expect(p).rejects.toThrow('user pressed ^C');
+      expect(Date.now() - started).toBeLessThan(500);
+      for (let i = 0; i < 40 && open > 0; i++) await sleep(25);
+      expect(open).toBe(0);
+    });
+  });
+
+  it('execUntil resolves on a marker while the command still runs', async () => {
+    const chain = await connectChain([host('solo')], noAgent);
+    try {
+      const started = Date.now();
+      const r = await chain.execUntil('solo', 'echo READY; sleep 5; echo LATE', {
+        until: (out) => out.includes('READY\n'),
+        timeoutMs: 10_000,
+      });
+      expect(Date.now() - started).toBeLessThan(3000);
+      expect(r).toEqual({ stdout: 'READY\n', stderr: '', code: null, closed: false });
+
+      // ...and on the channel closing when the marker never comes.
+      const ended = await chain.execUntil('solo', 'echo nothing', { until: () => false, timeoutMs: 10_000 });
+      expect(ended).toEqual({ stdout: 'nothing\n', stderr: '', code: 0, closed: true });
+
+      const late = await rejection(
+        chain.execUntil('solo', 'sleep 5', { until: () => false, timeoutMs: 300, stdin: 'not in messages' }),
+      );
+      expect(late.message).toContain('`sleep 5` on solo did not report ready');
+      expect(late.message).not.toContain('not in messages');
+    } finally {
+      await chain.close();
+    }
+  });
+
+  it('leaves a detached process running after close(), which is idempotent', async () => {
+    const chain = await connectChain([host('bastion'), host('target')], noAgent);
+    // `exec` so that $! is the sleep itself (dash forks for `sh -c 'sleep 30'`, and killing
+    // only the shell would leave the sleep behind).
+    const r = await chain.exec('target', "nohup sh -c 'exec sleep 30' >/dev/null 2>&1 & echo $!");
+    const pid = Number(r.stdout.trim());
+    expect(pid).toBeGreaterThan(1);
+    try {
+      const first = chain.close();
+      expect(chain.close()).toBe(first);
+      await first;
+      await chain.close();
+      await expect(chain.exec('target', 'true')).rejects.toThrow(/connection is closed/);
+      expect(isAlive(pid)).toBe(true);
+    } finally {
+      process.kill(pid, 'SIGKILL');
+    }
+    for (let i = 0; i < 40 && isAlive(pid); i++) await sleep(50);
+    expect(isAlive(pid)).toBe(false);
+  });
+
+  it('reports a connection that drops', async () => {
+    const chain = await connectChain([host('solo')], { ...noAgent, keepaliveIntervalMs: 1000 });
+    const dropped: string[] = [];
+    chain.onClose((h) => dropped.push(h));
+    try {
+      // $PPID of the remote shell is sshd's process for this session.
+      const session = Number((await chain.exec('solo', 'echo $PPID')).stdout.trim());
+      expect(session).toBeGreaterThan(1);
+      process.kill(session, 'SIGKILL');
+      for (let i = 0; i < 100 && dropped.length === 0; i++) await sleep(50);
+      expect(dropped).toEqual(['solo']);
+    } finally {
+      await chain.close();
+    }
+  });
+
+  it('aborts between hops and closes what was opened', async () => {
+    const ac = new AbortController();
+    const started = Date.now();
+    const p = connectChain([host('bastion'), host('target')], {
+      ...noAgent,
+      signal: ac.signal,
+      onHop: (h) => {
+        if (h === 'target') ac.abort(new Error('stop now'));
+      },
+    });
+    await expect(p).rejects.toThrow('stop now');
+    expect(Date.now() - started).toBeLessThan(3000);
+  });
+});
