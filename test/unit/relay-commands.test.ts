@@ -1,0 +1,207 @@
+import { execFileSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import {
+  chooseRuntime,
+  parseProbe,
+  parseRelayAlive,
+  parseRelayOutput,
+  probeRuntimesCommand,
+  relayAliveCommand,
+  relayCommand,
+  stopRelayCommand,
+  type RelaySpec,
+} from '../../src/relay/commands.js';
+import { shellQuote } from '../../src/relay/shell.js';
+
+/** What sh makes of a quoted word: the argument list printf receives. */
+function shWords(quoted: string): string[] {
+  const out = execFileSync('sh', ['-c', `printf '%s\\0' ${quoted}`], { encoding: 'utf8' });
+  return out.split('\0').slice(0, -1);
+}
+
+const spec: RelaySpec = {
+  runtime: 'python3',
+  listen: { from: 60001, to: 60010 },
+  to: { address: '10.0.2.3', port: 60001 },
+  idleTimeout: 600,
+};
+
+describe('shellQuote', () => {
+  const hostile = [
+    "it's",
+    '$(touch /tmp/pwned)',
+    '`id`',
+    'a b\tc\nd',
+    "'; rm -rf / #",
+    '--help',
+    '=ls',
+    '~root',
+    '*',
+    '\\',
+    '',
+    '"$HOME"',
+  ];
+  it.each(hostile)('keeps %j one literal word in sh', (value) => {
+    expect(shWords(shellQuote(value))).toEqual([value]);
+  });
+
+  it('leaves plain words bare and quotes the rest', () => {
+    expect(shellQuote('10.0.2.3:60001')).toBe('10.0.2.3:60001');
+    expect(shellQuote("it's")).toBe(`'it'\\''s'`);
+    expect(shellQuote('=ls')).toBe(`'=ls'`);
+    expect(() => shellQuote('a\0b')).toThrow(/NUL/);
+  });
+});
+
+describe('relayCommand', () => {
+  it('runs python3 with the script on stdin', () => {
+    const cmd = relayCommand({ ...spec, maxClients: 8 }, 'print(1)\n');
+    expect(cmd).toEqual({
+      command: 'exec python3 - --ports 60001-60010 --to 10.0.2.3:60001 --idle-timeout 600 --max-clients 8',
+      stdin: 'print(1)\n',
+    });
+  });
+
+  it('refuses python3 without the script', () => {
+    expect(() => relayCommand(spec)).toThrow(/relay\.py/);
+  });
+
+  it('starts socat and nc through the fallback script, with a warning', () => {
+    const socat = relayCommand({ ...spec, runtime: 'socat', to: { address: 'db-1.internal', port: 60002 } });
+    expect(socat.stdin).toBeUndefined();
+    expect(socat.warning).toMatch(/fallback/);
+    expect(socat.command).toMatch(/^exec env 'MOSHCTL_RELAY=.*'/s);
+    expect(
+      socat.command.endsWith(
+        ` sh -c 'eval "$MOSHCTL_RELAY"' moshctl-relay start socat 60001 60010 db-1.internal 60002 600 64`,
+      ),
+    ).toBe(true);
+    const nc = relayCommand({ ...spec, runtime: 'nc' });
+    expect(nc.warning).toMatch(/roam.*ends the session/);
+    expect(nc.command).toContain(' moshctl-relay start nc 60001 60010 10.0.2.3 60001 600 64');
+  });
+
+  it('hands sh the fallback script and arguments intact', () => {
+    const { command } = relayCommand({ ...spec, runtime: 'socat' });
+    const words = shWords(command.replace(/^exec /, ''));
+    expect(words[0]).toBe('env');
+    expect(words[1]).toMatch(/^MOSHCTL_RELAY=[\s\S]*serve-socat\)[\s\S]*esac$/);
+    expect(words.slice(2)).toEqual([
+      'sh',
+      '-c',
+      'eval "$MOSHCTL_RELAY"',
+      'moshctl-relay',
+      'start',
+      'socat',
+      '60001',
+      '60010',
+      '10.0.2.3',
+      '60001',
+      '600',
+      '64',
+    ]);
+  });
+
+  it.each([
+    ['address with shell syntax', { to: { address: '10.0.0.1;reboot', port: 1 } }],
+    ['address that is an option', { to: { address: '-e/bin/sh', port: 1 } }],
+    ['address with a space', { to: { address: 'a b', port: 1 } }],
+    ['IPv6 address', { to: { address: '::1', port: 1 } }],
+    ['bad IPv4', { to: { address: '10.0.0.256', port: 1 } }],
+    ['port 0', { to: { address: 'x', port: 0 } }],
+    ['fractional port', { to: { address: 'x', port: 1.5 } }],
+    ['reversed range', { listen: { from: 60010, to: 60001 } }],
+    ['NaN idle timeout', { idleTimeout: Number.NaN }],
+    ['huge max clients', { maxClients: 1e6 }],
+  ] as const)('rejects a %s', (_name, patch) => {
+    expect(() => relayCommand({ ...spec, ...patch }, 'x')).toThrow(/relay: invalid/);
+  });
+});
+
+describe('parseRelayOutput', () => {
+  it('reads the ready line among other output', () => {
+    expect(parseRelayOutput('motd\r\nMOSHCTL-RELAY LISTEN 60003 PID 4242\n')).toEqual({
+      port: 60003,
+      pid: 4242,
+    });
+  });
+  it('reads an error line', () => {
+    expect(parseRelayOutput('MOSHCTL-RELAY ERROR no free UDP port in 60001-60010\n')).toEqual({
+      error: 'no free UDP port in 60001-60010',
+    });
+  });
+  it('returns undefined until a line arrives, and refuses impossible values', () => {
+    expect(parseRelayOutput('')).toBeUndefined();
+    expect(parseRelayOutput('MOSHCTL-RELAY LISTEN 600')).toBeUndefined();
+    expect(parseRelayOutput('MOSHCTL-RELAY LISTEN 70000 PID 5\n')).toHaveProperty('error');
+    expect(parseRelayOutput('MOSHCTL-RELAY LISTEN 60001 PID 1\n')).toHaveProperty('error');
+  });
+});
+
+describe('stop and alive commands', () => {
+  it('pass the pid as an argument after the script', () => {
+    expect(stopRelayCommand(4242)).toMatch(/^sh -c '[\s\S]*STOPPED[\s\S]*' moshctl-relay-stop 4242$/);
+    expect(relayAliveCommand(4242)).toMatch(/^sh -c '[\s\S]*' moshctl-relay-alive 4242$/);
+  });
+  it('refuse pids that would signal init or every process', () => {
+    for (const pid of [0, 1, -1, 2.5, Number.NaN]) {
+      expect(() => stopRelayCommand(pid)).toThrow(/invalid pid/);
+      expect(() => relayAliveCommand(pid)).toThrow(/invalid pid/);
+    }
+  });
+  it('stop of a pid that is gone succeeds, twice', () => {
+    const pid = 4194000; // above any pid this test machine hands out
+    for (let i = 0; i < 2; i++) {
+      expect(execFileSync('sh', ['-c', stopRelayCommand(pid)], { encoding: 'utf8' })).toBe(
+        `MOSHCTL-RELAY STOPPED ${pid}\n`,
+      );
+    }
+    const alive = execFileSync('sh', ['-c', relayAliveCommand(pid)], { encoding: 'utf8' });
+    expect(parseRelayAlive(alive)).toBe(false);
+  });
+  it('parses alive output', () => {
+    expect(parseRelayAlive('MOSHCTL-RELAY ALIVE 12\n')).toBe(true);
+    expect(parseRelayAlive('noise')).toBeUndefined();
+  });
+});
+
+describe('runtime probe and choice', () => {
+  it('probes this machine', () => {
+    const out = execFileSync('sh', ['-c', probeRuntimesCommand()], { encoding: 'utf8' });
+    expect(out).toMatch(/^MOSHCTL-PROBE python3 (ok|old|missing)/m);
+    expect(Object.keys(parseProbe(out))).toEqual(expect.arrayContaining(['python3', 'socat', 'nc']));
+  });
+
+  it('parses probe output', () => {
+    expect(
+      parseProbe('MOSHCTL-PROBE python3 old 3.5\nMOSHCTL-PROBE socat missing\nMOSHCTL-PROBE nc ok\n'),
+    ).toEqual({
+      python3: false,
+      python3Version: '3.5',
+      socat: false,
+      nc: true,
+    });
+  });
+
+  const none = { python3: false, socat: false, nc: false };
+  it('auto prefers python3, falls back to socat with a warning, never picks nc', () => {
+    expect(chooseRuntime('auto', { ...none, python3: true, socat: true })).toEqual({ runtime: 'python3' });
+    expect(chooseRuntime('auto', { ...none, socat: true, nc: true })).toMatchObject({
+      runtime: 'socat',
+      warning: expect.stringMatching(/fallback/) as unknown,
+    });
+    expect(chooseRuntime('auto', { ...none, nc: true, python3Version: '3.5' })).toEqual({
+      error: 'no relay runtime on this host: python3 3.5 is older than 3.6 and socat is not installed',
+      hint: 'install python3 (apt install python3) or, as a weaker fallback, socat (apt install socat)',
+    });
+  });
+
+  it('honours an explicit runtime, with nc warned about', () => {
+    expect(chooseRuntime('nc', { ...none, nc: true })).toMatchObject({ runtime: 'nc' });
+    expect(chooseRuntime('nc', { ...none, nc: true })).toHaveProperty('warning');
+    expect(chooseRuntime('python3', { ...none, socat: true })).toHaveProperty('error');
+    expect(chooseRuntime('socat', none)).toMatchObject({
+      hint: expect.stringMatching(/apt install socat/) as unknown,
+    });
+  });
+});
