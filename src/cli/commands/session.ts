@@ -1,16 +1,5 @@
-// up, down and status: declared with their help here; they drive real hosts
-// and arrive with the session issue.
-import { EnvError } from '../../errors.js';
-import type { CommandContext } from '../main.js';
-
-const notYet = (name: string) => async (_ctx: CommandContext) =>
-  Promise.reject(
-    new EnvError(
-      `"moshctl ${name}" is not available in this version yet`,
-      'use "moshctl plan NAME" to see what it will do',
-    ),
-  );
-
-export const up = notYet('up');
-export const down = notYet('down');
-export const status = notYet('status');
+// up, down and status share their module loading cost (ssh2 and listr2 load
+// on demand inside them); main.ts imports this file only for those commands.
+export { up } from './up.js';
+export { down } from './down.js';
+export { status } from './status.js';

@@ -1,0 +1,72 @@
+// `moshctl down [NAME] [--all]`: stop sessions from their records, from any
+// terminal, after moshctl was killed, when a host is gone, and twice in a row.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { discoverFiles } from '../../config/discover.js';
+import { ExitCode } from '../../errors.js';
+import { SshRunner } from '../../execute/ssh-runner.js';
+import { teardown } from '../../execute/teardown.js';
+import { routeOf } from '../../state/hosts.js';
+import { ownerAlive } from '../../state/owner.js';
+import type { SessionRecord } from '../../state/record.js';
+import { SessionStore, stateDir } from '../../state/store.js';
+import type { CommandContext } from '../main.js';
+
+/** How long the owning `up` process gets to tear down by itself after SIGTERM. */
+const OWNER_GRACE_MS = 15_000;
+
+export async function down(ctx: CommandContext): Promise<number> {
+  const store = new SessionStore(stateDir(ctx.io.env));
+  const selected = select(ctx, store);
+  const out = (line: string): void => ctx.io.stdout(`${line}\n`);
+  if (selected.length === 0) {
+    out(ctx.positionals[0] ? `no session named ${ctx.positionals[0]} to stop` : 'no sessions to stop');
+    return ExitCode.ok;
+  }
+  let failed = false;
+  for (const record of selected) {
+    if (ownerAlive(record) && (await stopOwner(record, store))) {
+      out(`${record.id}: stopped by its moshctl up process (pid ${record.pid})`);
+      continue;
+    }
+    const report = await teardown(record, new SshRunner(routeOf(record)), {
+      save: (r) => store.write(r),
+      log: (line) => ctx.io.stderr(`moshctl: ${record.id}: ${line}\n`),
+    });
+    if (report.left.length === 0) {
+      store.remove(record.id);
+      out(`${record.id}: stopped ${report.stopped.join(', ') || 'nothing (already gone)'}`);
+    } else {
+      failed = true;
+    }
+  }
+  return failed ? ExitCode.environment : ExitCode.ok;
+}
+
+function select(ctx: CommandContext, store: SessionStore): SessionRecord[] {
+  const { records, damaged } = store.list();
+  for (const d of damaged)
+    ctx.io.stderr(`moshctl: ignoring unreadable state file ${d}; remove it if it is stale\n`);
+  if (ctx.values.all) return records;
+  const files = discoverFiles({ files: ctx.files, env: ctx.io.env, cwd: ctx.io.cwd });
+  const name = ctx.positionals[0];
+  return records.filter((r) => sameFiles(r.configFiles, files) && (name === undefined || r.name === name));
+}
+
+export function sameFiles(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((f, i) => f === b[i]);
+}
+
+/** SIGTERM to the `up` process: it ends its mosh-client and tears down itself. True once its record is gone. */
+async function stopOwner(record: SessionRecord, store: SessionStore): Promise<boolean> {
+  try {
+    process.kill(record.pid, 'SIGTERM');
+  } catch {
+    return false;
+  }
+  const deadline = Date.now() + OWNER_GRACE_MS;
+  while (Date.now() < deadline) {
+    if (!store.list().records.some((r) => r.id === record.id)) return true;
+    await sleep(100);
+  }
+  return false;
+}

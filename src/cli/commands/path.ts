@@ -1,0 +1,16 @@
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+
+/** Whether a program is on PATH, without running anything. */
+export function findOnPath(program: string, path: string | undefined): string | undefined {
+  for (const dir of (path ?? '').split(delimiter).filter(Boolean)) {
+    const candidate = join(dir, program);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not in this directory
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,104 @@
+// `moshctl up NAME`: plan, set up as listr2 tasks, hand the terminal to
+// mosh-client, tear down from the record, exit with the client's code.
+import { hostname } from 'node:os';
+import type { ListrTask } from 'listr2';
+import type { HostConfig } from '../../config/types.js';
+import { EnvError, ExitCode, Interrupted } from '../../errors.js';
+import { execute } from '../../execute/executor.js';
+import { SignalTrap } from '../../execute/signals.js';
+import { SshRunner } from '../../execute/ssh-runner.js';
+import { planUp } from '../../plan/plan.js';
+import { RECORD_VERSION, type RecordedHop, type SessionRecord } from '../../state/record.js';
+import { SessionStore, stateDir } from '../../state/store.js';
+import type { CommandContext } from '../main.js';
+import { report } from '../main.js';
+import { load } from './common.js';
+import { findOnPath } from './path.js';
+
+export async function up(ctx: CommandContext): Promise<number> {
+  const { config, files } = load(ctx);
+  const name = ctx.positionals[0] ?? '';
+  const plan = planUp(config, name, {}, { command: ctx.rest });
+  // Checked before anything starts on a host: without mosh-client the session could never be used.
+  if (!findOnPath('mosh-client', ctx.io.env.PATH)) {
+    throw new EnvError(
+      'mosh-client is not installed on this machine',
+      'install mosh (Debian/Ubuntu: apt install mosh; macOS: brew install mosh)',
+      { host: 'local', step: 'check' },
+    );
+  }
+  const route = plan.route.map((h) => config.hosts[h]).filter((h): h is HostConfig => h !== undefined);
+  const store = new SessionStore(stateDir(ctx.io.env));
+  const record: SessionRecord = {
+    version: RECORD_VERSION,
+    id: store.newId(name),
+    name,
+    configFiles: files,
+    createdAt: new Date().toISOString(),
+    pid: process.pid,
+    machine: hostname(),
+    route: route.map(recordedHop),
+    relays: [],
+    networkTimeout: config.hosts[name]?.mosh.network_timeout ?? 0,
+  };
+
+  const abort = new AbortController();
+  const runner = new SshRunner(route, { signal: abort.signal });
+  const trap = new SignalTrap((sig) => {
+    abort.abort(new Interrupted(sig));
+    // While mosh-client runs it owns the terminal; a signal to moshctl ends it, then teardown runs.
+    runner.killClient(sig === 'SIGINT' ? 'SIGTERM' : sig);
+  });
+  const log = (line: string): void => ctx.io.stderr(`moshctl: ${line}\n`);
+  try {
+    const outcome = await execute(plan, {
+      runner,
+      record,
+      save: (r) => store.write(r),
+      forget: (r) => store.remove(r.id),
+      interrupted: () => trap.signal,
+      log,
+      runTasks: (tasks) => runListr(tasks),
+    });
+    const t = outcome.teardown;
+    if (t.left.length === 0) log(`session ${record.id} ended; stopped ${t.stopped.length} process(es)`);
+    if (outcome.error !== undefined) {
+      const e = outcome.error;
+      // A signal that interrupted a step surfaces as that step's error; report it as the interruption.
+      const code = report(trap.signal && !(e instanceof EnvError) ? new Interrupted(trap.signal) : e, ctx.io);
+      return trap.signal ? 128 + signalNumber(trap.signal) : code;
+    }
+    return outcome.clientCode ?? ExitCode.internal;
+  } finally {
+    trap.release();
+  }
+}
+
+async function runListr(tasks: ListrTask[]): Promise<void> {
+  const { Listr } = await import('listr2');
+  const tty = process.stderr.isTTY === true;
+  await new Listr(tasks, {
+    concurrent: false,
+    exitOnError: true,
+    // listr2's own handler calls process.exit without cleanup; moshctl handles signals itself.
+    registerSignalListeners: false,
+    renderer: tty ? 'default' : 'simple',
+    fallbackRenderer: 'simple',
+    rendererOptions: { collapseErrors: false },
+  }).run();
+}
+
+function recordedHop(h: HostConfig): RecordedHop {
+  return {
+    name: h.name,
+    address: h.address,
+    port: h.port,
+    user: h.user,
+    identity_file: h.identity_file,
+    known_hosts: h.known_hosts,
+  };
+}
+
+function signalNumber(sig: NodeJS.Signals): number {
+  return { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 }[sig as 'SIGHUP' | 'SIGINT' | 'SIGTERM'] ?? 0;
+}

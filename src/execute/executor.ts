@@ -1,0 +1,112 @@
+// Runs a plan: setup steps as listr2 tasks, then mosh-client in the
+// foreground, then teardown from the record of what was created. Decisions
+// were made by the planner; this only follows the steps and records results.
+import type { ListrTask } from 'listr2';
+import { Interrupted } from '../errors.js';
+import type { ClientStep, Plan } from '../plan/types.js';
+import type { SessionRecord } from '../state/record.js';
+import type { Runner } from './runner.js';
+import { teardown, type TeardownReport } from './teardown.js';
+
+export interface ExecuteOptions {
+  runner: Runner;
+  record: SessionRecord;
+  /** Persists the record; called after every process is created or stopped. */
+  save: (record: SessionRecord) => void;
+  /** Removes the record once teardown left nothing behind. */
+  forget: (record: SessionRecord) => void;
+  /** Set when a signal arrived; checked between steps. */
+  interrupted: () => NodeJS.Signals | undefined;
+  /** Where progress and warnings go. */
+  log: (line: string) => void;
+  /** Renders tasks; listr2 in the CLI, a plain loop in tests. */
+  runTasks: (tasks: ListrTask[]) => Promise<void>;
+}
+
+export interface Outcome {
+  /** mosh-client's exit code, when it ran. */
+  clientCode?: number;
+  /** Why setup stopped early (a failed step or a signal); teardown ran all the same. */
+  error?: unknown;
+  teardown: TeardownReport;
+}
+
+/** Never throws for a failed step: the error comes back with the teardown report. */
+export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
+  const ports = new Map<number, number>();
+  let key: string | undefined;
+  const check = (): void => {
+    const sig = o.interrupted();
+    if (sig) throw new Interrupted(sig);
+  };
+  const connects = plan.steps.filter((s) => s.kind === 'connect');
+  const tasks: ListrTask[] = [];
+  if (connects.length > 0) {
+    tasks.push({
+      title: `connect ${connects.map((s) => s.host).join(' → ')}`,
+      task: async (_ctx, task) => {
+        check();
+        await o.runner.connect(
+          connects.map((s) => s.host),
+          (host) => (task.output = `ssh to ${host}`),
+        );
+      },
+    });
+  }
+  for (const step of plan.steps) {
+    if (step.kind === 'server') {
+      tasks.push({
+        title: `start mosh-server on ${step.host}`,
+        task: async (_ctx, task) => {
+          check();
+          const s = await o.runner.startServer(step);
+          o.record.server = { host: step.host, pid: s.pid, port: s.port };
+          o.save(o.record);
+          ports.set(step.id, s.port);
+          key = s.key;
+          task.title = `mosh-server on ${step.host}: UDP ${s.port}, pid ${s.pid}`;
+        },
+      });
+    } else if (step.kind === 'relay') {
+      tasks.push({
+        title: `start relay on ${step.host}`,
+        task: async (_ctx, task) => {
+          check();
+          const forward = ports.get(step.forwardTo.port.step);
+          if (forward === undefined)
+            throw new Error(`bug: relay step ${step.id} ran before step ${step.forwardTo.port.step}`);
+          const r = await o.runner.startRelay(step, forward);
+          o.record.relays.unshift({ host: step.host, pid: r.pid, port: r.port, runtime: r.runtime });
+          o.save(o.record);
+          ports.set(step.id, r.port);
+          task.title = `relay on ${step.host} (${r.runtime}): UDP ${r.port} → ${step.forwardTo.address}:${forward}, pid ${r.pid}`;
+          if (r.warning) o.log(`warning: ${step.host}: ${r.warning}`);
+        },
+      });
+    }
+  }
+
+  const client = plan.steps.find((s): s is ClientStep => s.kind === 'client');
+  let clientCode: number | undefined;
+  let error: unknown;
+  try {
+    o.save(o.record);
+    await o.runTasks(tasks);
+    check();
+    if (!client) throw new Error('bug: plan without a client step');
+    const port = ports.get(client.connectTo.port.step);
+    if (port === undefined || key === undefined) throw new Error('bug: client step without port or key');
+    clientCode = await o.runner.runClient(client, port, key);
+  } catch (e) {
+    error = e;
+  }
+  key = undefined;
+  // Teardown runs on every ending: the client exited, a step failed, or a signal came.
+  const report = await teardown(o.record, o.runner, { save: o.save, log: o.log });
+  if (report.left.length === 0) o.forget(o.record);
+  return {
+    ...(clientCode !== undefined ? { clientCode } : {}),
+    ...(error !== undefined ? { error } : {}),
+    teardown: report,
+  };
+}

@@ -1,0 +1,34 @@
+// The seam between the plan and the world. The executor calls only this; the
+// ssh runner drives real hosts, a recording fake drives unit tests.
+import type { RelayRuntime } from '../config/types.js';
+import type { ClientStep, RelayStep, ServerStep } from '../plan/types.js';
+
+export interface ServerStarted {
+  pid: number;
+  port: number;
+  /** Held in memory only, handed to mosh-client's environment. */
+  key: string;
+}
+
+export interface RelayStarted {
+  pid: number;
+  port: number;
+  runtime: RelayRuntime;
+  /** Set when the runtime is weaker than python3 (socat fallback, nc). */
+  warning?: string;
+}
+
+export type ProcessKind = 'mosh-server' | 'relay';
+
+export interface Runner {
+  /** Opens the ssh chain to every host of the route, client side first. */
+  connect(route: string[], onHop: (host: string) => void): Promise<void>;
+  startServer(step: ServerStep): Promise<ServerStarted>;
+  startRelay(step: RelayStep, forwardPort: number): Promise<RelayStarted>;
+  /** Runs mosh-client in the foreground; resolves with its exit code. */
+  runClient(step: ClientStep, port: number, key: string): Promise<number>;
+  /** Stops a process by pid; "gone" when it had already exited. */
+  stop(host: string, pid: number, kind: ProcessKind): Promise<'stopped' | 'gone' | 'other'>;
+  /** Closes every ssh connection; safe to call twice. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,117 @@
+// The Runner over real hosts: one ssh connection per hop, opened once and
+// reused for every step and for teardown. A chain that dropped meanwhile (it
+// will when the client roams or sleeps) is opened again when next needed;
+// a hop that cannot be reached is remembered so teardown does not wait on it
+// once per process.
+import type { HostConfig } from '../config/types.js';
+import { parseRelayStop, stopRelayCommand } from '../relay/commands.js';
+import { EnvError } from '../errors.js';
+import type { ClientStep, RelayStep, ServerStep } from '../plan/types.js';
+import { moshServerCommand, moshServerFailure, parseMoshServerOutput } from '../remote/mosh-server.js';
+import { parseStop, stopByPidCommand } from '../remote/processes.js';
+import type { SshChain } from '../ssh/connect.js';
+import { startMoshClient, type ClientProcess } from './client.js';
+import { startRelayOn } from './relay-start.js';
+import type { ProcessKind, RelayStarted, Runner, ServerStarted } from './runner.js';
+
+const SERVER_TIMEOUT_MS = 20_000;
+const STOP_TIMEOUT_MS = 15_000;
+
+export interface SshRunnerOptions {
+  signal?: AbortSignal;
+}
+
+export class SshRunner implements Runner {
+  private chain: SshChain | undefined;
+  /** How many hosts of the route the open chain reaches; 0 when none is open or it dropped. */
+  private reach = 0;
+  private client: ClientProcess | undefined;
+
+  /** `route`: every host of the session, client side first, target last. */
+  constructor(
+    private readonly route: HostConfig[],
+    private readonly opts: SshRunnerOptions = {},
+  ) {}
+
+  async connect(_route: string[], onHop: (host: string) => void): Promise<void> {
+    await this.open(this.route.length, onHop);
+  }
+
+  async startServer(step: ServerStep): Promise<ServerStarted> {
+    const chain = await this.ensure(step.host);
+    const r = await chain.exec(step.host, moshServerCommand(step), { timeoutMs: SERVER_TIMEOUT_MS });
+    const parsed = parseMoshServerOutput(r.stdout, r.stderr);
+    if (!parsed || r.code !== 0) {
+      const f = moshServerFailure(r.code, r.stderr);
+      throw new EnvError(f.message, f.hint, { host: step.host, step: 'start mosh-server' });
+    }
+    return parsed;
+  }
+
+  async startRelay(step: RelayStep, forwardPort: number): Promise<RelayStarted> {
+    const chain = await this.ensure(step.host);
+    return startRelayOn(chain, step, forwardPort);
+  }
+
+  async runClient(step: ClientStep, port: number, key: string): Promise<number> {
+    this.client = await startMoshClient(step.connectTo.address, port, key);
+    try {
+      return await this.client.exited;
+    } finally {
+      this.client = undefined;
+    }
+  }
+
+  /** Ends a running mosh-client (SIGHUP/SIGTERM to moshctl, or `moshctl down` from elsewhere). */
+  killClient(signal: NodeJS.Signals): boolean {
+    this.client?.kill(signal);
+    return this.client !== undefined;
+  }
+
+  async stop(host: string, pid: number, kind: ProcessKind): Promise<'stopped' | 'gone' | 'other'> {
+    const chain = await this.ensure(host);
+    // A relay is stopped with its whole process group (socat's children outlive their parent).
+    const command = kind === 'mosh-server' ? stopByPidCommand(pid, 'mosh-server') : stopRelayCommand(pid);
+    const r = await chain.exec(host, command, { timeoutMs: STOP_TIMEOUT_MS });
+    const outcome = kind === 'mosh-server' ? parseStop(r.stdout) : parseRelayStop(r.stdout);
+    if (!outcome) {
+      throw new EnvError(
+        `stopping pid ${pid} failed: ${r.stderr.trim() || `exit code ${r.code}`}`,
+        `log in to ${host} and stop pid ${pid} by hand`,
+        { host, step: `stop ${kind}` },
+      );
+    }
+    return outcome;
+  }
+
+  async close(): Promise<void> {
+    const chain = this.chain;
+    this.chain = undefined;
+    this.reach = 0;
+    await chain?.close();
+  }
+
+  /** A chain that reaches `host`, opened (again) if needed. */
+  private async ensure(host: string): Promise<SshChain> {
+    const index = this.route.findIndex((h) => h.name === host);
+    if (index < 0) throw new Error(`bug: ${host} is not on this session's route`);
+    if (this.chain && this.reach > index) return this.chain;
+    return this.open(index + 1);
+  }
+
+  private async open(hops: number, onHop?: (host: string) => void): Promise<SshChain> {
+    await this.close();
+    const { connectChain } = await import('../ssh/connect.js');
+    const chain = await connectChain(this.route.slice(0, hops), {
+      ...(this.opts.signal ? { signal: this.opts.signal } : {}),
+      ...(onHop ? { onHop } : {}),
+    });
+    this.chain = chain;
+    this.reach = hops;
+    // Once any hop drops, everything behind it is gone too: reopen on next use.
+    chain.onClose(() => {
+      if (this.chain === chain) this.reach = 0;
+    });
+    return chain;
+  }
+}

@@ -1,0 +1,70 @@
+// Undo what a record says was created: relays client side first (so no hop
+// forwards into something already gone), then the server, then close ssh.
+// Used by `up` at its end and by `down` from any process. Every item is
+// tried; what could not be stopped stays in the record so running `down`
+// again finishes the job.
+import { EnvError } from '../errors.js';
+import type { SessionRecord } from '../state/record.js';
+import type { Runner } from './runner.js';
+
+export interface TeardownReport {
+  stopped: string[];
+  /** Items still in the record, each with why. */
+  left: { what: string; why: string }[];
+}
+
+export async function teardown(
+  record: SessionRecord,
+  runner: Runner,
+  o: { save: (r: SessionRecord) => void; log: (line: string) => void },
+): Promise<TeardownReport> {
+  const report: TeardownReport = { stopped: [], left: [] };
+  const unreachable = new Map<string, string>();
+  const attempt = async (what: string, host: string, stop: () => Promise<string>): Promise<boolean> => {
+    const known = unreachable.get(host);
+    if (known) {
+      report.left.push({ what, why: known });
+      return false;
+    }
+    try {
+      const outcome = await stop();
+      report.stopped.push(
+        outcome === 'other'
+          ? `${what} (pid now belongs to another program; left alone)`
+          : `${what} (${outcome})`,
+      );
+      return true;
+    } catch (e) {
+      const why = e instanceof EnvError ? `${e.message}` : String(e);
+      if (e instanceof EnvError) unreachable.set(host, why);
+      report.left.push({ what, why });
+      return false;
+    }
+  };
+
+  for (const relay of [...record.relays]) {
+    const what = `relay on ${relay.host} (pid ${relay.pid}, UDP ${relay.port})`;
+    if (await attempt(what, relay.host, () => runner.stop(relay.host, relay.pid, 'relay'))) {
+      record.relays = record.relays.filter((r) => r !== relay);
+      o.save(record);
+    }
+  }
+  const server = record.server;
+  if (server) {
+    const what = `mosh-server on ${server.host} (pid ${server.pid}, UDP ${server.port})`;
+    if (await attempt(what, server.host, () => runner.stop(server.host, server.pid, 'mosh-server'))) {
+      delete record.server;
+      o.save(record);
+    }
+  }
+  await runner.close().catch(() => undefined);
+  for (const l of report.left) {
+    o.log(`not stopped: ${l.what}: ${l.why}`);
+  }
+  if (report.left.length > 0) {
+    o.log(
+      `what is left exits on its own after ${record.networkTimeout} s without a client; or run "moshctl down ${record.name}" again`,
+    );
+  }
+  return report;
+}

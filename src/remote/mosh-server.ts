@@ -1,0 +1,65 @@
+// The mosh-server command line and what it prints. sshd drops environment
+// requests it does not list in AcceptEnv, so the timeouts go inline through
+// `env`, which also works when the login shell is not sh-like (fish, csh).
+import { shellJoin } from '../relay/shell.js';
+import type { ServerStep } from '../plan/types.js';
+
+export function moshServerCommand(
+  step: Pick<ServerStep, 'ports' | 'networkTimeout' | 'signalTimeout' | 'locale' | 'command'>,
+): string {
+  const argv: (string | number)[] = [
+    'env',
+    `MOSH_SERVER_NETWORK_TMOUT=${step.networkTimeout}`,
+    `MOSH_SERVER_SIGNAL_TMOUT=${step.signalTimeout}`,
+    'mosh-server',
+    'new',
+    '-p',
+    `${step.ports.from}:${step.ports.to}`,
+    '-l',
+    `LANG=${step.locale}`,
+  ];
+  if (step.command && step.command.length > 0) argv.push('--', ...step.command);
+  return shellJoin(argv);
+}
+
+export interface MoshConnect {
+  port: number;
+  /** The session key: goes to mosh-client's environment and nowhere else. */
+  key: string;
+  pid: number;
+}
+
+const CONNECT = /^MOSH CONNECT (\d+) ([A-Za-z0-9/+]{22})\s*$/m;
+const DETACHED = /\[mosh-server detached, pid = (\d+)\]/;
+
+/** Parses mosh-server's output; undefined until both the connect line and the pid are there. */
+export function parseMoshServerOutput(stdout: string, stderr: string): MoshConnect | undefined {
+  const c = CONNECT.exec(stdout) ?? CONNECT.exec(stderr);
+  const d = DETACHED.exec(stderr) ?? DETACHED.exec(stdout);
+  if (!c || !d) return undefined;
+  return { port: Number(c[1]), key: c[2] ?? '', pid: Number(d[1]) };
+}
+
+/**
+ * Why mosh-server did not start, from its exit code and stderr, never from its
+ * stdout (which may hold the key).
+ */
+export function moshServerFailure(code: number | null, stderr: string): { message: string; hint: string } {
+  if (code === 127 || /mosh-server.*(not found|No such file)/.test(stderr)) {
+    return {
+      message: 'mosh-server is not installed (or not on the PATH of a non-interactive ssh session)',
+      hint: 'install mosh on that host (Debian/Ubuntu: apt install mosh; Fedora: dnf install mosh)',
+    };
+  }
+  if (/bind|Address already in use|no port/i.test(stderr)) {
+    return {
+      message: 'mosh-server found no free UDP port in its range',
+      hint: 'widen mosh.server_ports in moshproxy.yaml, or stop old sessions (moshctl down --all)',
+    };
+  }
+  const last = stderr.trim().split('\n').filter(Boolean).pop() ?? 'no output';
+  return {
+    message: `mosh-server exited with code ${code ?? 'none'}: ${last}`,
+    hint: 'run "mosh-server new" on that host by hand to see why; mosh needs a UTF-8 locale (mosh.locale)',
+  };
+}

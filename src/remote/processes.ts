@@ -1,0 +1,51 @@
+// Stopping and checking remote processes by pid. Before signalling, the pid's
+// command line must still contain what we started (mosh-server, the relay),
+// so a pid reused by an unrelated process after a reboot is never touched.
+// Every command is safe to run twice: a process already gone is "gone".
+import { shellQuote } from '../relay/shell.js';
+
+function checkPid(pid: number): number {
+  if (!Number.isInteger(pid) || pid < 2) throw new Error(`bug: bad pid ${pid}`);
+  return pid;
+}
+
+/**
+ * TERM, up to 5 s to exit (mosh-server takes a second or two), then KILL.
+ * Prints one word: stopped, gone or other (the pid now belongs to something else).
+ */
+export function stopByPidCommand(pid: number, marker: string): string {
+  const p = checkPid(pid);
+  const m = shellQuote(`*${marker}*`);
+  return [
+    `p=${p}`,
+    `if ! kill -0 "$p" 2>/dev/null; then echo gone; exit 0; fi`,
+    `case "$(ps -o args= -p "$p" 2>/dev/null)" in ${m}) ;; *) echo other; exit 0;; esac`,
+    `kill "$p" 2>/dev/null`,
+    `i=0; while kill -0 "$p" 2>/dev/null && [ "$i" -lt 50 ]; do sleep 0.1; i=$((i+1)); done`,
+    `if kill -0 "$p" 2>/dev/null; then kill -9 "$p" 2>/dev/null; fi`,
+    `echo stopped`,
+  ].join('; ');
+}
+
+export type StopOutcome = 'stopped' | 'gone' | 'other';
+
+export function parseStop(stdout: string): StopOutcome | undefined {
+  const word = stdout.trim().split('\n').pop();
+  return word === 'stopped' || word === 'gone' || word === 'other' ? word : undefined;
+}
+
+/** For each pid prints "PID alive" or "PID dead", checking the marker the same way as stop. */
+export function aliveCommand(processes: { pid: number; marker: string }[]): string {
+  return processes
+    .map(({ pid, marker }) => {
+      const p = checkPid(pid);
+      return `case "$(ps -o args= -p ${p} 2>/dev/null)" in ${shellQuote(`*${marker}*`)}) echo "${p} alive";; *) echo "${p} dead";; esac`;
+    })
+    .join('; ');
+}
+
+export function parseAlive(stdout: string): Map<number, boolean> {
+  const out = new Map<number, boolean>();
+  for (const m of stdout.matchAll(/^(\d+) (alive|dead)$/gm)) out.set(Number(m[1]), m[2] === 'alive');
+  return out;
+}
