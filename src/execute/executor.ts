@@ -21,6 +21,8 @@ export interface ExecuteOptions {
   log: (line: string) => void;
   /** Renders tasks; listr2 in the CLI, a plain loop in tests. */
   runTasks: (tasks: ListrTask[]) => Promise<void>;
+  /** Awaited before each setup step (by kind); lets tests interrupt at a chosen step. */
+  beforeStep?: (kind: string) => Promise<void>;
 }
 
 export interface Outcome {
@@ -35,7 +37,8 @@ export interface Outcome {
 export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
   const ports = new Map<number, number>();
   let key: string | undefined;
-  const check = (): void => {
+  const check = async (kind: string): Promise<void> => {
+    await o.beforeStep?.(kind);
     const sig = o.interrupted();
     if (sig) throw new Interrupted(sig);
   };
@@ -45,7 +48,7 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
     tasks.push({
       title: `connect ${connects.map((s) => s.host).join(' → ')}`,
       task: async (_ctx, task) => {
-        check();
+        await check('connect');
         await o.runner.connect(
           connects.map((s) => s.host),
           (host) => (task.output = `ssh to ${host}`),
@@ -58,7 +61,7 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
       tasks.push({
         title: `start mosh-server on ${step.host}`,
         task: async (_ctx, task) => {
-          check();
+          await check('server');
           const s = await o.runner.startServer(step);
           o.record.server = { host: step.host, pid: s.pid, port: s.port };
           o.save(o.record);
@@ -71,7 +74,7 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
       tasks.push({
         title: `start relay on ${step.host}`,
         task: async (_ctx, task) => {
-          check();
+          await check('relay');
           const forward = ports.get(step.forwardTo.port.step);
           if (forward === undefined)
             throw new Error(`bug: relay step ${step.id} ran before step ${step.forwardTo.port.step}`);
@@ -92,7 +95,7 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
   try {
     o.save(o.record);
     await o.runTasks(tasks);
-    check();
+    await check('client');
     if (!client) throw new Error('bug: plan without a client step');
     const port = ports.get(client.connectTo.port.step);
     if (port === undefined || key === undefined) throw new Error('bug: client step without port or key');

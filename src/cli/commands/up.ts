@@ -59,6 +59,7 @@ export async function up(ctx: CommandContext): Promise<number> {
       interrupted: () => trap.signal,
       log,
       runTasks: (tasks) => runListr(tasks),
+      beforeStep: holdForTests(ctx.io.env.MOSHCTL_TEST_HOLD, log, abort.signal),
     });
     const t = outcome.teardown;
     if (t.left.length === 0) log(`session ${record.id} ended; stopped ${t.stopped.length} process(es)`);
@@ -86,6 +87,24 @@ async function runListr(tasks: ListrTask[]): Promise<void> {
     fallbackRenderer: 'simple',
     rendererOptions: { collapseErrors: false },
   }).run();
+}
+
+/**
+ * MOSHCTL_TEST_HOLD=connect|server|relay|client: wait before that step until a
+ * signal arrives, so end-to-end tests can interrupt `up` at each step. Unset
+ * in normal use.
+ */
+function holdForTests(
+  kind: string | undefined,
+  log: (line: string) => void,
+  signal: AbortSignal,
+): ((step: string) => Promise<void>) | undefined {
+  if (!kind) return undefined;
+  return (step) => {
+    if (step !== kind || signal.aborted) return Promise.resolve();
+    log(`holding before step ${step} (MOSHCTL_TEST_HOLD)`);
+    return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+  };
 }
 
 function recordedHop(h: HostConfig): RecordedHop {

@@ -1,0 +1,170 @@
+// Drives `moshctl up` as a person would: in a terminal (tmux) in the lab's
+// client namespace, typing into the session and reading effects on the hosts.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { REPO_ROOT, Tmux, type HostName, type Lab } from '../../src/lab/index.js';
+
+export interface UpSession {
+  tmux: Tmux;
+  /** XDG_STATE_HOME of this moshctl: its records live below. */
+  stateHome: string;
+  /** moshctl's stderr (mosh-client owns the screen). */
+  errFile: string;
+  env: Record<string, string>;
+}
+
+let counter = 0;
+
+/** Starts `moshctl -f <lab config> ARGS` in tmux as the client. */
+export async function startMoshctl(
+  lab: Lab,
+  args: string[],
+  opts: { env?: Record<string, string>; config?: string } = {},
+): Promise<UpSession> {
+  const name = `up${++counter}`;
+  const stateHome = join(lab.dir, `state-${name}`);
+  const errFile = join(lab.dir, `${name}.err`);
+  const env = { XDG_STATE_HOME: stateHome, ...opts.env };
+  const tmux = await Tmux.start(lab, {
+    name,
+    // sh only to send moshctl's stderr to a file; exec keeps moshctl the pane's program.
+    command: [
+      'sh',
+      '-c',
+      'err=$1; shift; exec "$@" 2>>"$err"',
+      'sh',
+      errFile,
+      process.execPath,
+      join(REPO_ROOT, 'bin', 'moshctl.js'),
+      '-f',
+      opts.config ?? lab.configFile,
+      ...args,
+    ],
+    env,
+  });
+  return { tmux, stateHome, errFile, env };
+}
+
+export function stderrOf(s: UpSession): string {
+  return existsSync(s.errFile) ? readFileSync(s.errFile, 'utf8') : '';
+}
+
+export async function waitForStderr(
+  s: UpSession,
+  pattern: RegExp | string,
+  timeoutMs = 20_000,
+): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const text = stderrOf(s);
+    if (typeof pattern === 'string' ? text.includes(pattern) : pattern.test(text)) return text;
+    if (Date.now() > deadline) throw new Error(`moshctl stderr did not show ${String(pattern)}:\n${text}`);
+    await sleep(100);
+  }
+}
+
+/** Waits for the shell prompt of the session (root's "# "). */
+export async function waitForPrompt(s: UpSession, timeoutMs = 30_000): Promise<void> {
+  await s.tmux.waitFor(/# $/m, timeoutMs);
+}
+
+let marker = 0;
+
+/**
+ * Types a command into the session that writes the namespace it runs in to a
+ * file, and waits until the file says the target's: proof that keystrokes
+ * reach the target and the session is alive. Returns how long it took.
+ */
+export async function typeAndCheck(
+  lab: Lab,
+  s: UpSession,
+  timeoutMs = 30_000,
+  host: HostName = 'target',
+): Promise<number> {
+  const file = join(lab.dir, `typed-${++marker}`);
+  const started = Date.now();
+  await s.tmux.sendKeys(`ip netns identify > ${file}`);
+  await s.tmux.sendEnter();
+  const want = lab.host(host).ns;
+  for (;;) {
+    const got = existsSync(file) ? readFileSync(file, 'utf8').trim() : '';
+    if (got === want) return Date.now() - started;
+    if (Date.now() - started > timeoutMs) {
+      throw new Error(
+        `typed command had no effect on ${host} within ${timeoutMs} ms (file: "${got}"); screen:\n${await s.tmux.capture()}`,
+      );
+    }
+    await sleep(100);
+  }
+}
+
+/** Types `exit` and waits for moshctl to end; returns its exit status. */
+export async function exitSession(s: UpSession, timeoutMs = 30_000): Promise<number> {
+  await s.tmux.sendKeys('exit');
+  await s.tmux.sendEnter();
+  return waitForExit(s, timeoutMs);
+}
+
+export async function waitForExit(s: UpSession, timeoutMs = 30_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const code = await s.tmux.exitStatus();
+    if (code !== undefined) return code;
+    if (Date.now() > deadline)
+      throw new Error(`moshctl did not exit within ${timeoutMs} ms; stderr:\n${stderrOf(s)}`);
+    await sleep(100);
+  }
+}
+
+/** Session records in this moshctl's state directory. */
+export function records(s: UpSession): string[] {
+  const dir = join(s.stateHome, 'moshctl', 'sessions');
+  return existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.json')) : [];
+}
+
+export function cmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim();
+  } catch {
+    return '';
+  }
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    return /^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return true;
+  }
+}
+
+/** Session processes (mosh-server, mosh-client, relays) still alive in the lab, as "host pid cmdline". */
+export async function sessionProcesses(lab: Lab): Promise<string[]> {
+  const hosts: HostName[] = [
+    'client',
+    'bastion',
+    'target',
+    ...(lab.hosts.bastion2 ? (['bastion2'] as const) : []),
+  ];
+  const found: string[] = [];
+  for (const host of hosts) {
+    for (const pid of await lab.pidsIn(host)) {
+      const cmd = cmdline(pid);
+      if (isZombie(pid) || cmd.startsWith('sshd:') || cmd.includes('/sshd ')) continue;
+      if (/mosh-server|mosh-client|--idle-timeout|socat|moshctl-relay|\bnc\b/.test(cmd))
+        found.push(`${host} ${pid} ${cmd}`);
+    }
+  }
+  return found;
+}
+
+/** Waits until no session process is left anywhere in the lab; returns what is left on timeout. */
+export async function settleNoSessionProcesses(lab: Lab, timeoutMs = 10_000): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const left = await sessionProcesses(lab);
+    if (left.length === 0 || Date.now() > deadline) return left;
+    await sleep(200);
+  }
+}

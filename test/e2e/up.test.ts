@@ -1,0 +1,53 @@
+// moshctl up through one bastion, in the lab, as a person uses it.
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  exitSession,
+  records,
+  sessionProcesses,
+  settleNoSessionProcesses,
+  startMoshctl,
+  stderrOf,
+  typeAndCheck,
+  waitForPrompt,
+  type UpSession,
+} from './moshctl.js';
+import { e2eSkipReason, useLab } from './support.js';
+
+const reason = e2eSkipReason();
+
+describe.skipIf(reason)('moshctl up through one bastion', () => {
+  const ctx = useLab();
+  const open: UpSession[] = [];
+  afterEach(async () => {
+    for (const s of open.splice(0)) await s.tmux.kill();
+    // Whatever a test did, the next one starts with no session processes.
+    expect(await settleNoSessionProcesses(ctx.lab)).toEqual([]);
+  });
+
+  it('opens a session whose keystrokes run on the target, and tears everything down on exit', async () => {
+    const { lab } = ctx;
+    const s = await startMoshctl(lab, ['up', 'target']);
+    open.push(s);
+    await waitForPrompt(s);
+    expect(records(s)).toHaveLength(1);
+    const running = await sessionProcesses(lab);
+    expect(running.filter((p) => p.startsWith('target ') && p.includes('mosh-server'))).toHaveLength(1);
+    expect(running.filter((p) => p.startsWith('bastion ') && p.includes('--idle-timeout'))).toHaveLength(1);
+    expect(running.filter((p) => p.startsWith('client ') && p.includes('mosh-client'))).toHaveLength(1);
+    await typeAndCheck(lab, s);
+    expect(await exitSession(s)).toBe(0);
+    expect(await settleNoSessionProcesses(lab)).toEqual([]);
+    expect(records(s)).toEqual([]);
+    expect(stderrOf(s)).toMatch(/session target-\S+ ended; stopped 2 process\(es\)/);
+  });
+
+  it("runs a command instead of the login shell and exits with the client's code", async () => {
+    const { lab } = ctx;
+    const s = await startMoshctl(lab, ['up', 'target', '--', 'sh', '-c', 'ip netns identify; sleep 2']);
+    open.push(s);
+    await s.tmux.waitFor(lab.hosts.target.ns, 30_000);
+    const { waitForExit } = await import('./moshctl.js');
+    expect(await waitForExit(s)).toBe(0);
+    expect(await settleNoSessionProcesses(lab)).toEqual([]);
+  });
+});
