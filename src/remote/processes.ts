@@ -15,7 +15,8 @@ function checkPid(pid: number): number {
  */
 export function stopByPidCommand(pid: number, marker: string): string {
   const p = checkPid(pid);
-  const m = shellQuote(`*${marker}*`);
+  // Only the marker is quoted: a quoted `*` in a case pattern is a literal star.
+  const m = `*${shellQuote(marker)}*`;
   return [
     `p=${p}`,
     `if ! kill -0 "$p" 2>/dev/null; then echo gone; exit 0; fi`,
@@ -39,7 +40,7 @@ export function aliveCommand(processes: { pid: number; marker: string }[]): stri
   return processes
     .map(({ pid, marker }) => {
       const p = checkPid(pid);
-      return `case "$(ps -o args= -p ${p} 2>/dev/null)" in ${shellQuote(`*${marker}*`)}) echo "${p} alive";; *) echo "${p} dead";; esac`;
+      return `case "$(ps -o args= -p ${p} 2>/dev/null)" in *${shellQuote(marker)}*) echo "${p} alive";; *) echo "${p} dead";; esac`;
     })
     .join('; ');
 }

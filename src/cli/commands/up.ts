@@ -69,6 +69,8 @@ export async function up(ctx: CommandContext): Promise<number> {
       const code = report(trap.signal && !(e instanceof EnvError) ? new Interrupted(trap.signal) : e, ctx.io);
       return trap.signal ? 128 + signalNumber(trap.signal) : code;
     }
+    // Ended by SIGTERM/SIGHUP (e.g. `moshctl down` from another terminal): say so in the exit code.
+    if (trap.signal) return 128 + signalNumber(trap.signal);
     return outcome.clientCode ?? ExitCode.internal;
   } finally {
     trap.release();

@@ -1,0 +1,163 @@
+// moshctl down and status from another process: the session's own terminal
+// keeps running mosh-client while a second moshctl looks at it or stops it.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { REPO_ROOT, type Lab } from '../../src/lab/index.js';
+import {
+  records,
+  settleNoSessionProcesses,
+  startMoshctl,
+  typeAndCheck,
+  waitForExit,
+  waitForPrompt,
+  type UpSession,
+} from './moshctl.js';
+import { e2eSkipReason, useLab } from './support.js';
+
+const reason = e2eSkipReason();
+
+/** Runs moshctl as the client, outside tmux, with the same state directory as `s`. */
+async function moshctl(lab: Lab, s: UpSession, args: string[], config = lab.configFile) {
+  return lab.exec(
+    'client',
+    [
+      'env',
+      `XDG_STATE_HOME=${s.stateHome}`,
+      process.execPath,
+      join(REPO_ROOT, 'bin/moshctl.js'),
+      '-f',
+      config,
+      ...args,
+    ],
+    { timeoutMs: 60_000 },
+  );
+}
+
+function recordOf(s: UpSession): {
+  pid: number;
+  relays: { pid: number; port: number }[];
+  server: { pid: number };
+} {
+  const file = records(s)[0];
+  if (!file) throw new Error('no session record');
+  return JSON.parse(readFileSync(join(s.stateHome, 'moshctl', 'sessions', file), 'utf8')) as never;
+}
+
+describe.skipIf(reason)('moshctl down and status', () => {
+  const ctx = useLab();
+  const open: UpSession[] = [];
+  afterEach(async () => {
+    for (const s of open.splice(0)) await s.tmux.kill();
+    expect(await settleNoSessionProcesses(ctx.lab)).toEqual([]);
+  });
+
+  it('status shows a running session with its processes alive, as text and JSON', async () => {
+    const { lab } = ctx;
+    const s = await startMoshctl(lab, ['up', 'target']);
+    open.push(s);
+    await waitForPrompt(s);
+    const rec = recordOf(s);
+    const text = await moshctl(lab, s, ['status']);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/^target {2}target-\S+ {2}up \d+s {2}client alive$/m);
+    expect(text.stdout).toContain('  route   local → bastion → target');
+    expect(text.stdout).toContain(
+      `  relay   bastion UDP ${rec.relays[0]?.port} (python3, pid ${rec.relays[0]?.pid}): alive`,
+    );
+    expect(text.stdout).toMatch(new RegExp(`server  target UDP \\d+ \\(pid ${rec.server.pid}\\): alive`));
+    const json = JSON.parse((await moshctl(lab, s, ['status', '--json'])).stdout) as {
+      version: number;
+      sessions: { name: string; server: { state: string }; relays: { state: string }[] }[];
+    };
+    expect(json.version).toBe(1);
+    expect(json.sessions.map((x) => [x.name, x.server.state, x.relays.map((r) => r.state)])).toEqual([
+      ['target', 'alive', ['alive']],
+    ]);
+    // The same check must see a dead relay as dead.
+    await lab.exec('bastion', ['kill', String(rec.relays[0]?.pid)]);
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await moshctl(lab, s, ['status'])).stdout).toContain(
+      `(python3, pid ${rec.relays[0]?.pid}): dead`,
+    );
+  });
+
+  it('down from another terminal ends the session: its mosh-client exits and nothing is left', async () => {
+    const { lab } = ctx;
+    const s = await startMoshctl(lab, ['up', 'target']);
+    open.push(s);
+    await waitForPrompt(s);
+    await typeAndCheck(lab, s);
+    const r = await moshctl(lab, s, ['down', 'target']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^target-\S+: stopped by its moshctl up process \(pid \d+\)$/m);
+    expect(await waitForExit(s)).toBe(143);
+    expect(await settleNoSessionProcesses(lab)).toEqual([]);
+    expect(records(s)).toEqual([]);
+    const again = await moshctl(lab, s, ['down', 'target']);
+    expect(again).toMatchObject({ code: 0, stdout: 'no session named target to stop\n' });
+  });
+
+  it('down after moshctl was killed stops the server and the relay from the record', async () => {
+    const { lab } = ctx;
+    const s = await startMoshctl(lab, ['up', 'target']);
+    open.push(s);
+    await waitForPrompt(s);
+    const rec = recordOf(s);
+    process.kill(rec.pid, 'SIGKILL');
+    await s.tmux.kill(); // mosh-client goes with its terminal
+    const r = await moshctl(lab, s, ['down']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(
+      /^target-\S+: stopped relay on bastion \(pid \d+, UDP \d+\) \(stopped\), mosh-server on target \(pid \d+, UDP \d+\) \(stopped\)$/m,
+    );
+    expect(await settleNoSessionProcesses(lab)).toEqual([]);
+    expect(records(s)).toEqual([]);
+    expect((await moshctl(lab, s, ['status'])).stdout).toBe('no sessions\n');
+  });
+
+  it('down goes on when a host is gone, keeps what it could not stop, and finishes on a second run', async () => {
+    const { lab } = ctx;
+    const s = await startMoshctl(lab, ['up', 'target']);
+    open.push(s);
+    await waitForPrompt(s);
+    const rec = recordOf(s);
+    process.kill(rec.pid, 'SIGKILL');
+    await s.tmux.kill();
+    // The target becomes unreachable: the relay on the bastion can still be stopped.
+    await lab.dropShare('target', 100);
+    try {
+      const r = await moshctl(lab, s, ['down', '--all']);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('not stopped: mosh-server on target');
+      expect(r.stderr).toContain('run "moshctl down target" again');
+      const left = recordOf(s);
+      expect(left.relays).toEqual([]);
+      expect(left.server.pid).toBe(rec.server.pid);
+    } finally {
+      await lab.clearDrops();
+    }
+    const again = await moshctl(lab, s, ['down', '--all']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(records(s)).toEqual([]);
+    expect(await settleNoSessionProcesses(lab)).toEqual([]);
+  });
+
+  it('two sessions of the same name run at once; down NAME stops both', async () => {
+    const { lab } = ctx;
+    const a = await startMoshctl(lab, ['up', 'target']);
+    open.push(a);
+    await waitForPrompt(a);
+    // Same state directory: the records must not collide.
+    const b = await startMoshctl(lab, ['up', 'target'], { env: { XDG_STATE_HOME: a.stateHome } });
+    open.push(b);
+    await waitForPrompt(b);
+    expect(records(a)).toHaveLength(2);
+    await typeAndCheck(lab, a);
+    await typeAndCheck(lab, b);
+    const r = await moshctl(lab, a, ['down', 'target']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.match(/stopped by its moshctl up process/g)).toHaveLength(2);
+    expect(records(a)).toEqual([]);
+  });
+});
