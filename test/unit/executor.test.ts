@@ -1,0 +1,182 @@
+// The executor with a recording fake runner: the order of side effects, what
+// is recorded when, and teardown from the record on every kind of ending.
+import { describe, expect, it } from 'vitest';
+import type { ListrTask } from 'listr2';
+import { EnvError, Interrupted } from '../../src/errors.js';
+import { execute, type ExecuteOptions } from '../../src/execute/executor.js';
+import type { ProcessKind, Runner } from '../../src/execute/runner.js';
+import { loadConfig } from '../../src/config/load.js';
+import { planUp } from '../../src/plan/plan.js';
+import type { SessionRecord } from '../../src/state/record.js';
+import { tempTree } from './helpers.js';
+import { join } from 'node:path';
+
+const yaml = `version: 1
+mosh: {network_timeout: 600}
+hosts:
+  outer: {address: 192.0.2.1}
+  inner: {address: 198.51.100.2, via: [outer]}
+  box: {address: 203.0.113.10, via: [inner]}
+`;
+
+type FailAt = 'connect' | 'server' | 'relay:inner' | 'relay:outer' | 'client';
+
+class FakeRunner implements Runner {
+  calls: string[] = [];
+  constructor(
+    private readonly failAt?: FailAt,
+    private readonly unreachable: string[] = [],
+  ) {}
+  private maybeFail(what: FailAt): void {
+    if (this.failAt === what) throw new EnvError(`${what} failed`, 'fix it', { step: what });
+  }
+  connect(route: string[]): Promise<void> {
+    this.calls.push(`connect ${route.join(',')}`);
+    this.maybeFail('connect');
+    return Promise.resolve();
+  }
+  startServer(): Promise<{ pid: number; port: number; key: string }> {
+    this.calls.push('server');
+    this.maybeFail('server');
+    return Promise.resolve({ pid: 100, port: 60001, key: 'k'.repeat(22) });
+  }
+  startRelay(
+    step: { host: string },
+    forward: number,
+  ): Promise<{ pid: number; port: number; runtime: 'python3' }> {
+    this.calls.push(`relay ${step.host} → ${forward}`);
+    this.maybeFail(`relay:${step.host}` as FailAt);
+    return Promise.resolve({
+      pid: step.host === 'inner' ? 200 : 300,
+      port: step.host === 'inner' ? 62001 : 61001,
+      runtime: 'python3',
+    });
+  }
+  runClient(step: { connectTo: { address: string } }, port: number, key: string): Promise<number> {
+    this.calls.push(`client ${step.connectTo.address}:${port} key=${key.length}`);
+    this.maybeFail('client');
+    return Promise.resolve(7);
+  }
+  stop(host: string, pid: number, kind: ProcessKind): Promise<'stopped'> {
+    this.calls.push(`stop ${kind} ${host} ${pid}`);
+    if (this.unreachable.includes(host)) throw new EnvError(`${host} unreachable`, 'later', { host });
+    return Promise.resolve('stopped');
+  }
+  close(): Promise<void> {
+    this.calls.push('close');
+    return Promise.resolve();
+  }
+}
+
+function setup(runner: FakeRunner, interrupted?: () => NodeJS.Signals | undefined) {
+  const dir = tempTree({ 'moshproxy.yaml': yaml });
+  const { config } = loadConfig([join(dir, 'moshproxy.yaml')], {});
+  const plan = planUp(config, 'box');
+  const record: SessionRecord = {
+    version: 1,
+    id: 'box-1',
+    name: 'box',
+    configFiles: [],
+    createdAt: '',
+    pid: 1,
+    machine: 'm',
+    route: [],
+    relays: [],
+    networkTimeout: 600,
+  };
+  const saved: string[] = [];
+  let forgotten = false;
+  const logs: string[] = [];
+  const options: ExecuteOptions = {
+    runner,
+    record,
+    save: (r) =>
+      saved.push(JSON.stringify({ server: r.server?.pid ?? null, relays: r.relays.map((x) => x.pid) })),
+    forget: () => (forgotten = true),
+    interrupted: interrupted ?? (() => undefined),
+    log: (l) => logs.push(l),
+    runTasks: async (tasks: ListrTask[]) => {
+      for (const t of tasks)
+        await (t.task as (c: unknown, t: unknown) => Promise<void>)({}, { title: '', output: '' });
+    },
+  };
+  return { plan, options, saved, logs, record, forgotten: () => forgotten };
+}
+
+describe('execute', () => {
+  it('runs setup in plan order, relays last hop first, then the client, then teardown in reverse', async () => {
+    const runner = new FakeRunner();
+    const { plan, options, saved, forgotten } = setup(runner);
+    const outcome = await execute(plan, options);
+    expect(runner.calls).toEqual([
+      'connect outer,inner,box',
+      'server',
+      'relay inner → 60001',
+      'relay outer → 62001',
+      'client 192.0.2.1:61001 key=22',
+      'stop relay outer 300',
+      'stop relay inner 200',
+      'stop mosh-server box 100',
+      'close',
+    ]);
+    expect(outcome).toEqual({ clientCode: 7, teardown: { stopped: expect.any(Array) as unknown, left: [] } });
+    // Recorded as soon as each process exists, removed as each is stopped.
+    expect(saved).toEqual([
+      '{"server":null,"relays":[]}',
+      '{"server":100,"relays":[]}',
+      '{"server":100,"relays":[200]}',
+      '{"server":100,"relays":[300,200]}',
+      '{"server":100,"relays":[200]}',
+      '{"server":100,"relays":[]}',
+      '{"server":null,"relays":[]}',
+    ]);
+    expect(forgotten()).toBe(true);
+  });
+
+  it.each([
+    ['connect', ['close']],
+    ['server', ['close']],
+    ['relay:inner', ['stop mosh-server box 100', 'close']],
+    ['relay:outer', ['stop relay inner 200', 'stop mosh-server box 100', 'close']],
+    ['client', ['stop relay outer 300', 'stop relay inner 200', 'stop mosh-server box 100', 'close']],
+  ] as const)('a failure at %s stops exactly what was started, in reverse', async (failAt, teardownCalls) => {
+    const runner = new FakeRunner(failAt);
+    const { plan, options, forgotten } = setup(runner);
+    const outcome = await execute(plan, options);
+    expect(outcome.error).toBeInstanceOf(EnvError);
+    expect(outcome.clientCode).toBeUndefined();
+    const firstTeardown = runner.calls.findIndex((c) => c.startsWith('stop') || c === 'close');
+    expect(runner.calls.slice(firstTeardown)).toEqual(teardownCalls);
+    expect(forgotten()).toBe(true);
+  });
+
+  it('stops before the next step when a signal arrived, and still tears down', async () => {
+    const runner = new FakeRunner();
+    let signal: NodeJS.Signals | undefined;
+    const original = runner.startServer.bind(runner);
+    runner.startServer = async () => {
+      const r = await original();
+      signal = 'SIGINT';
+      return r;
+    };
+    const { plan, options } = setup(runner, () => signal);
+    const outcome = await execute(plan, options);
+    expect(outcome.error).toBeInstanceOf(Interrupted);
+    expect(runner.calls).toEqual(['connect outer,inner,box', 'server', 'stop mosh-server box 100', 'close']);
+  });
+
+  it('keeps in the record what it could not stop, and says how to finish', async () => {
+    const runner = new FakeRunner(undefined, ['box']);
+    const { plan, options, record, logs, forgotten } = setup(runner);
+    const outcome = await execute(plan, options);
+    expect(outcome.teardown.left).toEqual([
+      { what: 'mosh-server on box (pid 100, UDP 60001)', why: 'box unreachable' },
+    ]);
+    expect(record.server?.pid).toBe(100);
+    expect(record.relays).toEqual([]);
+    expect(forgotten()).toBe(false);
+    expect(logs.at(-1)).toBe(
+      'what is left exits on its own after 600 s without a client; or run "moshctl down box" again',
+    );
+  });
+});
