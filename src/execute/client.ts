@@ -9,6 +9,14 @@ export interface ClientProcess {
   kill: (signal: NodeJS.Signals) => void;
 }
 
+/**
+ * execa takes ~60 ms to load; loading it while ssh waits on the network keeps
+ * that off the path to mosh-client's first frame.
+ */
+export function preloadClient(): void {
+  import('execa').catch(() => undefined);
+}
+
 export async function startMoshClient(address: string, port: number, key: string): Promise<ClientProcess> {
   const { execa } = await import('execa');
   const { constants } = await import('node:os');

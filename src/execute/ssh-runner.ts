@@ -10,7 +10,7 @@ import type { ClientStep, RelayStep, ServerStep } from '../plan/types.js';
 import { moshServerCommand, moshServerFailure, parseMoshServerOutput } from '../remote/mosh-server.js';
 import { parseStop, stopByPidCommand } from '../remote/processes.js';
 import type { SshChain } from '../ssh/connect.js';
-import { startMoshClient, type ClientProcess } from './client.js';
+import { preloadClient, startMoshClient, type ClientProcess } from './client.js';
 import { startRelayOn } from './relay-start.js';
 import type { ProcessKind, RelayStarted, Runner, ServerStarted } from './runner.js';
 
@@ -26,6 +26,10 @@ export class SshRunner implements Runner {
   /** How many hosts of the route the open chain reaches; 0 when none is open or it dropped. */
   private reach = 0;
   private client: ClientProcess | undefined;
+  /** An open in progress: teardown asks for several hosts at once, and they must share one chain. */
+  private opening: Promise<SshChain> | undefined;
+  /** Hosts from this index on could not be reached; asking again would only wait for the same timeout. */
+  private unreachableFrom: { index: number; error: unknown } | undefined;
 
   /** `route`: every host of the session, client side first, target last. */
   constructor(
@@ -34,7 +38,9 @@ export class SshRunner implements Runner {
   ) {}
 
   async connect(_route: string[], onHop: (host: string) => void): Promise<void> {
-    await this.open(this.route.length, onHop);
+    const opened = this.open(this.route.length, onHop);
+    preloadClient();
+    await opened;
   }
 
   async startServer(step: ServerStep): Promise<ServerStarted> {
@@ -95,8 +101,23 @@ export class SshRunner implements Runner {
   private async ensure(host: string): Promise<SshChain> {
     const index = this.route.findIndex((h) => h.name === host);
     if (index < 0) throw new Error(`bug: ${host} is not on this session's route`);
+    while (this.opening) await this.opening.catch(() => undefined);
     if (this.chain && this.reach > index) return this.chain;
-    return this.open(index + 1);
+    if (this.unreachableFrom && index >= this.unreachableFrom.index) throw this.unreachableFrom.error;
+    // Open as far as the route goes, so a later request for a deeper host reuses it.
+    this.opening = this.open(this.route.length);
+    try {
+      return await this.opening;
+    } catch (e) {
+      const failed = e instanceof EnvError ? this.route.findIndex((h) => h.name === e.where.host) : -1;
+      if (failed >= 0) this.unreachableFrom = { index: failed, error: e };
+      // The full route failed (a host behind is gone): settle for reaching this host.
+      if (index + 1 === this.route.length || failed <= index) throw e;
+      this.opening = this.open(index + 1);
+      return await this.opening;
+    } finally {
+      this.opening = undefined;
+    }
   }
 
   private async open(hops: number, onHop?: (host: string) => void): Promise<SshChain> {

@@ -1,5 +1,5 @@
-// Undo what a record says was created: relays client side first (so no hop
-// forwards into something already gone), then the server, then close ssh.
+// Undo what a record says was created: every host's processes stopped at
+// once (hosts are independent), then ssh closed.
 // Used by `up` at its end and by `down` from any process. Every item is
 // tried; what could not be stopped stays in the record so running `down`
 // again finishes the job.
@@ -42,21 +42,36 @@ export async function teardown(
     }
   };
 
+  // Hosts are independent: each stops its own processes while the others do,
+  // relays of a host before its server (a client-side relay first in the record).
+  const jobs = new Map<string, (() => Promise<void>)[]>();
+  const add = (host: string, job: () => Promise<void>): void => {
+    jobs.set(host, [...(jobs.get(host) ?? []), job]);
+  };
   for (const relay of [...record.relays]) {
     const what = `relay on ${relay.host} (pid ${relay.pid}, UDP ${relay.port})`;
-    if (await attempt(what, relay.host, () => runner.stop(relay.host, relay.pid, 'relay'))) {
-      record.relays = record.relays.filter((r) => r !== relay);
-      o.save(record);
-    }
+    add(relay.host, async () => {
+      if (await attempt(what, relay.host, () => runner.stop(relay.host, relay.pid, 'relay'))) {
+        record.relays = record.relays.filter((r) => r !== relay);
+        o.save(record);
+      }
+    });
   }
   const server = record.server;
   if (server) {
     const what = `mosh-server on ${server.host} (pid ${server.pid}, UDP ${server.port})`;
-    if (await attempt(what, server.host, () => runner.stop(server.host, server.pid, 'mosh-server'))) {
-      delete record.server;
-      o.save(record);
-    }
+    add(server.host, async () => {
+      if (await attempt(what, server.host, () => runner.stop(server.host, server.pid, 'mosh-server'))) {
+        delete record.server;
+        o.save(record);
+      }
+    });
   }
+  await Promise.all(
+    [...jobs.values()].map(async (list) => {
+      for (const job of list) await job();
+    }),
+  );
   await runner.close().catch(() => undefined);
   for (const l of report.left) {
     o.log(`not stopped: ${l.what}: ${l.why}`);

@@ -10,8 +10,11 @@ function checkPid(pid: number): number {
 }
 
 /**
- * TERM, up to 5 s to exit (mosh-server takes a second or two), then KILL.
- * Prints one word: stopped, gone or other (the pid now belongs to something else).
+ * TERM now; a detached watchdog sends KILL if it is still there 5 s later.
+ * Not waiting matters: mosh-server spends a second or more trying to say
+ * goodbye to a client that is already gone, and teardown should not wait for
+ * that. Prints one word: stopped, gone or other (the pid now belongs to
+ * something else and is left alone).
  */
 export function stopByPidCommand(pid: number, marker: string): string {
   const p = checkPid(pid);
@@ -19,12 +22,12 @@ export function stopByPidCommand(pid: number, marker: string): string {
   const m = `*${shellQuote(marker)}*`;
   return [
     `p=${p}`,
-    `if ! kill -0 "$p" 2>/dev/null; then echo gone; exit 0; fi`,
+    // A zombie has exited already; only its parent can reap it.
+    `case "$(ps -o stat= -p "$p" 2>/dev/null)" in ''|Z*) echo gone; exit 0;; esac`,
     `case "$(ps -o args= -p "$p" 2>/dev/null)" in ${m}) ;; *) echo other; exit 0;; esac`,
     `kill "$p" 2>/dev/null`,
-    `i=0; while kill -0 "$p" 2>/dev/null && [ "$i" -lt 50 ]; do sleep 0.1; i=$((i+1)); done`,
-    `if kill -0 "$p" 2>/dev/null; then kill -9 "$p" 2>/dev/null; fi`,
-    `echo stopped`,
+    // `&` ends its own command: no `;` may follow it.
+    `(i=0; while kill -0 "$p" 2>/dev/null && [ "$i" -lt 50 ]; do sleep 0.1; i=$((i+1)); done; kill -9 "$p" 2>/dev/null) </dev/null >/dev/null 2>&1 & echo stopped`,
   ].join('; ');
 }
 
@@ -40,7 +43,7 @@ export function aliveCommand(processes: { pid: number; marker: string }[]): stri
   return processes
     .map(({ pid, marker }) => {
       const p = checkPid(pid);
-      return `case "$(ps -o args= -p ${p} 2>/dev/null)" in *${shellQuote(marker)}*) echo "${p} alive";; *) echo "${p} dead";; esac`;
+      return `case "$(ps -o stat= -p ${p} 2>/dev/null)" in ''|Z*) echo "${p} dead";; *) case "$(ps -o args= -p ${p} 2>/dev/null)" in *${shellQuote(marker)}*) echo "${p} alive";; *) echo "${p} dead";; esac;; esac`;
     })
     .join('; ');
 }

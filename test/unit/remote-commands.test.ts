@@ -62,6 +62,11 @@ describe('stopping and checking processes by pid', () => {
       expect(parseStop(sh(stopByPidCommand(pid, 'mosh-server')))).toBe('other');
       expect(parseAlive(sh(aliveCommand([{ pid, marker: 'mosh-server' }])))).toEqual(new Map([[pid, false]]));
       expect(parseStop(sh(stopByPidCommand(pid, 'sleep 30')))).toBe('stopped');
+      // TERM was sent without waiting; once the process is gone, a second stop says so.
+      const deadline = Date.now() + 5000;
+      while (parseAlive(sh(aliveCommand([{ pid, marker: 'sleep' }]))).get(pid) && Date.now() < deadline) {
+        execFileSync('sleep', ['0.1']);
+      }
       expect(parseStop(sh(stopByPidCommand(pid, 'sleep 30')))).toBe('gone');
     } finally {
       try {

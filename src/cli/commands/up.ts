@@ -7,6 +7,7 @@ import { EnvError, ExitCode, Interrupted } from '../../errors.js';
 import { execute } from '../../execute/executor.js';
 import { SignalTrap } from '../../execute/signals.js';
 import { SshRunner } from '../../execute/ssh-runner.js';
+import { timed } from '../../execute/timed-runner.js';
 import { planUp } from '../../plan/plan.js';
 import { RECORD_VERSION, type RecordedHop, type SessionRecord } from '../../state/record.js';
 import { SessionStore, stateDir } from '../../state/store.js';
@@ -52,7 +53,7 @@ export async function up(ctx: CommandContext): Promise<number> {
   const log = (line: string): void => ctx.io.stderr(`moshctl: ${line}\n`);
   try {
     const outcome = await execute(plan, {
-      runner,
+      runner: ctx.io.env.MOSHCTL_TIMING ? timed(runner, log) : runner,
       record,
       save: (r) => store.write(r),
       forget: (r) => store.remove(r.id),
@@ -105,7 +106,19 @@ function holdForTests(
   return (step) => {
     if (step !== kind || signal.aborted) return Promise.resolve();
     log(`holding before step ${step} (MOSHCTL_TEST_HOLD)`);
-    return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    // A pending promise does not keep Node running: before `connect` nothing else
+    // does, and Node would exit (code 13) instead of waiting. A timer does.
+    const keepAlive = setInterval(() => undefined, 60_000);
+    return new Promise((resolve) =>
+      signal.addEventListener(
+        'abort',
+        () => {
+          clearInterval(keepAlive);
+          resolve();
+        },
+        { once: true },
+      ),
+    );
   };
 }
 

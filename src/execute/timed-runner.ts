@@ -1,0 +1,26 @@
+// MOSHCTL_TIMING=1: how long each side effect took, on stderr. A decorator
+// over the Runner, so timing needs no code in the executor or the ssh runner.
+import type { Runner } from './runner.js';
+
+export function timed(inner: Runner, log: (line: string) => void): Runner {
+  const t0 = performance.now();
+  const wrap =
+    <A extends unknown[], R>(name: string, f: (...a: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      const start = performance.now();
+      try {
+        return await f(...args);
+      } finally {
+        const now = performance.now();
+        log(`timing: ${name} ${Math.round(now - start)} ms (at ${Math.round(now - t0)} ms)`);
+      }
+    };
+  return {
+    connect: wrap('connect', inner.connect.bind(inner)),
+    startServer: wrap('server', inner.startServer.bind(inner)),
+    startRelay: wrap('relay', inner.startRelay.bind(inner)),
+    runClient: wrap('client', inner.runClient.bind(inner)),
+    stop: wrap('stop', inner.stop.bind(inner)),
+    close: wrap('close', inner.close.bind(inner)),
+  };
+}
