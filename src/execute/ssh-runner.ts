@@ -75,7 +75,9 @@ export class SshRunner implements Runner {
   }
 
   async stop(host: string, pid: number, kind: ProcessKind): Promise<'stopped' | 'gone' | 'other'> {
-    const chain = await this.ensure(host);
+    // Not abortable: teardown runs after the signal that aborted setup, and must
+    // still open the chain again if it dropped meanwhile (a roam, a suspend).
+    const chain = await this.ensure(host, false);
     // A relay is stopped with its whole process group (socat's children outlive their parent).
     const command = kind === 'mosh-server' ? stopByPidCommand(pid, 'mosh-server') : stopRelayCommand(pid);
     const r = await chain.exec(host, command, { timeoutMs: STOP_TIMEOUT_MS });
@@ -97,15 +99,15 @@ export class SshRunner implements Runner {
     await chain?.close();
   }
 
-  /** A chain that reaches `host`, opened (again) if needed. */
-  private async ensure(host: string): Promise<SshChain> {
+  /** A chain that reaches `host`, opened (again) if needed; `abortable` for setup steps, not teardown. */
+  private async ensure(host: string, abortable = true): Promise<SshChain> {
     const index = this.route.findIndex((h) => h.name === host);
     if (index < 0) throw new Error(`bug: ${host} is not on this session's route`);
     while (this.opening) await this.opening.catch(() => undefined);
     if (this.chain && this.reach > index) return this.chain;
     if (this.unreachableFrom && index >= this.unreachableFrom.index) throw this.unreachableFrom.error;
     // Open as far as the route goes, so a later request for a deeper host reuses it.
-    this.opening = this.open(this.route.length);
+    this.opening = this.open(this.route.length, undefined, abortable);
     try {
       return await this.opening;
     } catch (e) {
@@ -113,18 +115,18 @@ export class SshRunner implements Runner {
       if (failed >= 0) this.unreachableFrom = { index: failed, error: e };
       // The full route failed (a host behind is gone): settle for reaching this host.
       if (index + 1 === this.route.length || failed <= index) throw e;
-      this.opening = this.open(index + 1);
+      this.opening = this.open(index + 1, undefined, abortable);
       return await this.opening;
     } finally {
       this.opening = undefined;
     }
   }
 
-  private async open(hops: number, onHop?: (host: string) => void): Promise<SshChain> {
+  private async open(hops: number, onHop?: (host: string) => void, abortable = true): Promise<SshChain> {
     await this.close();
     const { connectChain } = await import('../ssh/connect.js');
     const chain = await connectChain(this.route.slice(0, hops), {
-      ...(this.opts.signal ? { signal: this.opts.signal } : {}),
+      ...(this.opts.signal && abortable ? { signal: this.opts.signal } : {}),
       ...(onHop ? { onHop } : {}),
     });
     this.chain = chain;

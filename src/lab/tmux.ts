@@ -67,8 +67,11 @@ export class Tmux {
     };
     // tmux 3.3 often leaves a dead pane's process unreaped, so #{pane_dead_status}
     // is unreliable: a small sh wrapper writes the exit status to a file instead.
+    // Ctrl-C in the pane reaches the whole process group: the wrapper traps it
+    // (its child still gets the default action) so it lives to write the status.
     const statusFile = join(lab.dir, `tmux-${name}.status`);
-    const wrapper = 'f=$0 ns=$1; shift; ip netns exec "$ns" "$@"; s=$?; echo "$s" > "$f"; exit "$s"';
+    const wrapper =
+      'trap : INT; f=$0 ns=$1; shift; ip netns exec "$ns" "$@"; s=$?; echo "$s" > "$f"; exit "$s"';
     const argv = ['sh', '-c', wrapper, statusFile, lab.host(opts.host ?? 'client').ns, ...opts.command];
     const w = String(opts.width ?? 120);
     const h = String(opts.height ?? 40);
