@@ -16,6 +16,8 @@ import type { ProcessKind, RelayStarted, Runner, ServerStarted } from './runner.
 
 const SERVER_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 15_000;
+/** On a chain opened long ago, which may be dead without knowing it; a relay stop takes up to 2 s. */
+const REUSED_STOP_TIMEOUT_MS = 5_000;
 
 export interface SshRunnerOptions {
   signal?: AbortSignal;
@@ -75,12 +77,22 @@ export class SshRunner implements Runner {
   }
 
   async stop(host: string, pid: number, kind: ProcessKind): Promise<'stopped' | 'gone' | 'other'> {
+    // A relay is stopped with its whole process group (socat's children outlive their parent).
+    const command = kind === 'mosh-server' ? stopByPidCommand(pid, 'mosh-server') : stopRelayCommand(pid);
+    const reused = this.chain !== undefined && this.reach > this.indexOf(host);
     // Not abortable: teardown runs after the signal that aborted setup, and must
     // still open the chain again if it dropped meanwhile (a roam, a suspend).
     const chain = await this.ensure(host, false);
-    // A relay is stopped with its whole process group (socat's children outlive their parent).
-    const command = kind === 'mosh-server' ? stopByPidCommand(pid, 'mosh-server') : stopRelayCommand(pid);
-    const r = await chain.exec(host, command, { timeoutMs: STOP_TIMEOUT_MS });
+    let r;
+    try {
+      r = await chain.exec(host, command, { timeoutMs: reused ? REUSED_STOP_TIMEOUT_MS : STOP_TIMEOUT_MS });
+    } catch (e) {
+      if (!reused) throw e;
+      // A roam takes the client's address away under the open connections, and
+      // keepalives take 45 s to notice: drop the chain and try once on a new one.
+      if (this.chain === chain) this.drop();
+      r = await (await this.ensure(host, false)).exec(host, command, { timeoutMs: STOP_TIMEOUT_MS });
+    }
     const outcome = kind === 'mosh-server' ? parseStop(r.stdout) : parseRelayStop(r.stdout);
     if (!outcome) {
       throw new EnvError(
@@ -99,10 +111,22 @@ export class SshRunner implements Runner {
     await chain?.close();
   }
 
-  /** A chain that reaches `host`, opened (again) if needed; `abortable` for setup steps, not teardown. */
-  private async ensure(host: string, abortable = true): Promise<SshChain> {
+  private indexOf(host: string): number {
     const index = this.route.findIndex((h) => h.name === host);
     if (index < 0) throw new Error(`bug: ${host} is not on this session's route`);
+    return index;
+  }
+
+  private drop(): void {
+    const chain = this.chain;
+    this.chain = undefined;
+    this.reach = 0;
+    chain?.destroy();
+  }
+
+  /** A chain that reaches `host`, opened (again) if needed; `abortable` for setup steps, not teardown. */
+  private async ensure(host: string, abortable = true): Promise<SshChain> {
+    const index = this.indexOf(host);
     while (this.opening) await this.opening.catch(() => undefined);
     if (this.chain && this.reach > index) return this.chain;
     if (this.unreachableFrom && index >= this.unreachableFrom.index) throw this.unreachableFrom.error;

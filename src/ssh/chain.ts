@@ -107,6 +107,16 @@ export class SshChain {
     return this.run(hostName, command, opts.stdin, opts.timeoutMs, opts.until);
   }
 
+  /**
+   * Drop every connection at once, without the goodbye close() waits for: for
+   * a chain whose network path is gone (the client roamed), where a polite
+   * close would only wait out its grace period.
+   */
+  destroy(): void {
+    this.closing ??= Promise.resolve();
+    for (const hop of [...this.hops].reverse()) hop.destroy();
+  }
+
   /** Close every connection, target first. Safe to call more than once. */
   close(): Promise<void> {
     this.closing ??= (async () => {
