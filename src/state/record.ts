@@ -2,18 +2,15 @@
 // process, after a crash, or after the config changed. Hosts are copied in
 // full for that reason. The session key is never part of it: nothing after
 // mosh-client's start needs the key.
-import type { RelayRuntime } from '../config/types.js';
+import type { HostConfig, RelayRuntime } from '../config/types.js';
 
 export const RECORD_VERSION = 1;
 
-export interface RecordedHop {
-  name: string;
-  address: string;
-  port: number;
-  user: string;
-  identity_file: string | undefined;
-  known_hosts: string;
-}
+/** What teardown needs to reach a hop again, copied from the config at `up`. */
+export type RecordedHop = Pick<
+  HostConfig,
+  'name' | 'address' | 'port' | 'user' | 'identity_file' | 'known_hosts'
+>;
 
 export interface RecordedProcess {
   host: string;

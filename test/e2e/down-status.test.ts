@@ -47,6 +47,17 @@ function recordOf(s: UpSession): {
 describe.skipIf(reason)('moshctl down and status', () => {
   const ctx = useLab();
   const open: UpSession[] = [];
+
+  /** A session whose moshctl was SIGKILLed (no teardown ran) and whose terminal, with mosh-client, is gone. */
+  async function crashedSession(lab: Lab) {
+    const s = await startMoshctl(lab, ['up', 'target']);
+    open.push(s);
+    await waitForPrompt(s);
+    const rec = recordOf(s);
+    process.kill(rec.pid, 'SIGKILL');
+    await s.tmux.kill();
+    return { s, rec };
+  }
   afterEach(async () => {
     for (const s of open.splice(0)) await s.tmux.kill();
     expect(await settleNoSessionProcesses(ctx.lab)).toEqual([]);
@@ -100,12 +111,7 @@ describe.skipIf(reason)('moshctl down and status', () => {
 
   it('down after moshctl was killed stops the server and the relay from the record', async () => {
     const { lab } = ctx;
-    const s = await startMoshctl(lab, ['up', 'target']);
-    open.push(s);
-    await waitForPrompt(s);
-    const rec = recordOf(s);
-    process.kill(rec.pid, 'SIGKILL');
-    await s.tmux.kill(); // mosh-client goes with its terminal
+    const { s, rec } = await crashedSession(lab);
     const r = await moshctl(lab, s, ['down']);
     expect(r.code, r.stderr).toBe(0);
     // Hosts are torn down concurrently, so the two may come in either order.
@@ -122,12 +128,7 @@ describe.skipIf(reason)('moshctl down and status', () => {
 
   it('down goes on when a host is gone, keeps what it could not stop, and finishes on a second run', async () => {
     const { lab } = ctx;
-    const s = await startMoshctl(lab, ['up', 'target']);
-    open.push(s);
-    await waitForPrompt(s);
-    const rec = recordOf(s);
-    process.kill(rec.pid, 'SIGKILL');
-    await s.tmux.kill();
+    const { s, rec } = await crashedSession(lab);
     // The target becomes unreachable: the relay on the bastion can still be stopped.
     await lab.dropShare('target', 100);
     try {

@@ -1,6 +1,6 @@
 // `moshctl up NAME`: plan, set up as listr2 tasks, hand the terminal to
 // mosh-client, tear down from the record, exit with the client's code.
-import { hostname } from 'node:os';
+import { constants, hostname } from 'node:os';
 import type { ListrTask } from 'listr2';
 import type { HostConfig } from '../../config/types.js';
 import { EnvError, ExitCode, Interrupted } from '../../errors.js';
@@ -134,5 +134,5 @@ function recordedHop(h: HostConfig): RecordedHop {
 }
 
 function signalNumber(sig: NodeJS.Signals): number {
-  return { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 }[sig as 'SIGHUP' | 'SIGINT' | 'SIGTERM'] ?? 0;
+  return constants.signals[sig];
 }
