@@ -33,6 +33,17 @@ export interface Leftovers {
 }
 
 const WATCHED = new Set(['sshd', 'mosh-server', 'mosh-client']);
+/** moshctl's relays run as python3, socat or nc: known by their command line, not their name. */
+const RELAY = /--idle-timeout|moshctl-relay|UDP4-LISTEN/;
+
+function isWatched(pid: number, comm: string): boolean {
+  if (WATCHED.has(comm)) return true;
+  try {
+    return RELAY.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' '));
+  } catch {
+    return false;
+  }
+}
 
 function netnsId(path: string): string | undefined {
   try {
@@ -79,7 +90,7 @@ export async function findLeftovers(prefix = DEFAULT_PREFIX): Promise<Leftovers>
       continue;
     }
     // Zombies are dead already (this machine's pid 1 may never reap them).
-    if (!WATCHED.has(comm) || processStartTime(pid) === undefined) continue;
+    if (!isWatched(pid, comm) || processStartTime(pid) === undefined) continue;
     const id = netnsId(`/proc/${pid}/ns/net`);
     if (id === undefined || id === rootNs || id === ownNs) continue;
     const name = nameOf.get(id);

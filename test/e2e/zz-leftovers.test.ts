@@ -1,4 +1,4 @@
-// Runs last (files run one at a time, in name order): after every e2e file
+// Runs last (vitest.config.ts orders it so): after every e2e file
 // has built and removed its labs, nothing of them may remain. Labs still
 // owned by a live process (another run on this machine, a lab left up with
 // `lab up`) are reported, not failed.
@@ -8,13 +8,13 @@ import { DEFAULT_PREFIX, findLeftovers } from '../../src/lab/index.js';
 import { e2eSkipReason } from './support.js';
 
 describe.skipIf(e2eSkipReason())('after the e2e suite', () => {
-  it('no lab namespace, registry entry, lab process or lab sshd/mosh process is left', async () => {
+  it('no lab namespace, registry entry, lab process, sshd, mosh process or relay is left', async () => {
     const left = await findLeftovers(DEFAULT_PREFIX);
     if (left.inUse.length > 0)
       console.warn(`labs owned by live processes, not checked: ${left.inUse.join(', ')}`);
     expect(left.namespaces, 'lab namespaces').toEqual([]);
     expect(left.records, 'registry entries of dead owners').toEqual([]);
     expect(left.pids, 'live pids recorded by finished labs').toEqual([]);
-    expect(left.processes, 'sshd/mosh processes in lab or deleted namespaces').toEqual([]);
+    expect(left.processes, 'sshd/mosh/relay processes in lab or deleted namespaces').toEqual([]);
   });
 });
