@@ -8,6 +8,7 @@ import {
   startMoshctl,
   stderrOf,
   typeAndCheck,
+  waitForExit,
   waitForPrompt,
   type UpSession,
 } from './moshctl.js';
@@ -46,8 +47,21 @@ describe.skipIf(reason)('moshctl up through one bastion', () => {
     const s = await startMoshctl(lab, ['up', 'target', '--', 'sh', '-c', 'ip netns identify; sleep 2']);
     open.push(s);
     await s.tmux.waitFor(lab.hosts.target.ns, 30_000);
-    const { waitForExit } = await import('./moshctl.js');
     expect(await waitForExit(s)).toBe(0);
     expect(await settleNoSessionProcesses(lab)).toEqual([]);
+  });
+
+  it('is plain mosh to a host without via: no relay anywhere', async () => {
+    const { lab } = ctx;
+    const s = await startMoshctl(lab, ['up', 'bastion']);
+    open.push(s);
+    await waitForPrompt(s);
+    const running = await sessionProcesses(lab);
+    expect(running.filter((p) => p.includes('--idle-timeout') || p.includes('moshctl-relay'))).toEqual([]);
+    expect(running.filter((p) => p.startsWith('bastion ') && p.includes('mosh-server'))).toHaveLength(1);
+    await typeAndCheck(lab, s, 30_000, 'bastion');
+    expect(await exitSession(s)).toBe(0);
+    expect(await settleNoSessionProcesses(lab)).toEqual([]);
+    expect(stderrOf(s)).toMatch(/stopped 1 process\(es\)/);
   });
 });

@@ -116,3 +116,29 @@ describe('cold start', () => {
     expect(seen.size).toBeGreaterThan(5);
   });
 });
+
+describe('down and status without sessions', () => {
+  it('status says there are none, and down --all has nothing to stop', async () => {
+    const cwd = tempTree({});
+    const env = { HOME: cwd, XDG_STATE_HOME: join(cwd, 'state') };
+    expect(await run(['status'], { cwd, env })).toEqual({ code: 0, stdout: 'no sessions\n', stderr: '' });
+    expect(await run(['status', '--json'], { cwd, env })).toEqual({
+      code: 0,
+      stdout: '{\n  "version": 1,\n  "sessions": []\n}\n',
+      stderr: '',
+    });
+    expect(await run(['down', '--all'], { cwd, env })).toEqual({
+      code: 0,
+      stdout: 'no sessions to stop\n',
+      stderr: '',
+    });
+  });
+
+  it('down outside any config says where it looked and points at --all', async () => {
+    const cwd = tempTree({});
+    const r = await run(['down'], { cwd, env: { HOME: cwd, XDG_STATE_HOME: join(cwd, 'state') } });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('no moshproxy.yaml found in <dir>');
+    expect(r.stderr).toContain('or run "moshctl down --all"');
+  });
+});

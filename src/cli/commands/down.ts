@@ -2,7 +2,7 @@
 // terminal, after moshctl was killed, when a host is gone, and twice in a row.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { discoverFiles } from '../../config/discover.js';
-import { ExitCode } from '../../errors.js';
+import { ExitCode, UserError } from '../../errors.js';
 import { SshRunner } from '../../execute/ssh-runner.js';
 import { teardown } from '../../execute/teardown.js';
 import { routeOf } from '../../state/hosts.js';
@@ -47,7 +47,18 @@ function select(ctx: CommandContext, store: SessionStore): SessionRecord[] {
   for (const d of damaged)
     ctx.io.stderr(`moshctl: ignoring unreadable state file ${d}; remove it if it is stale\n`);
   if (ctx.values.all) return records;
-  const files = discoverFiles({ files: ctx.files, env: ctx.io.env, cwd: ctx.io.cwd });
+  let files: string[];
+  try {
+    files = discoverFiles({ files: ctx.files, env: ctx.io.env, cwd: ctx.io.cwd });
+  } catch (e) {
+    // Sessions are found by the config they came from; from elsewhere, --all still reaches them.
+    if (e instanceof UserError) {
+      throw new UserError(
+        e.problems.map((p) => ({ ...p, hint: `${p.hint ?? ''}; or run "moshctl down --all"` })),
+      );
+    }
+    throw e;
+  }
   const name = ctx.positionals[0];
   return records.filter((r) => sameFiles(r.configFiles, files) && (name === undefined || r.name === name));
 }
