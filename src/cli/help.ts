@@ -5,7 +5,7 @@ const EXIT_CODES = `Exit codes:
   1    a host, key, port or program was not as needed (the message says which and how to fix it)
   2    the config file or the command line is wrong
   70   a bug in moshctl
-  130  interrupted (Ctrl-C), after cleaning up`;
+  130  interrupted by Ctrl-C during set-up (128+N for signal N: 143 SIGTERM, 129 SIGHUP), after teardown`;
 
 function optionLines(options: Record<string, OptionSpec>): string[] {
   return Object.entries(options).map(([name, o]) => {

@@ -66,7 +66,7 @@ export function report(error: unknown, io: Io): number {
     return error.exitCode;
   }
   if (error instanceof Interrupted) {
-    io.stderr(`moshctl: ${error.message}; cleaned up\n`);
+    io.stderr(`moshctl: ${error.message}\n`);
     return error.exitCode;
   }
   const e = error instanceof Error ? error : new Error(String(error));

@@ -63,8 +63,11 @@ export function checkRules(data: unknown, origins: Origins, fallback: Position):
     });
   }
   const reported = new Set<string>();
+  const relayedTo = new Set<string>();
   for (const name of names) {
     const r = resolveChain(name, via);
+    // Every host after the first of a route receives UDP from a relay on the hop before it.
+    if (r.ok && r.chain.length > 0) for (const h of [...r.chain.slice(1), name]) relayedTo.add(h);
     if (r.ok) continue;
     const ptr = pointer(pointer(pointer('/hosts', name), 'via'), 0);
     if (r.reason === 'cycle') {
@@ -84,6 +87,19 @@ export function checkRules(data: unknown, origins: Origins, fallback: Position):
         ...at(ptr),
         message: `host "${name}": "${r.name}" appears twice in its jump chain`,
         hint: 'a chain visits each hop once; the first via entry brings its own via along',
+      });
+    }
+  }
+  // The relays speak IPv4: a host behind a bastion needs an IPv4 address or a DNS name.
+  for (const name of relayedTo) {
+    const host = hosts[name];
+    const address = isObj(host) ? host.address : undefined;
+    if (typeof address === 'string' && address.includes(':')) {
+      const ptr = pointer(pointer('/hosts', name), 'address');
+      problems.push({
+        ...at(ptr),
+        message: `host "${name}" is reached through a UDP relay, which speaks IPv4 only, but its address is IPv6`,
+        hint: 'use its IPv4 address or a DNS name with an A record',
       });
     }
   }

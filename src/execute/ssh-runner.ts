@@ -7,7 +7,12 @@ import type { HostConfig } from '../config/types.js';
 import { parseRelayStop, stopRelayCommand } from '../relay/commands.js';
 import { EnvError } from '../errors.js';
 import type { ClientStep, RelayStep, ServerStep } from '../plan/types.js';
-import { moshServerCommand, moshServerFailure, parseMoshServerOutput } from '../remote/mosh-server.js';
+import {
+  moshServerCommand,
+  moshServerFailure,
+  parseMoshServerOutput,
+  redactKey,
+} from '../remote/mosh-server.js';
 import { parseStop, stopByPidCommand } from '../remote/processes.js';
 import type { SshChain } from '../ssh/connect.js';
 import { preloadClient, startMoshClient, type ClientProcess } from './client.js';
@@ -47,10 +52,19 @@ export class SshRunner implements Runner {
 
   async startServer(step: ServerStep): Promise<ServerStarted> {
     const chain = await this.ensure(step.host);
-    const r = await chain.exec(step.host, moshServerCommand(step), { timeoutMs: SERVER_TIMEOUT_MS });
+    let r;
+    try {
+      r = await chain.exec(step.host, moshServerCommand(step), { timeoutMs: SERVER_TIMEOUT_MS });
+    } catch (e) {
+      // The message may quote mosh-server's stderr; never let a key through.
+      if (e instanceof EnvError)
+        throw new EnvError(redactKey(e.message), e.hint, e.where, { cause: e.cause });
+      throw e;
+    }
+    // Once a pid is parsed the server runs, whatever the exit code: it must be recorded to be stopped.
     const parsed = parseMoshServerOutput(r.stdout, r.stderr);
-    if (!parsed || r.code !== 0) {
-      const f = moshServerFailure(r.code, r.stderr);
+    if (!parsed) {
+      const f = moshServerFailure(r.code, redactKey(r.stderr));
       throw new EnvError(f.message, f.hint, { host: step.host, step: 'start mosh-server' });
     }
     return parsed;
@@ -63,6 +77,8 @@ export class SshRunner implements Runner {
 
   async runClient(step: ClientStep, port: number, key: string): Promise<number> {
     this.client = await startMoshClient(step.connectTo.address, port, key);
+    // A signal that came while mosh-client was being started found nothing to end.
+    if (this.opts.signal?.aborted) this.client.kill('SIGTERM');
     try {
       return await this.client.exited;
     } finally {

@@ -36,7 +36,8 @@ export async function teardown(
       return true;
     } catch (e) {
       const why = e instanceof EnvError ? `${e.message}` : String(e);
-      if (e instanceof EnvError) unreachable.set(host, why);
+      // Only a failed connection says the host is out of reach; a failed stop says nothing of the next one.
+      if (e instanceof EnvError && e.where.step === 'connect') unreachable.set(host, why);
       report.left.push({ what, why });
       return false;
     }

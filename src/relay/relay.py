@@ -20,6 +20,10 @@ import time
 
 PREFIX = "MOSHCTL-RELAY"
 ENTRY_TTL_MAX = 180.0  # mosh keeps old client sockets 60 s; stay well above that
+# mosh-server exits when no client reaches it within 60 s of starting. A relay the
+# server never answered in twice that is one nobody recorded (moshctl lost it
+# between start and its ready line): it must not live on for the whole idle timeout.
+FIRST_CONTACT = 120.0  # --first-contact overrides it, for tests
 BATCH = 64  # datagrams read per wakeup and socket, so one busy socket cannot starve others
 
 
@@ -42,11 +46,11 @@ def number(text, kind):
 
 
 def parse_args(argv):
-    opts = {"--max-clients": "64"}
+    opts = {"--max-clients": "64", "--first-contact": str(FIRST_CONTACT)}
     i = 0
     while i < len(argv):
         key, eq, value = argv[i].partition("=")
-        if key not in ("--ports", "--to", "--idle-timeout", "--max-clients"):
+        if key not in ("--ports", "--to", "--idle-timeout", "--max-clients", "--first-contact"):
             fail(2, "unknown argument %r" % argv[i][:40])
         if not eq:
             i += 1
@@ -66,13 +70,15 @@ def parse_args(argv):
     check(host and port is not None and 1 <= port <= 65535, "--to must be HOST:PORT")
     idle = number(opts["--idle-timeout"], float)
     check(idle is not None and 1 <= idle <= 604800, "--idle-timeout must be 1-604800 seconds")
+    first = number(opts["--first-contact"], float)
+    check(first is not None and 1 <= first <= 604800, "--first-contact must be 1-604800 seconds")
     max_clients = number(opts["--max-clients"], int)
     check(max_clients is not None and 1 <= max_clients <= 4096, "--max-clients must be 1-4096")
     try:  # resolved once: a relay should not start following DNS changes mid-session
         target = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_DGRAM)[0][4]
     except (socket.gaierror, IndexError):
         fail(2, "cannot resolve %s to an IPv4 address" % host[:80])
-    return lo, hi, target, idle, max_clients
+    return lo, hi, target, idle, max_clients, first
 
 
 def bind_first_free(lo, hi):
@@ -127,21 +133,24 @@ class Entry(object):
 
 
 class Relay(object):
-    def __init__(self, listen, target, idle, max_clients):
+    def __init__(self, listen, target, idle, max_clients, first_contact):
         self.listen, self.target, self.idle, self.max = listen, target, idle, max_clients
+        self.first_contact = first_contact
         self.ttl = min(idle, ENTRY_TTL_MAX)
         self.entries = {}  # client (ip, port) -> Entry
         self.sel = selectors.DefaultSelector()
         self.sel.register(listen, selectors.EVENT_READ, None)
         self.last_reply = time.monotonic()  # start counts as alive: mosh-server waits 60 s for a client
+        self.answered = False
 
     def run(self):
         while True:
             now = time.monotonic()
-            if now - self.last_reply >= self.idle:
+            limit = self.idle if self.answered else min(self.idle, self.first_contact)
+            if now - self.last_reply >= limit:
                 return
             self.expire(now)
-            wait = min(1.0, self.idle - (now - self.last_reply))
+            wait = min(1.0, limit - (now - self.last_reply))
             for key, _ in self.sel.select(max(wait, 0.01)):
                 if key.data is None:
                     self.from_clients()
@@ -174,6 +183,7 @@ class Relay(object):
             except OSError:
                 continue
             entry.last_reply = self.last_reply = time.monotonic()
+            self.answered = True
             try:
                 self.listen.sendto(data, entry.addr)
             except OSError:
@@ -182,7 +192,10 @@ class Relay(object):
     def add(self, addr):
         if len(self.entries) >= self.max:
             self.evict()
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # EMFILE lands below, not in a crash
+        except OSError:
+            return None
         try:
             s.setblocking(False)
             s.connect(self.target)  # only the target's replies are accepted on this socket
@@ -215,7 +228,7 @@ def on_term(_sig, _frame):
 
 
 def main():
-    lo, hi, target, idle, max_clients = parse_args(sys.argv[1:])
+    lo, hi, target, idle, max_clients, first_contact = parse_args(sys.argv[1:])
     listen, port = bind_first_free(lo, hi)
     sys.stdout.flush()  # nothing buffered may be duplicated by fork
     pid = daemonize()
@@ -229,7 +242,7 @@ def main():
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGINT, on_term)
     try:
-        Relay(listen, target, idle, max_clients).run()
+        Relay(listen, target, idle, max_clients, first_contact).run()
     except SystemExit:
         pass
     os._exit(0)

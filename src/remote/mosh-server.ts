@@ -40,6 +40,11 @@ export function parseMoshServerOutput(stdout: string, stderr: string): MoshConne
   return { port: Number(c[1]), key: c[2] ?? '', pid: Number(d[1]) };
 }
 
+/** Masks a `MOSH CONNECT` line's key in text that may reach a message (stderr of a wrapper that merges streams). */
+export function redactKey(text: string): string {
+  return text.replace(/(MOSH CONNECT \d+ )[A-Za-z0-9/+]{22}/g, '$1<key>');
+}
+
 /**
  * Why mosh-server did not start, from its exit code and stderr, never from its
  * stdout (which may hold the key).

@@ -20,7 +20,9 @@ export function stopByPidCommand(pid: number, marker: string): string {
   const p = checkPid(pid);
   // Only the marker is quoted: a quoted `*` in a case pattern is a literal star.
   const m = `*${shellQuote(marker)}*`;
-  return [
+  // Under /bin/sh (not found via PATH, which a login may narrow), so a fish or csh
+  // login shell on the host runs it the same.
+  const script = [
     `p=${p}`,
     // A zombie has exited already; only its parent can reap it.
     `case "$(ps -o stat= -p "$p" 2>/dev/null)" in ''|Z*) echo gone; exit 0;; esac`,
@@ -29,6 +31,7 @@ export function stopByPidCommand(pid: number, marker: string): string {
     // `&` ends its own command: no `;` may follow it.
     `(i=0; while kill -0 "$p" 2>/dev/null && [ "$i" -lt 50 ]; do sleep 0.1; i=$((i+1)); done; kill -9 "$p" 2>/dev/null) </dev/null >/dev/null 2>&1 & echo stopped`,
   ].join('; ');
+  return `/bin/sh -c ${shellQuote(script)}`;
 }
 
 export type StopOutcome = 'stopped' | 'gone' | 'other';
@@ -40,12 +43,13 @@ export function parseStop(stdout: string): StopOutcome | undefined {
 
 /** For each pid prints "PID alive" or "PID dead", checking the marker the same way as stop. */
 export function aliveCommand(processes: { pid: number; marker: string }[]): string {
-  return processes
+  const script = processes
     .map(({ pid, marker }) => {
       const p = checkPid(pid);
       return `case "$(ps -o stat= -p ${p} 2>/dev/null)" in ''|Z*) echo "${p} dead";; *) case "$(ps -o args= -p ${p} 2>/dev/null)" in *${shellQuote(marker)}*) echo "${p} alive";; *) echo "${p} dead";; esac;; esac`;
     })
     .join('; ');
+  return `/bin/sh -c ${shellQuote(script)}`;
 }
 
 export function parseAlive(stdout: string): Map<number, boolean> {

@@ -49,9 +49,9 @@ describe('moshctl validate on bad input', () => {
       <dir>/moshproxy.yaml:9:42: cycle in the jump chain: b → c → b
         hint: a host cannot be reached through itself; remove one of these via entries
       <dir>/moshproxy.yaml:10:54: hosts.c.mosh.network_timeout must be >= 1
-        hint: a timeout is a whole number of seconds, at least 1
+        hint: a timeout is a whole number of seconds, from 1 to 604800 (a week)
       <dir>/moshproxy.yaml:10:74: hosts.c.mosh.signal_timeout must be a whole number, not the fraction 1.5
-        hint: a timeout is a whole number of seconds, at least 1
+        hint: a timeout is a whole number of seconds, from 1 to 604800 (a week)
       <dir>/moshproxy.yaml:10:93: hosts.c.mosh.server_ports: the port range 20-10 is reversed
         hint: write 10-20
       <dir>/moshproxy.yaml:11:16: required variable NOPE is unset: set it
@@ -149,5 +149,23 @@ describe('moshctl validate on bad input', () => {
     expect(ok).toMatchObject({ code: 0, stdout: 'ok\n' });
     const quoted = await validate('version: 1\nhosts:\n  a:\n    address: x\n    port: "${P:-2222}"\n', {});
     expect(quoted.stderr).toContain('hosts.a.port must be a whole number, not string "2222"');
+  });
+
+  it('refuses an IPv6 address for a host behind a relay, and allows it for a first hop or a direct host', async () => {
+    const r = await validate(
+      'version: 1\nhosts:\n  j: {address: "2001:db8::1"}\n  t: {address: "2001:db8::2", via: [j]}\n  d: {address: "::1"}\n',
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      'moshctl: <dir>/moshproxy.yaml:4:16: host "t" is reached through a UDP relay, which speaks IPv4 only, but its address is IPv6\n  hint: use its IPv4 address or a DNS name with an A record\n',
+    );
+  });
+
+  it("caps timeouts at a week, the relays' limit", async () => {
+    const r = await validate('version: 1\nmosh:\n  network_timeout: 604801\nhosts:\n  a: {address: x}\n');
+    expect(r.stderr).toContain('mosh.network_timeout must be <= 604800');
+    expect(
+      (await validate('version: 1\nmosh:\n  network_timeout: 604800\nhosts:\n  a: {address: x}\n')).code,
+    ).toBe(0);
   });
 });

@@ -174,6 +174,26 @@ describe.skipIf(!hasPython)(`relay.py${hasPython ? '' : ' (skipped: python3 >= 3
     expect(server.seen()).toBeGreaterThan(5); // the spoofed packets were relayed all along
   });
 
+  it('exits when the server never answered within the first-contact window, long before the idle timeout', async () => {
+    // A relay moshctl lost before reading its ready line must not live for the whole idle timeout.
+    const server = await fakeServer();
+    const relay = (await startRelay({ to: server.port, idle: 600, extra: ['--first-contact', '2'] })).ready;
+    if (!relay || !('pid' in relay)) throw new Error('relay did not start');
+    expect(isDead(relay.pid)).toBe(false);
+    expect(await waitFor(() => isDead(relay.pid), 4000)).toBe(true);
+  });
+
+  it('once answered, outlives the first-contact window', async () => {
+    const server = await fakeServer();
+    const relay = (await startRelay({ to: server.port, idle: 600, extra: ['--first-contact', '1'] })).ready;
+    if (!relay || !('pid' in relay)) throw new Error('relay did not start');
+    const client = await udp();
+    send(client, relay.port, `${TOKEN}hello`);
+    expect(await waitFor(() => client.got.length > 0, 2000)).toBe(true);
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(isDead(relay.pid)).toBe(false);
+  });
+
   it('says so and exits 3 when no port in the range is free', async () => {
     const blocker = dgram.createSocket('udp4');
     sockets.push(blocker);

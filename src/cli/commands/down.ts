@@ -11,8 +11,8 @@ import type { SessionRecord } from '../../state/record.js';
 import { SessionStore, stateDir } from '../../state/store.js';
 import type { CommandContext } from '../main.js';
 
-/** How long the owning `up` process gets to tear down by itself after SIGTERM. */
-const OWNER_GRACE_MS = 15_000;
+/** How long the owning `up` process gets to tear down by itself after SIGTERM (a dropped chain costs a reconnect per hop). */
+const OWNER_GRACE_MS = 60_000;
 
 export async function down(ctx: CommandContext): Promise<number> {
   const store = new SessionStore(stateDir(ctx.io.env));
@@ -23,10 +23,17 @@ export async function down(ctx: CommandContext): Promise<number> {
     return ExitCode.ok;
   }
   let failed = false;
-  for (const record of selected) {
-    if (ownerAlive(record) && (await stopOwner(record, store))) {
-      out(`${record.id}: stopped by its moshctl up process (pid ${record.pid})`);
-      continue;
+  for (const selectedRecord of selected) {
+    let record = selectedRecord;
+    if (ownerAlive(record)) {
+      await stopOwner(record);
+      // The owner tore down what it could; what it left is in the record, read afresh.
+      const fresh = store.list().records.find((r) => r.id === record.id);
+      if (!fresh) {
+        out(`${record.id}: stopped by its moshctl up process (pid ${record.pid})`);
+        continue;
+      }
+      record = fresh;
     }
     const report = await teardown(record, new SshRunner(routeOf(record)), {
       save: (r) => store.write(r),
@@ -67,17 +74,13 @@ export function sameFiles(a: string[], b: string[]): boolean {
   return a.length === b.length && a.every((f, i) => f === b[i]);
 }
 
-/** SIGTERM to the `up` process: it ends its mosh-client and tears down itself. True once its record is gone. */
-async function stopOwner(record: SessionRecord, store: SessionStore): Promise<boolean> {
+/** SIGTERM to the `up` process: it ends its mosh-client and tears down itself. Waits until it has exited. */
+async function stopOwner(record: SessionRecord): Promise<void> {
   try {
     process.kill(record.pid, 'SIGTERM');
   } catch {
-    return false;
+    return;
   }
   const deadline = Date.now() + OWNER_GRACE_MS;
-  while (Date.now() < deadline) {
-    if (!store.list().records.some((r) => r.id === record.id)) return true;
-    await sleep(100);
-  }
-  return false;
+  while (ownerAlive(record) && Date.now() < deadline) await sleep(100);
 }

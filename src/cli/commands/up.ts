@@ -43,6 +43,10 @@ export async function up(ctx: CommandContext): Promise<number> {
     networkTimeout: config.hosts[name]?.mosh.network_timeout ?? 0,
   };
 
+  // When the terminal goes away (SIGHUP), writes to it fail with EIO; teardown
+  // must still run, so such write errors are ignored rather than crashing moshctl.
+  process.stdout.on('error', () => undefined);
+  process.stderr.on('error', () => undefined);
   const abort = new AbortController();
   const runner = new SshRunner(route, { signal: abort.signal });
   const trap = new SignalTrap((sig) => {
