@@ -42,6 +42,12 @@ export interface HostConfig {
   mosh: MoshSettings;
 }
 
+/** What it takes to reach a host over ssh: all the ssh layer and teardown need. */
+export type SshHost = Pick<
+  HostConfig,
+  'name' | 'address' | 'port' | 'user' | 'identity_file' | 'known_hosts'
+>;
+
 export interface ResolvedConfig {
   version: 1;
   /** The files merged, in order, for messages and for the state record. */

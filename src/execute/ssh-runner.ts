@@ -3,7 +3,7 @@
 // will when the client roams or sleeps) is opened again when next needed;
 // a hop that cannot be reached is remembered so teardown does not wait on it
 // once per process.
-import type { HostConfig } from '../config/types.js';
+import type { SshHost } from '../config/types.js';
 import { parseRelayStop, stopRelayCommand } from '../relay/commands.js';
 import { EnvError } from '../errors.js';
 import type { ClientStep, RelayStep, ServerStep } from '../plan/types.js';
@@ -40,7 +40,7 @@ export class SshRunner implements Runner {
 
   /** `route`: every host of the session, client side first, target last. */
   constructor(
-    private readonly route: HostConfig[],
+    private readonly route: SshHost[],
     private readonly opts: SshRunnerOptions = {},
   ) {}
 

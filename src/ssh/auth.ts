@@ -3,7 +3,7 @@
 // handshakes that then have to be torn down.
 
 import { readFile, stat } from 'node:fs/promises';
-import type { HostConfig } from '../config/types.js';
+import type { SshHost } from '../config/types.js';
 import { EnvError } from '../errors.js';
 import type { Ssh2Module } from './ssh2-module.js';
 
@@ -24,7 +24,7 @@ async function isSocket(path: string): Promise<boolean> {
 
 export async function prepareAuth(
   ssh2: Ssh2Module,
-  host: HostConfig,
+  host: SshHost,
   agentSock: string | undefined,
 ): Promise<HopAuth> {
   const agent = agentSock && (await isSocket(agentSock)) ? agentSock : undefined;

@@ -3,7 +3,7 @@
 // and mosh-server and the relays must outlive it (they are stopped by pid).
 
 import type { Client, ClientChannel } from 'ssh2';
-import type { HostConfig } from '../config/types.js';
+import type { SshHost } from '../config/types.js';
 import { EnvError } from '../errors.js';
 import { duration } from './hop-errors.js';
 
@@ -20,7 +20,7 @@ export interface ExecUntilResult extends ExecResult {
 }
 
 export interface Hop {
-  host: HostConfig;
+  host: SshHost;
   client: Client;
   closed: Promise<void>;
   isClosed: () => boolean;

@@ -7,7 +7,7 @@ import { connect as tcpConnect } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import type { Duplex } from 'node:stream';
 import type { ClientChannel, ServerHostKeyAlgorithm } from 'ssh2';
-import type { HostConfig } from '../config/types.js';
+import type { SshHost } from '../config/types.js';
 import { EnvError } from '../errors.js';
 import { prepareAuth, type HopAuth } from './auth.js';
 import { SshChain, closeHop, type Hop } from './chain.js';
@@ -61,7 +61,7 @@ function hostKeyAlgorithms(knownTypes: string[]): ServerHostKeyAlgorithm[] {
   return [...new Set([...supported, ...HOST_KEY_ALGORITHMS])];
 }
 
-async function readKnownHosts(host: HostConfig): Promise<{ text: string; missing: boolean }> {
+async function readKnownHosts(host: SshHost): Promise<{ text: string; missing: boolean }> {
   try {
     return { text: await readFile(host.known_hosts, 'utf8'), missing: false };
   } catch (err) {
@@ -78,8 +78,8 @@ async function readKnownHosts(host: HostConfig): Promise<{ text: string; missing
 }
 
 interface HopPlan {
-  host: HostConfig;
-  prev: HostConfig | undefined;
+  host: SshHost;
+  prev: SshHost | undefined;
   auth: HopAuth;
   known: { text: string; missing: boolean };
 }
@@ -199,7 +199,7 @@ function abortReason(signal: AbortSignal): Error {
  * returning the open chain. On any failure or abort, whatever was opened is
  * closed before the promise rejects.
  */
-export async function connectChain(hops: HostConfig[], opts: ConnectOptions = {}): Promise<SshChain> {
+export async function connectChain(hops: SshHost[], opts: ConnectOptions = {}): Promise<SshChain> {
   if (hops.length === 0) throw new Error('connectChain needs at least one host');
   const names = hops.map((h) => h.name);
   if (new Set(names).size !== names.length)

@@ -2,7 +2,7 @@
 // `code` or `reason`); these turn them into messages that name the hop and
 // say what to change. Nothing here may quote key material or command input.
 
-import type { HostConfig } from '../config/types.js';
+import type { SshHost } from '../config/types.js';
 import { EnvError } from '../errors.js';
 import { fingerprintSha256, knownHostsName, type HostKeyVerdict } from './known-hosts.js';
 
@@ -24,11 +24,11 @@ export function duration(ms: number): string {
   return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`;
 }
 
-export function hopLabel(h: HostConfig): string {
+export function hopLabel(h: SshHost): string {
   return `${h.name} (${h.user}@${h.address}:${h.port})`;
 }
 
-function where(h: HostConfig): { host: string; step: string } {
+function where(h: SshHost): { host: string; step: string } {
   return { host: h.name, step: 'connect' };
 }
 
@@ -45,8 +45,8 @@ const socketCodes: Record<string, string> = {
 /** The message of a failure to reach or log in to `host`, given what ssh2 raised. */
 export function connectError(
   err: unknown,
-  host: HostConfig,
-  prev: HostConfig | undefined,
+  host: SshHost,
+  prev: SshHost | undefined,
   ctx: { tried: string; readyTimeoutMs: number; hostKey: HostKeySeen | undefined },
 ): EnvError {
   if (err instanceof EnvError) return err;
@@ -91,12 +91,7 @@ export function connectError(
   );
 }
 
-function hostKeyError(
-  host: HostConfig,
-  prev: HostConfig | undefined,
-  seen: HostKeySeen,
-  cause: Error,
-): EnvError {
+function hostKeyError(host: SshHost, prev: SshHost | undefined, seen: HostKeySeen, cause: Error): EnvError {
   const label = hopLabel(host);
   const fp = `${seen.keyType} ${fingerprintSha256(seen.key)}`;
   const file = host.known_hosts;
@@ -127,7 +122,7 @@ function hostKeyError(
 }
 
 /** A failure of the previous hop to open the TCP tunnel to `host`. */
-export function forwardError(err: unknown, host: HostConfig, prev: HostConfig): EnvError {
+export function forwardError(err: unknown, host: SshHost, prev: SshHost): EnvError {
   const e = (err instanceof Error ? err : new Error(String(err))) as Ssh2Error;
   const target = `${host.address}:${host.port}`;
   // RFC 4254 5.1 reason codes.
@@ -149,7 +144,7 @@ export function forwardError(err: unknown, host: HostConfig, prev: HostConfig): 
   );
 }
 
-export function forwardTimeout(host: HostConfig, prev: HostConfig, ms: number): EnvError {
+export function forwardTimeout(host: SshHost, prev: SshHost, ms: number): EnvError {
   return new EnvError(
     `${prev.name} did not open a connection to ${hopLabel(host)} within ${duration(ms)}`,
     `check that ${prev.name} can reach ${host.address}:${host.port} (a firewall that drops packets looks like this)`,

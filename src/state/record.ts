@@ -2,15 +2,12 @@
 // process, after a crash, or after the config changed. Hosts are copied in
 // full for that reason. The session key is never part of it: nothing after
 // mosh-client's start needs the key.
-import type { HostConfig, RelayRuntime } from '../config/types.js';
+import type { RelayRuntime, SshHost } from '../config/types.js';
 
 export const RECORD_VERSION = 1;
 
 /** What teardown needs to reach a hop again, copied from the config at `up`. */
-export type RecordedHop = Pick<
-  HostConfig,
-  'name' | 'address' | 'port' | 'user' | 'identity_file' | 'known_hosts'
->;
+export type RecordedHop = SshHost;
 
 export interface RecordedProcess {
   host: string;

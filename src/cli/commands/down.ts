@@ -5,7 +5,6 @@ import { discoverFiles } from '../../config/discover.js';
 import { ExitCode, UserError } from '../../errors.js';
 import { SshRunner } from '../../execute/ssh-runner.js';
 import { teardown } from '../../execute/teardown.js';
-import { routeOf } from '../../state/hosts.js';
 import { ownerAlive } from '../../state/owner.js';
 import type { SessionRecord } from '../../state/record.js';
 import { SessionStore, stateDir } from '../../state/store.js';
@@ -35,7 +34,7 @@ export async function down(ctx: CommandContext): Promise<number> {
       }
       record = fresh;
     }
-    const report = await teardown(record, new SshRunner(routeOf(record)), {
+    const report = await teardown(record, new SshRunner(record.route), {
       save: (r) => store.write(r),
       log: (line) => ctx.io.stderr(`moshctl: ${record.id}: ${line}\n`),
     });

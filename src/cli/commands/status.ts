@@ -1,7 +1,6 @@
 // `moshctl status [--json]`: every session of this user, with whether its
 // server and relays still run (asked on the hosts, by pid and command line).
 import { ExitCode } from '../../errors.js';
-import { routeOf } from '../../state/hosts.js';
 import { ownerAlive } from '../../state/owner.js';
 import type { SessionRecord } from '../../state/record.js';
 import { SessionStore, stateDir } from '../../state/store.js';
@@ -79,7 +78,7 @@ async function check(record: SessionRecord): Promise<SessionStatus> {
   const unreachable: Record<string, string> = {};
   if (processes.length > 0) {
     const { connectChain } = await import('../../ssh/connect.js');
-    const route = routeOf(record);
+    const route = record.route;
     // The deepest host with something to check decides how far the chain must reach.
     const deepest = Math.max(...processes.map((p) => route.findIndex((h) => h.name === p.host)));
     try {
