@@ -2,16 +2,16 @@
 // keeps running mosh-client while a second moshctl looks at it or stops it.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { REPO_ROOT, type Lab } from '../../src/lab/index.js';
 import {
   records,
   settleNoSessionProcesses,
-  startMoshctl,
   typeAndCheck,
   waitForExit,
   waitForPrompt,
   type UpSession,
+  useSessions,
 } from './moshctl.js';
 import { e2eSkipReason, useLab } from './support.js';
 
@@ -46,27 +46,21 @@ function recordOf(s: UpSession): {
 
 describe.skipIf(reason)('moshctl down and status', () => {
   const ctx = useLab();
-  const open: UpSession[] = [];
+  const sessions = useSessions(ctx);
 
   /** A session whose moshctl was SIGKILLed (no teardown ran) and whose terminal, with mosh-client, is gone. */
-  async function crashedSession(lab: Lab) {
-    const s = await startMoshctl(lab, ['up', 'target']);
-    open.push(s);
+  async function crashedSession() {
+    const s = await sessions.start(['up', 'target']);
     await waitForPrompt(s);
     const rec = recordOf(s);
     process.kill(rec.pid, 'SIGKILL');
     await s.tmux.kill();
     return { s, rec };
   }
-  afterEach(async () => {
-    for (const s of open.splice(0)) await s.tmux.kill();
-    expect(await settleNoSessionProcesses(ctx.lab)).toEqual([]);
-  });
 
   it('status shows a running session with its processes alive, as text and JSON', async () => {
     const { lab } = ctx;
-    const s = await startMoshctl(lab, ['up', 'target']);
-    open.push(s);
+    const s = await sessions.start(['up', 'target']);
     await waitForPrompt(s);
     const rec = recordOf(s);
     const text = await moshctl(lab, s, ['status']);
@@ -95,8 +89,7 @@ describe.skipIf(reason)('moshctl down and status', () => {
 
   it('down from another terminal ends the session: its mosh-client exits and nothing is left', async () => {
     const { lab } = ctx;
-    const s = await startMoshctl(lab, ['up', 'target']);
-    open.push(s);
+    const s = await sessions.start(['up', 'target']);
     await waitForPrompt(s);
     await typeAndCheck(lab, s);
     const r = await moshctl(lab, s, ['down', 'target']);
@@ -111,7 +104,7 @@ describe.skipIf(reason)('moshctl down and status', () => {
 
   it('down after moshctl was killed stops the server and the relay from the record', async () => {
     const { lab } = ctx;
-    const { s, rec } = await crashedSession(lab);
+    const { s, rec } = await crashedSession();
     const r = await moshctl(lab, s, ['down']);
     expect(r.code, r.stderr).toBe(0);
     // Hosts are torn down concurrently, so the two may come in either order.
@@ -128,7 +121,7 @@ describe.skipIf(reason)('moshctl down and status', () => {
 
   it('down goes on when a host is gone, keeps what it could not stop, and finishes on a second run', async () => {
     const { lab } = ctx;
-    const { s, rec } = await crashedSession(lab);
+    const { s, rec } = await crashedSession();
     // The target becomes unreachable: the relay on the bastion can still be stopped.
     await lab.dropShare('target', 100);
     try {
@@ -150,12 +143,10 @@ describe.skipIf(reason)('moshctl down and status', () => {
 
   it('two sessions of the same name run at once; down NAME stops both', async () => {
     const { lab } = ctx;
-    const a = await startMoshctl(lab, ['up', 'target']);
-    open.push(a);
+    const a = await sessions.start(['up', 'target']);
     await waitForPrompt(a);
     // Same state directory: the records must not collide.
-    const b = await startMoshctl(lab, ['up', 'target'], { env: { XDG_STATE_HOME: a.stateHome } });
-    open.push(b);
+    const b = await sessions.start(['up', 'target'], { env: { XDG_STATE_HOME: a.stateHome } });
     await waitForPrompt(b);
     expect(records(a)).toHaveLength(2);
     await typeAndCheck(lab, a);

@@ -3,6 +3,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { afterEach, expect } from 'vitest';
 import { REPO_ROOT, Tmux, type HostName, type Lab } from '../../src/lab/index.js';
 
 export interface UpSession {
@@ -167,4 +168,39 @@ export async function settleNoSessionProcesses(lab: Lab, timeoutMs = 10_000): Pr
     if (left.length === 0 || Date.now() > deadline) return left;
     await sleep(200);
   }
+}
+
+/**
+ * Sessions of one describe block. `start` runs moshctl and tracks it; after
+ * every test its terminals are killed and no session process may be left on
+ * any host. Leftovers are also killed by pid (they run in this lab's
+ * namespaces), so one failing test does not fail every later one.
+ */
+export function useSessions(
+  ctx: { readonly lab: Lab },
+  cleanup?: () => Promise<void> | void,
+): {
+  start: (args: string[], opts?: { env?: Record<string, string>; config?: string }) => Promise<UpSession>;
+} {
+  const open: UpSession[] = [];
+  afterEach(async () => {
+    await cleanup?.();
+    for (const s of open.splice(0)) await s.tmux.kill();
+    const left = await settleNoSessionProcesses(ctx.lab);
+    for (const p of left) {
+      try {
+        process.kill(Number(p.split(' ')[1]), 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    expect(left).toEqual([]);
+  });
+  return {
+    start: async (args, opts = {}) => {
+      const s = await startMoshctl(ctx.lab, args, opts);
+      open.push(s);
+      return s;
+    },
+  };
 }

@@ -6,18 +6,18 @@
 import { readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { HostName, Lab } from '../../src/lab/index.js';
 import {
   exitSession,
   records,
   sessionProcesses,
   settleNoSessionProcesses,
-  startMoshctl,
   stderrOf,
   typeAndCheck,
   waitForPrompt,
   type UpSession,
+  useSessions,
 } from './moshctl.js';
 import { e2eSkipReason, useLab } from './support.js';
 
@@ -242,33 +242,20 @@ async function until(what: string, pred: () => Promise<boolean>, timeoutMs: numb
   }
 }
 
-function cleanupAfterEach(ctx: { readonly lab: Lab }, open: UpSession[]): void {
-  afterEach(async () => {
-    // A test that failed half-way must not leave the next one offline.
+/** A test that failed half-way must not leave the next one offline. */
+function restoreNetwork(ctx: { readonly lab: Lab }): () => Promise<void> {
+  return async () => {
     await ctx.lab.linkUp('client');
     await ctx.lab.clearDrops();
-    for (const s of open.splice(0)) await s.tmux.kill();
-    const left = await settleNoSessionProcesses(ctx.lab);
-    // Stop leftovers (ours: they run in this lab's namespaces) so one failure does not fail every later test.
-    for (const p of left) {
-      try {
-        process.kill(Number(p.split(' ')[1]), 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-    expect(left).toEqual([]);
-  });
+  };
 }
 
 describe.skipIf(reason)('roaming through one bastion', () => {
   const ctx = useLab();
-  const open: UpSession[] = [];
-  cleanupAfterEach(ctx, open);
+  const sessions = useSessions(ctx, restoreNetwork(ctx));
 
   async function up(args: string[] = ['up', 'target'], config?: string): Promise<UpSession> {
-    const s = await startMoshctl(ctx.lab, args, config ? { config } : {});
-    open.push(s);
+    const s = await sessions.start(args, config ? { config } : {});
     await waitForPrompt(s);
     await typeAndCheck(ctx.lab, s);
     return s;
@@ -412,14 +399,12 @@ describe.skipIf(reason)('roaming through one bastion', () => {
 
 describe.skipIf(reason)('roaming through two bastions', () => {
   const ctx = useLab({ bastions: 2 });
-  const open: UpSession[] = [];
-  cleanupAfterEach(ctx, open);
+  const sessions = useSessions(ctx, restoreNetwork(ctx));
 
   it('works, survives a roam and a 15 s outage, and exit leaves nothing on any host', async () => {
     const { lab } = ctx;
     expect(readFileSync(lab.configFile, 'utf8')).toMatch(/via: \[bastion, bastion2\]/);
-    const s = await startMoshctl(lab, ['up', 'target']);
-    open.push(s);
+    const s = await sessions.start(['up', 'target']);
     await waitForPrompt(s);
     await typeAndCheck(lab, s);
     const running = await sessionProcesses(lab);

@@ -12,7 +12,6 @@ import {
   records,
   sessionProcesses,
   settleNoSessionProcesses,
-  startMoshctl,
   stderrOf,
   typeAndCheck,
   waitForExit,
@@ -20,6 +19,7 @@ import {
   waitForStderr,
   exitSession,
   type UpSession,
+  useSessions,
 } from './moshctl.js';
 import { e2eSkipReason, useLab } from './support.js';
 
@@ -112,18 +112,13 @@ async function readRecord(s: UpSession): Promise<RecordFile> {
 
 describe.skipIf(reason)('moshctl up: failures, signals and teardown', () => {
   const ctx = useLab();
-  const open: UpSession[] = [];
   const spawned: number[] = [];
-  afterEach(async () => {
-    for (const s of open.splice(0)) await s.tmux.kill();
+  const sessions = useSessions(ctx, () => {
     for (const pid of spawned.splice(0)) killPid(pid);
-    // Whatever a test did, the next one starts with no session processes.
-    expect(await settleNoSessionProcesses(ctx.lab)).toEqual([]);
   });
 
   async function start(args: string[], opts: { env?: Record<string, string>; config?: string } = {}) {
-    const s = await startMoshctl(ctx.lab, args, opts);
-    open.push(s);
+    const s = await sessions.start(args, opts);
     return s;
   }
 
@@ -155,8 +150,7 @@ describe.skipIf(reason)('moshctl up: failures, signals and teardown', () => {
       { step: 'client', started: ['target mosh-server', 'bastion relay'] },
     ])('before $step: exits 130 and stops what was started ($started)', async ({ step, started }) => {
       const { lab } = ctx;
-      const s = await startMoshctl(lab, ['up', 'target'], { env: { MOSHCTL_TEST_HOLD: step } });
-      open.push(s);
+      const s = await sessions.start(['up', 'target'], { env: { MOSHCTL_TEST_HOLD: step } });
       await waitForStderr(s, `holding before step ${step}`);
       const running = await sessionProcesses(lab);
       // mosh-server shows as two processes (the server and its pty child) until a client

@@ -1,16 +1,15 @@
 // moshctl up through one bastion, in the lab, as a person uses it.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   exitSession,
   records,
   sessionProcesses,
   settleNoSessionProcesses,
-  startMoshctl,
   stderrOf,
   typeAndCheck,
   waitForExit,
   waitForPrompt,
-  type UpSession,
+  useSessions,
 } from './moshctl.js';
 import { e2eSkipReason, useLab } from './support.js';
 
@@ -18,17 +17,11 @@ const reason = e2eSkipReason();
 
 describe.skipIf(reason)('moshctl up through one bastion', () => {
   const ctx = useLab();
-  const open: UpSession[] = [];
-  afterEach(async () => {
-    for (const s of open.splice(0)) await s.tmux.kill();
-    // Whatever a test did, the next one starts with no session processes.
-    expect(await settleNoSessionProcesses(ctx.lab)).toEqual([]);
-  });
+  const sessions = useSessions(ctx);
 
   it('opens a session whose keystrokes run on the target, and tears everything down on exit', async () => {
     const { lab } = ctx;
-    const s = await startMoshctl(lab, ['up', 'target']);
-    open.push(s);
+    const s = await sessions.start(['up', 'target']);
     await waitForPrompt(s);
     expect(records(s)).toHaveLength(1);
     const running = await sessionProcesses(lab);
@@ -44,8 +37,7 @@ describe.skipIf(reason)('moshctl up through one bastion', () => {
 
   it("runs a command instead of the login shell and exits with the client's code", async () => {
     const { lab } = ctx;
-    const s = await startMoshctl(lab, ['up', 'target', '--', 'sh', '-c', 'ip netns identify; sleep 2']);
-    open.push(s);
+    const s = await sessions.start(['up', 'target', '--', 'sh', '-c', 'ip netns identify; sleep 2']);
     await s.tmux.waitFor(lab.hosts.target.ns, 30_000);
     expect(await waitForExit(s)).toBe(0);
     expect(await settleNoSessionProcesses(lab)).toEqual([]);
@@ -53,8 +45,7 @@ describe.skipIf(reason)('moshctl up through one bastion', () => {
 
   it('is plain mosh to a host without via: no relay anywhere', async () => {
     const { lab } = ctx;
-    const s = await startMoshctl(lab, ['up', 'bastion']);
-    open.push(s);
+    const s = await sessions.start(['up', 'bastion']);
     await waitForPrompt(s);
     const running = await sessionProcesses(lab);
     expect(running.filter((p) => p.includes('--idle-timeout') || p.includes('moshctl-relay'))).toEqual([]);
