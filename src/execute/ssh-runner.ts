@@ -14,7 +14,7 @@ import {
   redactKey,
 } from '../remote/mosh-server.js';
 import { parseStop, stopByPidCommand } from '../remote/processes.js';
-import type { SshChain } from '../ssh/connect.js';
+import type { ExecResult, SshChain } from '../ssh/connect.js';
 import { preloadClient, startMoshClient, type ClientProcess } from './client.js';
 import { startRelayOn } from './relay-start.js';
 import type { ProcessKind, RelayStarted, Runner, ServerStarted } from './runner.js';
@@ -26,6 +26,8 @@ const REUSED_STOP_TIMEOUT_MS = 5_000;
 
 export interface SshRunnerOptions {
   signal?: AbortSignal;
+  /** Per hop, for connecting; the ssh layer's default when unset. */
+  readyTimeoutMs?: number;
 }
 
 export class SshRunner implements Runner {
@@ -95,20 +97,7 @@ export class SshRunner implements Runner {
   async stop(host: string, pid: number, kind: ProcessKind): Promise<'stopped' | 'gone' | 'other'> {
     // A relay is stopped with its whole process group (socat's children outlive their parent).
     const command = kind === 'mosh-server' ? stopByPidCommand(pid, 'mosh-server') : stopRelayCommand(pid);
-    const reused = this.chain !== undefined && this.reach > this.indexOf(host);
-    // Not abortable: teardown runs after the signal that aborted setup, and must
-    // still open the chain again if it dropped meanwhile (a roam, a suspend).
-    const chain = await this.ensure(host, false);
-    let r;
-    try {
-      r = await chain.exec(host, command, { timeoutMs: reused ? REUSED_STOP_TIMEOUT_MS : STOP_TIMEOUT_MS });
-    } catch (e) {
-      if (!reused) throw e;
-      // A roam takes the client's address away under the open connections, and
-      // keepalives take 45 s to notice: drop the chain and try once on a new one.
-      if (this.chain === chain) this.drop();
-      r = await (await this.ensure(host, false)).exec(host, command, { timeoutMs: STOP_TIMEOUT_MS });
-    }
+    const r = await this.ask(host, command);
     const outcome = kind === 'mosh-server' ? parseStop(r.stdout) : parseRelayStop(r.stdout);
     if (!outcome) {
       throw new EnvError(
@@ -118,6 +107,27 @@ export class SshRunner implements Runner {
       );
     }
     return outcome;
+  }
+
+  /**
+   * Runs a short command on `host` for teardown or status. Not abortable:
+   * teardown runs after the signal that aborted setup, and must still open
+   * the chain again if it dropped meanwhile (a roam, a suspend).
+   */
+  async ask(host: string, command: string): Promise<ExecResult> {
+    const reused = this.chain !== undefined && this.reach > this.indexOf(host);
+    const chain = await this.ensure(host, false);
+    try {
+      return await chain.exec(host, command, {
+        timeoutMs: reused ? REUSED_STOP_TIMEOUT_MS : STOP_TIMEOUT_MS,
+      });
+    } catch (e) {
+      if (!reused) throw e;
+      // A roam takes the client's address away under the open connections, and
+      // keepalives take 45 s to notice: drop the chain and try once on a new one.
+      if (this.chain === chain) this.drop();
+      return (await this.ensure(host, false)).exec(host, command, { timeoutMs: STOP_TIMEOUT_MS });
+    }
   }
 
   async close(): Promise<void> {
@@ -168,6 +178,7 @@ export class SshRunner implements Runner {
     const chain = await connectChain(this.route.slice(0, hops), {
       ...(this.opts.signal && abortable ? { signal: this.opts.signal } : {}),
       ...(onHop ? { onHop } : {}),
+      ...(this.opts.readyTimeoutMs ? { readyTimeoutMs: this.opts.readyTimeoutMs } : {}),
     });
     this.chain = chain;
     this.reach = hops;

@@ -125,6 +125,11 @@ describe.skipIf(reason)('moshctl down and status', () => {
     // The target becomes unreachable: the relay on the bastion can still be stopped.
     await lab.dropShare('target', 100);
     try {
+      // status still asks the bastion about its relay, and says the target cannot be reached.
+      const st = await moshctl(lab, s, ['status']);
+      expect(st.stdout).toContain(`(python3, pid ${rec.relays[0]?.pid}): alive`);
+      expect(st.stdout).toMatch(new RegExp(`server  target UDP \\d+ \\(pid ${rec.server.pid}\\): unknown`));
+      expect(st.stdout).toMatch(/^ {2}target not reachable: /m);
       const r = await moshctl(lab, s, ['down', '--all']);
       expect(r.code).toBe(1);
       expect(r.stderr).toContain('not stopped: mosh-server on target');

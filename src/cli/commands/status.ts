@@ -5,6 +5,7 @@ import { ownerAlive } from '../../state/owner.js';
 import type { SessionRecord } from '../../state/record.js';
 import { SessionStore, stateDir } from '../../state/store.js';
 import { EnvError } from '../../errors.js';
+import { SshRunner } from '../../execute/ssh-runner.js';
 import { aliveCommand, parseAlive } from '../../remote/processes.js';
 import { parseRelayAlive, relayAliveCommand } from '../../relay/commands.js';
 import type { CommandContext } from '../main.js';
@@ -76,25 +77,22 @@ async function check(record: SessionRecord): Promise<SessionStatus> {
   ];
   const states = new Map<number, Liveness>();
   const unreachable: Record<string, string> = {};
-  if (processes.length > 0) {
-    const { connectChain } = await import('../../ssh/connect.js');
-    const route = record.route;
-    // The deepest host with something to check decides how far the chain must reach.
-    const deepest = Math.max(...processes.map((p) => route.findIndex((h) => h.name === p.host)));
-    try {
-      const chain = await connectChain(route.slice(0, deepest + 1), { readyTimeoutMs: 10_000 });
+  // The runner reaches each host as far as the route allows: with the target
+  // gone, the relays on the bastions are still checked.
+  const runner = new SshRunner(record.route, { readyTimeoutMs: 10_000 });
+  try {
+    for (const p of processes) {
+      if (unreachable[p.host]) continue;
       try {
-        for (const p of processes) {
-          const alive = p.read((await chain.exec(p.host, p.ask, { timeoutMs: 10_000 })).stdout);
-          if (alive !== undefined) states.set(p.pid, alive ? 'alive' : 'dead');
-        }
-      } finally {
-        await chain.close();
+        const alive = p.read((await runner.ask(p.host, p.ask)).stdout);
+        if (alive !== undefined) states.set(p.pid, alive ? 'alive' : 'dead');
+      } catch (e) {
+        const host = e instanceof EnvError ? (e.where.host ?? p.host) : p.host;
+        unreachable[host] = e instanceof Error ? e.message : String(e);
       }
-    } catch (e) {
-      const host = e instanceof EnvError ? (e.where.host ?? 'a hop') : 'a hop';
-      unreachable[host] = e instanceof Error ? e.message : String(e);
     }
+  } finally {
+    await runner.close();
   }
   const state = (pid: number): Liveness => states.get(pid) ?? 'unknown';
   return {
