@@ -4,7 +4,8 @@
 
 import { UserError } from '../errors.js';
 import { FALLBACK_RELAY_SH, PROBE_SH, RELAY_ALIVE_SH, STOP_RELAY_SH } from './scripts.js';
-import { shellJoin } from './shell.js';
+import { checkPid } from '../remote/processes.js';
+import { SH, shellJoin } from './shell.js';
 
 export type RelayRuntimeName = 'python3' | 'socat' | 'nc';
 
@@ -75,7 +76,7 @@ export function relayCommand(spec: RelaySpec, pythonScript?: string): RemoteComm
       // detached (setsid) in another mode; sh reads it with eval, not from a file.
       const args = ['start', spec.runtime, from, to, host, port, idle, max];
       return {
-        command: `exec env ${shellJoin([`MOSHCTL_RELAY=${FALLBACK_RELAY_SH}`])} sh -c ${shellJoin([
+        command: `exec env ${shellJoin([`MOSHCTL_RELAY=${FALLBACK_RELAY_SH}`])} ${SH} -c ${shellJoin([
           'eval "$MOSHCTL_RELAY"',
           'moshctl-relay',
           ...args,
@@ -106,13 +107,8 @@ export function parseRelayOutput(
   return undefined;
 }
 
-function checkPid(pid: number): number {
-  // pid 1 and below would make `kill -PID` signal init or every process of the user.
-  return checkInt('pid', pid, 2, 4194304);
-}
-
 export function stopRelayCommand(pid: number): string {
-  return `sh -c ${shellJoin([STOP_RELAY_SH, 'moshctl-relay-stop', checkPid(pid)])}`;
+  return `${SH} -c ${shellJoin([STOP_RELAY_SH, 'moshctl-relay-stop', checkPid(pid)])}`;
 }
 
 /** What stopRelayCommand printed: stopped, or other when the pid is no longer a relay of ours. */
@@ -123,7 +119,7 @@ export function parseRelayStop(text: string): 'stopped' | 'other' | undefined {
 
 /** Prints `MOSHCTL-RELAY ALIVE <pid>` or `MOSHCTL-RELAY GONE <pid>`; see parseRelayAlive. */
 export function relayAliveCommand(pid: number): string {
-  return `sh -c ${shellJoin([RELAY_ALIVE_SH, 'moshctl-relay-alive', checkPid(pid)])}`;
+  return `${SH} -c ${shellJoin([RELAY_ALIVE_SH, 'moshctl-relay-alive', checkPid(pid)])}`;
 }
 
 export function parseRelayAlive(text: string): boolean | undefined {
@@ -140,7 +136,7 @@ export interface AvailableRuntimes {
 }
 
 export function probeRuntimesCommand(): string {
-  return `sh -c ${shellJoin([PROBE_SH])}`;
+  return `${SH} -c ${shellJoin([PROBE_SH])}`;
 }
 
 export function parseProbe(text: string): AvailableRuntimes {

@@ -17,7 +17,7 @@ const MINE = `mine() {
 }`;
 
 /**
- * socat and nc relays. Invoked as `sh -c 'eval "$MOSHCTL_RELAY"' moshctl-relay MODE ...`
+ * socat and nc relays. Invoked as `/bin/sh -c 'eval "$MOSHCTL_RELAY"' moshctl-relay MODE ...`
  * with this text in MOSHCTL_RELAY, so it can start itself again in another mode.
  *  start RUNTIME FROM TO HOST PORT IDLE MAX: pick a port, detach `serve-*`, print the ready line.
  *  serve-socat PORT HOST TPORT IDLE MAX: socat in fork mode (one child per client address).
@@ -36,7 +36,7 @@ start)
   while [ "$p" -le "$hi" ]; do
     # socat and nc bind with SO_REUSEADDR and would share a taken port: look first
     if portfree "$p"; then
-      $ss sh -c 'eval "$MOSHCTL_RELAY"' moshctl-relay "serve-$rt" "$p" "$5" "$6" "$7" "$8" \\
+      $ss /bin/sh -c 'eval "$MOSHCTL_RELAY"' moshctl-relay "serve-$rt" "$p" "$5" "$6" "$7" "$8" \\
         </dev/null >/dev/null 2>&1 &
       pid=$!
       sleep 0.3
@@ -47,7 +47,7 @@ start)
   echo "MOSHCTL-RELAY ERROR no free UDP port in $lo-$hi"; exit 3 ;;
 serve-socat)
   # a plain background command, so the watcher is a direct child of (soon) socat
-  sh -c 'eval "$MOSHCTL_RELAY"' moshctl-relay watch "$$" "$5" &
+  /bin/sh -c 'eval "$MOSHCTL_RELAY"' moshctl-relay watch "$$" "$5" &
   t=$5; [ "$t" -lt 10 ] && t=10
   exec socat -T"$t" "UDP4-LISTEN:$2,fork,max-children=$6" "UDP4:$3:$4" ;;
 watch)

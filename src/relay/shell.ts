@@ -19,3 +19,9 @@ export function shellQuote(value: string): string {
 export function shellJoin(args: readonly (string | number)[]): string {
   return args.map((a) => shellQuote(String(a))).join(' ');
 }
+
+/**
+ * The shell every remote script runs under, by path: a login may narrow PATH,
+ * and the login shell itself may not be sh-like (fish, csh).
+ */
+export const SH = '/bin/sh';

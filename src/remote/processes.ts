@@ -2,10 +2,20 @@
 // command line must still contain what we started (mosh-server, the relay),
 // so a pid reused by an unrelated process after a reboot is never touched.
 // Every command is safe to run twice: a process already gone is "gone".
-import { shellQuote } from '../relay/shell.js';
+import { UserError } from '../errors.js';
+import { SH, shellQuote } from '../relay/shell.js';
 
-function checkPid(pid: number): number {
-  if (!Number.isInteger(pid) || pid < 2) throw new Error(`bug: bad pid ${pid}`);
+/**
+ * Pids come from state records, which a person can edit: pid 1 and below would
+ * make `kill -PID` signal init or every process of the user.
+ */
+export function checkPid(pid: number): number {
+  if (!Number.isInteger(pid) || pid < 2 || pid > 4194304) {
+    throw UserError.one(
+      `invalid pid ${pid} in a session record`,
+      'the record is damaged; remove its file from the state folder',
+    );
+  }
   return pid;
 }
 
@@ -31,7 +41,7 @@ export function stopByPidCommand(pid: number, marker: string): string {
     // `&` ends its own command: no `;` may follow it.
     `(i=0; while kill -0 "$p" 2>/dev/null && [ "$i" -lt 50 ]; do sleep 0.1; i=$((i+1)); done; kill -9 "$p" 2>/dev/null) </dev/null >/dev/null 2>&1 & echo stopped`,
   ].join('; ');
-  return `/bin/sh -c ${shellQuote(script)}`;
+  return `${SH} -c ${shellQuote(script)}`;
 }
 
 export type StopOutcome = 'stopped' | 'gone' | 'other';
@@ -49,7 +59,7 @@ export function aliveCommand(processes: { pid: number; marker: string }[]): stri
       return `case "$(ps -o stat= -p ${p} 2>/dev/null)" in ''|Z*) echo "${p} dead";; *) case "$(ps -o args= -p ${p} 2>/dev/null)" in *${shellQuote(marker)}*) echo "${p} alive";; *) echo "${p} dead";; esac;; esac`;
     })
     .join('; ');
-  return `/bin/sh -c ${shellQuote(script)}`;
+  return `${SH} -c ${shellQuote(script)}`;
 }
 
 export function parseAlive(stdout: string): Map<number, boolean> {

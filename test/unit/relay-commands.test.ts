@@ -73,7 +73,7 @@ describe('relayCommand', () => {
     expect(socat.command).toMatch(/^exec env 'MOSHCTL_RELAY=.*'/s);
     expect(
       socat.command.endsWith(
-        ` sh -c 'eval "$MOSHCTL_RELAY"' moshctl-relay start socat 60001 60010 db-1.internal 60002 600 64`,
+        ` /bin/sh -c 'eval "$MOSHCTL_RELAY"' moshctl-relay start socat 60001 60010 db-1.internal 60002 600 64`,
       ),
     ).toBe(true);
     const nc = relayCommand({ ...spec, runtime: 'nc' });
@@ -87,7 +87,7 @@ describe('relayCommand', () => {
     expect(words[0]).toBe('env');
     expect(words[1]).toMatch(/^MOSHCTL_RELAY=[\s\S]*serve-socat\)[\s\S]*esac$/);
     expect(words.slice(2)).toEqual([
-      'sh',
+      '/bin/sh',
       '-c',
       'eval "$MOSHCTL_RELAY"',
       'moshctl-relay',
@@ -140,8 +140,8 @@ describe('parseRelayOutput', () => {
 
 describe('stop and alive commands', () => {
   it('pass the pid as an argument after the script', () => {
-    expect(stopRelayCommand(4242)).toMatch(/^sh -c '[\s\S]*STOPPED[\s\S]*' moshctl-relay-stop 4242$/);
-    expect(relayAliveCommand(4242)).toMatch(/^sh -c '[\s\S]*' moshctl-relay-alive 4242$/);
+    expect(stopRelayCommand(4242)).toMatch(/^\/bin\/sh -c '[\s\S]*STOPPED[\s\S]*' moshctl-relay-stop 4242$/);
+    expect(relayAliveCommand(4242)).toMatch(/^\/bin\/sh -c '[\s\S]*' moshctl-relay-alive 4242$/);
   });
   it('refuse pids that would signal init or every process', () => {
     for (const pid of [0, 1, -1, 2.5, Number.NaN]) {

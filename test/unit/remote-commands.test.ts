@@ -78,7 +78,8 @@ describe('stopping and checking processes by pid', () => {
   });
 
   it('refuses a pid that is not a plain positive number', () => {
-    expect(() => stopByPidCommand(0, 'x')).toThrow(/bad pid/);
-    expect(() => stopByPidCommand(1.5, 'x')).toThrow(/bad pid/);
+    expect(() => stopByPidCommand(0, 'x')).toThrow(/invalid pid/);
+    expect(() => stopByPidCommand(1.5, 'x')).toThrow(/invalid pid/);
+    expect(() => stopByPidCommand(4194305, 'x')).toThrow(/invalid pid/);
   });
 });
