@@ -28,13 +28,20 @@ export async function startRelayOn(
   const where = { host: step.host, step: 'start relay' };
   if (step.runtime === 'auto' || step.runtime === 'python3') {
     const first = await launch(chain, step, forwardPort, 'python3');
-    if (parseRelayOutput(first.stdout)) return ready(first, step, 'python3', undefined);
+    if (first.ready) return ready(first, step, 'python3');
   }
   const probe = await chain.exec(step.host, probeRuntimesCommand(), { timeoutMs: PROBE_TIMEOUT_MS });
   const choice = chooseRuntime(step.runtime, parseProbe(probe.stdout));
   if ('error' in choice) throw new EnvError(choice.error, choice.hint, where);
-  const r = await launch(chain, step, forwardPort, choice.runtime);
-  return ready(r, step, choice.runtime, choice.warning);
+  return ready(await launch(chain, step, forwardPort, choice.runtime), step, choice.runtime);
+}
+
+interface Launched {
+  result: ExecUntilResult;
+  /** The relay's ready or error line, undefined when it printed neither. */
+  ready: ReturnType<typeof parseRelayOutput>;
+  /** What this runtime does worse than python3 (socat, nc). */
+  warning: string | undefined;
 }
 
 async function launch(
@@ -42,7 +49,7 @@ async function launch(
   step: RelayStep,
   forwardPort: number,
   runtime: RelayRuntimeName,
-): Promise<ExecUntilResult> {
+): Promise<Launched> {
   const cmd = relayCommand(
     {
       runtime,
@@ -52,24 +59,19 @@ async function launch(
     },
     runtime === 'python3' ? await readRelayScript() : undefined,
   );
-  const r = await chain.execUntil(step.host, cmd.command, {
+  const result = await chain.execUntil(step.host, cmd.command, {
     ...(cmd.stdin !== undefined ? { stdin: cmd.stdin } : {}),
     until: (out) => parseRelayOutput(out) !== undefined,
     timeoutMs: START_TIMEOUT_MS,
   });
-  return cmd.warning ? Object.assign(r, { warning: cmd.warning }) : r;
+  return { result, ready: parseRelayOutput(result.stdout), warning: cmd.warning };
 }
 
-function ready(
-  r: ExecUntilResult & { warning?: string },
-  step: RelayStep,
-  runtime: RelayRuntimeName,
-  choiceWarning: string | undefined,
-): RelayStarted {
+function ready(l: Launched, step: RelayStep, runtime: RelayRuntimeName): RelayStarted {
   const where = { host: step.host, step: 'start relay' };
-  const parsed = parseRelayOutput(r.stdout);
+  const parsed = l.ready;
   if (!parsed) {
-    const last = r.stderr.trim().split('\n').pop() || `exit code ${r.code ?? 'none'}`;
+    const last = l.result.stderr.trim().split('\n').pop() || `exit code ${l.result.code ?? 'none'}`;
     throw new EnvError(
       `the ${runtime} relay did not start: ${last}`,
       `run the relay by hand on ${step.host} to see why`,
@@ -86,6 +88,5 @@ function ready(
       where,
     );
   }
-  const warning = choiceWarning ?? r.warning;
-  return { pid: parsed.pid, port: parsed.port, runtime, ...(warning ? { warning } : {}) };
+  return { pid: parsed.pid, port: parsed.port, runtime, ...(l.warning ? { warning: l.warning } : {}) };
 }
