@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian machine for moshctl: the Debian packages the lab and
 # the end-to-end tests drive (mosh, sshd, tmux, iproute2, nftables, socat, nc,
-# python3), the npm packages, and the build. Safe to run again.
+# python3, and zsh and fish as login shells), the local users the tests log in
+# as, the npm packages, and the build. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 for pair in mosh-server:mosh mosh-client:mosh /usr/sbin/sshd:openssh-server ssh:openssh-client \
-  ssh-keygen:openssh-client tmux:tmux ip:iproute2 nft:nftables socat:socat nc:netcat-openbsd python3:python3; do
+  ssh-keygen:openssh-client tmux:tmux ip:iproute2 nft:nftables socat:socat nc:netcat-openbsd python3:python3 \
+  zsh:zsh fish:fish setpriv:util-linux unshare:util-linux; do
   cmd=${pair%%:*} pkg=${pair##*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
@@ -24,6 +26,29 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 # Debian's openssh-server package enables a system sshd; the lab runs its own
 # per namespace and never needs that one.
+
+# Local users for the e2e tests (src/lab/users.ts has the same list): remote
+# login users with different login shells, since a remote command is run by
+# the user's shell, and mctl-client, an ordinary user that runs moshctl.
+users=(mctl-bash:/bin/bash mctl-dash:/bin/sh mctl-zsh:/usr/bin/zsh mctl-fish:/usr/bin/fish mctl-client:/bin/bash)
+if [ "$(id -u)" -eq 0 ]; then
+  for pair in "${users[@]}"; do
+    user=${pair%%:*} shell=${pair#*:}
+    if ! id -u "$user" >/dev/null 2>&1; then
+      echo "setup: adding user $user ($shell)"
+      # '*' instead of useradd's locked '!': sshd without PAM refuses key
+      # logins to locked accounts, and '*' still matches no password.
+      useradd --create-home --home-dir "/home/$user" --shell "$shell" --user-group --password '*' "$user"
+    fi
+    [ "$(getent passwd "$user" | cut -d: -f7)" = "$shell" ] || usermod --shell "$shell" "$user"
+    case "$(getent shadow "$user" | cut -d: -f2)" in '!'*) usermod --password '*' "$user" ;; esac
+  done
+else
+  for pair in "${users[@]}"; do
+    id -u "${pair%%:*}" >/dev/null 2>&1 ||
+      echo "setup: user ${pair%%:*} is missing (run this as root to add it); tests that log in as it will be skipped" >&2
+  done
+fi
 
 npm ci --no-audit --no-fund --loglevel=error
 npm run --silent build
