@@ -4,6 +4,8 @@ export interface Io {
   stderr: (text: string) => void;
   env: Readonly<Record<string, string | undefined>>;
   cwd: string;
+  /** Whether stdin is a terminal: mosh-client needs one. */
+  stdinIsTTY: boolean;
 }
 
 export const processIo = (): Io => ({
@@ -11,4 +13,5 @@ export const processIo = (): Io => ({
   stderr: (t) => void process.stderr.write(t),
   env: process.env,
   cwd: process.cwd(),
+  stdinIsTTY: process.stdin.isTTY === true,
 });

@@ -53,29 +53,37 @@ export const commands: CommandSpec[] = [
     description: 'Prints the config as moshctl reads it: files merged, variables interpolated.',
     options: {
       json,
-      resolved: { type: 'boolean', help: "also fill in defaults and expand each host's jump chain" },
+      resolved: {
+        type: 'boolean',
+        help: "every host as up sees it: moshproxy.yaml, then ssh_config (ssh -G), then OpenSSH's defaults, each value with its source",
+      },
     },
     min: 0,
     max: 0,
   },
   {
     name: 'plan',
-    usage: 'moshctl plan NAME [--json] [-- COMMAND...]',
+    usage: 'moshctl plan NAME [--json] [--no-connect] [-- COMMAND...]',
     summary: 'print the steps `up NAME` would take',
     description:
       'Prints, in order, every step `up NAME` would take (ssh hops, mosh-server, one relay per hop, the client) with its host and why, then the teardown. Touches no host.',
-    options: { json },
+    options: { json, 'no-connect': { type: 'boolean', help: 'plan `up --no-connect`' } },
     min: 1,
     max: 1,
     rest: true,
   },
   {
     name: 'up',
-    usage: 'moshctl up NAME [-- COMMAND...]',
+    usage: 'moshctl up NAME [--no-connect] [-- COMMAND...]',
     summary: 'open a mosh session to NAME through its jump hosts',
     description:
-      "Connects through the via chain, starts mosh-server on NAME and a UDP relay on every hop, then hands the terminal to mosh-client. When the client exits everything is torn down and moshctl exits with the client's exit code. COMMAND runs instead of the login shell.",
-    options: {},
+      "Connects through the via chain (NAME may be a host of moshproxy.yaml or one ssh knows from ssh_config), starts mosh-server on NAME and a UDP relay on every hop, then hands the terminal to mosh-client. When the client exits everything is torn down and moshctl exits with the client's exit code. COMMAND runs instead of the login shell. Needs a terminal on stdin unless --no-connect.",
+    options: {
+      'no-connect': {
+        type: 'boolean',
+        help: 'start server and relays, record the session and print host, port, key and a mosh-client line for a client elsewhere (the key goes to stdout); "moshctl down NAME" ends it',
+      },
+    },
     min: 1,
     max: 1,
     rest: true,

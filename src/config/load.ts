@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { UserError, type Problem } from '../errors.js';
 import type { Env } from './interpolate.js';
 import { mergeSources, type Merged } from './merge.js';
-import { resolveConfig, type RawConfig } from './resolve.js';
+import { declareHosts, resolveConfig, type DeclaredConfig, type RawConfig } from './resolve.js';
 import { checkRules } from './rules.js';
 import { checkSchema } from './schema.js';
 import { parseSource } from './source.js';
@@ -12,7 +12,10 @@ import type { ResolvedConfig } from './types.js';
 
 export interface Loaded extends Merged {
   files: string[];
+  /** moshproxy.yaml's hosts with OpenSSH's defaults, without consulting ssh_config. */
   config: ResolvedConfig;
+  /** What moshproxy.yaml itself says, for completing hosts with ssh_config (hosts.ts). */
+  declared: DeclaredConfig;
 }
 
 /** Reads, interpolates, merges and checks; throws UserError listing every problem. */
@@ -47,13 +50,14 @@ export function loadConfig(files: string[], env: Env): Loaded {
   if (problems.length > 0) {
     throw new UserError(problems.sort((a, b) => compare(a, b)));
   }
-  const config = resolveConfig(merged.data as RawConfig, {
+  const ctx = {
     files,
     origins: merged.origins,
     // `~` in a file means $HOME, as in a shell; os.homedir() is the fallback.
     ...(env.HOME ? { home: env.HOME } : {}),
-  });
-  return { ...merged, files, config };
+  };
+  const config = resolveConfig(merged.data as RawConfig, ctx);
+  return { ...merged, files, config, declared: declareHosts(merged.data as RawConfig, ctx) };
 }
 
 function spot(p: Problem): string {

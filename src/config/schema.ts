@@ -39,7 +39,16 @@ export function checkSchema(data: unknown, origins: Origins, fallback: Position)
   const validate = validator();
   if (validate(data)) return [];
   const problems: Problem[] = [];
-  for (const e of validate.errors ?? []) {
+  const errors = validate.errors ?? [];
+  // "A path or a list of paths" fails both branches; say it once, with the branch
+  // that says most (a bad character in the path), not "must be a list".
+  const anyOfAt = new Set(errors.filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath));
+  const specific = new Set(
+    errors.filter((e) => e.keyword !== 'anyOf' && e.keyword !== 'type').map((e) => e.instancePath),
+  );
+  for (const e of errors) {
+    if (anyOfAt.has(e.instancePath) && e.keyword === 'type') continue;
+    if (e.keyword === 'anyOf' && specific.has(e.instancePath)) continue;
     const p = toProblem(e, origins, fallback);
     if (p && !problems.some((q) => q.message === p.message && q.line === p.line)) problems.push(p);
   }
@@ -100,6 +109,7 @@ function toProblem(e: ErrorObject, origins: Origins, fallback: Position): Proble
         message: `${field} must be ${article(String((e.params as { type: string | string[] }).type))}, not ${kind(e.data)}`,
         ...withHint(hint),
       };
+    case 'anyOf':
     case 'const':
     case 'enum':
       return { ...where(e.instancePath), message: `${field}: ${shown} is not supported`, ...withHint(hint) };

@@ -26,27 +26,95 @@ export interface RelaySettings {
   runtime: RelayRuntime;
 }
 
-export interface HostConfig {
+export const sshClients = ['ssh2', 'openssh'] as const;
+/** ssh2: built in, needs nothing installed. openssh: the user's own `ssh`, one ControlMaster per hop. */
+export type SshClientKind = (typeof sshClients)[number];
+
+export const hostKeyPolicies = ['strict', 'accept-new'] as const;
+/** strict: only keys already known; accept-new: record a new host's key, refuse a changed one (as OpenSSH). */
+export type HostKeyPolicy = (typeof hostKeyPolicies)[number];
+
+/** Where a resolved value came from, for `config --resolved` and messages. */
+export type ValueSource = string;
+
+/**
+ * What it takes to reach a host over ssh: all the ssh layer, teardown and a
+ * state record need. Values come from moshproxy.yaml, else ssh_config (as
+ * `ssh -G` resolves it), else OpenSSH's defaults.
+ */
+export interface SshHost {
+  /** moshctl's name for the host: messages, records, the command line. */
   name: string;
+  /**
+   * The name `ssh` is given for this host: ssh_config's Host and Match blocks
+   * match it (`ssh -G ssh_name`), and the openssh client is invoked with it.
+   * The address for a moshproxy.yaml host, the name itself for an ssh_config host.
+   */
+  ssh_name: string;
+  /** HostName: what TCP connects to, as the previous hop (or this machine) resolves it. */
   address: string;
   port: number;
   /** Never empty: an empty or missing user means the local user name, as with ssh. */
   user: string;
-  /** Absolute path (`~` expanded), or undefined to rely on the ssh agent only. */
-  identity_file: string | undefined;
-  /** Absolute path (`~` expanded). */
-  known_hosts: string;
+  /** Absolute paths of private keys to offer, in order (defaults: only those that exist). */
+  identity_files: string[];
+  /** Absolute paths of OpenSSH user certificates (CertificateFile, or `<key>-cert.pub` beside a key). */
+  certificate_files: string[];
+  /** User known_hosts files, absolute; accept-new records new keys in the first. */
+  known_hosts: string[];
+  /** System-wide known_hosts files, read but never written. */
+  global_known_hosts: string[];
+  /** HostKeyAlias: the name host keys are looked up under instead of the address. */
+  host_key_alias: string | undefined;
+  host_key_policy: HostKeyPolicy;
+  /** ssh-agent socket; undefined means $SSH_AUTH_SOCK, 'none' means no agent. */
+  identity_agent: string | undefined;
+  /** Seconds to reach and log in to the host (prompts aside). */
+  connect_timeout: number;
+  /** Seconds between keepalives; 0 turns them off. */
+  server_alive_interval: number;
+  /** ssh_config's ProxyCommand for this host, if any (openssh only). */
+  proxy_command: string | undefined;
+  ssh_client: SshClientKind;
+  /** HashKnownHosts: a key recorded under accept-new is written hashed. */
+  hash_known_hosts: boolean;
+}
+
+export interface HostConfig extends SshHost {
+  /** moshproxy.yaml when the host is declared there (ssh_config may fill gaps), else ssh_config. */
+  origin: 'moshproxy' | 'ssh_config';
   /** The full jump chain to this host, client side first (a hop's own `via` expanded). */
   chain: string[];
   relay: RelaySettings;
   mosh: MoshSettings;
+  /** For each resolved field: `file:line`, `ssh_config`, or `default`. */
+  sources: Partial<Record<keyof SshHost | 'chain', ValueSource>>;
 }
 
-/** What it takes to reach a host over ssh: all the ssh layer and teardown need. */
-export type SshHost = Pick<
-  HostConfig,
-  'name' | 'address' | 'port' | 'user' | 'identity_file' | 'known_hosts'
->;
+/** The fields of SshHost, for copying a host into a record without the rest. */
+export const sshHostFields = [
+  'name',
+  'ssh_name',
+  'address',
+  'port',
+  'user',
+  'identity_files',
+  'certificate_files',
+  'known_hosts',
+  'global_known_hosts',
+  'host_key_alias',
+  'host_key_policy',
+  'identity_agent',
+  'connect_timeout',
+  'server_alive_interval',
+  'proxy_command',
+  'ssh_client',
+  'hash_known_hosts',
+] as const satisfies readonly (keyof SshHost)[];
+
+export function toSshHost(h: SshHost): SshHost {
+  return Object.fromEntries(sshHostFields.map((f) => [f, h[f]])) as unknown as SshHost;
+}
 
 export interface ResolvedConfig {
   version: 1;

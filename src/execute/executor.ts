@@ -23,6 +23,10 @@ export interface ExecuteOptions {
   runTasks: (tasks: ListrTask[]) => Promise<void>;
   /** Awaited before each setup step (by kind); lets tests interrupt at a chosen step. */
   beforeStep?: (kind: string) => Promise<void>;
+  /** Transient progress (which hop is being dialled). */
+  progress?: (line: string) => void;
+  /** `--no-connect`: hands address, port and key to whoever asked (stdout). The only place the key leaves. */
+  handOver?: (session: { address: string; port: number; key: string }) => void;
 }
 
 export interface Outcome {
@@ -43,19 +47,8 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
     if (sig) throw new Interrupted(sig);
   };
   const connects = plan.steps.filter((s) => s.kind === 'connect');
+  const reached = new Map<number, string>();
   const tasks: ListrTask[] = [];
-  if (connects.length > 0) {
-    tasks.push({
-      title: `connect ${connects.map((s) => s.host).join(' → ')}`,
-      task: async (_ctx, task) => {
-        await check('connect');
-        await o.runner.connect(
-          connects.map((s) => s.host),
-          (host) => (task.output = `ssh to ${host}`),
-        );
-      },
-    });
-  }
   for (const step of plan.steps) {
     if (step.kind === 'server') {
       tasks.push({
@@ -89,21 +82,43 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
     }
   }
 
-  const client = plan.steps.find((s): s is ClientStep => s.kind === 'client');
+  const client = plan.steps.find((s): s is ClientStep => s.kind === 'client' || s.kind === 'hand-over');
   let clientCode: number | undefined;
+  let handedOver = false;
   let error: unknown;
   try {
     o.save(o.record);
+    // Connecting comes before the task list renders: login prompts (passwords,
+    // one-time codes, passphrases) need the terminal to themselves.
+    await check('connect');
+    const started = performance.now();
+    o.log(`connecting ${connects.map((s) => s.host).join(' → ')}`);
+    const first = connects[0];
+    const r = await o.runner.connect((host) => o.progress?.(`ssh to ${host}`));
+    if (first) reached.set(first.id, r.reachedAddress);
+    o.log(`connected in ${Math.round(performance.now() - started)} ms`);
     await o.runTasks(tasks);
     await check('client');
     if (!client) throw new Error('bug: plan without a client step');
     const port = ports.get(client.connectTo.port.step);
-    if (port === undefined || key === undefined) throw new Error('bug: client step without port or key');
-    clientCode = await o.runner.runClient(client, port, key);
+    const address = reached.get(client.connectTo.address.reachedBy);
+    if (port === undefined || key === undefined || address === undefined)
+      throw new Error('bug: client step without address, port or key');
+    if (client.kind === 'hand-over') {
+      o.record.detached = true;
+      o.save(o.record);
+      o.handOver?.({ address, port, key });
+      handedOver = true;
+    } else clientCode = await o.runner.runClient(address, port, key);
   } catch (e) {
     error = e;
   }
   key = undefined;
+  if (handedOver) {
+    // --no-connect: the session lives on for a client elsewhere; `down NAME` ends it.
+    await o.runner.close().catch(() => undefined);
+    return { clientCode: 0, teardown: { stopped: [], left: [] } };
+  }
   // Teardown runs on every ending: the client exited, a step failed, or a signal came.
   const report = await teardown(o.record, o.runner, { save: o.save, log: o.log });
   if (report.left.length === 0) o.forget(o.record);

@@ -14,14 +14,14 @@ import {
   type RelayRuntimeName,
 } from '../relay/commands.js';
 import { readRelayScript } from '../relay/script.js';
-import type { ExecUntilResult, SshChain } from '../ssh/connect.js';
+import type { ExecResult, RemoteChain } from '../transport/types.js';
 import type { RelayStarted } from './runner.js';
 
 const PROBE_TIMEOUT_MS = 10_000;
 const START_TIMEOUT_MS = 15_000;
 
 export async function startRelayOn(
-  chain: SshChain,
+  chain: RemoteChain,
   step: RelayStep,
   forwardPort: number,
 ): Promise<RelayStarted> {
@@ -37,7 +37,7 @@ export async function startRelayOn(
 }
 
 interface Launched {
-  result: ExecUntilResult;
+  result: ExecResult;
   /** The relay's ready or error line, undefined when it printed neither. */
   ready: ReturnType<typeof parseRelayOutput>;
   /** What this runtime does worse than python3 (socat, nc). */
@@ -45,7 +45,7 @@ interface Launched {
 }
 
 async function launch(
-  chain: SshChain,
+  chain: RemoteChain,
   step: RelayStep,
   forwardPort: number,
   runtime: RelayRuntimeName,

@@ -1,7 +1,7 @@
 // The seam between the plan and the world. The executor calls only this; the
 // ssh runner drives real hosts, a recording fake drives unit tests.
 import type { RelayRuntime } from '../config/types.js';
-import type { ClientStep, RelayStep, ServerStep } from '../plan/types.js';
+import type { RelayStep, ServerStep } from '../plan/types.js';
 
 export interface ServerStarted {
   pid: number;
@@ -21,12 +21,15 @@ export interface RelayStarted {
 export type ProcessKind = 'mosh-server' | 'relay';
 
 export interface Runner {
-  /** Opens the ssh chain to every host of the route, client side first. */
-  connect(route: string[], onHop: (host: string) => void): Promise<void>;
+  /**
+   * Opens the ssh chain to every host of the route, client side first; login
+   * prompts happen here. Resolves with the numeric address the first connection reached.
+   */
+  connect(onHop: (host: string) => void): Promise<{ reachedAddress: string }>;
   startServer(step: ServerStep): Promise<ServerStarted>;
   startRelay(step: RelayStep, forwardPort: number): Promise<RelayStarted>;
-  /** Runs mosh-client in the foreground; resolves with its exit code. */
-  runClient(step: ClientStep, port: number, key: string): Promise<number>;
+  /** Runs mosh-client in the foreground against a numeric address; resolves with its exit code. */
+  runClient(address: string, port: number, key: string): Promise<number>;
   /** Stops a process by pid; "gone" when it had already exited. */
   stop(host: string, pid: number, kind: ProcessKind): Promise<'stopped' | 'gone' | 'other'>;
   /** Closes every ssh connection; safe to call twice. */

@@ -6,7 +6,8 @@
 import type { SshHost } from '../config/types.js';
 import { parseRelayStop, stopRelayCommand } from '../relay/commands.js';
 import { EnvError } from '../errors.js';
-import type { ClientStep, RelayStep, ServerStep } from '../plan/types.js';
+import { routeClient } from '../plan/route-client.js';
+import type { RelayStep, ServerStep } from '../plan/types.js';
 import {
   moshServerCommand,
   moshServerFailure,
@@ -14,29 +15,58 @@ import {
   redactKey,
 } from '../remote/mosh-server.js';
 import { parseStop, stopByPidCommand } from '../remote/processes.js';
-import type { ExecResult, SshChain } from '../ssh/connect.js';
+import type { ConnectChain, ExecResult, Prompter, RemoteChain } from '../transport/types.js';
 import { preloadClient, startMoshClient, type ClientProcess } from './client.js';
 import { startRelayOn } from './relay-start.js';
 import type { ProcessKind, RelayStarted, Runner, ServerStarted } from './runner.js';
 
 const SERVER_TIMEOUT_MS = 20_000;
+
+/** The first hop was reached through a ProxyCommand: its address as this machine resolves it. */
+async function numericAddress(host: SshHost): Promise<string> {
+  const { lookup } = await import('node:dns/promises');
+  try {
+    return (await lookup(host.address)).address;
+  } catch (cause) {
+    throw new EnvError(
+      `mosh-client needs a numeric address for ${host.name}, and ${host.address} does not resolve on this machine`,
+      `${host.name} is reached through a ProxyCommand; mosh's UDP must reach it directly, so give it an address this machine resolves`,
+      { host: host.name, step: 'client' },
+      { cause },
+    );
+  }
+}
 const STOP_TIMEOUT_MS = 15_000;
 /** On a chain opened long ago, which may be dead without knowing it; a relay stop takes up to 2 s. */
 const REUSED_STOP_TIMEOUT_MS = 5_000;
 
 export interface SshRunnerOptions {
   signal?: AbortSignal;
-  /** Per hop, for connecting; the ssh layer's default when unset. */
-  readyTimeoutMs?: number;
+  /** Where login prompts go (passwords, OTP codes, passphrases); none in status and down. */
+  prompter?: Prompter;
+  /** MOSHCTL_SSH_CONFIG: `ssh -F FILE` for the openssh client. */
+  sshConfigFile?: string;
+}
+
+/** MOSHCTL_SSH_CONFIG as a runner option: `ssh -F FILE` for the openssh client. */
+export function sshConfigOption(
+  env: Readonly<Record<string, string | undefined>>,
+): Pick<SshRunnerOptions, 'sshConfigFile'> {
+  return env.MOSHCTL_SSH_CONFIG ? { sshConfigFile: env.MOSHCTL_SSH_CONFIG } : {};
+}
+
+async function transport(route: readonly SshHost[]): Promise<ConnectChain> {
+  if (routeClient(route) === 'openssh') return (await import('../openssh/connect.js')).connectOpenSshChain;
+  return (await import('../ssh/connect.js')).connectChain;
 }
 
 export class SshRunner implements Runner {
-  private chain: SshChain | undefined;
+  private chain: RemoteChain | undefined;
   /** How many hosts of the route the open chain reaches; 0 when none is open or it dropped. */
   private reach = 0;
   private client: ClientProcess | undefined;
   /** An open in progress: teardown asks for several hosts at once, and they must share one chain. */
-  private opening: Promise<SshChain> | undefined;
+  private opening: Promise<RemoteChain> | undefined;
   /** Hosts from this index on could not be reached; asking again would only wait for the same timeout. */
   private unreachableFrom: { index: number; error: unknown } | undefined;
 
@@ -46,10 +76,13 @@ export class SshRunner implements Runner {
     private readonly opts: SshRunnerOptions = {},
   ) {}
 
-  async connect(_route: string[], onHop: (host: string) => void): Promise<void> {
+  async connect(onHop: (host: string) => void): Promise<{ reachedAddress: string }> {
     const opened = this.open(this.route.length, onHop);
     preloadClient();
-    await opened;
+    const chain = await opened;
+    const first = this.route[0];
+    if (!first) throw new Error('bug: a session without hosts');
+    return { reachedAddress: chain.reachedAddress ?? (await numericAddress(first)) };
   }
 
   async startServer(step: ServerStep): Promise<ServerStarted> {
@@ -77,8 +110,8 @@ export class SshRunner implements Runner {
     return startRelayOn(chain, step, forwardPort);
   }
 
-  async runClient(step: ClientStep, port: number, key: string): Promise<number> {
-    this.client = await startMoshClient(step.connectTo.address, port, key);
+  async runClient(address: string, port: number, key: string): Promise<number> {
+    this.client = await startMoshClient(address, port, key);
     // A signal that came while mosh-client was being started found nothing to end.
     if (this.opts.signal?.aborted) this.client.kill('SIGTERM');
     try {
@@ -151,7 +184,7 @@ export class SshRunner implements Runner {
   }
 
   /** A chain that reaches `host`, opened (again) if needed; `abortable` for setup steps, not teardown. */
-  private async ensure(host: string, abortable = true): Promise<SshChain> {
+  private async ensure(host: string, abortable = true): Promise<RemoteChain> {
     const index = this.indexOf(host);
     while (this.opening) await this.opening.catch(() => undefined);
     if (this.chain && this.reach > index) return this.chain;
@@ -172,13 +205,14 @@ export class SshRunner implements Runner {
     }
   }
 
-  private async open(hops: number, onHop?: (host: string) => void, abortable = true): Promise<SshChain> {
+  private async open(hops: number, onHop?: (host: string) => void, abortable = true): Promise<RemoteChain> {
     await this.close();
-    const { connectChain } = await import('../ssh/connect.js');
+    const connectChain = await transport(this.route);
     const chain = await connectChain(this.route.slice(0, hops), {
       ...(this.opts.signal && abortable ? { signal: this.opts.signal } : {}),
       ...(onHop ? { onHop } : {}),
-      ...(this.opts.readyTimeoutMs ? { readyTimeoutMs: this.opts.readyTimeoutMs } : {}),
+      ...(this.opts.prompter ? { prompter: this.opts.prompter } : {}),
+      ...(this.opts.sshConfigFile ? { sshConfigFile: this.opts.sshConfigFile } : {}),
     });
     this.chain = chain;
     this.reach = hops;

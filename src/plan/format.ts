@@ -14,7 +14,9 @@ const RUNTIME: Record<string, string> = {
 const KIND_WIDTH = 11;
 
 export function formatPlan(plan: Plan): string {
-  const lines = [`moshctl up ${plan.target}: local → ${plan.route.join(' → ')}`];
+  const lines = [
+    `moshctl up ${plan.target}: local → ${plan.route.join(' → ')} (ssh client: ${plan.sshClient})`,
+  ];
   const width = Math.max(5, ...plan.route.map((h) => h.length));
   const row = (s: Step): void => {
     const head = `${String(s.id).padStart(3)}. ${s.kind.padEnd(KIND_WIDTH)} ${s.host.padEnd(width)}  `;
@@ -22,7 +24,12 @@ export function formatPlan(plan: Plan): string {
     lines.push(`${' '.repeat(head.length)}why: ${s.cause}`);
   };
   plan.steps.forEach(row);
-  lines.push(`teardown, in reverse, when mosh-client exits (also \`moshctl down ${plan.target}\`):`);
+  const handOver = plan.steps.some((s) => s.kind === 'hand-over');
+  lines.push(
+    handOver
+      ? `teardown, in reverse, on \`moshctl down ${plan.target}\` (else server and relays time out on their own):`
+      : `teardown, in reverse, when mosh-client exits (also \`moshctl down ${plan.target}\`):`,
+  );
   plan.teardown.forEach(row);
   return lines.join('\n') + '\n';
 }
@@ -39,7 +46,9 @@ function describe(s: Step): string {
     case 'relay':
       return `UDP relay (${RUNTIME[s.runtime] ?? s.runtime}) on a free port in ${formatPortRange(s.listen)} → ${s.forwardTo.address}:<port of step ${s.forwardTo.port.step}>, exits after ${s.idleTimeout} s idle`;
     case 'client':
-      return `mosh-client → ${s.connectTo.address}:<port of step ${s.connectTo.port.step}>, key in its environment only`;
+      return `mosh-client → <address step ${s.connectTo.address.reachedBy} reached>:<port of step ${s.connectTo.port.step}>, key in its environment only`;
+    case 'hand-over':
+      return `print host, port and key for a mosh client elsewhere (to <address step ${s.connectTo.address.reachedBy} reached>:<port of step ${s.connectTo.port.step}>), then leave the session running`;
     case 'stop-relay':
       return `stop the relay of step ${s.of} by its pid`;
     case 'stop-server':

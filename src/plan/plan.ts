@@ -4,6 +4,7 @@ import { UserError } from '../errors.js';
 import { suggest } from '../config/suggest.js';
 import type { RelayRuntime, ResolvedConfig } from '../config/types.js';
 import type { Plan, SetupStep, TeardownStep } from './types.js';
+import { routeClient } from './route-client.js';
 import { PLAN_VERSION } from './types.js';
 
 export interface Observed {
@@ -14,6 +15,8 @@ export interface Observed {
 export interface PlanOptions {
   /** `up NAME -- COMMAND...`: runs instead of the login shell. */
   command?: string[];
+  /** `up --no-connect`: print what a mosh client elsewhere needs instead of running one here. */
+  noConnect?: boolean;
 }
 
 export function planUp(
@@ -98,14 +101,19 @@ export function planUp(
 
   steps.push({
     id: next(),
-    kind: 'client',
+    kind: options.noConnect ? 'hand-over' : 'client',
     host: 'local',
-    connectTo: { host: upstream.host.name, address: upstream.host.address, port: { step: upstream.id } },
+    connectTo: {
+      host: upstream.host.name,
+      address: { reachedBy: connectIds[0] ?? 0 },
+      port: { step: upstream.id },
+    },
     dependsOn: [upstream.id],
     cause:
-      hosts.length > 1
+      (hosts.length > 1
         ? `the first hop, ${upstream.host.name}, is the only one this machine reaches`
-        : `${name} is reached directly`,
+        : `${name} is reached directly`) +
+      (options.noConnect ? '; --no-connect: a mosh client elsewhere takes it from here' : ''),
   });
 
   // Teardown is the reverse of what setup creates: client-side relays first, so
@@ -143,5 +151,5 @@ export function planUp(
         cause: 'opened by this session',
       });
   }
-  return { version: PLAN_VERSION, target: name, route, steps, teardown };
+  return { version: PLAN_VERSION, target: name, route, sshClient: routeClient(hosts), steps, teardown };
 }

@@ -1,13 +1,18 @@
 // A plan is data: what `up` will do, in order, each step with the host it acts
 // on, why it exists, and which steps it waits for. The executor follows it and
 // makes no decisions of its own.
-import type { PortRange, RelayRuntime } from '../config/types.js';
+import type { PortRange, RelayRuntime, SshClientKind } from '../config/types.js';
 
 export const PLAN_VERSION = 1;
 
 /** A port not known until a step ran (mosh-server's or a relay's chosen port). */
 export interface PortOf {
   step: number;
+}
+
+/** The numeric address a connect step's connection reached (mosh-client takes no names). */
+export interface AddressOf {
+  reachedBy: number;
 }
 
 interface StepBase {
@@ -47,8 +52,9 @@ export interface RelayStep extends StepBase {
 }
 
 export interface ClientStep extends StepBase {
-  kind: 'client';
-  connectTo: { host: string; address: string; port: PortOf };
+  /** client: mosh-client here, in the foreground; hand-over: print what a mosh client elsewhere needs (`--no-connect`). */
+  kind: 'client' | 'hand-over';
+  connectTo: { host: string; address: AddressOf; port: PortOf };
 }
 
 export interface StopStep extends StepBase {
@@ -70,6 +76,8 @@ export interface Plan {
   target: string;
   /** Hops, client side first, then the target. */
   route: string[];
+  /** Which ssh client carries every connection of the route. */
+  sshClient: SshClientKind;
   steps: SetupStep[];
   teardown: TeardownStep[];
 }

@@ -1,17 +1,39 @@
-// What each hop logs in with, settled before any connection opens: a missing
-// or encrypted key should fail in milliseconds, not after two hops of
-// handshakes that then have to be torn down.
+// How a hop logs in under ssh2, in OpenSSH's order: the agent's keys, then
+// each identity file, then keyboard-interactive (OTP, Duo) and password when
+// there is a terminal to ask on. Key files are read before any connection
+// opens, so a missing key fails in milliseconds; a passphrase is asked for
+// only when that key's turn comes, as ssh does.
 
 import { readFile, stat } from 'node:fs/promises';
+import type {
+  AnyAuthMethod,
+  AuthenticationType,
+  AuthHandlerMiddleware,
+  KeyboardInteractiveAuthMethod,
+} from 'ssh2';
 import type { SshHost } from '../config/types.js';
 import { EnvError } from '../errors.js';
+import type { Prompter } from '../transport/types.js';
+import { isSecurityKey, privateKeyType, securityKeyRefusal } from './limits.js';
 import type { Ssh2Module } from './ssh2-module.js';
 
+interface KeyFile {
+  path: string;
+  data: Buffer;
+  encrypted: boolean;
+}
+
 export interface HopAuth {
-  privateKey: Buffer | undefined;
   agent: string | undefined;
-  /** For messages: what was offered, e.g. `key /root/.ssh/id_ed25519`. */
+  keys: KeyFile[];
+  /** For messages: what will be offered, e.g. `ssh-agent keys and key ~/.ssh/id_ed25519`. */
   tried: string;
+}
+
+/** Brackets a prompt so the connect timeout does not run while a person types. */
+export interface PromptClock {
+  pause: () => void;
+  resume: () => void;
 }
 
 async function isSocket(path: string): Promise<boolean> {
@@ -25,15 +47,15 @@ async function isSocket(path: string): Promise<boolean> {
 export async function prepareAuth(
   ssh2: Ssh2Module,
   host: SshHost,
-  agentSock: string | undefined,
+  defaultAgent: string | undefined,
+  prompter: Prompter | undefined,
 ): Promise<HopAuth> {
-  const agent = agentSock && (await isSocket(agentSock)) ? agentSock : undefined;
+  const wanted = host.identity_agent === 'none' ? undefined : (host.identity_agent ?? defaultAgent);
+  const agent = wanted && (await isSocket(wanted)) ? wanted : undefined;
   const where = { host: host.name, step: 'connect' };
-  let privateKey: Buffer | undefined;
-  const tried: string[] = [];
-
-  if (host.identity_file !== undefined) {
-    const path = host.identity_file;
+  const interactive = prompter?.interactive === true;
+  const keys: KeyFile[] = [];
+  for (const path of host.identity_files) {
     let data: Buffer;
     try {
       data = await readFile(path);
@@ -48,39 +70,130 @@ export async function prepareAuth(
         { cause },
       );
     }
+    if (isSecurityKey(privateKeyType(data))) throw securityKeyRefusal(host, path);
     const parsed = ssh2.utils.parseKey(data);
-    if (parsed instanceof Error) {
-      if (/encrypted/i.test(parsed.message) && /passphrase/i.test(parsed.message)) {
-        // moshctl never prompts (it may run without a terminal); an agent that
-        // already holds the decrypted key is the way to use a protected key.
-        if (!agent) {
-          throw new EnvError(
-            `identity file ${path} for ${host.name} is encrypted and no ssh-agent is running`,
-            `load it into ssh-agent: eval "$(ssh-agent)" && ssh-add ${path}`,
-            where,
-          );
-        }
-        tried.push(`ssh-agent keys (${path} is encrypted, so only the agent's copy can be used)`);
-      } else {
-        throw new EnvError(
-          `identity file ${path} for ${host.name} is not a usable private key: ${parsed.message}`,
-          'use an ed25519, ecdsa or rsa key in OpenSSH or PEM format (FIDO sk- keys and certificates are not supported)',
-          where,
-        );
-      }
-    } else {
-      privateKey = data;
-      tried.push(`key ${path}`);
+    if (!(parsed instanceof Error)) {
+      keys.push({ path, data, encrypted: false });
+      continue;
+    }
+    if (!/encrypted|passphrase/i.test(parsed.message)) {
+      throw new EnvError(
+        `identity file ${path} for ${host.name} is not a usable private key: ${parsed.message}`,
+        'use an ed25519, ecdsa or rsa key in OpenSSH or PEM format, or ssh_client: openssh for other kinds',
+        where,
+      );
+    }
+    // An encrypted key is asked for at its turn; without a terminal only the agent's copy can serve.
+    if (interactive) keys.push({ path, data, encrypted: true });
+    else if (!agent) {
+      throw new EnvError(
+        `identity file ${path} for ${host.name} is encrypted, and there is neither a terminal to ask for its passphrase nor an ssh-agent`,
+        `load it into ssh-agent (eval "$(ssh-agent)" && ssh-add ${path}), or run moshctl in a terminal`,
+        where,
+      );
     }
   }
-  if (agent && !tried.some((t) => t.startsWith('ssh-agent'))) tried.push(`ssh-agent keys (${agent})`);
-
-  if (privateKey === undefined && agent === undefined) {
+  const tried = [
+    ...(agent ? [`ssh-agent keys (${agent})`] : []),
+    ...keys.map((k) => `key ${k.path}`),
+    ...(interactive ? ['keyboard-interactive and password prompts'] : []),
+  ];
+  if (tried.length === 0) {
+    const why =
+      host.identity_agent === 'none'
+        ? 'IdentityAgent none'
+        : wanted
+          ? `no socket at ${wanted}`
+          : 'SSH_AUTH_SOCK is not set';
     throw new EnvError(
-      `no key to log in to ${host.name} with: no identity_file and no ssh-agent${agentSock ? ` (no socket at ${agentSock})` : ' (SSH_AUTH_SOCK is not set)'}`,
-      `set identity_file for ${host.name}, or start ssh-agent and ssh-add your key`,
+      `no key to log in to ${host.name} with: no identity file (none named, and no ~/.ssh/id_ed25519, id_ecdsa or id_rsa), no ssh-agent (${why}), and no terminal to ask for a password`,
+      `set identity_file for ${host.name}, create a key (ssh-keygen -t ed25519), or start ssh-agent and ssh-add your key`,
       where,
     );
   }
-  return { privateKey, agent, tried: tried.join(' and ') };
+  return { agent, keys, tried: tried.join(', ') };
+}
+
+type Method = AnyAuthMethod;
+
+/**
+ * ssh2's authHandler: each call hands over the next method the server still
+ * accepts. A partial success (AuthenticationMethods publickey,keyboard-interactive)
+ * goes on down the same list.
+ */
+export function authHandler(
+  host: SshHost,
+  auth: HopAuth,
+  ssh2: Ssh2Module,
+  prompter: Prompter | undefined,
+  clock: PromptClock,
+): AuthHandlerMiddleware {
+  const username = host.user;
+  const ask = async (prompt: string, echo: boolean): Promise<string> => {
+    if (!prompter) throw new Error('no terminal');
+    clock.pause();
+    try {
+      return await prompter.ask(prompt, echo);
+    } finally {
+      clock.resume();
+    }
+  };
+  // Each entry names the server-side method it needs, so nothing prompts for a method the server would refuse.
+  const queue: { kind: AuthenticationType; make: () => Promise<Method | undefined> }[] = [];
+  const agent = auth.agent;
+  if (agent)
+    queue.push({ kind: 'publickey', make: () => Promise.resolve({ type: 'agent', username, agent }) });
+  for (const k of auth.keys) {
+    queue.push({
+      kind: 'publickey',
+      make: async () => {
+        if (!k.encrypted) return { type: 'publickey', username, key: k.data };
+        // A wrong passphrase gets three tries, as ssh gives.
+        for (let i = 0; i < 3; i++) {
+          const passphrase = await ask(`Enter passphrase for key '${k.path}': `, false);
+          if (!(ssh2.utils.parseKey(k.data, passphrase) instanceof Error))
+            return { type: 'publickey', username, key: k.data, passphrase };
+          prompter?.say('Bad passphrase, try again.');
+        }
+        return undefined;
+      },
+    });
+  }
+  if (prompter?.interactive) {
+    const kbd: KeyboardInteractiveAuthMethod['prompt'] = (name, instructions, _lang, prompts, finish) => {
+      void (async () => {
+        if (name) prompter.say(`${host.name}: ${name}`);
+        if (instructions) prompter.say(instructions);
+        const answers: string[] = [];
+        for (const p of prompts) answers.push(await ask(`(${host.name}) ${p.prompt}`, p.echo === true));
+        finish(answers);
+      })().catch(() => finish([]));
+    };
+    queue.push({
+      kind: 'keyboard-interactive',
+      make: () => Promise.resolve({ type: 'keyboard-interactive', username, prompt: kbd }),
+    });
+    queue.push({
+      kind: 'password',
+      make: async () => ({
+        type: 'password',
+        username,
+        password: await ask(`${username}@${host.address}'s password: `, false),
+      }),
+    });
+  }
+  return (methodsLeft, _partial, next) => {
+    void (async () => {
+      for (let item = queue.shift(); item; item = queue.shift()) {
+        if (methodsLeft && !methodsLeft.includes(item.kind)) continue;
+        const m = await item.make();
+        if (m) return m;
+      }
+      return false as const;
+    })().then(
+      // ssh2 takes false for "no more methods"; its typings leave that out.
+      (m) => next(m as Method),
+      () => next(false as unknown as Method),
+    );
+  };
 }

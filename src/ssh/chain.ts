@@ -5,19 +5,8 @@
 import type { Client, ClientChannel } from 'ssh2';
 import type { SshHost } from '../config/types.js';
 import { EnvError } from '../errors.js';
+import type { CloseListener, ExecOptions, ExecResult, RemoteChain } from '../transport/types.js';
 import { duration } from './hop-errors.js';
-
-export interface ExecResult {
-  stdout: string;
-  stderr: string;
-  /** null when the command was killed by a signal or is still running. */
-  code: number | null;
-}
-
-export interface ExecUntilResult extends ExecResult {
-  /** False when `until` matched while the command still ran; its channel stays open until it ends or the chain closes. */
-  closed: boolean;
-}
 
 export interface Hop {
   host: SshHost;
@@ -30,8 +19,6 @@ export interface Hop {
   destroy: () => void;
 }
 
-export type CloseListener = (host: string, error: Error | undefined) => void;
-
 const DEFAULT_EXEC_TIMEOUT_MS = 60_000;
 const CLOSE_GRACE_MS = 2_000;
 
@@ -40,26 +27,18 @@ function shortCommand(command: string): string {
   return command.length > 80 ? `${command.slice(0, 77)}...` : command;
 }
 
-export class SshChain {
+export class SshChain implements RemoteChain {
   private closing: Promise<void> | undefined;
   private readonly listeners = new Set<CloseListener>();
 
   /** @internal built by connectChain, which has already wired each hop's close event to `hopClosed`. */
-  constructor(private readonly hops: Hop[]) {}
-
-  /** The last connection: the host the chain was built to reach. */
-  get target(): Client {
-    const last = this.hops[this.hops.length - 1];
-    if (!last) throw new Error('SshChain has no hops');
-    return last.client;
-  }
+  constructor(
+    private readonly hops: Hop[],
+    readonly reachedAddress: string | undefined,
+  ) {}
 
   get hostNames(): string[] {
     return this.hops.map((h) => h.host.name);
-  }
-
-  hop(name: string): Client {
-    return this.find(name).client;
   }
 
   /**
@@ -79,19 +58,8 @@ export class SshChain {
   }
 
   /** Run `command` on `hostName` and wait for it to end. The command may appear in error messages; stdin never does. */
-  async exec(
-    hostName: string,
-    command: string,
-    opts: { stdin?: string; timeoutMs?: number } = {},
-  ): Promise<ExecResult> {
-    const r = await this.run(
-      hostName,
-      command,
-      opts.stdin,
-      opts.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS,
-      undefined,
-    );
-    return { stdout: r.stdout, stderr: r.stderr, code: r.code };
+  exec(hostName: string, command: string, opts: ExecOptions = {}): Promise<ExecResult> {
+    return this.run(hostName, command, opts.stdin, opts.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS, undefined);
   }
 
   /**
@@ -102,8 +70,8 @@ export class SshChain {
   execUntil(
     hostName: string,
     command: string,
-    opts: { stdin?: string; until: (stdoutSoFar: string) => boolean; timeoutMs: number },
-  ): Promise<ExecUntilResult> {
+    opts: ExecOptions & { until: (stdoutSoFar: string) => boolean; timeoutMs: number },
+  ): Promise<ExecResult> {
     return this.run(hostName, command, opts.stdin, opts.timeoutMs, opts.until);
   }
 
@@ -137,25 +105,25 @@ export class SshChain {
     stdin: string | undefined,
     timeoutMs: number,
     until: ((stdout: string) => boolean) | undefined,
-  ): Promise<ExecUntilResult> {
+  ): Promise<ExecResult> {
     const hop = this.find(hostName);
     const where = { host: hostName, step: 'exec' };
     const cmd = shortCommand(command);
-    return new Promise<ExecUntilResult>((resolve, reject) => {
+    return new Promise<ExecResult>((resolve, reject) => {
       let settled = false;
       let channel: ClientChannel | undefined;
       let stdout = '';
       let stderr = '';
       let code: number | null = null;
       let exited = false;
-      const finish = (err: Error | undefined, closed: boolean): void => {
+      const finish = (err: Error | undefined): void => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
         if (err) {
           channel?.close();
           reject(err);
-        } else resolve({ stdout, stderr, code, closed });
+        } else resolve({ stdout, stderr, code });
       };
       const timer = setTimeout(() => {
         finish(
@@ -164,7 +132,6 @@ export class SshChain {
             `check that the command works when run by hand on ${hostName}`,
             where,
           ),
-          false,
         );
       }, timeoutMs);
 
@@ -177,7 +144,6 @@ export class SshChain {
               where,
               { cause: err },
             ),
-            false,
           );
           return;
         }
@@ -189,7 +155,7 @@ export class SshChain {
         ch.on('data', (d: Buffer) => {
           if (settled) return;
           stdout += d.toString('utf8');
-          if (until?.(stdout)) finish(undefined, false);
+          if (until?.(stdout)) finish(undefined);
         });
         ch.stderr.on('data', (d: Buffer) => {
           if (!settled) stderr += d.toString('utf8');
@@ -207,9 +173,8 @@ export class SshChain {
                 where,
                 ...(hop.lastError() ? [{ cause: hop.lastError() }] : []),
               ),
-              true,
             );
-          } else finish(undefined, true);
+          } else finish(undefined);
         });
         // Write stdin and end it, so a command reading it sees EOF.
         ch.end(stdin ?? '');
@@ -226,7 +191,6 @@ export class SshChain {
             where,
             { cause: err },
           ),
-          false,
         );
       }
     });

@@ -1,37 +1,33 @@
-// Opening a jump chain: the first hop over TCP, each next one through the
-// previous hop's `forwardOut` (what `ssh -J` does), every hop's host key
-// checked against that hop's own known_hosts. This and the files it uses are
-// the only code that touches ssh2, and they load it lazily.
+// Opening a jump chain with ssh2: the first hop over TCP, each next one through
+// the previous hop's `forwardOut` (what `ssh -J` does), every hop's host key
+// checked against its known_hosts files. This and the files it uses are the
+// only code that touches ssh2, and they load it lazily.
 
-import { connect as tcpConnect } from 'node:net';
+import { appendFileSync, mkdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { connect as tcpConnect, type Socket } from 'node:net';
+import { dirname } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { ClientChannel, ServerHostKeyAlgorithm } from 'ssh2';
 import type { SshHost } from '../config/types.js';
 import { EnvError } from '../errors.js';
-import { prepareAuth, type HopAuth } from './auth.js';
+import type { ConnectChain, ConnectOptions, Prompter } from '../transport/types.js';
+import { authHandler, prepareAuth, type HopAuth } from './auth.js';
 import { SshChain, closeHop, type Hop } from './chain.js';
 import { connectError, forwardError, forwardTimeout, type HostKeySeen } from './hop-errors.js';
-import { checkHostKey, keyTypeOfBlob, knownKeyTypes } from './known-hosts.js';
+import {
+  checkHostKey,
+  keyTypeOfBlob,
+  knownHostsLine,
+  knownHostsName,
+  knownKeyTypes,
+  type KnownHostsText,
+} from './known-hosts.js';
+import { ssh2Refusal } from './limits.js';
 import { loadSsh2, type Ssh2Module } from './ssh2-module.js';
 
 export { SshChain } from './chain.js';
-export type { ExecResult, ExecUntilResult, CloseListener } from './chain.js';
 
-export interface ConnectOptions {
-  /** ssh-agent socket; defaults to $SSH_AUTH_SOCK. Pass `undefined` or '' explicitly to use no agent. */
-  agent?: string | undefined;
-  /** Per hop: TCP connect + SSH handshake + auth, and separately the previous hop's tunnel to it. */
-  readyTimeoutMs?: number;
-  keepaliveIntervalMs?: number;
-  /** Called as each hop starts connecting, for progress output. */
-  onHop?: (host: string) => void;
-  /** Stops connecting: open hops are dropped and the promise rejects with the signal's reason. Not watched once the chain is returned; call `close()` then. */
-  signal?: AbortSignal;
-}
-
-const DEFAULT_READY_TIMEOUT_MS = 20_000;
-const DEFAULT_KEEPALIVE_MS = 15_000;
 const KEEPALIVE_COUNT_MAX = 3;
 
 // ssh2's supported host key algorithms, in its default order; listed here
@@ -61,44 +57,73 @@ function hostKeyAlgorithms(knownTypes: string[]): ServerHostKeyAlgorithm[] {
   return [...new Set([...supported, ...HOST_KEY_ALGORITHMS])];
 }
 
-async function readKnownHosts(host: SshHost): Promise<{ text: string; missing: boolean }> {
-  try {
-    return { text: await readFile(host.known_hosts, 'utf8'), missing: false };
-  } catch (err) {
-    // A missing file only means no host is known yet; the unknown-key error says so.
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return { text: '', missing: true };
-    throw new EnvError(
-      `cannot read known_hosts file ${host.known_hosts} of ${host.name}: ${code ?? 'read failed'}`,
-      `make it readable by this user, or fix known_hosts of ${host.name}`,
-      { host: host.name, step: 'connect' },
-      { cause: err },
-    );
-  }
+/** Every known_hosts file of a host, user files first; a missing file only means nothing is known yet. */
+export async function readKnownHosts(host: SshHost): Promise<KnownHostsText[]> {
+  const files = [...host.known_hosts, ...host.global_known_hosts];
+  const texts = await Promise.all(
+    files.map(async (file) => {
+      try {
+        return { file, text: await readFile(file, 'utf8') };
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+        throw new EnvError(
+          `cannot read known_hosts file ${file} of ${host.name}: ${code ?? 'read failed'}`,
+          `make it readable by this user, or fix known_hosts of ${host.name}`,
+          { host: host.name, step: 'connect' },
+          { cause: err },
+        );
+      }
+    }),
+  );
+  return texts.filter((t): t is KnownHostsText => t !== undefined);
 }
 
 interface HopPlan {
   host: SshHost;
   prev: SshHost | undefined;
   auth: HopAuth;
-  known: { text: string; missing: boolean };
+  known: KnownHostsText[];
 }
 
 interface Settings {
-  readyTimeoutMs: number;
-  keepaliveIntervalMs: number;
+  ssh2: Ssh2Module;
+  prompter: Prompter | undefined;
   onDropped: (hop: Hop) => void;
 }
 
-function openHop(
-  ssh2: Ssh2Module,
-  plan: HopPlan,
-  sock: Duplex,
-  s: Settings,
-  register: (hop: Hop) => void,
-): Promise<Hop> {
+/** A connect timeout that stops while a person is typing at a prompt. */
+function promptAwareTimer(
+  ms: number,
+  onTimeout: () => void,
+): { pause: () => void; resume: () => void; stop: () => void } {
+  let left = ms;
+  let started = Date.now();
+  let timer: NodeJS.Timeout | undefined = setTimeout(onTimeout, left);
+  return {
+    pause: () => {
+      if (!timer) return;
+      clearTimeout(timer);
+      timer = undefined;
+      left -= Date.now() - started;
+    },
+    resume: () => {
+      if (timer) return;
+      started = Date.now();
+      timer = setTimeout(onTimeout, Math.max(left, 1000));
+    },
+    stop: () => {
+      clearTimeout(timer);
+      timer = undefined;
+      left = Infinity;
+    },
+  };
+}
+
+function openHop(plan: HopPlan, sock: Duplex, s: Settings, register: (hop: Hop) => void): Promise<Hop> {
   const { host, prev, auth, known } = plan;
-  const client = new ssh2.Client();
+  const client = new s.ssh2.Client();
+  const timeoutMs = host.connect_timeout * 1000;
   let closed = false;
   let lastError: Error | undefined;
   let markClosed!: () => void;
@@ -113,22 +138,29 @@ function openHop(
     destroy: () => sock.destroy(),
   };
   register(hop);
+  const name = knownHostsName(host.address, host.port, host.host_key_alias);
 
   return new Promise<Hop>((resolve, reject) => {
     let ready = false;
     const fail = (err: unknown): void => {
       if (ready) return;
       ready = true;
+      timer.stop();
       sock.destroy();
-      reject(connectError(err, host, prev, { tried: auth.tried, readyTimeoutMs: s.readyTimeoutMs, hostKey }));
+      reject(connectError(err, host, prev, { tried: auth.tried, readyTimeoutMs: timeoutMs, hostKey }));
     };
-    client.on('error', (err) => {
+    const timer = promptAwareTimer(timeoutMs, () =>
+      fail(Object.assign(new Error('Timed out while waiting for handshake'), { level: 'client-timeout' })),
+    );
+    client.on('error', (err: Error & { level?: string }) => {
       lastError = err;
-      fail(err);
+      // An agent that cannot be reached is skipped, as ssh skips it; the next method is tried.
+      if (err.level !== 'agent') fail(err);
     });
     client.on('ready', () => {
       if (ready) return;
       ready = true;
+      timer.stop();
       resolve(hop);
     });
     client.on('close', () => {
@@ -141,18 +173,21 @@ function openHop(
       client.connect({
         sock,
         username: host.user,
-        ...(auth.privateKey ? { privateKey: auth.privateKey } : {}),
-        ...(auth.agent ? { agent: auth.agent } : {}),
-        readyTimeout: s.readyTimeoutMs,
-        keepaliveInterval: s.keepaliveIntervalMs,
+        authHandler: authHandler(host, auth, s.ssh2, s.prompter, timer),
+        // moshctl's own timer (above) pauses while a person answers a prompt; ssh2's would not.
+        readyTimeout: 0,
+        keepaliveInterval: host.server_alive_interval * 1000,
         keepaliveCountMax: KEEPALIVE_COUNT_MAX,
-        algorithms: { serverHostKey: hostKeyAlgorithms(knownKeyTypes(known.text, host.address, host.port)) },
+        algorithms: { serverHostKey: hostKeyAlgorithms(knownKeyTypes(known, name)) },
         // Never leave this out: without a verifier ssh2 accepts any host key.
         hostVerifier: (key: Buffer): boolean => {
           const keyType = keyTypeOfBlob(key) ?? 'unknown';
-          const verdict = checkHostKey(known.text, host.address, host.port, keyType, key);
-          hostKey = { verdict, keyType, key, knownHostsMissing: known.missing };
-          return verdict.status === 'ok';
+          const verdict = checkHostKey(known, name, keyType, key);
+          hostKey = { verdict, keyType, key, knownHostsMissing: known.length === 0 };
+          if (verdict.status === 'ok') return true;
+          if (verdict.status === 'unknown' && host.host_key_policy === 'accept-new')
+            return acceptNew(host, name, keyType, key);
+          return false;
         },
       });
     } catch (err) {
@@ -161,8 +196,23 @@ function openHop(
   });
 }
 
+/** accept-new: a host never seen before is recorded in the first user known_hosts file, as OpenSSH does. */
+function acceptNew(host: SshHost, name: string, keyType: string, key: Buffer): boolean {
+  const file = host.known_hosts[0];
+  if (!file) return false;
+  try {
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    appendFileSync(file, knownHostsLine(name, keyType, key, host.hash_known_hosts), { mode: 0o600 });
+    return true;
+  } catch {
+    // A key that cannot be recorded would be "new" again next time: refuse, as ssh does.
+    return false;
+  }
+}
+
 /** Ask `prev` to open a TCP tunnel to `plan.host`, bounded in time since ssh2 never gives up on its own. */
-function tunnel(prev: Hop, plan: HopPlan, timeoutMs: number): Promise<ClientChannel> {
+function tunnel(prev: Hop, plan: HopPlan): Promise<ClientChannel> {
+  const timeoutMs = plan.host.connect_timeout * 1000;
   return new Promise((resolve, reject) => {
     let done = false;
     const timer = setTimeout(() => {
@@ -199,7 +249,7 @@ function abortReason(signal: AbortSignal): Error {
  * returning the open chain. On any failure or abort, whatever was opened is
  * closed before the promise rejects.
  */
-export async function connectChain(hops: SshHost[], opts: ConnectOptions = {}): Promise<SshChain> {
+export const connectChain: ConnectChain = async (hops, opts: ConnectOptions = {}) => {
   if (hops.length === 0) throw new Error('connectChain needs at least one host');
   const names = hops.map((h) => h.name);
   if (new Set(names).size !== names.length)
@@ -210,37 +260,44 @@ export async function connectChain(hops: SshHost[], opts: ConnectOptions = {}): 
   const ssh2 = await loadSsh2();
   const agentSock = 'agent' in opts ? opts.agent : process.env.SSH_AUTH_SOCK;
   const plans: HopPlan[] = await Promise.all(
-    hops.map(async (host, i) => ({
-      host,
-      prev: hops[i - 1],
-      auth: await prepareAuth(ssh2, host, agentSock || undefined),
-      known: await readKnownHosts(host),
-    })),
+    hops.map(async (host, i) => {
+      const known = await readKnownHosts(host);
+      // What ssh2 cannot do is refused before any hop is dialled, naming the way out.
+      const refusal = ssh2Refusal(host, known);
+      if (refusal) throw refusal;
+      return {
+        host,
+        prev: hops[i - 1],
+        auth: await prepareAuth(ssh2, host, agentSock || undefined, opts.prompter),
+        known,
+      };
+    }),
   );
   signal?.throwIfAborted();
 
-  const readyTimeoutMs = opts.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
   let chain: SshChain | undefined;
-  const settings: Settings = {
-    readyTimeoutMs,
-    keepaliveIntervalMs: opts.keepaliveIntervalMs ?? DEFAULT_KEEPALIVE_MS,
-    onDropped: (hop) => chain?.hopClosed(hop),
-  };
+  const settings: Settings = { ssh2, prompter: opts.prompter, onDropped: (hop) => chain?.hopClosed(hop) };
   const opened: Hop[] = [];
   let stopped = false;
+  let reached: string | undefined;
 
   const build = async (): Promise<Hop[]> => {
     for (const plan of plans) {
       opts.onHop?.(plan.host.name);
       const prev = opened[opened.length - 1];
-      const sock: Duplex = prev
-        ? await tunnel(prev, plan, readyTimeoutMs)
-        : tcpConnect({ host: plan.host.address, port: plan.host.port });
+      let sock: Duplex;
+      if (prev) sock = await tunnel(prev, plan);
+      else {
+        const tcp: Socket = tcpConnect({ host: plan.host.address, port: plan.host.port });
+        // mosh-client takes only a numeric address: the one this connection really reached.
+        tcp.once('connect', () => (reached = tcp.remoteAddress));
+        sock = tcp;
+      }
       if (stopped) {
         sock.destroy();
         throw new Error('chain setup stopped');
       }
-      await openHop(ssh2, plan, sock, settings, (hop) => opened.push(hop));
+      await openHop(plan, sock, settings, (hop) => opened.push(hop));
     }
     return opened;
   };
@@ -260,7 +317,7 @@ export async function connectChain(hops: SshHost[], opts: ConnectOptions = {}): 
 
   try {
     const built = await Promise.race([build(), aborted]);
-    chain = new SshChain(built);
+    chain = new SshChain(built, reached);
     return chain;
   } catch (err) {
     stopped = true;
@@ -269,4 +326,4 @@ export async function connectChain(hops: SshHost[], opts: ConnectOptions = {}): 
   } finally {
     if (onAbort) signal?.removeEventListener('abort', onAbort);
   }
-}
+};

@@ -61,7 +61,7 @@ export function connectError(
   if (e.level === 'client-authentication') {
     return new EnvError(
       `${label} refused to log in user ${host.user} with ${ctx.tried}`,
-      `authorize the key for ${host.user} on ${host.name} (append ${host.identity_file ? `${host.identity_file}.pub` : 'the public key'} to ~${host.user}/.ssh/authorized_keys there), or set user/identity_file of ${host.name} to ones it accepts`,
+      `authorize the key for ${host.user} on ${host.name} (append ${host.identity_files[0] ? `${host.identity_files[0]}.pub` : 'the public key'} to ~${host.user}/.ssh/authorized_keys there), or set user/identity_file of ${host.name} to ones it accepts; if ssh itself logs in with a certificate or security key, use ssh_client: openssh`,
       where(host),
       { cause: e },
     );
@@ -94,27 +94,28 @@ export function connectError(
 function hostKeyError(host: SshHost, prev: SshHost | undefined, seen: HostKeySeen, cause: Error): EnvError {
   const label = hopLabel(host);
   const fp = `${seen.keyType} ${fingerprintSha256(seen.key)}`;
-  const file = host.known_hosts;
+  const files = [...host.known_hosts, ...host.global_known_hosts].join(', ');
+  const name = knownHostsName(host.address, host.port, host.host_key_alias);
   const v = seen.verdict;
   switch (v.status) {
     case 'revoked':
       return new EnvError(
-        `host key of ${label} (${fp}) is marked @revoked in ${file} line ${v.line}`,
+        `host key of ${label} (${fp}) is marked @revoked in ${v.file} line ${v.line}`,
         `do not connect; the key was revoked on purpose. Ask the administrator of ${host.name} for its new key`,
         where(host),
         { cause },
       );
     case 'changed':
       return new EnvError(
-        `host key of ${label} does not match ${file} line ${v.line} (it presented ${fp}; that line records another ${v.keyType} key): someone could be intercepting the connection (man-in-the-middle attack), or the host key was changed`,
-        `if the key was changed on purpose, confirm ${fingerprintSha256(seen.key)} out of band (on the host: ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), then remove the old entry (ssh-keygen -R '${knownHostsName(host.address, host.port)}' -f ${file}) and add the new one`,
+        `host key of ${label} does not match ${v.file} line ${v.line} (it presented ${fp}; that line records another ${v.keyType} key): someone could be intercepting the connection (man-in-the-middle attack), or the host key was changed`,
+        `if the key was changed on purpose, confirm ${fingerprintSha256(seen.key)} out of band (on the host: ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), then remove the old entry (ssh-keygen -R '${name}' -f ${v.file}) and add the new one`,
         where(host),
         { cause },
       );
     default:
       return new EnvError(
-        `host key of ${label} is not in ${file}${seen.knownHostsMissing ? ' (the file does not exist)' : ''}: ${fp}`,
-        `fetch it with \`ssh-keyscan -p ${host.port} ${host.address}\`${prev ? ` run on ${prev.name}` : ''}, check that its fingerprint is ${fingerprintSha256(seen.key)} through a channel you trust (on the host: ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), then append the line to ${file}`,
+        `host key of ${label} is not in ${files}${seen.knownHostsMissing ? ' (none of them exists)' : ''}: ${fp}`,
+        `check that its fingerprint is ${fingerprintSha256(seen.key)} through a channel you trust (on the host: ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), then log in once with ssh to record it (or append \`ssh-keyscan -p ${host.port} ${host.address}\`${prev ? ` run on ${prev.name}` : ''} to ${host.known_hosts[0] ?? 'known_hosts'}), or set host_key_policy: accept-new for ${host.name} to record new hosts' keys as ssh's accept-new does`,
         where(host),
         { cause },
       );

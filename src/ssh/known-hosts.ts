@@ -3,18 +3,26 @@
 // this module is what stands between a hop and a man in the middle. Pure: no
 // I/O, so it can be tested exhaustively without an sshd.
 
-import { createHash, createHmac } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 
 export type HostKeyVerdict =
   | { status: 'ok' }
-  | { status: 'unknown' }
+  /** `caOnly`: no key is recorded for the host, but an @cert-authority line covers it. */
+  | { status: 'unknown'; caOnly: boolean }
   /** `line` is 1-based; `keyType` is the type recorded on that line. */
-  | { status: 'changed'; line: number; keyType: string }
-  | { status: 'revoked'; line: number };
+  | { status: 'changed'; file: string; line: number; keyType: string }
+  | { status: 'revoked'; file: string; line: number };
+
+/** One known_hosts file's text, named for messages; user files first, as OpenSSH reads them. */
+export interface KnownHostsText {
+  file: string;
+  text: string;
+}
 
 interface Entry {
+  file: string;
   line: number;
-  revoked: boolean;
+  marker: 'revoked' | 'ca' | undefined;
   hosts: string;
   keyType: string;
   key: Buffer;
@@ -24,7 +32,9 @@ interface Entry {
  * The name a host is recorded under: OpenSSH writes `[host]:port` for any
  * port but 22, so a key for port 22 never vouches for another port.
  */
-export function knownHostsName(host: string, port: number): string {
+export function knownHostsName(host: string, port: number, alias?: string): string {
+  // HostKeyAlias is used as written, without the port (as OpenSSH does).
+  if (alias) return alias.toLowerCase();
   const h = host.toLowerCase();
   return port === 22 ? h : `[${h}]:${port}`;
 }
@@ -42,27 +52,29 @@ export function keyTypeOfBlob(keyBlob: Buffer): string | undefined {
   return keyBlob.subarray(4, 4 + len).toString('latin1');
 }
 
-function parse(text: string): Entry[] {
+function parse(files: readonly KnownHostsText[]): Entry[] {
   const entries: Entry[] = [];
-  const lines = text.split(/\r?\n/);
-  for (let i = 0; i < lines.length; i++) {
-    const raw = (lines[i] ?? '').trim();
-    if (raw === '' || raw.startsWith('#')) continue;
-    const fields = raw.split(/\s+/);
-    let revoked = false;
-    if (fields[0]?.startsWith('@')) {
-      const marker = fields.shift();
-      if (marker === '@revoked') revoked = true;
-      // @cert-authority lines trust a CA to sign host certificates. moshctl
-      // does not support host certificates (ssh2 cannot verify them), so such
-      // a line must neither vouch for a plain key nor count as a changed one.
-      // Unknown markers are skipped as OpenSSH does.
-      else continue;
+  for (const { file, text } of files) {
+    const lines = text.split(/\r?\n/);
+    for (let i = 0; i < lines.length; i++) {
+      const raw = (lines[i] ?? '').trim();
+      if (raw === '' || raw.startsWith('#')) continue;
+      const fields = raw.split(/\s+/);
+      let marker: Entry['marker'];
+      if (fields[0]?.startsWith('@')) {
+        const m = fields.shift();
+        // @cert-authority trusts a CA to sign host certificates: it never vouches
+        // for a plain key nor counts as a changed one (ssh2 cannot check
+        // certificates; the openssh client does). Unknown markers are skipped as OpenSSH does.
+        if (m === '@revoked') marker = 'revoked';
+        else if (m === '@cert-authority') marker = 'ca';
+        else continue;
+      }
+      const [hosts, keyType, b64] = fields;
+      if (hosts === undefined || keyType === undefined || b64 === undefined) continue;
+      if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) continue;
+      entries.push({ file, line: i + 1, marker, hosts, keyType, key: Buffer.from(b64, 'base64') });
     }
-    const [hosts, keyType, b64] = fields;
-    if (hosts === undefined || keyType === undefined || b64 === undefined) continue;
-    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) continue;
-    entries.push({ line: i + 1, revoked, hosts, keyType, key: Buffer.from(b64, 'base64') });
   }
   return entries;
 }
@@ -107,11 +119,10 @@ export function hostPatternsMatch(hosts: string, name: string): boolean {
  * Key types recorded for this host, so the client can offer those host key
  * algorithms first (as OpenSSH does) and not be handed a type it cannot check.
  */
-export function knownKeyTypes(knownHostsText: string, host: string, port: number): string[] {
-  const name = knownHostsName(host, port);
+export function knownKeyTypes(files: readonly KnownHostsText[], name: string): string[] {
   const types: string[] = [];
-  for (const e of parse(knownHostsText)) {
-    if (!e.revoked && !types.includes(e.keyType) && hostPatternsMatch(e.hosts, name)) types.push(e.keyType);
+  for (const e of parse(files)) {
+    if (!e.marker && !types.includes(e.keyType) && hostPatternsMatch(e.hosts, name)) types.push(e.keyType);
   }
   return types;
 }
@@ -123,23 +134,21 @@ export function knownKeyTypes(knownHostsText: string, host: string, port: number
  * its key and a man in the middle look the same from here.
  */
 export function checkHostKey(
-  knownHostsText: string,
-  host: string,
-  port: number,
+  files: readonly KnownHostsText[],
+  name: string,
   keyType: string,
   keyBlob: Buffer,
 ): HostKeyVerdict {
-  const name = knownHostsName(host, port);
-  const entries = parse(knownHostsText);
+  const entries = parse(files);
   // A revoked key stays refused whatever host patterns its line names and
   // whatever other line vouches for it: "must not ever be accepted" (sshd(8)).
-  const revoked = entries.find((e) => e.revoked && e.key.equals(keyBlob));
-  if (revoked) return { status: 'revoked', line: revoked.line };
+  const revoked = entries.find((e) => e.marker === 'revoked' && e.key.equals(keyBlob));
+  if (revoked) return { status: 'revoked', file: revoked.file, line: revoked.line };
 
   let sameTypeOther: Entry | undefined;
   let otherType: Entry | undefined;
   for (const e of entries) {
-    if (e.revoked || !hostPatternsMatch(e.hosts, name)) continue;
+    if (e.marker || !hostPatternsMatch(e.hosts, name)) continue;
     if (e.keyType === keyType) {
       if (e.key.equals(keyBlob)) return { status: 'ok' };
       sameTypeOther ??= e;
@@ -148,6 +157,32 @@ export function checkHostKey(
     }
   }
   const changed = sameTypeOther ?? otherType;
-  if (changed) return { status: 'changed', line: changed.line, keyType: changed.keyType };
-  return { status: 'unknown' };
+  if (changed) return { status: 'changed', file: changed.file, line: changed.line, keyType: changed.keyType };
+  return { status: 'unknown', caOnly: certAuthorityCovers(entries, name) };
+}
+
+/** Whether a host is known only through an @cert-authority line (its keys are certificates). */
+export function knownOnlyByCertAuthority(files: readonly KnownHostsText[], name: string): boolean {
+  const entries = parse(files);
+  return (
+    !entries.some((e) => !e.marker && hostPatternsMatch(e.hosts, name)) && certAuthorityCovers(entries, name)
+  );
+}
+
+function certAuthorityCovers(entries: Entry[], name: string): boolean {
+  return entries.some((e) => e.marker === 'ca' && hostPatternsMatch(e.hosts, name));
+}
+
+/**
+ * The line accept-new appends for a new host, as OpenSSH writes it: the name
+ * hashed (HashKnownHosts yes) or plain, the key type and the key.
+ */
+export function knownHostsLine(name: string, keyType: string, keyBlob: Buffer, hashed: boolean): string {
+  const field = hashed ? hashName(name) : name;
+  return `${field} ${keyType} ${keyBlob.toString('base64')}\n`;
+}
+
+function hashName(name: string): string {
+  const salt = randomBytes(20);
+  return `|1|${salt.toString('base64')}|${createHmac('sha1', salt).update(name).digest('base64')}`;
 }

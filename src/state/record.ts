@@ -4,7 +4,7 @@
 // mosh-client's start needs the key.
 import type { RelayRuntime, SshHost } from '../config/types.js';
 
-export const RECORD_VERSION = 1;
+export const RECORD_VERSION = 2;
 
 /** What teardown needs to reach a hop again, copied from the config at `up`. */
 export type RecordedHop = SshHost;
@@ -32,4 +32,6 @@ export interface SessionRecord {
   /** Client side first. */
   relays: (RecordedProcess & { runtime: RelayRuntime })[];
   networkTimeout: number;
+  /** `up --no-connect`: no moshctl process owns the session; a client elsewhere uses it until `down`. */
+  detached?: boolean;
 }

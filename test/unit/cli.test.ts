@@ -60,7 +60,7 @@ describe('moshctl command line', () => {
     const cwd = tempTree({ 'moshproxy.yaml': good });
     const text = await run(['plan', 'box'], { cwd });
     expect(text.code).toBe(0);
-    expect(text.stdout.split('\n')[0]).toBe('moshctl up box: local → bastion → box');
+    expect(text.stdout.split('\n')[0]).toBe('moshctl up box: local → bastion → box (ssh client: ssh2)');
     const json = await run(['plan', 'box', '--json', '--', 'tmux', 'attach'], { cwd });
     const plan = JSON.parse(json.stdout) as {
       version: number;
@@ -75,7 +75,7 @@ describe('moshctl command line', () => {
     const r = await run(['plan', 'boxx'], { cwd: tempTree({ 'moshproxy.yaml': good }) });
     expect(r.code).toBe(2);
     expect(r.stderr).toBe(
-      'moshctl: unknown host "boxx" (config: <dir>/moshproxy.yaml)\n  hint: did you mean "box"?\n',
+      'moshctl: unknown host "boxx": not in <dir>/moshproxy.yaml (ssh is not installed, so ssh_config was not consulted)\n  hint: did you mean "box"?\n',
     );
   });
 

@@ -43,7 +43,7 @@ describe('checked-in config files', () => {
     const dev = config.hosts['dev-box'];
     expect(dev?.chain).toEqual(['bastion']);
     expect(dev?.user).not.toBe('');
-    expect(dev?.identity_file).toMatch(/^\/.*\.ssh\/id_ed25519$/);
+    expect(dev?.identity_files).toEqual([expect.stringMatching(/^\/.*\.ssh\/id_ed25519$/)]);
     expect(dev?.mosh).toEqual({
       server_ports: { from: 60000, to: 61000 },
       network_timeout: 86400,

@@ -88,7 +88,7 @@ describe('which files make up the config', () => {
       env: { HOME: '/home/h' },
     });
     const a = parse(r.stdout).hosts.a;
-    expect(a?.identity_file).toBe(join(dir, 'team/keys/id'));
-    expect(a?.known_hosts).toBe('/home/h/kh');
+    expect(a?.identity_files).toEqual([join(dir, 'team/keys/id')]);
+    expect(a?.known_hosts).toEqual(['/home/h/kh']);
   });
 });

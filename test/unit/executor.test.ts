@@ -30,10 +30,10 @@ class FakeRunner implements Runner {
   private maybeFail(what: FailAt): void {
     if (this.failAt === what) throw new EnvError(`${what} failed`, 'fix it', { step: what });
   }
-  connect(route: string[]): Promise<void> {
-    this.calls.push(`connect ${route.join(',')}`);
+  connect(): Promise<{ reachedAddress: string }> {
+    this.calls.push('connect');
     this.maybeFail('connect');
-    return Promise.resolve();
+    return Promise.resolve({ reachedAddress: '192.0.2.1' });
   }
   startServer(): Promise<{ pid: number; port: number; key: string }> {
     this.calls.push('server');
@@ -52,8 +52,8 @@ class FakeRunner implements Runner {
       runtime: 'python3',
     });
   }
-  runClient(step: { connectTo: { address: string } }, port: number, key: string): Promise<number> {
-    this.calls.push(`client ${step.connectTo.address}:${port} key=${key.length}`);
+  runClient(address: string, port: number, key: string): Promise<number> {
+    this.calls.push(`client ${address}:${port} key=${key.length}`);
     this.maybeFail('client');
     return Promise.resolve(7);
   }
@@ -73,7 +73,7 @@ function setup(runner: FakeRunner, interrupted?: () => NodeJS.Signals | undefine
   const { config } = loadConfig([join(dir, 'moshproxy.yaml')], {});
   const plan = planUp(config, 'box');
   const record: SessionRecord = {
-    version: 1,
+    version: 2,
     id: 'box-1',
     name: 'box',
     configFiles: [],
@@ -109,7 +109,7 @@ describe('execute', () => {
     const { plan, options, saved, forgotten } = setup(runner);
     const outcome = await execute(plan, options);
     expect(runner.calls).toEqual([
-      'connect outer,inner,box',
+      'connect',
       'server',
       'relay inner → 60001',
       'relay outer → 62001',
@@ -162,7 +162,7 @@ describe('execute', () => {
     const { plan, options } = setup(runner, () => signal);
     const outcome = await execute(plan, options);
     expect(outcome.error).toBeInstanceOf(Interrupted);
-    expect(runner.calls).toEqual(['connect outer,inner,box', 'server', 'stop mosh-server box 100', 'close']);
+    expect(runner.calls).toEqual(['connect', 'server', 'stop mosh-server box 100', 'close']);
   });
 
   it('keeps in the record what it could not stop, and says how to finish', async () => {

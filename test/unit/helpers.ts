@@ -29,7 +29,7 @@ export interface Run {
 
 export async function run(
   argv: string[],
-  opts: { cwd: string; env?: Record<string, string | undefined> },
+  opts: { cwd: string; env?: Record<string, string | undefined>; tty?: boolean },
 ): Promise<Run> {
   let stdout = '';
   let stderr = '';
@@ -38,6 +38,7 @@ export async function run(
     stderr: (t) => (stderr += t),
     env: opts.env ?? { USER: 'tester', HOME: '/home/tester' },
     cwd: opts.cwd,
+    stdinIsTTY: opts.tty ?? false,
   });
   // Paths of temp folders differ per run; tests compare text with them masked.
   return { code, stdout: stdout.replaceAll(opts.cwd, '<dir>'), stderr: stderr.replaceAll(opts.cwd, '<dir>') };

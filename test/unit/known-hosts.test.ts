@@ -9,8 +9,10 @@ import {
   fingerprintSha256,
   hostPatternsMatch,
   keyTypeOfBlob,
+  knownHostsLine,
   knownHostsName,
   knownKeyTypes,
+  knownOnlyByCertAuthority,
 } from '../../src/ssh/known-hosts.js';
 
 // Two ed25519 keys made with `ssh-keygen -t ed25519`; the fingerprints are what
@@ -29,7 +31,7 @@ function hashed(name: string, salt = randomBytes(20)): string {
 }
 
 const check = (text: string, host: string, port: number, blob = blobA, type = ED) =>
-  checkHostKey(text, host, port, type, blob);
+  checkHostKey([{ file: 'kh', text }], knownHostsName(host, port), type, blob);
 
 describe('fingerprintSha256', () => {
   it('matches ssh-keygen -lf for known keys', () => {
@@ -77,18 +79,27 @@ describe('checkHostKey', () => {
     const plain = `10.0.0.5 ${ED} ${KEY_A}`;
     const ported = `[10.0.0.5]:2222 ${ED} ${KEY_A}`;
     expect(check(plain, '10.0.0.5', 22)).toEqual({ status: 'ok' });
-    expect(check(plain, '10.0.0.5', 2222)).toEqual({ status: 'unknown' });
+    expect(check(plain, '10.0.0.5', 2222)).toEqual({ status: 'unknown', caOnly: false });
     expect(check(ported, '10.0.0.5', 2222)).toEqual({ status: 'ok' });
-    expect(check(ported, '10.0.0.5', 22)).toEqual({ status: 'unknown' });
+    expect(check(ported, '10.0.0.5', 22)).toEqual({ status: 'unknown', caOnly: false });
     expect(knownHostsName('::1', 2200)).toBe('[::1]:2200');
   });
 
   it('accepts hashed entries for host and [host]:port', () => {
     expect(check(`${hashed('10.0.0.5')} ${ED} ${KEY_A}`, '10.0.0.5', 22)).toEqual({ status: 'ok' });
     expect(check(`${hashed('[10.0.0.5]:2222')} ${ED} ${KEY_A}`, '10.0.0.5', 2222)).toEqual({ status: 'ok' });
-    expect(check(`${hashed('10.0.0.5')} ${ED} ${KEY_A}`, '10.0.0.5', 2222)).toEqual({ status: 'unknown' });
-    expect(check(`${hashed('10.0.0.6')} ${ED} ${KEY_A}`, '10.0.0.5', 22)).toEqual({ status: 'unknown' });
-    expect(check(`|1|not-base64|x ${ED} ${KEY_A}`, '10.0.0.5', 22)).toEqual({ status: 'unknown' });
+    expect(check(`${hashed('10.0.0.5')} ${ED} ${KEY_A}`, '10.0.0.5', 2222)).toEqual({
+      status: 'unknown',
+      caOnly: false,
+    });
+    expect(check(`${hashed('10.0.0.6')} ${ED} ${KEY_A}`, '10.0.0.5', 22)).toEqual({
+      status: 'unknown',
+      caOnly: false,
+    });
+    expect(check(`|1|not-base64|x ${ED} ${KEY_A}`, '10.0.0.5', 22)).toEqual({
+      status: 'unknown',
+      caOnly: false,
+    });
   });
 
   it.skipIf(!existsSync('/usr/bin/ssh-keygen'))('reads a file hashed by ssh-keygen -H', () => {
@@ -109,10 +120,10 @@ describe('checkHostKey', () => {
   it('supports wildcards and negation', () => {
     const text = `*.example.com,!evil.example.com,10.0.?.5 ${ED} ${KEY_A}`;
     expect(check(text, 'bastion.example.com', 22)).toEqual({ status: 'ok' });
-    expect(check(text, 'evil.example.com', 22)).toEqual({ status: 'unknown' });
+    expect(check(text, 'evil.example.com', 22)).toEqual({ status: 'unknown', caOnly: false });
     expect(check(text, '10.0.7.5', 22)).toEqual({ status: 'ok' });
-    expect(check(text, '10.0.77.5', 22)).toEqual({ status: 'unknown' });
-    expect(check(text, 'example.com', 22)).toEqual({ status: 'unknown' });
+    expect(check(text, '10.0.77.5', 22)).toEqual({ status: 'unknown', caOnly: false });
+    expect(check(text, 'example.com', 22)).toEqual({ status: 'unknown', caOnly: false });
     expect(check(`[*.example.com]:2222 ${ED} ${KEY_A}`, 'a.example.com', 2222)).toEqual({ status: 'ok' });
     // A dot in a pattern is literal, not a regex wildcard.
     expect(hostPatternsMatch('10.0.0.5', '10a0b0c5')).toBe(false);
@@ -122,7 +133,7 @@ describe('checkHostKey', () => {
 
   it('refuses a revoked key even when another line vouches for it', () => {
     const text = [`host.example ${ED} ${KEY_A}`, `@revoked * ${ED} ${KEY_A}`].join('\n');
-    expect(check(text, 'host.example', 22)).toEqual({ status: 'revoked', line: 2 });
+    expect(check(text, 'host.example', 22)).toEqual({ status: 'revoked', file: 'kh', line: 2 });
     // The revocation applies to that key only.
     expect(
       check(`@revoked * ${ED} ${KEY_A}\nhost.example ${ED} ${KEY_B}`, 'host.example', 22, blobB),
@@ -133,7 +144,7 @@ describe('checkHostKey', () => {
 
   it('reports a changed key with the line that disagrees', () => {
     const text = ['# comment', '', `other ${ED} ${KEY_A}`, `host.example ${ED} ${KEY_B}`].join('\n');
-    expect(check(text, 'host.example', 22)).toEqual({ status: 'changed', line: 4, keyType: ED });
+    expect(check(text, 'host.example', 22)).toEqual({ status: 'changed', file: 'kh', line: 4, keyType: ED });
     // ...and one matching line is enough for ok, as with OpenSSH.
     expect(check(`${text}\nhost.example ${ED} ${KEY_A}`, 'host.example', 22)).toEqual({ status: 'ok' });
   });
@@ -142,12 +153,13 @@ describe('checkHostKey', () => {
     // Same blob recorded under another type name: not a match.
     expect(check(`host.example ssh-rsa ${KEY_A}`, 'host.example', 22)).toEqual({
       status: 'changed',
+      file: 'kh',
       line: 1,
       keyType: 'ssh-rsa',
     });
   });
 
-  it('ignores @cert-authority lines, unknown markers, comments and malformed lines', () => {
+  it('never lets an @cert-authority line vouch for a plain key, but says the host is known through a CA; ignores unknown markers, comments and malformed lines', () => {
     const text = [
       `@cert-authority * ${ED} ${KEY_A}`,
       `@future host.example ${ED} ${KEY_A}`,
@@ -155,15 +167,57 @@ describe('checkHostKey', () => {
       'host.example',
       `host.example ${ED} not*base64`,
     ].join('\r\n');
-    expect(check(text, 'host.example', 22)).toEqual({ status: 'unknown' });
+    expect(check(text, 'host.example', 22)).toEqual({ status: 'unknown', caOnly: true });
+    expect(check(text.replace('@cert-authority *', '@cert-authority other'), 'host.example', 22)).toEqual({
+      status: 'unknown',
+      caOnly: false,
+    });
     expect(check(`@cert-authority host.example ${ED} ${KEY_B}`, 'host.example', 22)).toEqual({
       status: 'unknown',
+      caOnly: true,
     });
+  });
+
+  it('tells a host known only through a CA from one with a recorded key', () => {
+    const ca = `@cert-authority *.example ${ED} ${KEY_B}`;
+    const files = (text: string) => [{ file: 'kh', text }];
+    expect(knownOnlyByCertAuthority(files(ca), 'host.example')).toBe(true);
+    expect(knownOnlyByCertAuthority(files(`${ca}\nhost.example ${ED} ${KEY_A}`), 'host.example')).toBe(false);
+    expect(knownOnlyByCertAuthority(files(ca), 'host.other')).toBe(false);
+  });
+
+  it('looks keys up in every file, the user files before the global ones', () => {
+    const user = { file: 'user', text: `other ${ED} ${KEY_B}\n` };
+    const global = { file: 'global', text: `h ${ED} ${KEY_B}\n` };
+    expect(checkHostKey([user, global], 'h', ED, blobA)).toEqual({
+      status: 'changed',
+      file: 'global',
+      line: 1,
+      keyType: ED,
+    });
+    expect(checkHostKey([user, global], 'h', ED, blobB)).toEqual({ status: 'ok' });
+  });
+
+  it('uses HostKeyAlias as written, without the port', () => {
+    expect(knownHostsName('10.0.0.1', 2222, 'Box-Alias')).toBe('box-alias');
+    expect(knownHostsName('10.0.0.1', 2222)).toBe('[10.0.0.1]:2222');
+  });
+
+  it('writes the line accept-new records, hashed or plain, so that it is found again', () => {
+    for (const hashedLine of [true, false]) {
+      const line = knownHostsLine('[h]:2222', ED, blobA, hashedLine);
+      expect(line.startsWith('|1|')).toBe(hashedLine);
+      expect(checkHostKey([{ file: 'kh', text: line }], '[h]:2222', ED, blobA)).toEqual({ status: 'ok' });
+      expect(checkHostKey([{ file: 'kh', text: line }], 'h', ED, blobA)).toEqual({
+        status: 'unknown',
+        caOnly: false,
+      });
+    }
   });
 
   it('lists the key types known for a host', () => {
     const text = [`h ssh-rsa ${KEY_B}`, `h ${ED} ${KEY_A}`, `other ecdsa-sha2-nistp256 ${KEY_A}`].join('\n');
-    expect(knownKeyTypes(text, 'h', 22)).toEqual(['ssh-rsa', ED]);
-    expect(knownKeyTypes(text, 'h', 2222)).toEqual([]);
+    expect(knownKeyTypes([{ file: 'kh', text }], 'h')).toEqual(['ssh-rsa', ED]);
+    expect(knownKeyTypes([{ file: 'kh', text }], '[h]:2222')).toEqual([]);
   });
 });

@@ -42,7 +42,7 @@ hosts:
 describe('planUp', () => {
   it('plans a two-hop chain: connects, server, relays last hop first, client, teardown in reverse', () => {
     expect(formatPlan(planUp(chains, 'gpu'))).toMatchInlineSnapshot(`
-      "moshctl up gpu: local → outer → inner → gpu
+      "moshctl up gpu: local → outer → inner → gpu (ssh client: ssh2)
         1. connect     outer  ssh alice@gate.example.org:2222, direct
                               why: hop 1 of 2 towards gpu; it relays UDP and tunnels ssh
         2. connect     inner  ssh alice@192.168.40.1:22, tunnelled through outer
@@ -55,7 +55,7 @@ describe('planUp', () => {
                               why: gpu's UDP port is reachable only from inner
         6. relay       outer  UDP relay (python3, else socat) on a free port in 61000-61010 → 192.168.40.1:<port of step 5>, exits after 600 s idle
                               why: inner's UDP port is reachable only from outer
-        7. client      local  mosh-client → gate.example.org:<port of step 6>, key in its environment only
+        7. client      local  mosh-client → <address step 1 reached>:<port of step 6>, key in its environment only
                               why: the first hop, outer, is the only one this machine reaches
       teardown, in reverse, when mosh-client exits (also \`moshctl down gpu\`):
         8. stop-relay  outer  stop the relay of step 6 by its pid
@@ -76,12 +76,12 @@ describe('planUp', () => {
 
   it('plans plain mosh for a host without via: no relay', () => {
     expect(formatPlan(planUp(chains, 'direct', {}, { command: ['htop', '-d', '5'] }))).toMatchInlineSnapshot(`
-      "moshctl up direct: local → direct
+      "moshctl up direct: local → direct (ssh client: ssh2)
         1. connect     direct  ssh ops@direct.example.org:22, direct
                                why: mosh-server runs here
         2. server      direct  mosh-server new -p 60000:61000 -l LANG=C.UTF-8, network timeout 86400 s, signal timeout 60 s, runs "htop -d 5"
                                why: the session lives here; it prints its UDP port and key
-        3. client      local   mosh-client → direct.example.org:<port of step 2>, key in its environment only
+        3. client      local   mosh-client → <address step 1 reached>:<port of step 2>, key in its environment only
                                why: direct is reached directly
       teardown, in reverse, when mosh-client exits (also \`moshctl down direct\`):
         4. stop-server direct  stop mosh-server of step 2 by its pid

@@ -6,7 +6,7 @@ import type { SessionRecord } from '../../src/state/record.js';
 import { tempTree } from './helpers.js';
 
 const record = (id: string): SessionRecord => ({
-  version: 1,
+  version: 2,
   id,
   name: 'box',
   configFiles: ['/x/moshproxy.yaml'],

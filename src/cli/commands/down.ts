@@ -3,7 +3,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { discoverFiles } from '../../config/discover.js';
 import { ExitCode, UserError } from '../../errors.js';
-import { SshRunner } from '../../execute/ssh-runner.js';
+import { SshRunner, sshConfigOption } from '../../execute/ssh-runner.js';
+import { terminalPrompter } from '../prompt.js';
 import { teardown } from '../../execute/teardown.js';
 import { ownerAlive } from '../../state/owner.js';
 import type { SessionRecord } from '../../state/record.js';
@@ -34,10 +35,14 @@ export async function down(ctx: CommandContext): Promise<number> {
       }
       record = fresh;
     }
-    const report = await teardown(record, new SshRunner(record.route), {
-      save: (r) => store.write(r),
-      log: (line) => ctx.io.stderr(`moshctl: ${record.id}: ${line}\n`),
-    });
+    const report = await teardown(
+      record,
+      new SshRunner(record.route, { ...sshConfigOption(ctx.io.env), prompter: terminalPrompter() }),
+      {
+        save: (r) => store.write(r),
+        log: (line) => ctx.io.stderr(`moshctl: ${record.id}: ${line}\n`),
+      },
+    );
     if (report.left.length === 0) {
       store.remove(record.id);
       out(`${record.id}: stopped ${report.stopped.join(', ') || 'nothing (already gone)'}`);

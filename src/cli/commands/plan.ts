@@ -1,3 +1,5 @@
+import { resolveRoute } from '../../config/hosts.js';
+import { sshGContext } from '../../config/ssh-g.js';
 import { ExitCode } from '../../errors.js';
 import { formatPlan } from '../../plan/format.js';
 import { planUp } from '../../plan/plan.js';
@@ -5,8 +7,10 @@ import type { CommandContext } from '../main.js';
 import { load } from './common.js';
 
 export async function run(ctx: CommandContext): Promise<number> {
-  const { config } = load(ctx);
-  const plan = planUp(config, ctx.positionals[0] ?? '', {}, { command: ctx.rest });
+  const loaded = load(ctx);
+  const name = ctx.positionals[0] ?? '';
+  const config = await resolveRoute(loaded, name, { ...sshGContext(ctx.io.env) });
+  const plan = planUp(config, name, {}, { command: ctx.rest, noConnect: ctx.values['no-connect'] === true });
   ctx.io.stdout(ctx.values.json ? `${JSON.stringify(plan, null, 2)}\n` : formatPlan(plan));
-  return Promise.resolve(ExitCode.ok);
+  return ExitCode.ok;
 }

@@ -5,7 +5,8 @@ import { ownerAlive } from '../../state/owner.js';
 import type { SessionRecord } from '../../state/record.js';
 import { SessionStore, stateDir } from '../../state/store.js';
 import { EnvError } from '../../errors.js';
-import { SshRunner } from '../../execute/ssh-runner.js';
+import { SshRunner, sshConfigOption } from '../../execute/ssh-runner.js';
+import { terminalPrompter } from '../prompt.js';
 import { aliveCommand, parseAlive } from '../../remote/processes.js';
 import { parseRelayAlive, relayAliveCommand } from '../../relay/commands.js';
 import type { CommandContext } from '../main.js';
@@ -31,7 +32,7 @@ export async function status(ctx: CommandContext): Promise<number> {
   const { records, damaged } = store.list();
   for (const d of damaged) ctx.io.stderr(`moshctl: ignoring unreadable state file ${d}\n`);
   const sessions: SessionStatus[] = [];
-  for (const r of records) sessions.push(await check(r));
+  for (const r of records) sessions.push(await check(r, ctx.io.env));
   if (ctx.values.json) {
     ctx.io.stdout(`${JSON.stringify({ version: 1, sessions }, null, 2)}\n`);
     return ExitCode.ok;
@@ -55,7 +56,7 @@ export async function status(ctx: CommandContext): Promise<number> {
   return ExitCode.ok;
 }
 
-async function check(record: SessionRecord): Promise<SessionStatus> {
+async function check(record: SessionRecord, env: CommandContext['io']['env']): Promise<SessionStatus> {
   // Each process with the command that asks whether it still runs and how to read the answer.
   const processes = [
     ...record.relays.map((r) => ({
@@ -79,7 +80,7 @@ async function check(record: SessionRecord): Promise<SessionStatus> {
   const unreachable: Record<string, string> = {};
   // The runner reaches each host as far as the route allows: with the target
   // gone, the relays on the bastions are still checked.
-  const runner = new SshRunner(record.route, { readyTimeoutMs: 10_000 });
+  const runner = new SshRunner(record.route, { ...sshConfigOption(env), prompter: terminalPrompter() });
   try {
     for (const p of processes) {
       if (unreachable[p.host]) continue;

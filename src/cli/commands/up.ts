@@ -2,26 +2,39 @@
 // mosh-client, tear down from the record, exit with the client's code.
 import { constants, hostname } from 'node:os';
 import type { ListrTask } from 'listr2';
-import type { HostConfig } from '../../config/types.js';
-import { EnvError, ExitCode, Interrupted } from '../../errors.js';
+import { resolveRoute } from '../../config/hosts.js';
+import { sshGContext } from '../../config/ssh-g.js';
+import { toSshHost, type HostConfig } from '../../config/types.js';
+import { EnvError, ExitCode, Interrupted, UserError } from '../../errors.js';
 import { execute } from '../../execute/executor.js';
 import { SignalTrap } from '../../execute/signals.js';
-import { SshRunner } from '../../execute/ssh-runner.js';
+import { SshRunner, sshConfigOption } from '../../execute/ssh-runner.js';
 import { timed } from '../../execute/timed-runner.js';
 import { planUp } from '../../plan/plan.js';
-import { RECORD_VERSION, type RecordedHop, type SessionRecord } from '../../state/record.js';
+import { RECORD_VERSION, type SessionRecord } from '../../state/record.js';
 import { SessionStore, stateDir } from '../../state/store.js';
 import type { CommandContext } from '../main.js';
 import { report } from '../main.js';
+import { terminalPrompter } from '../prompt.js';
 import { load } from './common.js';
-import { findOnPath } from './path.js';
+import { findOnPath } from '../../which.js';
 
 export async function up(ctx: CommandContext): Promise<number> {
-  const { config, files } = load(ctx);
+  const noConnect = ctx.values['no-connect'] === true;
+  // mosh-client needs a terminal; without one it would die with tcgetattr after everything started.
+  if (!noConnect && !ctx.io.stdinIsTTY) {
+    throw UserError.one(
+      'moshctl up needs a terminal on stdin for mosh-client, and this one has none',
+      `run it in a terminal, or use "moshctl up ${ctx.positionals[0] ?? 'NAME'} --no-connect" to start the session and print what a mosh client elsewhere needs`,
+    );
+  }
+  const loaded = load(ctx);
+  const files = loaded.files;
   const name = ctx.positionals[0] ?? '';
-  const plan = planUp(config, name, {}, { command: ctx.rest });
+  const config = await resolveRoute(loaded, name, { ...sshGContext(ctx.io.env) });
+  const plan = planUp(config, name, {}, { command: ctx.rest, noConnect });
   // Checked before anything starts on a host: without mosh-client the session could never be used.
-  if (!findOnPath('mosh-client', ctx.io.env.PATH)) {
+  if (!noConnect && !findOnPath('mosh-client', ctx.io.env.PATH)) {
     throw new EnvError(
       'mosh-client is not installed on this machine',
       'install mosh (Debian/Ubuntu: apt install mosh; macOS: brew install mosh)',
@@ -38,7 +51,7 @@ export async function up(ctx: CommandContext): Promise<number> {
     createdAt: new Date().toISOString(),
     pid: process.pid,
     machine: hostname(),
-    route: route.map(recordedHop),
+    route: route.map(toSshHost),
     relays: [],
     networkTimeout: config.hosts[name]?.mosh.network_timeout ?? 0,
   };
@@ -48,7 +61,11 @@ export async function up(ctx: CommandContext): Promise<number> {
   process.stdout.on('error', () => undefined);
   process.stderr.on('error', () => undefined);
   const abort = new AbortController();
-  const runner = new SshRunner(route, { signal: abort.signal });
+  const runner = new SshRunner(route, {
+    signal: abort.signal,
+    prompter: terminalPrompter(),
+    ...sshConfigOption(ctx.io.env),
+  });
   const trap = new SignalTrap((sig) => {
     abort.abort(new Interrupted(sig));
     // While mosh-client runs it owns the terminal; a signal to moshctl ends it, then teardown runs.
@@ -65,6 +82,14 @@ export async function up(ctx: CommandContext): Promise<number> {
       log,
       runTasks: (tasks) => runListr(tasks),
       beforeStep: holdForTests(ctx.io.env.MOSHCTL_TEST_HOLD, log, abort.signal),
+      handOver: ({ address, port, key }) => {
+        // The one place the key leaves moshctl, on request: stdout, for a mosh client elsewhere.
+        const first = route[0];
+        ctx.io.stdout(
+          `host ${first?.name ?? ''} (${address})\nport ${port}\nkey ${key}\nMOSH_KEY=${key} mosh-client ${address} ${port}\n`,
+        );
+        log(`session ${record.id} left running for a client elsewhere; "moshctl down ${name}" ends it`);
+      },
     });
     const t = outcome.teardown;
     if (t.left.length === 0) log(`session ${record.id} ended; stopped ${t.stopped.length} process(es)`);
@@ -123,17 +148,6 @@ function holdForTests(
         { once: true },
       ),
     );
-  };
-}
-
-function recordedHop(h: HostConfig): RecordedHop {
-  return {
-    name: h.name,
-    address: h.address,
-    port: h.port,
-    user: h.user,
-    identity_file: h.identity_file,
-    known_hosts: h.known_hosts,
   };
 }
 

@@ -1,3 +1,4 @@
+// Finding a program on PATH without running it.
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 

@@ -1,0 +1,83 @@
+// Login prompts on the controlling terminal (/dev/tty), not stdin/stdout:
+// they work while stdout is piped, and nothing typed goes through moshctl's
+// output streams, so a password or one-time code is never echoed nor logged.
+import { closeSync, openSync } from 'node:fs';
+import { ReadStream, WriteStream } from 'node:tty';
+import { Interrupted } from '../errors.js';
+import type { Prompter } from '../transport/types.js';
+
+export function terminalPrompter(): Prompter {
+  let fd: number | undefined;
+  try {
+    fd = openSync('/dev/tty', 'r+');
+  } catch {
+    fd = undefined;
+  }
+  if (fd !== undefined) closeSync(fd);
+  const interactive = fd !== undefined;
+  // One prompt at a time: hops are dialled in order, but keep two asks from interleaving.
+  let queue: Promise<unknown> = Promise.resolve();
+  return {
+    interactive,
+    say: (text) => {
+      if (!interactive) return;
+      withTty((_in, out) => out.write(`${text}\n`));
+    },
+    ask: (prompt, echo) => {
+      const next = queue.then(() =>
+        interactive ? read(prompt, echo) : Promise.reject(new Error('no terminal to ask on')),
+      );
+      queue = next.catch(() => undefined);
+      return next;
+    },
+  };
+}
+
+function withTty<T>(f: (input: ReadStream, output: WriteStream) => T): T {
+  const fd = openSync('/dev/tty', 'r+');
+  const input = new ReadStream(fd);
+  const output = new WriteStream(fd);
+  try {
+    return f(input, output);
+  } finally {
+    input.destroy();
+  }
+}
+
+/** Reads one line in raw mode, so nothing typed is echoed unless `echo`; Ctrl-C interrupts. */
+function read(prompt: string, echo: boolean): Promise<string> {
+  const fd = openSync('/dev/tty', 'r+');
+  const input = new ReadStream(fd);
+  const output = new WriteStream(fd);
+  output.write(prompt);
+  input.setRawMode(true);
+  return new Promise<string>((resolve, reject) => {
+    let line = '';
+    const done = (err?: Error): void => {
+      input.setRawMode(false);
+      input.removeAllListeners('data');
+      output.write('\r\n');
+      // Destroying the stream closes the fd it owns.
+      input.destroy();
+      if (err) reject(err);
+      else resolve(line);
+    };
+    input.on('data', (chunk: Buffer) => {
+      for (const ch of chunk.toString('utf8')) {
+        if (ch === '\r' || ch === '\n') return done();
+        if (ch === '\u0003') return done(new Interrupted('SIGINT'));
+        if (ch === '\u0004' && line === '') return done(new Error('input closed'));
+        if (ch === '\u007f' || ch === '\b') {
+          if (line.length > 0) {
+            line = line.slice(0, -1);
+            if (echo) output.write('\b \b');
+          }
+          continue;
+        }
+        if (ch < ' ') continue;
+        line += ch;
+        if (echo) output.write(ch);
+      }
+    });
+  });
+}

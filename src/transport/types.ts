@@ -1,0 +1,77 @@
+// What the runner needs from an SSH client: a chain of connections, one per
+// hop, that runs commands on any host of the route. Two implementations: ssh2
+// (src/ssh, built in) and the user's own OpenSSH (src/openssh, ControlMaster
+// per hop). The runner, teardown and status only ever see this interface.
+import type { SshHost } from '../config/types.js';
+
+export interface ExecResult {
+  stdout: string;
+  stderr: string;
+  /** null when the command was killed by a signal or is still running. */
+  code: number | null;
+}
+
+export type CloseListener = (host: string, error: Error | undefined) => void;
+
+export interface ExecOptions {
+  /** Written to the command's stdin, which is then closed. Never appears in messages. */
+  stdin?: string;
+  timeoutMs?: number;
+}
+
+export interface RemoteChain {
+  /** The route this chain reaches, client side first. */
+  readonly hostNames: string[];
+  /**
+   * The numeric address (IPv4 or IPv6) the connection to the first hop reached:
+   * what mosh-client is given, since it takes no names. Undefined when the
+   * first hop was reached through a ProxyCommand.
+   */
+  readonly reachedAddress: string | undefined;
+  /** Run `command` on `host` and wait for it to end. The command may appear in error messages; stdin never does. */
+  exec(host: string, command: string, opts?: ExecOptions): Promise<ExecResult>;
+  /**
+   * Run `command` and resolve as soon as `until(stdout so far)` is true or the
+   * command ends, whichever comes first: for reading a ready line while the
+   * process goes on to daemonize.
+   */
+  execUntil(
+    host: string,
+    command: string,
+    opts: ExecOptions & { until: (stdoutSoFar: string) => boolean; timeoutMs: number },
+  ): Promise<ExecResult>;
+  /**
+   * Called when a connection drops while the chain is open (not on close());
+   * when a hop drops, every hop behind it is reported too. Returns an unsubscribe.
+   */
+  onClose(cb: CloseListener): () => void;
+  /** Drop every connection at once, without a goodbye (the network path is gone). */
+  destroy(): void;
+  /** Close every connection, target first. Safe to call more than once. */
+  close(): Promise<void>;
+}
+
+/** Asks the person at the terminal: passwords, one-time codes, passphrases. */
+export interface Prompter {
+  /** Whether there is a terminal to ask on. */
+  readonly interactive: boolean;
+  /** Shows `prompt` and reads one line; `echo: false` hides what is typed. Rejects without a terminal. */
+  ask(prompt: string, echo: boolean): Promise<string>;
+  /** Shows a line of text from a server (keyboard-interactive instructions). */
+  say(text: string): void;
+}
+
+export interface ConnectOptions {
+  /** Called as each hop starts connecting, for progress output. */
+  onHop?: (host: string) => void;
+  /** Stops connecting: open hops are dropped and the promise rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /** Where login prompts go; without one, logins that need a person fail with a clear message. */
+  prompter?: Prompter;
+  /** `ssh -F FILE` instead of ~/.ssh/config (MOSHCTL_SSH_CONFIG); openssh only. */
+  sshConfigFile?: string;
+  /** ssh-agent socket when a host names none; defaults to $SSH_AUTH_SOCK. */
+  agent?: string | undefined;
+}
+
+export type ConnectChain = (hops: SshHost[], opts?: ConnectOptions) => Promise<RemoteChain>;
