@@ -3,6 +3,7 @@
 // a lab left up on purpose) is not a leftover; everything else is.
 
 import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { ETC_NETNS, listEtcNetns } from './names.js';
 import { isAlive, processStartTime } from './proc.js';
 import {
   DEFAULT_PREFIX,
@@ -20,8 +21,14 @@ export interface StrayProcess {
 }
 
 export interface Leftovers {
-  /** Lab-prefixed namespaces that no live lab owns. */
+  /**
+   * Lab-prefixed namespaces that no live lab owns, and (as full paths, also
+   * listed in etcNetns) their /etc/netns dirs: one list covers both, so a check
+   * that this is empty catches either.
+   */
   namespaces: string[];
+  /** /etc/netns/<prefix>-* dirs (the lab's hosts files) that no live lab owns. */
+  etcNetns: string[];
   /** Registry records of labs whose owner is gone (or is this very process). */
   records: string[];
   /** Still-running pids recorded by those labs. */
@@ -66,6 +73,9 @@ export async function findLeftovers(prefix = DEFAULT_PREFIX): Promise<Leftovers>
   const pattern = labNamespacePattern(prefix);
   const allNs = await listNamespaces();
   const namespaces = allNs.filter((ns) => pattern.test(ns) && !liveNs.has(ns));
+  const etcNetns = listEtcNetns()
+    .filter((ns) => pattern.test(ns) && !liveNs.has(ns))
+    .map((ns) => `${ETC_NETNS}/${ns}`);
 
   // Map namespace identities (nsfs inode) to names, to place each process.
   const nameOf = new Map<string, string>();
@@ -100,7 +110,8 @@ export async function findLeftovers(prefix = DEFAULT_PREFIX): Promise<Leftovers>
   }
   const pids = dead.flatMap((r) => r.pids.filter(isAlive).map((p) => p.pid));
   return {
-    namespaces,
+    namespaces: [...namespaces, ...etcNetns],
+    etcNetns,
     records: dead.map((r) => r.runId),
     pids,
     processes,

@@ -1,9 +1,11 @@
 // A lab is recorded on disk before it creates anything, so that a lab whose
 // owner crashed (SIGKILL, a hung test runner killed by CI) can still be found
-// and removed later by anyone: its namespaces, processes and files.
+// and removed later by anyone: its namespaces, processes and files. Each
+// namespace's /etc/netns/<ns> dir (names.ts) is recorded by the namespace's name.
 
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { listEtcNetns, removeEtcNetns } from './names.js';
 import { isAlive, run, stopAll, type ProcRef } from './proc.js';
 
 export const DEFAULT_PREFIX = 'mctl';
@@ -114,15 +116,24 @@ export async function teardown(rec: LabRecord): Promise<string[]> {
     const r = await run(['ip', 'netns', 'del', ns]);
     if (r.code !== 0) problems.push(`ip netns del ${ns}: ${r.stderr.trim()}`);
   }
+  // After the namespaces: only processes inside them could still be using these files.
+  for (const ns of rec.namespaces) {
+    try {
+      removeEtcNetns(ns);
+    } catch (err) {
+      problems.push(`remove /etc/netns/${ns}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
   rmSync(rec.dir, { recursive: true, force: true });
   if (problems.length === 0) removeRecord(rec.runId);
   return problems;
 }
 
 /**
- * Remove labs whose owner died, and namespaces carrying the lab prefix that
- * no record claims (a record is always written before its namespaces, so an
- * unclaimed one belongs to nobody). Returns the run ids / names removed.
+ * Remove labs whose owner died, and namespaces and /etc/netns dirs carrying
+ * the lab prefix that no record claims (a record is always written before its
+ * namespaces and their dirs, so an unclaimed one belongs to nobody). Returns
+ * the run ids / names removed.
  */
 export async function cleanupStale(prefix = DEFAULT_PREFIX): Promise<string[]> {
   const removed: string[] = [];
@@ -135,10 +146,12 @@ export async function cleanupStale(prefix = DEFAULT_PREFIX): Promise<string[]> {
   // List namespaces before reading records: any namespace listed then had its
   // record written earlier, so a lab being created right now is never taken for an orphan.
   const namespaces = await listNamespaces();
+  const etcDirs = listEtcNetns();
   const claimed = new Set(readRecords().flatMap((r) => r.namespaces));
   const pattern = labNamespacePattern(prefix);
-  for (const ns of namespaces) {
-    if (!pattern.test(ns) || claimed.has(ns)) continue;
+  // A dir without its namespace (a crash between the two) is an orphan all the same.
+  const orphans = new Set([...namespaces, ...etcDirs].filter((ns) => pattern.test(ns) && !claimed.has(ns)));
+  for (const ns of orphans) {
     await teardown({
       runId: `orphan-${ns}`,
       prefix,

@@ -11,6 +11,7 @@
 //
 // Only documentation ranges are used, and forwarding is off everywhere, so
 // the client can reach the target only by hopping through the bastions.
+// Every host also has a name under lab.test (RFC 6761 keeps .test out of real DNS).
 
 export type HostName = 'client' | 'bastion' | 'bastion2' | 'target' | 'outsider';
 
@@ -36,6 +37,8 @@ export interface HostPlan {
   name: HostName;
   /** Where the client side reaches this host's sshd (what known_hosts and the config name). */
   sshAddress: string;
+  /** `<name>.lab.test`, which every lab namespace resolves to sshAddress. */
+  dnsName: string;
   /** The host that can reach this one directly: used to probe its sshd from outside. */
   probeFrom: HostName | undefined;
   /** The jump chain from the client, nearest first. */
@@ -51,6 +54,7 @@ export interface TopologyPlan {
 }
 
 export const LAN_BRIDGE = 'lan0';
+export const LAB_DOMAIN = 'lab.test';
 export const CLIENT_ADDRESS = '192.0.2.10';
 export const BASTION_LAN_ADDRESS = '192.0.2.1';
 
@@ -90,7 +94,7 @@ export function planTopology(bastions: 1 | 2): TopologyPlan {
     farGateway: '203.0.113.1',
   });
 
-  const hosts: HostPlan[] = [
+  const hosts: Omit<HostPlan, 'dnsName'>[] = [
     { name: 'client', sshAddress: CLIENT_ADDRESS, probeFrom: undefined, via: [], runsSshd: false },
     { name: 'bastion', sshAddress: BASTION_LAN_ADDRESS, probeFrom: 'client', via: [], runsSshd: true },
   ];
@@ -114,7 +118,7 @@ export function planTopology(bastions: 1 | 2): TopologyPlan {
     { name: 'outsider', sshAddress: '192.0.2.66', probeFrom: 'bastion', via: [], runsSshd: true },
   );
   return {
-    hosts,
+    hosts: hosts.map((h) => ({ ...h, dnsName: dnsNameOf(h.name) })),
     links,
     bridges: [{ host: 'bastion', dev: LAN_BRIDGE, cidr: `${BASTION_LAN_ADDRESS}/24` }],
   };
@@ -129,6 +133,10 @@ export function addressesOf(plan: TopologyPlan, host: HostName): string[] {
     if (l.far === host) out.push(stripPrefix(l.farCidr));
   }
   return out;
+}
+
+export function dnsNameOf(host: HostName): string {
+  return `${host}.${LAB_DOMAIN}`;
 }
 
 export function stripPrefix(cidr: string): string {
