@@ -2,18 +2,29 @@
 // shared with src/config; it is written out by hand (not with a YAML library)
 // so the file reads exactly like one a user would check in.
 
+import { dnsNameOf } from './topology.js';
+
 export interface LabConfigInput {
   keyFile: string;
   knownHostsFile: string;
   bastions: 1 | 2;
   addresses: { bastion: string; bastion2?: string; target: string };
+  /** Write each host's lab.test name as its `address:` instead of its IP address. */
+  names?: boolean;
+  /** The remote user under `defaults:`; default root. */
+  user?: string;
 }
 
 export function renderLabConfig(c: LabConfigInput): string {
+  const address = (host: 'bastion' | 'bastion2' | 'target'): string => {
+    const ip = c.addresses[host];
+    if (!ip) throw new Error(`renderLabConfig: no ${host} address`);
+    return c.names ? dnsNameOf(host) : ip;
+  };
   const lines = [
     'version: 1',
     'defaults:',
-    '  user: root',
+    `  user: ${c.user ?? 'root'}`,
     `  identity_file: ${c.keyFile}`,
     `  known_hosts: ${c.knownHostsFile}`,
     'mosh:',
@@ -22,15 +33,14 @@ export function renderLabConfig(c: LabConfigInput): string {
     '  signal_timeout: 60',
     'hosts:',
     '  bastion:',
-    `    address: ${c.addresses.bastion}`,
+    `    address: ${address('bastion')}`,
     '    relay:',
     '      ports: 61001-61010',
   ];
   if (c.bastions === 2) {
-    if (!c.addresses.bastion2) throw new Error('renderLabConfig: two bastions but no bastion2 address');
     lines.push(
       '  bastion2:',
-      `    address: ${c.addresses.bastion2}`,
+      `    address: ${address('bastion2')}`,
       '    via: [bastion]',
       '    relay:',
       '      ports: 62001-62010',
@@ -38,7 +48,7 @@ export function renderLabConfig(c: LabConfigInput): string {
   }
   lines.push(
     '  target:',
-    `    address: ${c.addresses.target}`,
+    `    address: ${address('target')}`,
     `    via: ${c.bastions === 2 ? '[bastion, bastion2]' : '[bastion]'}`,
     '',
   );

@@ -3,109 +3,88 @@
 // See topology.ts for the network drawing. Everything a lab creates is
 // recorded in the registry first, so destroy() (or a later cleanupStale())
 // can remove it even after a crash half-way through create().
+//
+// Every host has a name under lab.test, every sshd a host certificate and a
+// trusted user CA; chosen hosts ask for a one-time code or lack a program;
+// local test users (setup.sh) log in with different shells, and an ordinary
+// client user can run commands. lab-core.ts has the namespaces and processes.
 
-import { spawn as spawnChild } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { labFilePaths, writeLabFiles } from './lab-files.js';
-import { buildNetwork, findLink, setDropShare, setLinkState } from './network.js';
-import { isAlive, refOf, run, type ProcRef, type RunResult } from './proc.js';
+import { buildLab, checkOptions } from './build.js';
+import { labConfigText, labFilePaths, type ConfigTextOptions, type LabFilePaths } from './lab-files.js';
+import { LabCore } from './lab-core.js';
+import { newOtpCode } from './mounts.js';
+import { refOf } from './proc.js';
+import { DEFAULT_PREFIX, cleanupStale } from './registry.js';
+import type { HostName } from './topology.js';
+import type { LabOptions, SshArgvOptions } from './types.js';
 import {
-  DEFAULT_PREFIX,
-  cleanupStale,
-  pidsInNamespace,
-  teardown,
-  writeRecord,
-  type LabRecord,
-} from './registry.js';
-import { sshdArgv, type SshdFiles } from './sshd.js';
-import {
-  CLIENT_ADDRESS,
-  addressesOf,
-  nextClientAddress,
-  planTopology,
-  type HostName,
-  type LinkName,
-  type TopologyPlan,
-} from './topology.js';
+  asUserArgv,
+  clientUserFilePaths,
+  findLabUsers,
+  writeUserFile,
+  type ClientUserFiles,
+  type LabUser,
+} from './users.js';
 
 export type { HostName, LinkName } from './topology.js';
 export type { RunResult } from './proc.js';
+export type { ExecOptions, LabHost, LabHosts, LabOptions, SshArgvOptions } from './types.js';
+export type { ConfigTextOptions } from './lab-files.js';
 export { Tmux, type TmuxOptions } from './tmux.js';
 export { DEFAULT_PREFIX } from './registry.js';
 export { findLeftovers, type Leftovers } from './leftovers.js';
-
-export interface LabOptions {
-  bastions?: 1 | 2;
-  /** Namespace name prefix; default "mctl". Names are `<prefix>-<runid>-<host>`. */
-  prefix?: string;
-  /** Leave the lab up after this process exits (`lab up`); only `down`/`cleanup` remove it. */
-  persistent?: boolean;
-}
-
-export interface LabHost {
-  ns: string;
-  addresses: string[];
-  /** The address the client side uses for this host's sshd. */
-  sshAddress: string;
-}
-
-export interface LabHosts {
-  client: LabHost;
-  bastion: LabHost;
-  bastion2?: LabHost;
-  target: LabHost;
-  outsider: LabHost;
-}
-
-export interface ExecOptions {
-  timeoutMs?: number;
-  input?: string;
-  env?: NodeJS.ProcessEnv;
-}
+export { realProgramPath } from './mounts.js';
+export { CLIENT_USER, LOGIN_USERS, findLabUsers, type ClientUserFiles, type LabUser } from './users.js';
 
 /** The repository root, from dist/lab/ or src/lab/ alike. */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-export class Lab {
+export class Lab extends LabCore {
   readonly configFile: string;
   readonly keyFile: string;
   readonly knownHostsFile: string;
   /** An OpenSSH client config with the lab key and known_hosts (`ssh -F` passes it to -J hops too). */
   readonly sshConfigFile: string;
-  readonly hosts: LabHosts;
-  private readonly plan: TopologyPlan;
-  private readonly tracked = new Map<number, ProcRef>();
-  private readonly owner: ProcRef | null;
-  private destroying: Promise<void> | undefined;
+  /** known_hosts with one `@cert-authority` line (the lab's host CA) for every lab address and name. */
+  readonly caKnownHostsFile: string;
+  /** A client key in no authorized_keys; `<key>-cert.pub` beside it is signed by the lab's user CA. */
+  readonly certOnlyKeyFile: string;
+  /** The one-time code the kbdInteractive hosts ask for (six digits, new for each lab). */
+  readonly otpCode = newOtpCode();
+  readonly kbdInteractive: readonly HostName[];
+  readonly hide: Readonly<Partial<Record<HostName, string[]>>>;
+  /** The test login users that exist here (LOGIN_USERS has the shell each should have). */
+  readonly loginUsers: readonly LabUser[];
+  /** The ordinary local user that runs moshctl in tests, when it exists. */
+  readonly clientUser: LabUser | undefined;
+  /** The client user's own copies of the lab's keys and known_hosts, when that user exists. */
+  readonly clientUserFiles: ClientUserFiles | undefined;
+  /** Why tests that need the test users cannot run (some are missing), or undefined. */
+  readonly usersMissing: string | undefined;
+  private readonly paths: LabFilePaths;
 
-  private constructor(
-    readonly runId: string,
-    readonly prefix: string,
-    readonly dir: string,
-    readonly bastions: 1 | 2,
-    persistent: boolean,
-  ) {
-    this.plan = planTopology(bastions);
-    const paths = labFilePaths(dir);
-    this.configFile = paths.configFile;
-    this.keyFile = paths.keyFile;
-    this.knownHostsFile = paths.knownHostsFile;
-    this.sshConfigFile = paths.sshConfigFile;
-    this.owner = persistent ? null : refOf(process.pid);
-    const hosts: Partial<Record<HostName, LabHost>> = {};
-    for (const h of this.plan.hosts) {
-      hosts[h.name] = {
-        ns: `${prefix}-${runId}-${h.name}`,
-        addresses: addressesOf(this.plan, h.name),
-        sshAddress: h.sshAddress,
-      };
-    }
-    this.hosts = hosts as LabHosts;
+  private constructor(runId: string, prefix: string, dir: string, opts: LabOptions) {
+    super(runId, prefix, dir, opts.bastions ?? 1, opts.persistent ? null : refOf(process.pid));
+    this.kbdInteractive = [...(opts.kbdInteractive ?? [])];
+    this.hide = { ...opts.hide };
+    checkOptions({ plan: this.plan, kbdInteractive: this.kbdInteractive, hide: this.hide });
+    this.paths = labFilePaths(dir);
+    this.configFile = this.paths.configFile;
+    this.keyFile = this.paths.keyFile;
+    this.knownHostsFile = this.paths.knownHostsFile;
+    this.sshConfigFile = this.paths.sshConfigFile;
+    this.caKnownHostsFile = this.paths.caKnownHostsFile;
+    this.certOnlyKeyFile = this.paths.certOnlyKeyFile;
+    const users = findLabUsers();
+    this.loginUsers = users.login;
+    this.clientUser = users.client;
+    this.usersMissing = users.missing;
+    this.clientUserFiles = users.client ? clientUserFilePaths(dir) : undefined;
   }
 
   static async create(opts: LabOptions = {}): Promise<Lab> {
@@ -114,8 +93,16 @@ export class Lab {
     await cleanupStale(prefix);
     const runId = randomBytes(3).toString('hex');
     const dir = mkdtempSync(join(tmpdir(), `moshctl-lab-${runId}-`));
-    chmodSync(dir, 0o700);
-    const lab = new Lab(runId, prefix, dir, opts.bastions ?? 1, opts.persistent ?? false);
+    // Traversable, not listable: sshd reads authorized_keys here as the user
+    // logging in, and the client user reaches its own subdir. Files stay 0600 unless public.
+    chmodSync(dir, 0o711);
+    let lab: Lab;
+    try {
+      lab = new Lab(runId, prefix, dir, opts);
+    } catch (err) {
+      rmSync(dir, { recursive: true, force: true }); // bad options: nothing else exists yet
+      throw err;
+    }
     lab.save(); // before any namespace exists, see registry.ts
     try {
       await lab.build();
@@ -131,118 +118,48 @@ export class Lab {
     return cleanupStale(prefix);
   }
 
-  host(name: HostName): LabHost {
-    const h = this.hosts[name];
-    if (!h) throw new Error(`this lab has no host "${name}"`);
-    return h;
-  }
-
-  record(): LabRecord {
-    return {
+  private build(): Promise<void> {
+    const { clientUser, clientUserFiles } = this;
+    return buildLab({
       runId: this.runId,
-      prefix: this.prefix,
-      owner: this.owner,
       dir: this.dir,
-      namespaces: this.plan.hosts.map((h) => this.host(h.name).ns),
-      pids: [...this.tracked.values()],
-      createdAt: new Date().toISOString(),
-    };
-  }
-
-  private save(): void {
-    writeRecord(this.record());
-  }
-
-  private async build(): Promise<void> {
-    mkdirSync('/run/sshd', { recursive: true }); // sshd's privilege separation directory
-    const nsOf = (h: HostName): string => this.host(h).ns;
-    const servers = this.plan.hosts.filter((h) => h.runsSshd);
-    // Keys and files are made while the kernel brings the links up; both are
-    // awaited before any failure is reported, so destroy() never races a half-run step.
-    const [network, written] = await Promise.allSettled([
-      buildNetwork(this.plan, nsOf),
-      writeLabFiles(this, {
-        dir: this.dir,
-        runId: this.runId,
-        bastions: this.bastions,
-        servers,
-        addressesOf: (h) => this.host(h).addresses,
-      }),
-    ]);
-    if (network.status === 'rejected') throw network.reason;
-    if (written.status === 'rejected') throw written.reason;
-    const files = written.value;
-    await Promise.all(
-      servers.map(async (h, i) => {
-        const f = files[i] as SshdFiles;
-        const pid = this.spawn(h.name, sshdArgv(f), { logFile: f.log });
-        await this.waitForSshd(h.name, h.probeFrom ?? h.name, pid, f.log);
-      }),
-    );
-  }
-
-  /** Poll from the neighbour that reaches it, so the link is proven as well as the listener. */
-  private async waitForSshd(host: HostName, from: HostName, pid: number, log: string): Promise<void> {
-    const ref = this.tracked.get(pid) ?? { pid };
-    const address = this.host(host).sshAddress;
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      if (!isAlive(ref)) {
-        throw new Error(`sshd on ${host} exited: ${readFileSync(log, 'utf8').trim().slice(-800)}`);
-      }
-      const r = await this.exec(from, ['nc', '-z', '-w', '1', address, '22'], { timeoutMs: 3000 });
-      if (r.code === 0) return;
-      if (Date.now() > deadline) throw new Error(`sshd on ${host} (${address}) not reachable from ${from}`);
-      await sleep(50);
-    }
-  }
-
-  /** Run a command inside a host's namespace to completion. */
-  exec(host: HostName, argv: readonly string[], opts: ExecOptions = {}): Promise<RunResult> {
-    return run(['ip', 'netns', 'exec', this.host(host).ns, ...argv], {
-      ...opts,
-      onPid: (pid) => this.tracked.set(pid, refOf(pid)),
-      onExit: (pid) => this.tracked.delete(pid),
+      bastions: this.bastions,
+      plan: this.plan,
+      paths: this.paths,
+      kbdInteractive: this.kbdInteractive,
+      hide: this.hide,
+      otpCode: this.otpCode,
+      clientUser: clientUser && clientUserFiles ? { user: clientUser, files: clientUserFiles } : undefined,
+      host: (h) => this.host(h),
+      spawn: (h, argv, o) => this.spawn(h, argv, o),
+      exec: (h, argv, o) => this.exec(h, argv, o),
     });
-  }
-
-  /** Start a long-running process in a host's namespace; it is stopped at destroy(). */
-  spawn(
-    host: HostName,
-    argv: readonly string[],
-    opts: { logFile?: string; env?: NodeJS.ProcessEnv } = {},
-  ): number {
-    const out = opts.logFile ? openSync(opts.logFile, 'a', 0o600) : 'ignore';
-    // `ip netns exec` execs the command in place, so this pid is the command's own.
-    // Detached: a Ctrl-C on the terminal must not reach lab servers; destroy() stops them.
-    const child = spawnChild('ip', ['netns', 'exec', this.host(host).ns, ...argv], {
-      stdio: ['ignore', out, out],
-      detached: true,
-      env: opts.env ?? process.env,
-    });
-    if (typeof out === 'number') closeSync(out);
-    child.on('error', () => undefined);
-    child.unref();
-    const pid = child.pid;
-    if (pid === undefined) throw new Error(`could not start ${argv.join(' ')}`);
-    this.track(pid);
-    return pid;
-  }
-
-  /** Record a process started outside exec()/spawn() (e.g. a tmux server) so destroy() stops it. */
-  track(pid: number): void {
-    this.tracked.set(pid, refOf(pid));
-    this.save();
-  }
-
-  /** pids in a host's namespace (everything there, whoever started it). */
-  pidsIn(host: HostName): Promise<number[]> {
-    return pidsInNamespace(this.host(host).ns);
   }
 
   /** argv prefix that runs a command as the client (append the command). */
   clientCommand(argv: readonly string[]): string[] {
     return ['ip', 'netns', 'exec', this.host('client').ns, ...argv];
+  }
+
+  /**
+   * argv running `argv` as the client user with a login-like clean environment
+   * (HOME, USER, LOGNAME, PATH, SHELL, LANG=C.UTF-8, plus `env`), to be run in
+   * a namespace: with exec(), spawn() or Tmux (option asClientUser).
+   */
+  asClientUser(argv: readonly string[], env: Record<string, string> = {}): string[] {
+    if (!this.clientUser) throw new Error(this.usersMissing ?? 'no client user');
+    return asUserArgv(this.clientUser, argv, env);
+  }
+
+  /** Full argv running `argv` as the client user in the client namespace. */
+  clientCommandAs(argv: readonly string[], env: Record<string, string> = {}): string[] {
+    return this.clientCommand(this.asClientUser(argv, env));
+  }
+
+  /** Write a file in clientUserFiles.dir, 0600 and owned by the client user; returns its path. */
+  writeClientUserFile(name: string, text: string): string {
+    if (!this.clientUser || !this.clientUserFiles) throw new Error(this.usersMissing ?? 'no client user');
+    return writeUserFile(this.clientUserFiles, this.clientUser, name, text);
   }
 
   /** argv to run the moshctl CLI of this repository as the client, with the lab's config. */
@@ -256,76 +173,27 @@ export class Lab {
     ]);
   }
 
+  /**
+   * A moshproxy.yaml for this lab: by default the text of configFile; with
+   * `names`, hosts by their lab.test names; another key, known_hosts or user on request.
+   */
+  configText(opts: ConfigTextOptions = {}): string {
+    return labConfigText(this.paths, { bastions: this.bastions, servers: this.plan.hosts }, opts);
+  }
+
   /** `ssh` argv (run it as the client) reaching `host` through its bastions with the lab's key. */
-  sshArgv(host: HostName, remote: readonly string[] = []): string[] {
+  sshArgv(host: HostName, remote: readonly string[] = [], opts: SshArgvOptions = {}): string[] {
     const plan = this.plan.hosts.find((h) => h.name === host);
     if (!plan) throw new Error(`this lab has no host "${host}"`);
-    const jump = plan.via.map((v) => `root@${this.host(v).sshAddress}`).join(',');
+    const nameOf = (h: HostName): string => (opts.names ? this.host(h).dnsName : this.host(h).sshAddress);
+    const jump = plan.via.map((v) => `root@${nameOf(v)}`).join(',');
     return [
       'ssh',
       '-F',
       this.sshConfigFile,
       ...(jump ? ['-J', jump] : []),
-      `root@${this.host(host).sshAddress}`,
+      `${opts.user ?? 'root'}@${nameOf(host)}`,
       ...remote,
     ];
-  }
-
-  /** Can `from` open a TCP connection to address:port (within about a second)? */
-  async canReach(from: HostName, address: string, port = 22): Promise<boolean> {
-    const r = await this.exec(from, ['nc', '-z', '-w', '1', address, String(port)], { timeoutMs: 5000 });
-    return r.code === 0;
-  }
-
-  /**
-   * Move the client to a new address on its LAN (default: the next one up),
-   * as a phone changing networks would. Returns the new address.
-   */
-  async roam(newAddress?: string): Promise<string> {
-    const client = this.host('client');
-    const old = client.addresses[0] ?? CLIENT_ADDRESS;
-    const next = newAddress ?? nextClientAddress(old);
-    if (!/^192\.0\.2\.(\d{1,3})$/.test(next) || ['192.0.2.1', '192.0.2.66'].includes(next)) {
-      throw new Error(`roam: ${next} is not a free address in 192.0.2.0/24`);
-    }
-    const link = findLink(this.plan, 'client');
-    // Removing the only address also drops the default route, so it is added back.
-    const batch = [
-      `addr del ${old}/24 dev ${link.farDev}`,
-      `addr add ${next}/24 dev ${link.farDev}`,
-      `route replace default via ${link.farGateway} dev ${link.farDev}`,
-    ];
-    const r = await run(['ip', '-n', client.ns, '-batch', '-'], { input: batch.join('\n') + '\n' });
-    if (r.code !== 0) throw new Error(`roam to ${next}: ${r.stderr.trim()}`);
-    client.addresses = [next];
-    client.sshAddress = next;
-    return next;
-  }
-
-  /** An outage: the bastion's end of a link goes down (the client keeps its address and routes). */
-  linkDown(link: LinkName = 'client'): Promise<void> {
-    return setLinkState(findLink(this.plan, link), (h) => this.host(h).ns, false);
-  }
-
-  linkUp(link: LinkName = 'client'): Promise<void> {
-    return setLinkState(findLink(this.plan, link), (h) => this.host(h).ns, true);
-  }
-
-  /** Drop `percent` % of packets both ways on a link (nftables at its near end); 0 stops dropping. */
-  dropShare(link: LinkName, percent: number): Promise<void> {
-    return setDropShare(findLink(this.plan, link), (h) => this.host(h).ns, percent);
-  }
-
-  async clearDrops(): Promise<void> {
-    for (const l of this.plan.links) await this.dropShare(l.name, 0);
-  }
-
-  /** Remove everything; safe to call more than once and after a failed create(). */
-  destroy(): Promise<void> {
-    this.destroying ??= (async () => {
-      const problems = await teardown(this.record());
-      if (problems.length > 0) throw new Error(`lab ${this.runId} teardown: ${problems.join('; ')}`);
-    })();
-    return this.destroying;
   }
 }

@@ -1,19 +1,25 @@
 // The files a lab writes for its client and servers: the client key, one
-// host key and sshd_config per server, known_hosts, an OpenSSH client config
-// and the moshproxy.yaml handed to moshctl. All live in the lab dir, which
-// destroy() removes.
+// host key (with a certificate) and sshd_config per server, the host and
+// user CAs, known_hosts (plain, and one trusting only the host CA), an
+// OpenSSH client config and the moshproxy.yaml handed to moshctl. All live in
+// the lab dir, which destroy() removes.
 
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { certPaths, makeCas, makeCertOnlyKey, signHostKey, writeCaKnownHosts } from './certs.js';
 import { renderLabConfig } from './config-file.js';
-import { generateKey, prepareSshd, writeKnownHosts, type SshdFiles } from './sshd.js';
+import { writeOtpFiles } from './mounts.js';
+import { generateKey, makeHostKey, writeKnownHosts, writeSshdConfig, type SshdFiles } from './sshd.js';
 import type { HostName, HostPlan } from './topology.js';
+import { CLIENT_USER, LOGIN_USERS } from './users.js';
 
 export interface LabFilePaths {
   configFile: string;
   keyFile: string;
   knownHostsFile: string;
   sshConfigFile: string;
+  caKnownHostsFile: string;
+  certOnlyKeyFile: string;
 }
 
 export function labFilePaths(dir: string): LabFilePaths {
@@ -22,6 +28,7 @@ export function labFilePaths(dir: string): LabFilePaths {
     keyFile: join(dir, 'id_ed25519'),
     knownHostsFile: join(dir, 'known_hosts'),
     sshConfigFile: join(dir, 'ssh_config'),
+    ...certPaths(dir),
   };
 }
 
@@ -32,43 +39,94 @@ export interface LabFilesInput {
   /** Hosts that run sshd. */
   servers: HostPlan[];
   addressesOf(host: HostName): string[];
+  /** Servers that ask for a one-time code after the key. */
+  kbdInteractive: readonly HostName[];
+  otpCode: string;
 }
 
-/** Writes every file; returns each server's sshd files, in the order of `servers`. */
-export async function writeLabFiles(paths: LabFilePaths, input: LabFilesInput): Promise<SshdFiles[]> {
-  const clientKey = await generateKey(paths.keyFile, `moshctl-lab-${input.runId}`);
+export interface LabFiles {
+  /** Each server's sshd files, in the order of `servers`. */
+  sshd: SshdFiles[];
+  /** The PAM config for kbdInteractive hosts (undefined when there are none). */
+  pamFile: string | undefined;
+}
+
+/** The users the cert-only key's certificate is valid for. */
+export const CERT_PRINCIPALS = ['root', ...LOGIN_USERS.map((u) => u.name), CLIENT_USER.name];
+
+export async function writeLabFiles(paths: LabFilePaths, input: LabFilesInput): Promise<LabFiles> {
+  const [clientKey, cas, hostKeys] = await Promise.all([
+    generateKey(paths.keyFile, `moshctl-lab-${input.runId}`),
+    makeCas(input.dir, input.runId),
+    Promise.all(input.servers.map((h) => makeHostKey(input.dir, h.name))),
+  ]);
+  // sshd reads AuthorizedKeysFile with the privileges of the user logging in:
+  // world-readable (it holds only a public key), in a lab dir others may traverse.
   const authorizedKeys = join(input.dir, 'authorized_keys');
-  writeFileSync(authorizedKeys, clientKey + '\n', { mode: 0o600 });
-  const files = await Promise.all(
-    input.servers.map((h) => prepareSshd(input.dir, h.name, input.addressesOf(h.name), authorizedKeys)),
-  );
-  // The target's entry is hashed so that moshctl's hashed-name lookup is exercised.
+  writeFileSync(authorizedKeys, clientKey + '\n', { mode: 0o644 });
+  await Promise.all([
+    makeCertOnlyKey(cas, paths.certOnlyKeyFile, input.runId, CERT_PRINCIPALS),
+    ...input.servers.map(async (h, i) => {
+      const files = hostKeys[i] as SshdFiles;
+      const cert = await signHostKey(cas, files.hostKey, h.name, [h.sshAddress, h.dnsName]);
+      writeSshdConfig(files, {
+        host: h.name,
+        listen: input.addressesOf(h.name),
+        authorizedKeysFile: authorizedKeys,
+        hostCertificate: cert,
+        trustedUserCaKeys: cas.userCaPubFile,
+        kbdInteractive: input.kbdInteractive.includes(h.name),
+      });
+    }),
+  ]);
+  // Every host under its address and its name. The target's entries are hashed
+  // so that moshctl's hashed-name lookup is exercised.
   await writeKnownHosts(
     paths.knownHostsFile,
-    input.servers.map((h, i) => ({
-      address: h.sshAddress,
-      publicKey: (files[i] as SshdFiles).hostPublicKey,
-      hashed: h.name === 'target',
-    })),
+    input.servers.flatMap((h, i) =>
+      [h.sshAddress, h.dnsName].map((address) => ({
+        address,
+        publicKey: (hostKeys[i] as SshdFiles).hostPublicKey,
+        hashed: h.name === 'target',
+      })),
+    ),
   );
+  writeCaKnownHosts(paths.caKnownHostsFile, cas);
   writeFileSync(paths.sshConfigFile, renderSshConfig(paths), { mode: 0o600 });
+  writeFileSync(paths.configFile, labConfigText(paths, input, {}), { mode: 0o600 });
+  const pamFile = input.kbdInteractive.length > 0 ? writeOtpFiles(input.dir, input.otpCode) : undefined;
+  return { sshd: hostKeys, pamFile };
+}
+
+export interface ConfigTextOptions {
+  /** Addresses as lab.test names instead of IP addresses. */
+  names?: boolean;
+  /** Default: the lab's own (root's) key and known_hosts. */
+  keyFile?: string;
+  knownHostsFile?: string;
+  /** The remote user; default root. */
+  user?: string;
+}
+
+export function labConfigText(
+  paths: LabFilePaths,
+  input: Pick<LabFilesInput, 'bastions' | 'servers'>,
+  o: ConfigTextOptions,
+): string {
   const addressOf = (name: HostName): string | undefined =>
     input.servers.find((h) => h.name === name)?.sshAddress;
-  writeFileSync(
-    paths.configFile,
-    renderLabConfig({
-      keyFile: paths.keyFile,
-      knownHostsFile: paths.knownHostsFile,
-      bastions: input.bastions,
-      addresses: {
-        bastion: addressOf('bastion') ?? '',
-        bastion2: addressOf('bastion2'),
-        target: addressOf('target') ?? '',
-      },
-    }),
-    { mode: 0o600 },
-  );
-  return files;
+  return renderLabConfig({
+    keyFile: o.keyFile ?? paths.keyFile,
+    knownHostsFile: o.knownHostsFile ?? paths.knownHostsFile,
+    bastions: input.bastions,
+    addresses: {
+      bastion: addressOf('bastion') ?? '',
+      bastion2: addressOf('bastion2'),
+      target: addressOf('target') ?? '',
+    },
+    names: o.names ?? false,
+    user: o.user,
+  });
 }
 
 /**

@@ -88,6 +88,21 @@ export function findLink(plan: TopologyPlan, name: LinkName): LinkPlan {
   return l;
 }
 
+/** Give the far end of a LAN link (the client) a new address in place of `old`, keeping its default route. */
+export async function moveAddress(link: LinkPlan, ns: string, old: string, next: string): Promise<void> {
+  if (!/^192\.0\.2\.(\d{1,3})$/.test(next) || ['192.0.2.1', '192.0.2.66'].includes(next)) {
+    throw new Error(`roam: ${next} is not a free address in 192.0.2.0/24`);
+  }
+  // Removing the only address also drops the default route, so it is added back.
+  const batch = [
+    `addr del ${old}/24 dev ${link.farDev}`,
+    `addr add ${next}/24 dev ${link.farDev}`,
+    `route replace default via ${link.farGateway} dev ${link.farDev}`,
+  ];
+  const r = await run(['ip', '-n', ns, '-batch', '-'], { input: batch.join('\n') + '\n' });
+  if (r.code !== 0) throw new Error(`roam to ${next}: ${r.stderr.trim()}`);
+}
+
 /** Bring the near end of a link down or up: the far host keeps its addresses and routes. */
 export async function setLinkState(link: LinkPlan, nsOf: NamespaceOf, up: boolean): Promise<void> {
   await mustRun(['ip', '-n', nsOf(link.near), 'link', 'set', link.nearDev, up ? 'up' : 'down']);

@@ -22,31 +22,54 @@ export interface SshdFiles {
   hostPublicKey: string;
 }
 
-/** Writes a host's key and sshd_config under <labDir>/<host>/. */
-export async function prepareSshd(
-  labDir: string,
-  host: string,
-  listen: string[],
-  authorizedKeysFile: string,
-): Promise<SshdFiles> {
+/** Makes a host's key under <labDir>/<host>/; writeSshdConfig() writes its config once it is signed. */
+export async function makeHostKey(labDir: string, host: string): Promise<SshdFiles> {
   const dir = join(labDir, host);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const hostKey = join(dir, 'ssh_host_ed25519_key');
   const hostPublicKey = await generateKey(hostKey, `lab-${host}`);
-  const config = join(dir, 'sshd_config');
+  return { dir, config: join(dir, 'sshd_config'), log: join(dir, 'sshd.log'), hostKey, hostPublicKey };
+}
+
+export interface SshdConfigOptions {
+  host: string;
+  listen: string[];
+  authorizedKeysFile: string;
+  /** The host key's certificate, offered next to the plain key. */
+  hostCertificate: string;
+  /** The user CA's public key: certificates it signed log in without authorized_keys. */
+  trustedUserCaKeys: string;
+  /**
+   * A key and then a one-time code through PAM (keyboard-interactive); the
+   * caller mounts the lab's PAM config over /etc/pam.d/sshd for this sshd.
+   */
+  kbdInteractive: boolean;
+}
+
+export function writeSshdConfig(files: SshdFiles, o: SshdConfigOptions): void {
+  const auth = o.kbdInteractive
+    ? [
+        'UsePAM yes',
+        // Root must be allowed more than keys, or sshd never starts the code prompt for root.
+        'PermitRootLogin yes',
+        'KbdInteractiveAuthentication yes',
+        'AuthenticationMethods publickey,keyboard-interactive',
+      ]
+    : ['UsePAM no', 'PermitRootLogin prohibit-password', 'KbdInteractiveAuthentication no'];
   const lines = [
-    `# moshctl lab: sshd for "${host}"`,
-    ...listen.map((a) => `ListenAddress ${a}:22`),
-    `HostKey ${hostKey}`,
+    `# moshctl lab: sshd for "${o.host}"`,
+    ...o.listen.map((a) => `ListenAddress ${a}:22`),
+    `HostKey ${files.hostKey}`,
+    `HostCertificate ${o.hostCertificate}`,
+    `TrustedUserCAKeys ${o.trustedUserCaKeys}`,
     'PidFile none',
-    'UsePAM no',
+    ...auth,
     // The lab dir lives under /tmp, which StrictModes would reject.
     'StrictModes no',
-    'PermitRootLogin prohibit-password',
     'PubkeyAuthentication yes',
     'PasswordAuthentication no',
-    'KbdInteractiveAuthentication no',
-    `AuthorizedKeysFile ${authorizedKeysFile}`,
+    // sshd reads this as the user logging in: the lab makes it world-readable.
+    `AuthorizedKeysFile ${o.authorizedKeysFile}`,
     'AllowTcpForwarding yes',
     'X11Forwarding no',
     'PrintMotd no',
@@ -59,13 +82,7 @@ export async function prepareSshd(
     'LogLevel VERBOSE',
     '',
   ];
-  writeFileSync(config, lines.join('\n'), { mode: 0o600 });
-  return { dir, config, log: join(dir, 'sshd.log'), hostKey, hostPublicKey };
-}
-
-/** argv for sshd in the foreground, logging to stderr (which the lab sends to SshdFiles.log). */
-export function sshdArgv(files: SshdFiles): string[] {
-  return [SSHD, '-D', '-e', '-f', files.config];
+  writeFileSync(files.config, lines.join('\n'), { mode: 0o600 });
 }
 
 /**

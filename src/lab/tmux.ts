@@ -14,6 +14,7 @@ export interface TmuxLab {
   dir: string;
   host(name: HostName): { ns: string };
   track(pid: number): void;
+  asClientUser?(argv: readonly string[], env?: Record<string, string>): string[];
 }
 
 export interface TmuxOptions {
@@ -27,7 +28,15 @@ export interface TmuxOptions {
   height?: number;
   /** Extra environment for the pane (LANG defaults to C.UTF-8: mosh needs a UTF-8 locale). */
   env?: Record<string, string>;
+  /**
+   * Run the command as the lab's client user (tmux itself stays root): with
+   * that user's clean login environment plus TERM and `env`, not the pane's.
+   */
+  asClientUser?: boolean;
 }
+
+// tmux's own default, set explicitly so a command run with a clean environment can be given the same TERM.
+const PANE_TERM = 'screen';
 
 const SESSION = 'main';
 
@@ -56,6 +65,7 @@ export class Tmux {
         'set -g remain-on-exit on',
         'set -g history-limit 10000',
         'set -sg escape-time 0',
+        `set -g default-terminal ${PANE_TERM}`,
         '',
       ].join('\n'),
     );
@@ -72,7 +82,12 @@ export class Tmux {
     const statusFile = join(lab.dir, `tmux-${name}.status`);
     const wrapper =
       'trap : INT; f=$0 ns=$1; shift; ip netns exec "$ns" "$@"; s=$?; echo "$s" > "$f"; exit "$s"';
-    const argv = ['sh', '-c', wrapper, statusFile, lab.host(opts.host ?? 'client').ns, ...opts.command];
+    let command = [...opts.command];
+    if (opts.asClientUser) {
+      if (!lab.asClientUser) throw new Error('tmux: this lab cannot run commands as the client user');
+      command = lab.asClientUser(command, { TERM: PANE_TERM, ...opts.env });
+    }
+    const argv = ['sh', '-c', wrapper, statusFile, lab.host(opts.host ?? 'client').ns, ...command];
     const w = String(opts.width ?? 120);
     const h = String(opts.height ?? 40);
     await mustRun(

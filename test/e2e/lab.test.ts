@@ -3,10 +3,28 @@
 // moshctl built on it proves nothing. Each check has a positive twin so it
 // can fail.
 
-import { existsSync, readFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { Lab, Tmux, type HostName } from '../../src/lab/index.js';
+import {
+  LOGIN_USERS,
+  Lab,
+  Tmux,
+  findLabUsers,
+  findLeftovers,
+  realProgramPath,
+  type HostName,
+} from '../../src/lab/index.js';
 import { isAlive, refOf, run, type ProcRef } from '../../src/lab/proc.js';
 import { readRecords, registryDir, writeRecord } from '../../src/lab/registry.js';
 import { e2eSkipReason, useLab } from './support.js';
@@ -63,7 +81,35 @@ async function eventually(check: () => Promise<boolean>, timeoutMs = 5000): Prom
   return check();
 }
 
+/** ssh options without -F: exactly this identity and this known_hosts, strict, no prompts. */
+function sshWith(key: string, knownHosts: string): string[] {
+  return [
+    'ssh',
+    ...['-i', key, '-o', 'IdentitiesOnly=yes', '-o', `UserKnownHostsFile=${knownHosts}`],
+    ...['-o', 'GlobalKnownHostsFile=/dev/null', '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes'],
+  ];
+}
+
+/** The lab's ssh_config with another known_hosts (-F reaches the -J hops; -o would not). */
+function sshConfigWith(lab: Lab, name: string, knownHosts: string): string {
+  const text = readFileSync(lab.sshConfigFile, 'utf8');
+  const path = join(lab.dir, name);
+  writeFileSync(path, text.replace(/UserKnownHostsFile .*/, `UserKnownHostsFile ${knownHosts}`), {
+    mode: 0o600,
+  });
+  return path;
+}
+
+/** A copy of the cert-only key without its certificate: a key no lab host knows. */
+function bareKey(lab: Lab): string {
+  const path = join(lab.dir, 'id_cert_only_without_cert');
+  copyFileSync(lab.certOnlyKeyFile, path);
+  chmodSync(path, 0o600);
+  return path;
+}
+
 const reason = e2eSkipReason();
+const usersReason = reason ?? findLabUsers().missing;
 
 describe.skipIf(reason)('the lab', () => {
   const ctx = useLab({ bastions: 1 });
@@ -197,6 +243,221 @@ describe.skipIf(reason)('the lab', () => {
     expect(isAlive({ pid: tmux.serverPid })).toBe(false);
   });
 
+  describe('host names', () => {
+    it('resolves every lab name in every namespace from /etc/netns, and no other name', async () => {
+      const { lab } = ctx;
+      for (const from of ['client', 'bastion'] as const) {
+        const r = await lab.exec(from, ['getent', 'hosts', 'target.lab.test']);
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stdout.trim().split(/\s+/)).toEqual(['203.0.113.10', 'target.lab.test']);
+      }
+      const b = await lab.exec('target', ['getent', 'hosts', lab.hosts.bastion.dnsName]);
+      expect(b.stdout.split(/\s+/)[0]).toBe(lab.hosts.bastion.sshAddress);
+      const hosts = readFileSync(`/etc/netns/${lab.hosts.client.ns}/hosts`, 'utf8');
+      expect(hosts).toContain('192.0.2.66\toutsider.lab.test');
+      // A name the lab does not have is not found, at once (no resolver to wait for).
+      const started = Date.now();
+      const none = await lab.exec('client', ['getent', 'hosts', 'nosuch.lab.test']);
+      expect(none.code).not.toBe(0);
+      expect(Date.now() - started).toBeLessThan(3000);
+    });
+
+    it('lets ssh -F reach the bastion by name, and the target through -J by name', async () => {
+      const { lab } = ctx;
+      const b = await lab.exec('client', lab.sshArgv('bastion', ['ip netns identify'], { names: true }));
+      expect(b.code, b.stderr).toBe(0);
+      expect(b.stdout.trim()).toBe(lab.hosts.bastion.ns);
+      const argv = lab.sshArgv('target', ['ip netns identify'], { names: true });
+      expect(argv.slice(3, 6)).toEqual(['-J', 'root@bastion.lab.test', 'root@target.lab.test']);
+      const t = await lab.exec('client', argv);
+      expect(t.code, t.stderr).toBe(0);
+      expect(t.stdout.trim()).toBe(lab.hosts.target.ns);
+    });
+
+    it('writes a config with names on request; the default file keeps addresses', () => {
+      const text = ctx.lab.configText({ names: true });
+      expect(text).toMatch(/ {2}target:\n {4}address: target\.lab\.test\n {4}via: \[bastion\]/);
+      expect(text).toContain('    address: bastion.lab.test\n');
+      expect(text).not.toMatch(/address: \d/);
+      expect(readFileSync(ctx.lab.configFile, 'utf8')).toContain('    address: 192.0.2.1\n');
+    });
+  });
+
+  describe('certificates', () => {
+    it('offers host certificates that known_hosts.ca alone trusts, by address and by name', async () => {
+      const { lab } = ctx;
+      const ca = readFileSync(lab.caKnownHostsFile, 'utf8');
+      expect(ca).toMatch(
+        /^@cert-authority \*\.lab\.test,192\.0\.2\.\*,198\.51\.100\.\*,203\.0\.113\.\* ssh-ed25519 \S+\n$/,
+      );
+      const config = sshConfigWith(lab, 'ssh_config.ca', lab.caKnownHostsFile);
+      for (const names of [false, true]) {
+        for (const host of ['bastion', 'target'] as const) {
+          const argv = [
+            'ssh',
+            '-v',
+            '-F',
+            config,
+            ...lab.sshArgv(host, ['ip netns identify'], { names }).slice(3),
+          ];
+          const r = await lab.exec('client', argv);
+          expect(r.code, r.stderr).toBe(0);
+          expect(r.stdout.trim()).toBe(lab.hosts[host].ns);
+          expect(r.stderr).toContain('Server host certificate: ssh-ed25519-cert-v01@openssh.com');
+        }
+      }
+      // The same line with another CA's key is refused: the CA really is checked.
+      await run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', join(lab.dir, 'other_ca')]);
+      const other = readFileSync(join(lab.dir, 'other_ca.pub'), 'utf8').split(' ').slice(0, 2).join(' ');
+      const wrongCa = join(lab.dir, 'known_hosts.other-ca');
+      writeFileSync(wrongCa, ca.replace(/ssh-ed25519 \S+/, other));
+      const wrong = await lab.exec('client', [
+        ...sshWith(lab.keyFile, wrongCa),
+        'root@bastion.lab.test',
+        'true',
+      ]);
+      expect(wrong.code).toBe(255);
+      expect(wrong.stderr).toMatch(/Host key verification failed/);
+    });
+
+    it('keeps plain known_hosts working with OpenSSH while sshd also offers a certificate', async () => {
+      const { lab } = ctx;
+      // keyscan -c prints the certificates a server offers (without the host name).
+      const scan = await lab.exec('client', ['ssh-keyscan', '-c', '-T', '5', '192.0.2.1']);
+      expect(scan.stdout).toMatch(/^ssh-ed25519-cert-v01@openssh\.com AAAA/m);
+      const r = await lab.exec('client', [
+        ...sshWith(lab.keyFile, lab.knownHostsFile),
+        '-v',
+        'root@192.0.2.1',
+        'true',
+      ]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/Host '192\.0\.2\.1' is known and matches the ED25519 host key/);
+    });
+
+    it('logs in with the cert-only key and its certificate, and is refused without the certificate', async () => {
+      const { lab } = ctx;
+      const pub = readFileSync(`${lab.certOnlyKeyFile}.pub`, 'utf8').split(' ')[1] ?? '';
+      expect(pub).not.toBe('');
+      expect(readFileSync(join(lab.dir, 'authorized_keys'), 'utf8')).not.toContain(pub);
+      expect(existsSync(`${lab.certOnlyKeyFile}-cert.pub`)).toBe(true);
+      const ok = await lab.exec('client', [
+        ...sshWith(lab.certOnlyKeyFile, lab.knownHostsFile),
+        'root@192.0.2.1',
+        'id -un',
+      ]);
+      expect(ok.code, ok.stderr).toBe(0);
+      expect(ok.stdout.trim()).toBe('root');
+      const bare = await lab.exec('client', [
+        ...sshWith(bareKey(lab), lab.knownHostsFile),
+        'root@192.0.2.1',
+        'id -un',
+      ]);
+      expect(bare.code).toBe(255);
+      expect(bare.stderr).toMatch(/Permission denied \(publickey\)/);
+    });
+  });
+
+  describe.skipIf(usersReason)('test users', () => {
+    // Each shell proves itself: $0 and the version variables only it sets (fish has no $0).
+    const expected: Record<string, { probe: string; ran: RegExp }> = {
+      'mctl-bash': {
+        probe: 'echo "ran:$0:${BASH_VERSION-}:${ZSH_VERSION-}"',
+        ran: /^ran:bash:\d+\.\d[^:]*:$/,
+      },
+      'mctl-dash': { probe: 'echo "ran:$0:${BASH_VERSION-}:${ZSH_VERSION-}"', ran: /^ran:sh::$/ },
+      'mctl-zsh': { probe: 'echo "ran:$0:${BASH_VERSION-}:${ZSH_VERSION-}"', ran: /^ran:zsh::\d+\.\d/ },
+      'mctl-fish': { probe: 'echo ran:fish:$FISH_VERSION', ran: /^ran:fish:\d+\.\d/ },
+    };
+
+    it('logs each login user in on the target, where its own login shell runs the command', async () => {
+      const { lab } = ctx;
+      expect(lab.loginUsers.map((u) => u.name)).toEqual(LOGIN_USERS.map((u) => u.name));
+      for (const u of LOGIN_USERS) {
+        const e = expected[u.name];
+        if (!e) throw new Error(`no probe for ${u.name}`);
+        const remote = `id -un; getent passwd $USER | cut -d: -f7; ${e.probe}`;
+        const r = await lab.exec('client', lab.sshArgv('target', [remote], { user: u.name, names: true }));
+        expect(r.code, `${u.name}: ${r.stderr}`).toBe(0);
+        const [who, shell, ran] = r.stdout.trim().split('\n');
+        expect(who).toBe(u.name);
+        expect(shell).toBe(u.shell);
+        expect(ran, u.name).toMatch(e.ran);
+      }
+    });
+
+    it('logs a login user in with the cert-only key through its certificate', async () => {
+      const { lab } = ctx;
+      const argv = [
+        ...sshWith(lab.certOnlyKeyFile, lab.caKnownHostsFile),
+        'mctl-dash@bastion.lab.test',
+        'id -un',
+      ];
+      const r = await lab.exec('client', argv);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout.trim()).toBe('mctl-dash');
+    });
+
+    it('runs a command as the client user with a clean environment', async () => {
+      const { lab } = ctx;
+      const u = lab.clientUser;
+      if (!u) throw new Error('no client user');
+      const r = await run(
+        lab.clientCommandAs(['sh', '-c', 'id -u; id -g; env; ip netns identify'], { EXTRA: 'x' }),
+      );
+      expect(r.code, r.stderr).toBe(0);
+      const [uid, gid, ...env] = r.stdout.trim().split('\n');
+      expect(env.pop()).toBe(lab.hosts.client.ns);
+      expect([Number(uid), Number(gid)]).toEqual([u.uid, u.gid]);
+      expect(u.uid).not.toBe(0);
+      expect(env).toContain(`HOME=${u.home}`);
+      expect(env).toContain('USER=mctl-client');
+      expect(env).toContain('EXTRA=x');
+      const allowed = ['HOME', 'USER', 'LOGNAME', 'PATH', 'SHELL', 'LANG', 'EXTRA', 'PWD'];
+      expect(env.map((l) => l.split('=')[0]).filter((n) => !allowed.includes(n ?? ''))).toEqual([]);
+      expect((await lab.exec('client', ['id', '-u'])).stdout.trim()).toBe('0');
+      // Root's key is out of its reach; its own copy is its alone.
+      expect((await lab.exec('client', lab.asClientUser(['cat', lab.keyFile]))).code).not.toBe(0);
+      const files = lab.clientUserFiles;
+      if (!files) throw new Error('no client user files');
+      for (const [path, mode] of [
+        [files.dir, 0o700],
+        [files.keyFile, 0o600],
+        [files.knownHostsFile, 0o600],
+      ] as const) {
+        const st = statSync(path);
+        expect([st.uid, st.mode & 0o777], path).toEqual([u.uid, mode]);
+      }
+    });
+
+    it('lets the client user ssh with its own key and known_hosts, plain and by CA', async () => {
+      const { lab } = ctx;
+      const f = lab.clientUserFiles;
+      if (!f) throw new Error('no client user files');
+      const plain = [...sshWith(f.keyFile, f.knownHostsFile), 'root@bastion.lab.test', 'id -un'];
+      const r = await lab.exec('client', lab.asClientUser(plain));
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout.trim()).toBe('root');
+      const cert = [...sshWith(f.certOnlyKeyFile, f.caKnownHostsFile), 'mctl-bash@192.0.2.1', 'id -un'];
+      const c = await lab.exec('client', lab.asClientUser(cert));
+      expect(c.code, c.stderr).toBe(0);
+      expect(c.stdout.trim()).toBe('mctl-bash');
+    });
+
+    it('runs a tmux pane command as the client user', async () => {
+      const { lab } = ctx;
+      const command = ['bash', '--norc', '--noprofile'];
+      const tmux = await Tmux.start(lab, { command, asClientUser: true, name: 'as-user' });
+      try {
+        await tmux.sendKeys('echo "who-$(id -un)-$(id -u)-$TERM"');
+        await tmux.sendEnter();
+        await tmux.waitFor(`who-mctl-client-${lab.clientUser?.uid}-screen`);
+      } finally {
+        await tmux.kill();
+      }
+    });
+  });
+
   it('runs two labs at once (one with two bastions), each with its own hosts', async () => {
     const [a, b] = await Promise.all([Lab.create(), Lab.create({ bastions: 2 })]);
     try {
@@ -230,10 +491,22 @@ describe.skipIf(reason)('the lab', () => {
     const gone = await run(['sh', '-c', 'echo $$']);
     const deadOwner = { pid: Number(gone.stdout.trim()), startTime: 1 };
     writeRecord({ ...stale.record(), owner: deadOwner });
+    // And a hosts dir whose namespace and record are gone (a crash between the two).
+    const orphanDir = `/etc/netns/mctl-${randomBytes(3).toString('hex')}-client`;
+    mkdirSync(orphanDir);
+    const seen = await findLeftovers();
+    expect(seen.etcNetns).toContain(orphanDir);
+    expect(seen.namespaces).toContain(orphanDir); // so the suite's last check sees it too
+    expect(seen.etcNetns).toContain(`/etc/netns/${stale.hosts.target.ns}`);
     const fresh = await Lab.create();
     try {
       const names = await namespaces();
-      for (const h of Object.values(stale.hosts) as { ns: string }[]) expect(names).not.toContain(h.ns);
+      for (const h of Object.values(stale.hosts) as { ns: string }[]) {
+        expect(names).not.toContain(h.ns);
+        expect(existsSync(`/etc/netns/${h.ns}`)).toBe(false);
+      }
+      expect(existsSync(orphanDir)).toBe(false);
+      expect(existsSync(`/etc/netns/${fresh.hosts.client.ns}/hosts`)).toBe(true);
       expect(pids.filter(isAlive)).toEqual([]);
       expect(existsSync(stale.dir)).toBe(false);
       expect(existsSync(`${registryDir()}/${stale.runId}.json`)).toBe(false);
@@ -256,12 +529,113 @@ describe.skipIf(reason)('the lab', () => {
     }
     expect(pids.filter(isAlive).length).toBeGreaterThanOrEqual(8);
     expect(pids.map((p) => p.pid)).toContain(tmux.serverPid);
+    const etcDirs = (Object.values(lab.hosts) as { ns: string }[]).map((h) => `/etc/netns/${h.ns}`);
+    expect(etcDirs.filter((d) => existsSync(d))).toEqual(etcDirs);
     await lab.destroy();
     await lab.destroy(); // idempotent
     const names = await namespaces();
     for (const h of Object.values(lab.hosts) as { ns: string }[]) expect(names).not.toContain(h.ns);
+    expect(etcDirs.filter((d) => existsSync(d))).toEqual([]);
     expect(pids.filter(isAlive)).toEqual([]);
     expect(existsSync(lab.dir)).toBe(false);
     expect(readRecords().map((r) => r.runId)).not.toContain(lab.runId);
+  });
+});
+
+describe.skipIf(reason)('a lab whose bastion asks for a one-time code after the key', () => {
+  const ctx = useLab({ kbdInteractive: ['bastion'] });
+  const interactiveSsh = (lab: Lab): string[] => [
+    ...['ssh', '-F', lab.sshConfigFile, '-o', 'BatchMode=no', '-o', 'NumberOfPasswordPrompts=1'],
+    'root@192.0.2.1',
+    'echo otp-ok-$((6 * 7))',
+  ];
+
+  it('accepts the key, then wants a code; an unknown key gets no prompt; other hosts want no code', async () => {
+    const { lab } = ctx;
+    expect(lab.otpCode).toMatch(/^\d{6}$/);
+    // Batch mode cannot answer a prompt: the key was accepted, the code is missing.
+    const batch = await lab.exec('client', lab.sshArgv('bastion', ['true']));
+    expect(batch.code).toBe(255);
+    expect(batch.stderr).toMatch(/Permission denied \(keyboard-interactive\)/);
+    const unknown = await lab.exec('client', [
+      ...sshWith(bareKey(lab), lab.knownHostsFile),
+      'root@192.0.2.1',
+      'true',
+    ]);
+    expect(unknown.code).toBe(255);
+    expect(unknown.stderr).toMatch(/Permission denied \(publickey\)/);
+    const outsider = await lab.exec('client', lab.sshArgv('outsider', ['id -un']));
+    expect(outsider.code, outsider.stderr).toBe(0);
+  });
+
+  it('tracks the sshd itself though it starts through unshare; only its mounts see the PAM file', async () => {
+    const { lab } = ctx;
+    const alive = lab.record().pids.filter(isAlive);
+    expect(alive.map((p) => readFileSync(`/proc/${p.pid}/comm`, 'utf8').trim())).toEqual([
+      'sshd',
+      'sshd',
+      'sshd',
+    ]);
+    const pamOf: Record<string, string> = {};
+    for (const p of alive) {
+      const ns = (await run(['ip', 'netns', 'identify', String(p.pid)])).stdout.trim();
+      pamOf[ns] = (await run(['nsenter', '-t', String(p.pid), '-m', 'cat', '/etc/pam.d/sshd'])).stdout;
+    }
+    expect(pamOf[lab.hosts.bastion.ns]).toContain('pam_exec.so expose_authtok');
+    expect(pamOf[lab.hosts.target.ns]).not.toContain('moshctl lab');
+    expect(pamOf[lab.hosts.target.ns]).toContain('pam'); // the machine's own file, read through the same way
+    expect(readFileSync('/etc/pam.d/sshd', 'utf8')).not.toContain('moshctl lab');
+  });
+
+  it('logs in when the right code is typed at the prompt', async () => {
+    const { lab } = ctx;
+    const tmux = await Tmux.start(lab, { command: interactiveSsh(lab), name: 'otp-right' });
+    try {
+      await tmux.waitFor(/Password:/);
+      await tmux.sendKeys(lab.otpCode);
+      await tmux.sendEnter();
+      await tmux.waitFor('otp-ok-42');
+      expect(await eventually(async () => (await tmux.exitStatus()) === 0)).toBe(true);
+    } finally {
+      await tmux.kill();
+    }
+  });
+
+  it('refuses a wrong code', async () => {
+    const { lab } = ctx;
+    const wrong = [...lab.otpCode].map((d) => String((Number(d) + 1) % 10)).join('');
+    const tmux = await Tmux.start(lab, { command: interactiveSsh(lab), name: 'otp-wrong' });
+    try {
+      await tmux.waitFor(/Password:/);
+      await tmux.sendKeys(wrong);
+      await tmux.sendEnter();
+      const screen = await tmux.waitFor(/Permission denied/);
+      expect(screen).not.toContain('otp-ok-42');
+      expect(await eventually(async () => (await tmux.exitStatus()) === 255)).toBe(true);
+    } finally {
+      await tmux.kill();
+    }
+  });
+});
+
+describe.skipIf(reason)('a lab that hides python3 from the bastion', () => {
+  // The system's python3, not a pyenv shim that may come first on this machine's PATH.
+  const python = reason ? '/usr/bin/python3' : realProgramPath('python3');
+  const ctx = useLab({ hide: { bastion: [python] } });
+  // Root's .bashrc may put pyenv first on PATH; the hidden binary is the system's.
+  const PY = 'PATH=/usr/bin:/bin; export PATH; python3 -c "print(6 * 7)"';
+
+  it("fails to run python3 in the bastion's sessions, and runs it on the target and on the machine", async () => {
+    const { lab } = ctx;
+    const hidden = await lab.exec('client', lab.sshArgv('bastion', [PY]));
+    expect(hidden.code).not.toBe(0);
+    expect(hidden.stdout).not.toContain('42');
+    const shown = await lab.exec('client', lab.sshArgv('target', [PY]));
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout.trim()).toBe('42');
+    // Only the bastion sshd's private mounts hide it: not its namespace, not this machine.
+    const inNs = await lab.exec('bastion', [python, '-c', 'print(6 * 7)']);
+    expect(inNs.stdout.trim()).toBe('42');
+    expect((await run([python, '-c', 'print(6 * 7)'])).stdout.trim()).toBe('42');
   });
 });

@@ -1,0 +1,114 @@
+// The steps that bring a lab up, in order: names for every namespace, then
+// the network and the files (at the same time), then one sshd per server,
+// each waited for from the neighbour that reaches it. Kept apart from the Lab
+// class so that the class reads as its API; the Lab hands in what it owns.
+
+import { mkdirSync, readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { writeLabFiles, type LabFilePaths } from './lab-files.js';
+import { hideMounts, sshdArgv, type PrivateMount } from './mounts.js';
+import { renderHostsFile, writeEtcNetns } from './names.js';
+import { buildNetwork } from './network.js';
+import { isAlive, refOf, type RunResult } from './proc.js';
+import type { SshdFiles } from './sshd.js';
+import type { HostName, TopologyPlan } from './topology.js';
+import type { ExecOptions, LabHost } from './types.js';
+import { writeClientUserFiles, type ClientUserFiles, type LabUser } from './users.js';
+
+export interface BuildContext {
+  runId: string;
+  dir: string;
+  bastions: 1 | 2;
+  plan: TopologyPlan;
+  paths: LabFilePaths;
+  kbdInteractive: readonly HostName[];
+  hide: Partial<Record<HostName, string[]>>;
+  otpCode: string;
+  clientUser: { user: LabUser; files: ClientUserFiles } | undefined;
+  host(name: HostName): LabHost;
+  spawn(host: HostName, argv: readonly string[], opts: { logFile?: string }): number;
+  exec(host: HostName, argv: readonly string[], opts?: ExecOptions): Promise<RunResult>;
+}
+
+/** Checks options against the plan before anything is created. */
+export function checkOptions(ctx: Pick<BuildContext, 'plan' | 'kbdInteractive' | 'hide'>): void {
+  const servers = new Set(ctx.plan.hosts.filter((h) => h.runsSshd).map((h) => h.name));
+  for (const h of ctx.kbdInteractive) {
+    if (!servers.has(h)) throw new Error(`kbdInteractive: "${h}" is not a host with sshd in this lab`);
+  }
+  for (const [h, paths] of Object.entries(ctx.hide)) {
+    if (!servers.has(h as HostName)) throw new Error(`hide: "${h}" is not a host with sshd in this lab`);
+    hideMounts(paths); // throws for a path that is not absolute or does not exist
+  }
+}
+
+/**
+ * Every namespace resolves every lab name. Rewritten in place when an address
+ * changes (roam), so running processes see it too.
+ */
+export function writeNames(plan: TopologyPlan, host: (name: HostName) => LabHost, runId: string): void {
+  const entries = plan.hosts.map((h) => ({ address: host(h.name).sshAddress, name: host(h.name).dnsName }));
+  for (const h of plan.hosts) {
+    writeEtcNetns(host(h.name).ns, renderHostsFile(`moshctl lab ${runId}: ${h.name}`, entries));
+  }
+}
+
+export async function buildLab(ctx: BuildContext): Promise<void> {
+  mkdirSync('/run/sshd', { recursive: true }); // sshd's privilege separation directory
+  // Before any process starts in a namespace: `ip netns exec` mounts what is
+  // there when it runs, and a process started earlier would keep the machine's files.
+  writeNames(ctx.plan, (h) => ctx.host(h), ctx.runId);
+  const nsOf = (h: HostName): string => ctx.host(h).ns;
+  const servers = ctx.plan.hosts.filter((h) => h.runsSshd);
+  // Keys and files are made while the kernel brings the links up; both are
+  // awaited before any failure is reported, so destroy() never races a half-run step.
+  const [network, written] = await Promise.allSettled([
+    buildNetwork(ctx.plan, nsOf),
+    writeLabFiles(ctx.paths, {
+      dir: ctx.dir,
+      runId: ctx.runId,
+      bastions: ctx.bastions,
+      servers,
+      addressesOf: (h) => ctx.host(h).addresses,
+      kbdInteractive: ctx.kbdInteractive,
+      otpCode: ctx.otpCode,
+    }),
+  ]);
+  if (network.status === 'rejected') throw network.reason;
+  if (written.status === 'rejected') throw written.reason;
+  const files = written.value;
+  if (ctx.clientUser) writeClientUserFiles(ctx.clientUser.files, ctx.clientUser.user, ctx.paths);
+  await Promise.all(
+    servers.map(async (h, i) => {
+      const f = files.sshd[i] as SshdFiles;
+      const mounts: PrivateMount[] = hideMounts(ctx.hide[h.name] ?? []);
+      if (ctx.kbdInteractive.includes(h.name) && files.pamFile) {
+        mounts.push({ source: files.pamFile, target: '/etc/pam.d/sshd' });
+      }
+      const pid = ctx.spawn(h.name, sshdArgv(f.config, mounts), { logFile: f.log });
+      await waitForSshd(ctx, h.name, h.probeFrom ?? h.name, pid, f.log);
+    }),
+  );
+}
+
+/** Poll from the neighbour that reaches it, so the link is proven as well as the listener. */
+async function waitForSshd(
+  ctx: BuildContext,
+  host: HostName,
+  from: HostName,
+  pid: number,
+  log: string,
+): Promise<void> {
+  const ref = refOf(pid);
+  const address = ctx.host(host).sshAddress;
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    if (!isAlive(ref)) {
+      throw new Error(`sshd on ${host} exited: ${readFileSync(log, 'utf8').trim().slice(-800)}`);
+    }
+    const r = await ctx.exec(from, ['nc', '-z', '-w', '1', address, '22'], { timeoutMs: 3000 });
+    if (r.code === 0) return;
+    if (Date.now() > deadline) throw new Error(`sshd on ${host} (${address}) not reachable from ${from}`);
+    await sleep(50);
+  }
+}

@@ -1,0 +1,155 @@
+// The part of a Lab that owns namespaces and processes: running commands in
+// a host's namespace, tracking every pid it starts, changing the network
+// under a running test (roam, outage, loss) and tearing it all down. Lab
+// (index.ts) adds the files, users and commands tests use on top of it.
+
+import { spawn as spawnChild } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { writeNames } from './build.js';
+import { findLink, moveAddress, setDropShare, setLinkState } from './network.js';
+import { refOf, run, type ProcRef, type RunResult } from './proc.js';
+import { pidsInNamespace, teardown, writeRecord, type LabRecord } from './registry.js';
+import { addressesOf, nextClientAddress, planTopology, type HostName, type LinkName } from './topology.js';
+import type { TopologyPlan } from './topology.js';
+import type { ExecOptions, LabHost, LabHosts } from './types.js';
+
+export class LabCore {
+  readonly hosts: LabHosts;
+  protected readonly plan: TopologyPlan;
+  private readonly tracked = new Map<number, ProcRef>();
+  private destroying: Promise<void> | undefined;
+
+  protected constructor(
+    readonly runId: string,
+    readonly prefix: string,
+    readonly dir: string,
+    readonly bastions: 1 | 2,
+    /** null for a lab left up on purpose (`lab up`). */
+    private readonly owner: ProcRef | null,
+  ) {
+    this.plan = planTopology(bastions);
+    const hosts: Partial<Record<HostName, LabHost>> = {};
+    for (const h of this.plan.hosts) {
+      hosts[h.name] = {
+        ns: `${prefix}-${runId}-${h.name}`,
+        addresses: addressesOf(this.plan, h.name),
+        sshAddress: h.sshAddress,
+        dnsName: h.dnsName,
+      };
+    }
+    this.hosts = hosts as LabHosts;
+  }
+
+  host(name: HostName): LabHost {
+    const h = this.hosts[name];
+    if (!h) throw new Error(`this lab has no host "${name}"`);
+    return h;
+  }
+
+  record(): LabRecord {
+    return {
+      runId: this.runId,
+      prefix: this.prefix,
+      owner: this.owner,
+      dir: this.dir,
+      namespaces: this.plan.hosts.map((h) => this.host(h.name).ns),
+      pids: [...this.tracked.values()],
+      createdAt: new Date().toISOString(),
+    };
+  }
+
+  protected save(): void {
+    writeRecord(this.record());
+  }
+
+  /** Run a command inside a host's namespace to completion. */
+  exec(host: HostName, argv: readonly string[], opts: ExecOptions = {}): Promise<RunResult> {
+    return run(['ip', 'netns', 'exec', this.host(host).ns, ...argv], {
+      ...opts,
+      onPid: (pid) => this.tracked.set(pid, refOf(pid)),
+      onExit: (pid) => this.tracked.delete(pid),
+    });
+  }
+
+  /** Start a long-running process in a host's namespace; it is stopped at destroy(). */
+  spawn(
+    host: HostName,
+    argv: readonly string[],
+    opts: { logFile?: string; env?: NodeJS.ProcessEnv } = {},
+  ): number {
+    const out = opts.logFile ? openSync(opts.logFile, 'a', 0o600) : 'ignore';
+    // `ip netns exec` execs the command in place, so this pid is the command's own.
+    // Detached: a Ctrl-C on the terminal must not reach lab servers; destroy() stops them.
+    const child = spawnChild('ip', ['netns', 'exec', this.host(host).ns, ...argv], {
+      stdio: ['ignore', out, out],
+      detached: true,
+      env: opts.env ?? process.env,
+    });
+    if (typeof out === 'number') closeSync(out);
+    child.on('error', () => undefined);
+    child.unref();
+    const pid = child.pid;
+    if (pid === undefined) throw new Error(`could not start ${argv.join(' ')}`);
+    this.track(pid);
+    return pid;
+  }
+
+  /** Record a process started outside exec()/spawn() (e.g. a tmux server) so destroy() stops it. */
+  track(pid: number): void {
+    this.tracked.set(pid, refOf(pid));
+    this.save();
+  }
+
+  /** pids in a host's namespace (everything there, whoever started it). */
+  pidsIn(host: HostName): Promise<number[]> {
+    return pidsInNamespace(this.host(host).ns);
+  }
+
+  /** Can `from` open a TCP connection to address:port (within about a second)? */
+  async canReach(from: HostName, address: string, port = 22): Promise<boolean> {
+    const r = await this.exec(from, ['nc', '-z', '-w', '1', address, String(port)], { timeoutMs: 5000 });
+    return r.code === 0;
+  }
+
+  /**
+   * Move the client to a new address on its LAN (default: the next one up),
+   * as a phone changing networks would. Returns the new address.
+   */
+  async roam(newAddress?: string): Promise<string> {
+    const client = this.host('client');
+    const old = client.addresses[0] ?? client.sshAddress;
+    const next = newAddress ?? nextClientAddress(old);
+    await moveAddress(findLink(this.plan, 'client'), client.ns, old, next);
+    client.addresses = [next];
+    client.sshAddress = next;
+    writeNames(this.plan, (h) => this.host(h), this.runId); // client.lab.test follows
+    return next;
+  }
+
+  /** An outage: the bastion's end of a link goes down (the client keeps its address and routes). */
+  linkDown(link: LinkName = 'client'): Promise<void> {
+    return setLinkState(findLink(this.plan, link), (h) => this.host(h).ns, false);
+  }
+
+  linkUp(link: LinkName = 'client'): Promise<void> {
+    return setLinkState(findLink(this.plan, link), (h) => this.host(h).ns, true);
+  }
+
+  /** Drop `percent` % of packets both ways on a link (nftables at its near end); 0 stops dropping. */
+  dropShare(link: LinkName, percent: number): Promise<void> {
+    return setDropShare(findLink(this.plan, link), (h) => this.host(h).ns, percent);
+  }
+
+  async clearDrops(): Promise<void> {
+    for (const l of this.plan.links) await this.dropShare(l.name, 0);
+  }
+
+  /** Remove everything; safe to call more than once and after a failed create(). */
+  destroy(): Promise<void> {
+    this.destroying ??= (async () => {
+      const problems = await teardown(this.record());
+      if (problems.length > 0) throw new Error(`lab ${this.runId} teardown: ${problems.join('; ')}`);
+    })();
+    return this.destroying;
+  }
+}

@@ -1,0 +1,53 @@
+// The shapes of the Lab API, apart from the class, so the build steps
+// (build.ts) and the Lab itself (index.ts) share them without a cycle.
+
+import type { HostName } from './topology.js';
+
+export interface LabOptions {
+  bastions?: 1 | 2;
+  /** Namespace name prefix; default "mctl". Names are `<prefix>-<runid>-<host>`. */
+  prefix?: string;
+  /** Leave the lab up after this process exits (`lab up`); only `down`/`cleanup` remove it. */
+  persistent?: boolean;
+  /**
+   * Hosts whose sshd wants a key and then a one-time code (Lab.otpCode) by
+   * keyboard-interactive, as behind Duo; root may log in there too.
+   */
+  kbdInteractive?: HostName[];
+  /**
+   * Per host, absolute paths that its sshd and every session there see as
+   * /dev/null, which cannot run: a way to take a program (e.g. the real python3
+   * binary, see realProgramPath) away from one host only.
+   */
+  hide?: Partial<Record<HostName, string[]>>;
+}
+
+export interface LabHost {
+  ns: string;
+  addresses: string[];
+  /** The address the client side uses for this host's sshd. */
+  sshAddress: string;
+  /** `<host>.lab.test`: every lab namespace resolves it to sshAddress (via /etc/hosts). */
+  dnsName: string;
+}
+
+export interface LabHosts {
+  client: LabHost;
+  bastion: LabHost;
+  bastion2?: LabHost;
+  target: LabHost;
+  outsider: LabHost;
+}
+
+export interface ExecOptions {
+  timeoutMs?: number;
+  input?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface SshArgvOptions {
+  /** Name every host by its lab.test name instead of its address (the hops too). */
+  names?: boolean;
+  /** The user on the destination (the jump hops stay root); default root. */
+  user?: string;
+}
