@@ -12,7 +12,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HostConfig } from '../../src/config/types.js';
 import { EnvError } from '../../src/errors.js';
-import { connectChain, type ConnectOptions } from '../../src/ssh/connect.js';
+import { connectChain } from '../../src/ssh/connect.js';
+import type { ConnectOptions } from '../../src/transport/types.js';
 
 const SSHD = '/usr/sbin/sshd';
 const isRoot = process.getuid?.() === 0;
@@ -88,7 +89,7 @@ describe.skipIf(skipReason !== undefined)('SSH chain against a real sshd', () =>
   let wrongKey = '';
   let noForwardKey = '';
   let knownHosts = '';
-  const noAgent: ConnectOptions = { agent: undefined, readyTimeoutMs: 10_000 };
+  const noAgent: ConnectOptions = { agent: undefined };
 
   function host(name: string, over: Partial<HostConfig> = {}): HostConfig {
     return {
@@ -96,8 +97,21 @@ describe.skipIf(skipReason !== undefined)('SSH chain against a real sshd', () =>
       address: '127.0.0.1',
       port,
       user: 'root',
-      identity_file: clientKey,
-      known_hosts: knownHosts,
+      ssh_name: '127.0.0.1',
+      identity_files: [clientKey],
+      certificate_files: [],
+      known_hosts: [knownHosts],
+      global_known_hosts: [],
+      host_key_alias: undefined,
+      host_key_policy: 'strict',
+      identity_agent: undefined,
+      connect_timeout: 10,
+      server_alive_interval: 15,
+      proxy_command: undefined,
+      ssh_client: 'ssh2',
+      hash_known_hosts: false,
+      origin: 'moshproxy',
+      sources: {},
       chain: [],
       relay: { ports: { from: 61000, to: 61010 }, runtime: 'auto' },
       mosh: {
@@ -189,8 +203,8 @@ describe.skipIf(skipReason !== undefined)('SSH chain against a real sshd', () =>
         stderr: 'oops\n',
         code: 3,
       });
-      expect(chain.target).toBe(chain.hop('solo'));
-      expect(() => chain.hop('nope')).toThrow(/not part of this SSH chain/);
+      expect(chain.reachedAddress).toBe('127.0.0.1');
+      expect(() => chain.exec('nope', 'true')).toThrow(/not part of this SSH chain/);
     } finally {
       await chain.close();
     }
@@ -200,7 +214,7 @@ describe.skipIf(skipReason !== undefined)('SSH chain against a real sshd', () =>
     const chain = await connectChain([host('bastion'), host('target')], noAgent);
     try {
       expect(chain.hostNames).toEqual(['bastion', 'target']);
-      expect(chain.target).toBe(chain.hop('target'));
+      expect(chain.reachedAddress).toBe('127.0.0.1');
       expect((await chain.exec('target', 'echo two')).stdout).toBe('two\n');
       expect((await chain.exec('bastion', 'echo one')).stdout).toBe('one\n');
       // The target's session came in through the tunnel, from 127.0.0.1 as sshd sees it.
@@ -218,17 +232,17 @@ describe.skipIf(skipReason !== undefined)('SSH chain against a real sshd', () =>
     const [type, blob] = hostPub.split(' ');
     const file = join(dir, 'known_hosts_hashed');
     writeFileSync(file, `|1|${salt.toString('base64')}|${mac} ${type} ${blob}\n`);
-    const chain = await connectChain([host('hashed', { known_hosts: file })], noAgent);
+    const chain = await connectChain([host('hashed', { known_hosts: [file] })], noAgent);
     await chain.close();
   });
 
   it('refuses an unknown host key, with its fingerprint and how to check it', async () => {
     const err = await rejection(
-      connectChain([host('bastion'), host('newhost', { known_hosts: join(dir, 'absent') })], noAgent),
+      connectChain([host('bastion'), host('newhost', { known_hosts: [join(dir, 'absent')] })], noAgent),
     );
     expect(err.message).toContain('newhost (root@127.0.0.1:');
     expect(err.message).toContain(hostFingerprint);
-    expect(err.message).toContain('does not exist');
+    expect(err.message).toContain('none of them exists');
     expect(err.hint).toContain(`ssh-keyscan -p ${port} 127.0.0.1`);
     expect(err.hint).toContain('run on bastion');
     expect(err.hint).toContain(join(dir, 'absent'));
@@ -239,24 +253,81 @@ describe.skipIf(skipReason !== undefined)('SSH chain against a real sshd', () =>
     const other = keygen(join(dir, 'other_host')).split(' ');
     const file = join(dir, 'known_hosts_changed');
     writeFileSync(file, `# a comment\n[127.0.0.1]:${port} ${other[0]} ${other[1]}\n`);
-    const err = await rejection(connectChain([host('moved', { known_hosts: file })], noAgent));
+    const err = await rejection(connectChain([host('moved', { known_hosts: [file] })], noAgent));
     expect(err.message).toContain(`${file} line 2`);
     expect(err.message).toMatch(/man-in-the-middle/);
     expect(err.message).toContain(hostFingerprint);
   });
 
   it('reports a refused login with the user, host and key', async () => {
-    const err = await rejection(connectChain([host('locked', { identity_file: wrongKey })], noAgent));
+    const err = await rejection(connectChain([host('locked', { identity_files: [wrongKey] })], noAgent));
     expect(err.message).toContain(`locked (root@127.0.0.1:${port}) refused to log in user root`);
     expect(err.message).toContain(wrongKey);
     expect(err.hint).toContain(`${wrongKey}.pub`);
     expect(err.hint).toContain('authorized_keys');
   });
 
+  it('accept-new records a new host key in the first known_hosts file, then still refuses a changed one', async () => {
+    const file = join(dir, 'kh_accept_new');
+    const second = join(dir, 'kh_untouched');
+    const chain = await connectChain(
+      [host('fresh', { known_hosts: [file, second], host_key_policy: 'accept-new', hash_known_hosts: true })],
+      noAgent,
+    );
+    await chain.close();
+    const recorded = readFileSync(file, 'utf8');
+    expect(recorded).toMatch(/^\|1\|[^ ]+ ssh-ed25519 /);
+    expect(existsSync(second)).toBe(false);
+    // Recorded: a second connection with strict now passes.
+    await (await connectChain([host('again', { known_hosts: [file] })], noAgent)).close();
+    const [type] = hostPub.split(' ');
+    writeFileSync(file, `[127.0.0.1]:${port} ${type} ${KEY_OTHER}\n`);
+    const err = await rejection(
+      connectChain([host('moved', { known_hosts: [file], host_key_policy: 'accept-new' })], noAgent),
+    );
+    expect(err.message).toContain('does not match');
+  });
+
+  it('offers every identity file in turn: a refused first key does not stop the second', async () => {
+    const chain = await connectChain([host('two-keys', { identity_files: [wrongKey, clientKey] })], noAgent);
+    expect((await chain.exec('two-keys', 'echo in')).stdout).toBe('in\n');
+    await chain.close();
+  });
+
+  it.each([
+    [
+      'a user certificate',
+      { certificate_files: ['/nonexistent/id-cert.pub'] },
+      'an OpenSSH user certificate',
+    ],
+    ['a ProxyCommand', { proxy_command: 'nc %h %p' }, 'a ProxyCommand'],
+  ] as const)(
+    'refuses %s under ssh2 before connecting, naming ssh_client: openssh',
+    async (_what, over, text) => {
+      const err = await rejection(connectChain([host('limited', over as Partial<HostConfig>)], noAgent));
+      expect(err.message).toContain(`limited needs ${text}`);
+      expect(err.hint).toContain('ssh_client: openssh');
+    },
+  );
+
+  it('refuses a host known only through @cert-authority under ssh2, and a FIDO key', async () => {
+    const ca = join(dir, 'kh_ca_only');
+    writeFileSync(ca, `@cert-authority * ${hostPub.split(' ').slice(0, 2).join(' ')}\n`);
+    const err = await rejection(connectChain([host('ca', { known_hosts: [ca] })], noAgent));
+    expect(err.message).toContain('@cert-authority');
+    expect(err.hint).toContain('ssh_client: openssh');
+    // An sk- key cannot be made without a security key; its header is enough to be refused.
+    const sk = join(dir, 'id_sk');
+    writeFileSync(sk, skPrivateKeyText());
+    const skErr = await rejection(connectChain([host('fido', { identity_files: [sk] })], noAgent));
+    expect(skErr.message).toContain('FIDO security key');
+    expect(skErr.hint).toContain('ssh_client: openssh');
+  });
+
   it('refuses an encrypted key when no agent holds it, before connecting', async () => {
     const locked = join(dir, 'locked_ed25519');
     keygen(locked, 'ed25519', 'a passphrase');
-    const err = await rejection(connectChain([host('enc', { identity_file: locked })], noAgent));
+    const err = await rejection(connectChain([host('enc', { identity_files: [locked] })], noAgent));
     expect(err.message).toContain('encrypted');
     expect(err.hint).toContain(`ssh-add ${locked}`);
     expect(err.message).not.toContain('a passphrase');
@@ -276,7 +347,7 @@ describe.skipIf(skipReason !== undefined)('SSH chain against a real sshd', () =>
 
   it('explains a hop that may not forward', async () => {
     const err = await rejection(
-      connectChain([host('strict', { identity_file: noForwardKey }), host('target')], noAgent),
+      connectChain([host('strict', { identity_files: [noForwardKey] }), host('target')], noAgent),
     );
     expect(err.message).toBe(
       `strict refused to forward a connection to target (127.0.0.1:${port}): administratively prohibited`,
@@ -306,9 +377,9 @@ describe.skipIf(skipReason !== undefined)('SSH chain against a real sshd', () =>
       await new Promise((resolve) => silent?.close(resolve));
     });
 
-    it('gives up on the handshake after readyTimeoutMs', async () => {
+    it('gives up on the handshake after connect_timeout', async () => {
       const err = await rejection(
-        connectChain([host('mute', { port: silentPort })], { agent: undefined, readyTimeoutMs: 300 }),
+        connectChain([host('mute', { port: silentPort, connect_timeout: 0.3 })], { agent: undefined }),
       );
       expect(err.message).toBe(
         `mute (root@127.0.0.1:${silentPort}) did not complete the SSH handshake within 300 ms`,
@@ -340,11 +411,11 @@ describe.skipIf(skipReason !== undefined)('SSH chain against a real sshd', () =>
         timeoutMs: 10_000,
       });
       expect(Date.now() - started).toBeLessThan(3000);
-      expect(r).toEqual({ stdout: 'READY\n', stderr: '', code: null, closed: false });
+      expect(r).toEqual({ stdout: 'READY\n', stderr: '', code: null });
 
       // ...and on the channel closing when the marker never comes.
       const ended = await chain.execUntil('solo', 'echo nothing', { until: () => false, timeoutMs: 10_000 });
-      expect(ended).toEqual({ stdout: 'nothing\n', stderr: '', code: 0, closed: true });
+      expect(ended).toEqual({ stdout: 'nothing\n', stderr: '', code: 0 });
 
       const late = await rejection(
         chain.execUntil('solo', 'sleep 5', { until: () => false, timeoutMs: 300, stdin: 'not in messages' }),
@@ -378,7 +449,7 @@ describe.skipIf(skipReason !== undefined)('SSH chain against a real sshd', () =>
   });
 
   it('reports a connection that drops', async () => {
-    const chain = await connectChain([host('solo')], { ...noAgent, keepaliveIntervalMs: 1000 });
+    const chain = await connectChain([host('solo', { server_alive_interval: 1 })], noAgent);
     const dropped: string[] = [];
     chain.onClose((h) => dropped.push(h));
     try {
@@ -407,3 +478,29 @@ describe.skipIf(skipReason !== undefined)('SSH chain against a real sshd', () =>
     expect(Date.now() - started).toBeLessThan(3000);
   });
 });
+
+/** Another ed25519 public key blob, for a "changed" known_hosts entry. */
+const KEY_OTHER = 'AAAAC3NzaC1lZDI1NTE5AAAAIPd5FlFq9Vd4q5nZ1v7v0X2C0b6o6+5cJY9q7Tq3K3Xk';
+
+/** The shape of an OpenSSH private key file holding an sk-ssh-ed25519 key (its key fields are dummies). */
+function skPrivateKeyText(): string {
+  const str = (b: Buffer | string): Buffer => {
+    const data = Buffer.isBuffer(b) ? b : Buffer.from(b, 'latin1');
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    return Buffer.concat([len, data]);
+  };
+  const pub = Buffer.concat([str('sk-ssh-ed25519@openssh.com'), str(Buffer.alloc(32)), str('ssh:')]);
+  const count = Buffer.alloc(4);
+  count.writeUInt32BE(1);
+  const blob = Buffer.concat([
+    Buffer.from('openssh-key-v1\0', 'latin1'),
+    str('none'),
+    str('none'),
+    str(''),
+    count,
+    str(pub),
+    str(Buffer.alloc(8)),
+  ]);
+  return `-----BEGIN OPENSSH PRIVATE KEY-----\n${blob.toString('base64')}\n-----END OPENSSH PRIVATE KEY-----\n`;
+}
