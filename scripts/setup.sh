@@ -43,6 +43,10 @@ if [ "$(id -u)" -eq 0 ]; then
     [ "$(getent passwd "$user" | cut -d: -f7)" = "$shell" ] || usermod --shell "$shell" "$user"
     case "$(getent shadow "$user" | cut -d: -f2)" in '!'*) usermod --password '*' "$user" ;; esac
   done
+  # A zsh user without any startup file gets zsh-newuser-install's menu instead
+  # of a prompt; real zsh users have a ~/.zshrc.
+  home=$(getent passwd mctl-zsh | cut -d: -f6)
+  [ -e "$home/.zshrc" ] || install -o mctl-zsh -g mctl-zsh -m 0644 /dev/null "$home/.zshrc"
 else
   for pair in "${users[@]}"; do
     id -u "${pair%%:*}" >/dev/null 2>&1 ||

@@ -18,16 +18,22 @@ export interface UpSession {
 let counter = 0;
 
 /** Starts `moshctl -f <lab config> ARGS` in tmux as the client. */
-export async function startMoshctl(
-  lab: Lab,
-  args: string[],
-  opts: { env?: Record<string, string>; config?: string } = {},
-): Promise<UpSession> {
+export interface StartOptions {
+  env?: Record<string, string>;
+  config?: string;
+  /** Run moshctl as the lab's ordinary client user (mctl-client) instead of root. */
+  asClientUser?: boolean;
+}
+
+export async function startMoshctl(lab: Lab, args: string[], opts: StartOptions = {}): Promise<UpSession> {
   const name = `up${++counter}`;
-  const stateHome = join(lab.dir, `state-${name}`);
-  const errFile = join(lab.dir, `${name}.err`);
+  // The client user writes its state and stderr where it may: its own 0700 folder.
+  const base = opts.asClientUser ? (lab.clientUserFiles?.dir ?? lab.dir) : lab.dir;
+  const stateHome = join(base, `state-${name}`);
+  const errFile = join(base, `${name}.err`);
   const env = { XDG_STATE_HOME: stateHome, ...opts.env };
   const tmux = await Tmux.start(lab, {
+    ...(opts.asClientUser ? { asClientUser: true } : {}),
     name,
     // sh only to send moshctl's stderr to a file; exec keeps moshctl the pane's program.
     command: [
@@ -82,8 +88,10 @@ export async function typeAndCheck(
   s: UpSession,
   timeoutMs = 30_000,
   host: HostName = 'target',
+  /** Where the typed command writes its proof; one the remote user may write to. */
+  dir = lab.dir,
 ): Promise<number> {
-  const file = join(lab.dir, `typed-${++marker}`);
+  const file = join(dir, `typed-${++marker}`);
   const started = Date.now();
   await s.tmux.sendKeys(`ip netns identify > ${file}`);
   await s.tmux.sendEnter();
@@ -180,7 +188,7 @@ export function useSessions(
   ctx: { readonly lab: Lab },
   cleanup?: () => Promise<void> | void,
 ): {
-  start: (args: string[], opts?: { env?: Record<string, string>; config?: string }) => Promise<UpSession>;
+  start: (args: string[], opts?: StartOptions) => Promise<UpSession>;
 } {
   const open: UpSession[] = [];
   afterEach(async () => {
