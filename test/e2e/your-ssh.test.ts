@@ -150,7 +150,7 @@ describe.skipIf(reason)('a host only ssh_config knows', () => {
       'ssh_config_users',
       [
         'Host bastion.lab.test',
-        '  User root',
+        '  User mctl-bash',
         `  IdentityFile ${lab.keyFile}`,
         `  UserKnownHostsFile ${lab.knownHostsFile}`,
         '',
