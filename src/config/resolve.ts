@@ -129,10 +129,8 @@ export function declareHosts(raw: RawConfig, ctx: ResolveContext): DeclaredConfi
     const pick = <K extends keyof RawSsh>(
       k: K,
     ): { value: NonNullable<RawSsh[K]>; ptr: string } | undefined => {
-      if (hostPtr && h[k] !== undefined && h[k] !== '')
-        return { value: h[k] as NonNullable<RawSsh[K]>, ptr: pointer(hostPtr, k) };
-      if (d[k] !== undefined && d[k] !== '')
-        return { value: d[k] as NonNullable<RawSsh[K]>, ptr: `/defaults/${k}` };
+      if (hostPtr && h[k] !== undefined && h[k] !== '') return { value: h[k], ptr: pointer(hostPtr, k) };
+      if (d[k] !== undefined && d[k] !== '') return { value: d[k], ptr: `/defaults/${k}` };
       return undefined;
     };
     // A relative path is relative to the file that wrote it, not to the working directory.

@@ -148,17 +148,11 @@ describe('hosts from ssh_config', () => {
       user: 'alice',
       identity_files: ['/home/me/.ssh/work'],
       host_key_policy: 'accept-new',
-      sources: {
-        user: 'ssh_config',
-        identity_files: 'ssh_config',
-        address: expect.stringMatching(/moshproxy\.yaml:3$/),
-      },
+      sources: { user: 'ssh_config', identity_files: 'ssh_config' },
     });
-    expect(c.hosts.box).toMatchObject({
-      user: 'ops',
-      port: 2022,
-      sources: { user: expect.stringMatching(/:4$/), port: 'ssh_config' },
-    });
+    expect(c.hosts.bastion?.sources.address).toMatch(/moshproxy\.yaml:3$/);
+    expect(c.hosts.box).toMatchObject({ user: 'ops', port: 2022, sources: { port: 'ssh_config' } });
+    expect(c.hosts.box?.sources.user).toMatch(/moshproxy\.yaml:4$/);
   });
 
   it("uses OpenSSH's defaults where nothing names them: existing default keys only, both user known_hosts files", async () => {
@@ -237,9 +231,7 @@ describe('hosts from ssh_config', () => {
   it('resolves every moshproxy.yaml host for config --resolved, each value with its source', async () => {
     const c = await resolveAll(loaded(team), context({}));
     expect(Object.keys(c.hosts)).toEqual(['bastion', 'box']);
-    expect(c.hosts.box?.sources).toMatchObject({
-      user: expect.stringMatching(/moshproxy\.yaml:4$/),
-      port: 'default',
-    });
+    expect(c.hosts.box?.sources.user).toMatch(/moshproxy\.yaml:4$/);
+    expect(c.hosts.box?.sources.port).toBe('default');
   });
 });
