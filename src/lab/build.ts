@@ -22,6 +22,7 @@ export interface BuildContext {
   plan: TopologyPlan;
   paths: LabFilePaths;
   kbdInteractive: readonly HostName[];
+  sshClient: 'ssh2' | 'openssh';
   hide: Partial<Record<HostName, string[]>>;
   otpCode: string;
   clientUser: { user: LabUser; files: ClientUserFiles } | undefined;
@@ -71,6 +72,7 @@ export async function buildLab(ctx: BuildContext): Promise<void> {
       servers,
       addressesOf: (h) => ctx.host(h).addresses,
       kbdInteractive: ctx.kbdInteractive,
+      sshClient: ctx.sshClient,
       otpCode: ctx.otpCode,
     }),
   ]);

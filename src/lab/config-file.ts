@@ -13,6 +13,8 @@ export interface LabConfigInput {
   names?: boolean;
   /** The remote user under `defaults:`; default root. */
   user?: string;
+  /** `ssh_client:` under `defaults:`; ssh2 (the built-in default) writes no line. */
+  sshClient?: 'ssh2' | 'openssh' | undefined;
 }
 
 export function renderLabConfig(c: LabConfigInput): string {
@@ -27,6 +29,7 @@ export function renderLabConfig(c: LabConfigInput): string {
     `  user: ${c.user ?? 'root'}`,
     `  identity_file: ${c.keyFile}`,
     `  known_hosts: ${c.knownHostsFile}`,
+    ...(c.sshClient === 'openssh' ? ['  ssh_client: openssh'] : []),
     'mosh:',
     '  server_ports: 60001-60010',
     '  network_timeout: 600',

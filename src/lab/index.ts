@@ -57,6 +57,8 @@ export class Lab extends LabCore {
   /** The one-time code the kbdInteractive hosts ask for (six digits, new for each lab). */
   readonly otpCode = newOtpCode();
   readonly kbdInteractive: readonly HostName[];
+  /** The ssh client the lab's moshproxy.yaml asks for. */
+  readonly sshClient: 'ssh2' | 'openssh';
   readonly hide: Readonly<Partial<Record<HostName, string[]>>>;
   /** The test login users that exist here (LOGIN_USERS has the shell each should have). */
   readonly loginUsers: readonly LabUser[];
@@ -71,6 +73,7 @@ export class Lab extends LabCore {
   private constructor(runId: string, prefix: string, dir: string, opts: LabOptions) {
     super(runId, prefix, dir, opts.bastions ?? 1, opts.persistent ? null : refOf(process.pid));
     this.kbdInteractive = [...(opts.kbdInteractive ?? [])];
+    this.sshClient = opts.sshClient ?? 'ssh2';
     this.hide = { ...opts.hide };
     checkOptions({ plan: this.plan, kbdInteractive: this.kbdInteractive, hide: this.hide });
     this.paths = labFilePaths(dir);
@@ -127,6 +130,7 @@ export class Lab extends LabCore {
       plan: this.plan,
       paths: this.paths,
       kbdInteractive: this.kbdInteractive,
+      sshClient: this.sshClient,
       hide: this.hide,
       otpCode: this.otpCode,
       clientUser: clientUser && clientUserFiles ? { user: clientUser, files: clientUserFiles } : undefined,
@@ -178,7 +182,11 @@ export class Lab extends LabCore {
    * `names`, hosts by their lab.test names; another key, known_hosts or user on request.
    */
   configText(opts: ConfigTextOptions = {}): string {
-    return labConfigText(this.paths, { bastions: this.bastions, servers: this.plan.hosts }, opts);
+    return labConfigText(
+      this.paths,
+      { bastions: this.bastions, servers: this.plan.hosts, sshClient: this.sshClient },
+      opts,
+    );
   }
 
   /** `ssh` argv (run it as the client) reaching `host` through its bastions with the lab's key. */

@@ -41,6 +41,7 @@ export interface LabFilesInput {
   addressesOf(host: HostName): string[];
   /** Servers that ask for a one-time code after the key. */
   kbdInteractive: readonly HostName[];
+  sshClient: 'ssh2' | 'openssh';
   otpCode: string;
 }
 
@@ -106,11 +107,13 @@ export interface ConfigTextOptions {
   knownHostsFile?: string;
   /** The remote user; default root. */
   user?: string;
+  /** Default: the lab's own. */
+  sshClient?: 'ssh2' | 'openssh';
 }
 
 export function labConfigText(
   paths: LabFilePaths,
-  input: Pick<LabFilesInput, 'bastions' | 'servers'>,
+  input: Pick<LabFilesInput, 'bastions' | 'servers' | 'sshClient'>,
   o: ConfigTextOptions,
 ): string {
   const addressOf = (name: HostName): string | undefined =>
@@ -126,6 +129,7 @@ export function labConfigText(
     },
     names: o.names ?? false,
     user: o.user,
+    sshClient: o.sshClient ?? input.sshClient,
   });
 }
 

@@ -20,6 +20,8 @@ export interface LabOptions {
    * binary, see realProgramPath) away from one host only.
    */
   hide?: Partial<Record<HostName, string[]>>;
+  /** `ssh_client:` under `defaults:` in the lab's moshproxy.yaml; default ssh2 (the line is left out). */
+  sshClient?: 'ssh2' | 'openssh';
 }
 
 export interface LabHost {

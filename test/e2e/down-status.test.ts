@@ -13,7 +13,7 @@ import {
   type UpSession,
   useSessions,
 } from './moshctl.js';
-import { e2eSkipReason, useLab } from './support.js';
+import { e2eSkipReason, SSH_CLIENTS, useLab } from './support.js';
 
 const reason = e2eSkipReason();
 
@@ -44,8 +44,8 @@ function recordOf(s: UpSession): {
   return JSON.parse(readFileSync(join(s.stateHome, 'moshctl', 'sessions', file), 'utf8')) as never;
 }
 
-describe.skipIf(reason)('moshctl down and status', () => {
-  const ctx = useLab();
+describe.skipIf(reason).each(SSH_CLIENTS)('moshctl down and status (%s)', (sshClient) => {
+  const ctx = useLab({ sshClient });
   const sessions = useSessions(ctx);
 
   /** A session whose moshctl was SIGKILLed (no teardown ran) and whose terminal, with mosh-client, is gone. */

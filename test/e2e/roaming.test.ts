@@ -19,7 +19,7 @@ import {
   type UpSession,
   useSessions,
 } from './moshctl.js';
-import { e2eSkipReason, useLab } from './support.js';
+import { e2eSkipReason, SSH_CLIENTS, useLab } from './support.js';
 
 const reason = e2eSkipReason();
 
@@ -250,8 +250,8 @@ function restoreNetwork(ctx: { readonly lab: Lab }): () => Promise<void> {
   };
 }
 
-describe.skipIf(reason)('roaming through one bastion', () => {
-  const ctx = useLab();
+describe.skipIf(reason).each(SSH_CLIENTS)('roaming through one bastion (%s)', (sshClient) => {
+  const ctx = useLab({ sshClient });
   const sessions = useSessions(ctx, restoreNetwork(ctx));
 
   async function up(args: string[] = ['up', 'target'], config?: string): Promise<UpSession> {
@@ -397,8 +397,8 @@ describe.skipIf(reason)('roaming through one bastion', () => {
   });
 });
 
-describe.skipIf(reason)('roaming through two bastions', () => {
-  const ctx = useLab({ bastions: 2 });
+describe.skipIf(reason).each(SSH_CLIENTS)('roaming through two bastions (%s)', (sshClient) => {
+  const ctx = useLab({ bastions: 2, sshClient });
   const sessions = useSessions(ctx, restoreNetwork(ctx));
 
   it('works, survives a roam and a 15 s outage, and exit leaves nothing on any host', async () => {

@@ -45,6 +45,9 @@ function findReason(): string | undefined {
   return undefined;
 }
 
+/** The session tests run under both ssh clients: the built-in ssh2 and the user's own OpenSSH. */
+export const SSH_CLIENTS = ['ssh2', 'openssh'] as const;
+
 let cached: { reason: string | undefined } | undefined;
 
 /** Why e2e tests cannot run here, or undefined when they can. Warns once per file. */

@@ -11,12 +11,12 @@ import {
   waitForPrompt,
   useSessions,
 } from './moshctl.js';
-import { e2eSkipReason, useLab } from './support.js';
+import { e2eSkipReason, SSH_CLIENTS, useLab } from './support.js';
 
 const reason = e2eSkipReason();
 
-describe.skipIf(reason)('moshctl up through one bastion', () => {
-  const ctx = useLab();
+describe.skipIf(reason).each(SSH_CLIENTS)('moshctl up through one bastion (%s)', (sshClient) => {
+  const ctx = useLab({ sshClient });
   const sessions = useSessions(ctx);
 
   it('opens a session whose keystrokes run on the target, and tears everything down on exit', async () => {
