@@ -1,9 +1,8 @@
 // Login prompts on the controlling terminal (/dev/tty), not stdin/stdout:
 // they work while stdout is piped, and nothing typed goes through moshctl's
 // output streams, so a password or one-time code is never echoed nor logged.
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { ReadStream, WriteStream } from 'node:tty';
-import { Interrupted } from '../errors.js';
 import type { Prompter } from '../transport/types.js';
 
 export function terminalPrompter(): Prompter {
@@ -21,7 +20,12 @@ export function terminalPrompter(): Prompter {
     interactive,
     say: (text) => {
       if (!interactive) return;
-      withTty((_in, out) => out.write(`${text}\n`));
+      const tty = openSync('/dev/tty', 'w');
+      try {
+        writeSync(tty, `${text}\n`);
+      } finally {
+        closeSync(tty);
+      }
     },
     ask: (prompt, echo) => {
       const next = queue.then(() =>
@@ -31,17 +35,6 @@ export function terminalPrompter(): Prompter {
       return next;
     },
   };
-}
-
-function withTty<T>(f: (input: ReadStream, output: WriteStream) => T): T {
-  const fd = openSync('/dev/tty', 'r+');
-  const input = new ReadStream(fd);
-  const output = new WriteStream(fd);
-  try {
-    return f(input, output);
-  } finally {
-    input.destroy();
-  }
 }
 
 /** Reads one line in raw mode, so nothing typed is echoed unless `echo`; Ctrl-C interrupts. */
@@ -65,7 +58,12 @@ function read(prompt: string, echo: boolean): Promise<string> {
     input.on('data', (chunk: Buffer) => {
       for (const ch of chunk.toString('utf8')) {
         if (ch === '\r' || ch === '\n') return done();
-        if (ch === '\u0003') return done(new Interrupted('SIGINT'));
+        if (ch === '\u0003') {
+          // Raw mode swallows the terminal's SIGINT: raise it, so Ctrl-C at a prompt ends `up` like Ctrl-C anywhere.
+          done(new Error('interrupted at a prompt'));
+          process.kill(process.pid, 'SIGINT');
+          return;
+        }
         if (ch === '\u0004' && line === '') return done(new Error('input closed'));
         if (ch === '\u007f' || ch === '\b') {
           if (line.length > 0) {

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { chmodSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { commands } from '../../src/cli/spec.js';
@@ -69,6 +69,34 @@ describe('moshctl command line', () => {
     expect(plan.version).toBe(1);
     expect(plan.steps.map((s) => s.kind)).toEqual(['connect', 'connect', 'server', 'relay', 'client']);
     expect(plan.steps[2]?.command).toEqual(['tmux', 'attach']);
+  });
+
+  it('up refuses without a terminal on stdin, before reading hosts, and points at --no-connect', async () => {
+    const cwd = tempTree({ 'moshproxy.yaml': 'version: 1\nhosts:\n  box: {address: 192.0.2.5}\n' });
+    const r = await run(['up', 'box'], { cwd, tty: false });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      'moshctl: moshctl up needs a terminal on stdin for mosh-client, and this one has none\n  hint: run it in a terminal, or use "moshctl up box --no-connect" to start the session and print what a mosh client elsewhere needs\n',
+    );
+  });
+
+  it('up with ssh_client: openssh and no ssh installed: exit 1 before connecting, naming the host that asked', async () => {
+    const cwd = tempTree({
+      'moshproxy.yaml':
+        'version: 1\nhosts:\n  jump: {address: 192.0.2.1, ssh_client: openssh}\n  box: {address: 192.0.2.5, via: [jump]}\n',
+      'bin/mosh-client': '#!/bin/sh\n',
+    });
+    chmodSync(join(cwd, 'bin/mosh-client'), 0o755);
+    const r = await run(['up', 'box'], {
+      cwd,
+      tty: true,
+      env: { USER: 'tester', HOME: '/home/tester', PATH: join(cwd, 'bin') },
+    });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      'ssh_client: openssh (asked for by jump) needs the OpenSSH client, and ssh is not installed',
+    );
+    expect(r.stderr).toContain('apt install openssh-client');
   });
 
   it('plan names an unknown host and exits 2', async () => {

@@ -42,6 +42,14 @@ export async function up(ctx: CommandContext): Promise<number> {
     );
   }
   const route = plan.route.map((h) => config.hosts[h]).filter((h): h is HostConfig => h !== undefined);
+  if (plan.sshClient === 'openssh' && !findOnPath('ssh', ctx.io.env.PATH)) {
+    const asks = route.filter((h) => h.ssh_client === 'openssh').map((h) => h.name);
+    throw new EnvError(
+      `ssh_client: openssh (asked for by ${asks.join(', ')}) needs the OpenSSH client, and ssh is not installed on this machine`,
+      'install it (Debian/Ubuntu: apt install openssh-client), or use ssh_client: ssh2 (built in)',
+      { host: 'local', step: 'check' },
+    );
+  }
   const store = new SessionStore(stateDir(ctx.io.env));
   const record: SessionRecord = {
     version: RECORD_VERSION,
