@@ -56,8 +56,8 @@ export function loadConfig(files: string[], env: Env): Loaded {
     // `~` in a file means $HOME, as in a shell; os.homedir() is the fallback.
     ...(env.HOME ? { home: env.HOME } : {}),
   };
-  const config = resolveConfig(merged.data as RawConfig, ctx);
-  return { ...merged, files, config, declared: declareHosts(merged.data as RawConfig, ctx) };
+  const declared = declareHosts(merged.data as RawConfig, ctx);
+  return { ...merged, files, config: resolveConfig(declared, ctx), declared };
 }
 
 function spot(p: Problem): string {

@@ -210,13 +210,14 @@ export function completeHost(
     sources[k] = 'default';
     return fallback;
   };
-  const address = origin === 'ssh_config' ? (g?.hostname ?? base.address) : base.address;
-  sources.address =
-    origin === 'ssh_config'
-      ? g?.hostname
-        ? 'ssh_config'
-        : 'default'
-      : (base.addressSource ?? 'moshproxy.yaml');
+  // ssh_config's HostName maps the name ssh is given, for `ssh ADDRESS` as for `ssh NAME`.
+  // (ssh lower-cases the name it was given, so only a real mapping differs in more than case.)
+  const mapped =
+    g?.hostname !== undefined && g.hostname.toLowerCase() !== base.address.toLowerCase()
+      ? g.hostname
+      : undefined;
+  const address = mapped ?? base.address;
+  sources.address = mapped ? 'ssh_config' : (base.addressSource ?? 'default');
   // ssh -G always prints user and port; they count as ssh_config's only when they differ from the defaults.
   const port = take(
     'port',
@@ -323,11 +324,10 @@ export function completeHost(
 
 /** moshproxy.yaml's hosts completed with OpenSSH's defaults only: the view without running ssh. */
 export function resolveConfig(
-  raw: RawConfig,
-  ctx: ResolveContext,
+  declared: DeclaredConfig,
+  ctx: Pick<ResolveContext, 'files' | 'localUser'>,
   complete: CompleteContext = {},
 ): ResolvedConfig {
-  const declared = declareHosts(raw, ctx);
   const local = complete.local ?? { ...localUser(), ...(ctx.localUser ? { name: ctx.localUser } : {}) };
   const hosts: Record<string, HostConfig> = {};
   for (const [name, d] of Object.entries(declared.hosts))

@@ -155,6 +155,14 @@ describe('hosts from ssh_config', () => {
     expect(c.hosts.box?.sources.user).toMatch(/moshproxy\.yaml:4$/);
   });
 
+  it("follows ssh_config's HostName for a moshproxy.yaml address, as `ssh ADDRESS` would", async () => {
+    const ctx = context({ 'bastion.example.org': plainG('bastion.example.org', { hostname: '192.0.2.7' }) });
+    const c = await resolveRoute(loaded(team), 'box', ctx);
+    expect(c.hosts.bastion).toMatchObject({ address: '192.0.2.7', ssh_name: 'bastion.example.org' });
+    expect(c.hosts.bastion?.sources.address).toBe('ssh_config');
+    expect(c.hosts.box?.address).toBe('10.0.3.12');
+  });
+
   it("uses OpenSSH's defaults where nothing names them: existing default keys only, both user known_hosts files", async () => {
     const ctx = context({}, [
       '/home/me/.ssh/id_ed25519',
