@@ -298,6 +298,8 @@ describe.skipIf(reason)('no terminal, and --no-connect', () => {
     const recs = sessionFiles(env.XDG_STATE_HOME);
     expect(recs).toHaveLength(1);
     expect(readFileSync(recs[0] ?? '', 'utf8')).not.toContain(key);
+    const status = await moshctl(lab, ['-f', lab.configFile, 'status', '--json'], env);
+    expect(JSON.parse(status.stdout)).toMatchObject({ sessions: [{ name: 'target', client: 'elsewhere' }] });
     // A client that has only the printed line.
     const tmux = await Tmux.start(lab, {
       name: 'elsewhere',

@@ -19,8 +19,8 @@ interface SessionStatus {
   route: string[];
   createdAt: string;
   ageSeconds: number;
-  /** Whether the `up` process (and so mosh-client) still runs on this machine. */
-  client: Liveness;
+  /** Whether the `up` process (and so mosh-client) still runs on this machine; `elsewhere` after `up --no-connect`. */
+  client: Liveness | 'elsewhere';
   server: { host: string; pid: number; port: number; state: Liveness } | null;
   relays: { host: string; pid: number; port: number; runtime: string; state: Liveness }[];
   /** Why a host could not be asked, by host. */
@@ -102,7 +102,7 @@ async function check(record: SessionRecord, env: CommandContext['io']['env']): P
     route: record.route.map((h) => h.name),
     createdAt: record.createdAt,
     ageSeconds: Math.max(0, Math.round((Date.now() - Date.parse(record.createdAt)) / 1000)),
-    client: ownerAlive(record) ? 'alive' : 'dead',
+    client: record.detached ? 'elsewhere' : ownerAlive(record) ? 'alive' : 'dead',
     server: record.server ? { ...record.server, state: state(record.server.pid) } : null,
     relays: record.relays.map((r) => ({ ...r, state: state(r.pid) })),
     unreachable,
