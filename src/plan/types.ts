@@ -3,7 +3,8 @@
 // makes no decisions of its own.
 import type { PortRange, RelayRuntime, SshClientKind } from '../config/types.js';
 
-export const PLAN_VERSION = 1;
+// 2: `sshClient`, and the client step's address refers to the connect step that reached it.
+export const PLAN_VERSION = 2;
 
 /** A port not known until a step ran (mosh-server's or a relay's chosen port). */
 export interface PortOf {
