@@ -312,7 +312,9 @@ describe.skipIf(reason)('no terminal, and --no-connect', () => {
       await typeAndCheck(lab, fake);
       const down = await moshctl(lab, ['-f', lab.configFile, 'down', 'target'], env);
       expect(down.code, down.stderr).toBe(0);
-      expect(down.stdout).toMatch(/stopped .*relay on bastion.*mosh-server on target/);
+      // Hosts stop concurrently: either may be named first.
+      expect(down.stdout).toMatch(/: stopped .*relay on bastion \(pid \d+, UDP \d+\) \(stopped\)/);
+      expect(down.stdout).toMatch(/mosh-server on target \(pid \d+, UDP \d+\) \(stopped\)/);
     } finally {
       await tmux.kill();
     }
