@@ -1,0 +1,198 @@
+// A live chain of ControlMasters and the commands run through them. Each
+// command is its own short `ssh -S SOCKET` mux client: no new handshake, the
+// master carries it. Commands run without a pty on purpose, as with ssh2: with
+// one, ending the connection kills them, and mosh-server and the relays must
+// outlive it (they are stopped by pid).
+
+import { spawn } from 'node:child_process';
+import type { Socket } from 'node:net';
+import { EnvError } from '../errors.js';
+import { duration } from '../ssh/hop-errors.js';
+import type { CloseListener, ExecOptions, ExecResult, RemoteChain } from '../transport/types.js';
+import { execArgv } from './argv.js';
+import { removeControlDir } from './control-dir.js';
+import { droppedError } from './failures.js';
+import type { Master } from './master.js';
+
+const DEFAULT_EXEC_TIMEOUT_MS = 60_000;
+/** A mux client exits 255 when its master goes; the master's own exit may be reported a moment later. */
+const MASTER_EXIT_WAIT_MS = 500;
+
+/** Commands appear in messages, so callers must pass secrets on stdin only; this bounds their length. */
+function shortCommand(command: string): string {
+  return command.length > 80 ? `${command.slice(0, 77)}...` : command;
+}
+
+export class OpenSshChain implements RemoteChain {
+  private closing: Promise<void> | undefined;
+  private readonly listeners = new Set<CloseListener>();
+  /** Hops already reported to listeners: a dropped hop takes every hop behind it along. */
+  private readonly reported = new Set<number>();
+
+  /** @internal built by connectOpenSshChain once every master is ready. */
+  constructor(
+    private readonly masters: Master[],
+    private readonly controlDir: string,
+    private readonly sshPath: string,
+    readonly reachedAddress: string | undefined,
+  ) {
+    masters.forEach((m, i) => m.onExit(() => this.hopExited(i)));
+  }
+
+  get hostNames(): string[] {
+    return this.masters.map((m) => m.host.name);
+  }
+
+  onClose(cb: CloseListener): () => void {
+    this.listeners.add(cb);
+    return () => this.listeners.delete(cb);
+  }
+
+  private hopExited(index: number): void {
+    if (this.closing || this.reported.has(index)) return;
+    const master = this.masters[index] as Master;
+    const error = droppedError(master.host, master.stderr);
+    for (let i = index; i < this.masters.length; i++) {
+      if (this.reported.has(i)) continue;
+      this.reported.add(i);
+      for (const cb of this.listeners) cb((this.masters[i] as Master).host.name, error);
+    }
+  }
+
+  exec(hostName: string, command: string, opts: ExecOptions = {}): Promise<ExecResult> {
+    return this.run(hostName, command, opts.stdin, opts.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS, undefined);
+  }
+
+  execUntil(
+    hostName: string,
+    command: string,
+    opts: ExecOptions & { until: (stdoutSoFar: string) => boolean; timeoutMs: number },
+  ): Promise<ExecResult> {
+    return this.run(hostName, command, opts.stdin, opts.timeoutMs, opts.until);
+  }
+
+  /** TERM every master at once, target first, without waiting: the network path is gone. */
+  destroy(): void {
+    this.closing ??= Promise.resolve();
+    for (const m of [...this.masters].reverse()) m.kill();
+    removeControlDir(this.controlDir);
+  }
+
+  /** Stop every master, target first, each waited for (bounded); then remove the sockets' directory. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      try {
+        for (const m of [...this.masters].reverse()) await m.stop();
+      } finally {
+        removeControlDir(this.controlDir);
+      }
+    })();
+    return this.closing;
+  }
+
+  private find(name: string): Master {
+    const m = this.masters.find((x) => x.host.name === name);
+    if (!m) throw new Error(`host ${name} is not part of this SSH chain (${this.hostNames.join(' → ')})`);
+    return m;
+  }
+
+  private run(
+    hostName: string,
+    command: string,
+    stdin: string | undefined,
+    timeoutMs: number,
+    until: ((stdout: string) => boolean) | undefined,
+  ): Promise<ExecResult> {
+    const master = this.find(hostName);
+    const where = { host: hostName, step: 'exec' };
+    const cmd = shortCommand(command);
+    if (this.closing || !master.running) {
+      return Promise.reject(
+        new EnvError(
+          `cannot run a command on ${hostName}: the connection is closed`,
+          `reconnect; check the network path to ${hostName}`,
+          where,
+        ),
+      );
+    }
+    return new Promise<ExecResult>((resolve, reject) => {
+      // Detached (its own session): it never prompts (BatchMode), and a Ctrl-C
+      // on the terminal must not kill a teardown command half-way.
+      const child = spawn(this.sshPath, execArgv(master.controlSocket, master.host.ssh_name, command), {
+        stdio: ['pipe', 'pipe', 'pipe'],
+        detached: true,
+      });
+      let settled = false;
+      let stdout = '';
+      let stderr = '';
+      const finish = (err: Error | undefined, code: number | null): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (err) {
+          child.kill('SIGTERM');
+          reject(err);
+        } else resolve({ stdout, stderr, code });
+        // What runs on may go on writing (it is drained below) but must not keep Node alive.
+        child.unref();
+        for (const s of [child.stdin, child.stdout, child.stderr]) (s as unknown as Socket).unref?.();
+      };
+      const timer = setTimeout(() => {
+        finish(
+          new EnvError(
+            `\`${cmd}\` on ${hostName} did not ${until ? 'report ready' : 'finish'} within ${duration(timeoutMs)}${stderr.trim() ? `; its stderr: ${stderr.trim().slice(-300)}` : ''}`,
+            `check that the command works when run by hand on ${hostName}`,
+            where,
+          ),
+          null,
+        );
+      }, timeoutMs);
+
+      child.stdout.setEncoding('utf8');
+      child.stderr.setEncoding('utf8');
+      child.stdout.on('data', (d: string) => {
+        if (settled) return;
+        stdout += d;
+        if (until?.(stdout)) finish(undefined, null);
+      });
+      child.stderr.on('data', (d: string) => {
+        if (!settled) stderr += d;
+      });
+      child.stdin.on('error', () => undefined);
+      child.on('error', (err) =>
+        finish(
+          new EnvError(
+            `cannot run ssh for ${hostName}: ${err.message}`,
+            'check that ssh is installed',
+            where,
+            {
+              cause: err,
+            },
+          ),
+          null,
+        ),
+      );
+      child.on('close', (code: number | null) => {
+        if (settled) return;
+        // 255 is ssh's own failure; it means the connection dropped only if the master went too.
+        if (code !== 255) return finish(undefined, code);
+        void master
+          .exitedWithin(MASTER_EXIT_WAIT_MS)
+          .then((gone) =>
+            finish(
+              gone
+                ? new EnvError(
+                    `the connection to ${hostName} closed while \`${cmd}\` ran`,
+                    `check the network path to ${hostName}`,
+                    where,
+                  )
+                : undefined,
+              code,
+            ),
+          );
+      });
+      // Write stdin and end it, so a command reading it sees EOF.
+      child.stdin.end(stdin ?? '');
+    });
+  }
+}

@@ -1,0 +1,129 @@
+// Opening a jump chain with the user's own OpenSSH client: one ControlMaster
+// per hop, each inner hop reached by a stdio forward through the previous
+// hop's master. Certificates, FIDO keys, host CAs, GSSAPI, ProxyCommand,
+// PKCS#11 and the rest of ssh_config then work as they do for ssh.
+
+import { lookup } from 'node:dns/promises';
+import type { SshHost } from '../config/types.js';
+import { EnvError } from '../errors.js';
+import type { ConnectChain, ConnectOptions } from '../transport/types.js';
+import { findOnPath } from '../which.js';
+import { controlPath, isShellSafe, masterArgv } from './argv.js';
+import { OpenSshChain } from './chain.js';
+import { makeControlDir, removeControlDir } from './control-dir.js';
+import { masterFailure, parseReachedAddress } from './failures.js';
+import { Master, MasterExited } from './master.js';
+
+export { OpenSshChain } from './chain.js';
+
+/** After an inner hop fails, how long the previous hop's "open failed" line may take to arrive. */
+const PREV_LOG_SETTLE_MS = 30;
+
+function findSsh(hops: readonly SshHost[]): string {
+  const ssh = findOnPath('ssh', process.env.PATH);
+  if (!ssh) {
+    throw new EnvError(
+      'ssh_client: openssh needs the OpenSSH client (ssh), which is not installed',
+      'install it (apt install openssh-client, or your system’s openssh package), or set ssh_client: ssh2 to use the built-in client',
+      { ...(hops[0] ? { host: hops[0].name } : {}), step: 'connect' },
+    );
+  }
+  // Inner hops name it in a ProxyCommand, which ssh runs through the shell.
+  if (hops.length > 1 && !isShellSafe(ssh)) {
+    throw new EnvError(
+      `the ssh program found on PATH (${ssh}) has characters a shell would interpret in its path`,
+      'put an ssh whose path has only letters, digits and / . _ - first on PATH',
+      { step: 'connect' },
+    );
+  }
+  return ssh;
+}
+
+function abortReason(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  return reason instanceof Error ? reason : new Error('aborted', { cause: reason });
+}
+
+/** mosh-client takes only a numeric address: the one the first connection reached. */
+async function reachedAddress(first: SshHost, master: Master): Promise<string | undefined> {
+  if (first.proxy_command) return undefined;
+  const seen = parseReachedAddress(master.stderr);
+  if (seen) return seen;
+  // An OpenSSH too old to log the line: the address as this machine resolves it.
+  try {
+    return (await lookup(first.address)).address;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Start a master for each hop in order (each needs the one before), and
+ * resolve once every control socket exists. On any failure or abort, every
+ * master started is stopped and the directory removed before the promise rejects.
+ */
+export const connectOpenSshChain: ConnectChain = async (hops, opts: ConnectOptions = {}) => {
+  if (hops.length === 0) throw new Error('connectOpenSshChain needs at least one host');
+  const names = hops.map((h) => h.name);
+  if (new Set(names).size !== names.length)
+    throw new Error(`duplicate host in SSH chain: ${names.join(' → ')}`);
+  const { signal } = opts;
+  signal?.throwIfAborted();
+  const sshPath = findSsh(hops);
+  const controlDir = makeControlDir(hops.length);
+  // ConnectOptions.agent applies to hosts that name no agent; absent, ssh's own default ($SSH_AUTH_SOCK).
+  const defaultAgent = 'agent' in opts ? (opts.agent ?? 'none') : undefined;
+  const masters: Master[] = [];
+
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => {
+      // TERM at once rather than wait for the hop being dialled: the user asked to stop now.
+      for (const m of [...masters].reverse()) m.kill();
+      reject(abortReason(signal as AbortSignal));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+  // Only one of the steps and `aborted` settles each race; keep the other from being reported as unhandled.
+  aborted.catch(() => undefined);
+
+  try {
+    for (const [i, host] of hops.entries()) {
+      opts.onHop?.(host.name);
+      const prev = masters[i - 1];
+      const prevLogStart = prev?.logPosition ?? 0;
+      const argv = masterArgv({
+        host,
+        index: i,
+        controlDir,
+        sshPath,
+        prev: prev?.host,
+        sshConfigFile: opts.sshConfigFile,
+        defaultAgent,
+      });
+      const master = new Master(host, controlPath(controlDir, i), sshPath, argv);
+      masters.push(master);
+      try {
+        await Promise.race([master.ready(), aborted]);
+      } catch (err) {
+        if (!(err instanceof MasterExited)) throw err;
+        if (prev) await new Promise((r) => setTimeout(r, PREV_LOG_SETTLE_MS));
+        throw masterFailure({
+          host,
+          prev: prev?.host,
+          stderr: master.stderr,
+          prevLog: prev ? prev.logSince(prevLogStart) : '',
+        });
+      }
+    }
+    const first = masters[0] as Master;
+    const reached = await Promise.race([reachedAddress(first.host, first), aborted]);
+    return new OpenSshChain(masters, controlDir, sshPath, reached);
+  } catch (err) {
+    await Promise.all([...masters].reverse().map((m) => m.stop()));
+    removeControlDir(controlDir);
+    throw err;
+  } finally {
+    if (onAbort) signal?.removeEventListener('abort', onAbort);
+  }
+};

@@ -1,0 +1,217 @@
+// What a ControlMaster's stderr says, turned into moshctl's errors: a message
+// naming the hop and a hint saying what to change, as src/ssh/hop-errors.ts
+// does for ssh2. OpenSSH's own wording is matched (OpenSSH 7 to 9 print these
+// lines the same way). Pure: no processes, no files.
+
+import { isIP } from 'node:net';
+import type { SshHost } from '../config/types.js';
+import { EnvError } from '../errors.js';
+import { duration, hopLabel } from '../ssh/hop-errors.js';
+import { knownHostsName } from '../ssh/known-hosts.js';
+
+export interface MasterFailure {
+  host: SshHost;
+  prev: SshHost | undefined;
+  /** The failed master's stderr (its tail). */
+  stderr: string;
+  /**
+   * What the previous hop's master logged while this hop connected: a stdio
+   * forward refused there is explained only there ("channel 3: open failed: …").
+   */
+  prevLog: string;
+}
+
+function lines(text: string): string[] {
+  return text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter(Boolean);
+}
+
+/** Lines moshctl asked for (LogLevel VERBOSE) or that only decorate a message. */
+const NOISE = /^(@+|Authenticated to |Transferred: |Bytes per second: |Warning: Permanently added )/;
+
+/** The last few meaningful lines, for a failure nothing else matched. */
+export function lastLines(text: string, count = 3, maxChars = 400): string {
+  const kept = lines(text)
+    .filter((l) => !NOISE.test(l))
+    .slice(-count)
+    .join('; ');
+  return kept.length > maxChars ? `...${kept.slice(-(maxChars - 3))}` : kept;
+}
+
+/**
+ * The numeric address the first hop's TCP connection reached, from OpenSSH's
+ * VERBOSE line `Authenticated to NAME ([IP]:PORT) using "method".` (older
+ * versions end the line after the port). Undefined when missing.
+ */
+export function parseReachedAddress(stderr: string): string | undefined {
+  const m = /^Authenticated to \S+ \(\[([^\]]+)\]:\d+\)/m.exec(stderr);
+  const ip = m?.[1];
+  return ip && isIP(ip) ? ip : undefined;
+}
+
+function where(h: SshHost): { host: string; step: 'connect' } {
+  return { host: h.name, step: 'connect' };
+}
+
+function reachFrom(host: SshHost, prev: SshHost | undefined): string {
+  return prev ? `that ${prev.name} can reach ${host.address}:${host.port}` : 'that this machine can reach it';
+}
+
+/** `connect failed: Connection refused` and the like, as the previous hop or ssh itself reported them. */
+const NETWORK_CAUSES: [RegExp, string][] = [
+  [/Connection refused/i, 'connection refused'],
+  [/No route to host/i, 'no route to host'],
+  [/Network is unreachable/i, 'network unreachable'],
+  [/Connection reset/i, 'connection reset'],
+];
+
+const RESOLVE =
+  /Could not resolve hostname|Name or service not known|nodename nor servname|Temporary failure in name resolution|No address associated with hostname/i;
+
+const TIMED_OUT =
+  /Connection timed out|timed out during banner exchange|port \d+ timed out|Operation timed out/i;
+
+/** The EnvError for a master that exited before its control socket appeared. */
+export function masterFailure(f: MasterFailure): EnvError {
+  const { host, prev, stderr } = f;
+  const label = hopLabel(host);
+  const hostKey = hostKeyFailure(host, prev, stderr);
+  if (hostKey) return hostKey;
+
+  const denied = /Permission denied \(([^)]*)\)|Too many authentication failures/.exec(stderr);
+  if (denied) return loginRefused(host, stderr, denied[1]);
+
+  if (prev) {
+    const forward = forwardFailure(host, prev, f.prevLog, stderr);
+    if (forward) return forward;
+  }
+  if (RESOLVE.test(stderr)) {
+    return new EnvError(
+      `cannot reach ${label}: ${host.address} does not resolve${prev ? ` on ${prev.name}` : ''}`,
+      `check the address of ${host.name}${prev ? ` (as ${prev.name} resolves it)` : ''}`,
+      where(host),
+    );
+  }
+  for (const [re, what] of NETWORK_CAUSES) {
+    if (re.test(stderr)) {
+      return new EnvError(
+        `cannot reach ${label}${prev ? ` through ${prev.name}` : ''}: ${what}`,
+        `check the address and port of ${host.name} and ${reachFrom(host, prev)}`,
+        where(host),
+      );
+    }
+  }
+  if (TIMED_OUT.test(stderr)) {
+    return new EnvError(
+      `${label} did not answer${prev ? ` through ${prev.name}` : ''} within ${duration(host.connect_timeout * 1000)}`,
+      `check that sshd listens at ${host.address}:${host.port} and ${reachFrom(host, prev)} (a firewall that drops packets looks like this)`,
+      where(host),
+    );
+  }
+  const said = lastLines(stderr);
+  return new EnvError(
+    `ssh to ${label} failed${said ? `: ${said}` : ' without saying why'}`,
+    `run \`ssh -v ${host.ssh_name}\` to see more; check the settings \`moshctl config --resolved\` shows for ${host.name}`,
+    where(host),
+  );
+}
+
+function hostKeyFailure(host: SshHost, prev: SshHost | undefined, stderr: string): EnvError | undefined {
+  const label = hopLabel(host);
+  const name = knownHostsName(host.address, host.port, host.host_key_alias);
+  const files = [...host.known_hosts, ...host.global_known_hosts].join(', ') || 'no known_hosts file';
+  if (/is marked as revoked|REVOKED HOST KEY/.test(stderr)) {
+    return new EnvError(
+      `host key of ${label} is marked @revoked in its known_hosts (${files})`,
+      `do not connect; the key was revoked on purpose. Ask the administrator of ${host.name} for its new key`,
+      where(host),
+    );
+  }
+  if (/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key for \S+ has changed/.test(stderr)) {
+    const offending = /Offending (\S+) key in (.+):(\d+)\s*$/m.exec(stderr);
+    const fp = /key sent by the remote host is\s+(\S+?)\.?\s*$/m.exec(stderr)?.[1];
+    const file = offending?.[2] ?? host.known_hosts[0] ?? 'known_hosts';
+    const at = offending ? `${offending[2]} line ${offending[3]}` : files;
+    return new EnvError(
+      `host key of ${label} does not match ${at}${fp ? ` (it presented ${fp})` : ''}: someone could be intercepting the connection (man-in-the-middle attack), or the host key was changed`,
+      `if the key was changed on purpose, confirm ${fp ?? 'its fingerprint'} out of band (on the host: ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), then remove the old entry (ssh-keygen -R '${name}' -f ${file}) and log in once with ssh to record the new one`,
+      where(host),
+    );
+  }
+  const unknown = /No (\S+) host key is known for (\S+) and you have requested strict checking/.exec(stderr);
+  if (unknown || /Host key verification failed/.test(stderr)) {
+    const what = unknown ? `is not in ${files}` : `could not be verified against ${files}`;
+    const said = unknown ? '' : ` (ssh: ${lastLines(stderr)})`;
+    return new EnvError(
+      `host key of ${label} ${what}${said}`,
+      `check its fingerprint through a channel you trust (on the host: ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), then log in once with ssh to record it (or append \`ssh-keyscan -p ${host.port} ${host.address}\`${prev ? ` run on ${prev.name}` : ''} to ${host.known_hosts[0] ?? 'known_hosts'}), or set host_key_policy: accept-new for ${host.name} to record new hosts' keys as ssh's accept-new does`,
+      where(host),
+    );
+  }
+  return undefined;
+}
+
+function loginRefused(host: SshHost, stderr: string, methods: string | undefined): EnvError {
+  const keys = [...host.identity_files, ...host.certificate_files];
+  const agent = host.identity_agent === 'none' ? '' : 'the ssh-agent';
+  const tried = [keys.join(', '), agent].filter(Boolean).join(' and ') || 'no key';
+  // Why a key could not even be offered (bad permissions, a security key that failed to sign).
+  const notes = lines(stderr).filter((l) => /^Load key |signing failed|UNPROTECTED PRIVATE KEY/.test(l));
+  const tooMany = methods === undefined;
+  return new EnvError(
+    `${hopLabel(host)} refused to log in user ${host.user}${tooMany ? ' (too many authentication failures)' : ''}; tried ${tried}${methods ? ` (it accepts: ${methods})` : ''}${notes.length ? `; ${notes.join('; ')}` : ''}`,
+    tooMany
+      ? `the agent offers too many keys before the right one: set IdentitiesOnly yes for ${host.ssh_name} in ssh_config, or give ${host.name} the identity_file it accepts`
+      : `authorize the key for ${host.user} on ${host.name} (append ${host.identity_files[0] ? `${host.identity_files[0]}.pub` : 'the public key'} to ~${host.user}/.ssh/authorized_keys there), or set user/identity_file of ${host.name} to ones it accepts; \`ssh -v ${host.ssh_name}\` shows what ssh offered`,
+    where(host),
+  );
+}
+
+/** A stdio forward the previous hop refused or could not open, explained from that hop's own log. */
+function forwardFailure(host: SshHost, prev: SshHost, prevLog: string, stderr: string): EnvError | undefined {
+  const target = `${host.address}:${host.port}`;
+  const open = /open failed: (.*)$/m.exec(prevLog)?.[1]?.trim();
+  if (open && /administratively prohibited/i.test(open)) {
+    return new EnvError(
+      `${prev.name} refused to forward a connection to ${host.name} (${target}): administratively prohibited`,
+      `allow TCP forwarding for ${prev.user} on ${prev.name}: AllowTcpForwarding yes (or local) and a PermitOpen that includes ${target} in its sshd_config, and no no-port-forwarding/restrict option on the key in authorized_keys`,
+      where(host),
+    );
+  }
+  if (open) {
+    const why = open.replace(/^connect failed: /, '');
+    const cause = RESOLVE.test(why) ? `${host.address} does not resolve on ${prev.name}` : why.toLowerCase();
+    return new EnvError(
+      `cannot reach ${hopLabel(host)} through ${prev.name}: ${cause}`,
+      `check the address and port of ${host.name} and that ${prev.name} can reach ${target} (on ${prev.name}: nc -vz ${host.address} ${host.port})`,
+      where(host),
+    );
+  }
+  if (/Control socket connect/.test(stderr)) {
+    return new EnvError(
+      `the connection to ${prev.name} closed before ${host.name} could be reached through it`,
+      `check the network path to ${prev.name}`,
+      where(host),
+    );
+  }
+  if (/Stdio forwarding request failed/.test(stderr)) {
+    return new EnvError(
+      `${prev.name} did not open a connection to ${hopLabel(host)}: the forwarding request was refused`,
+      `check that ${prev.name} allows TCP forwarding for ${prev.user} (AllowTcpForwarding, PermitOpen in its sshd_config) and can reach ${target}`,
+      where(host),
+    );
+  }
+  return undefined;
+}
+
+/** The error given to onClose listeners when a master exits while the chain is open. */
+export function droppedError(host: SshHost, stderr: string): EnvError {
+  const said = lastLines(stderr, 2);
+  return new EnvError(
+    `the connection to ${hopLabel(host)} closed${said ? `: ${said}` : ''}`,
+    `check the network path to ${host.name}`,
+    where(host),
+  );
+}

@@ -1,0 +1,271 @@
+import { describe, expect, it } from 'vitest';
+import type { SshHost } from '../../src/config/types.js';
+import { UserError } from '../../src/errors.js';
+import {
+  configArg,
+  controlPath,
+  escapeTokens,
+  execArgv,
+  fileListArg,
+  masterArgv,
+  proxyCommandVia,
+} from '../../src/openssh/argv.js';
+import { socketPathFits } from '../../src/openssh/control-dir.js';
+
+function host(over: Partial<SshHost> = {}): SshHost {
+  return {
+    name: 'bastion',
+    ssh_name: 'bastion.example.com',
+    address: '198.51.100.7',
+    port: 2222,
+    user: 'alice',
+    identity_files: ['/home/alice/.ssh/id_ed25519', '/home/alice/.ssh/id_ecdsa_sk'],
+    certificate_files: ['/home/alice/.ssh/id_ed25519-cert.pub'],
+    known_hosts: ['/home/alice/.ssh/known_hosts', '/home/alice/team hosts'],
+    global_known_hosts: ['/etc/ssh/ssh_known_hosts'],
+    host_key_alias: undefined,
+    host_key_policy: 'strict',
+    identity_agent: undefined,
+    connect_timeout: 10,
+    server_alive_interval: 15,
+    proxy_command: undefined,
+    ssh_client: 'openssh',
+    hash_known_hosts: false,
+    ...over,
+  };
+}
+
+const DIR = '/run/user/1000/moshctl-Ab12Cd';
+
+describe('masterArgv', () => {
+  it('gives the first hop every resolved value, ProxyCommand none and VERBOSE logging', () => {
+    expect(
+      masterArgv({
+        host: host(),
+        index: 0,
+        controlDir: DIR,
+        sshPath: '/usr/bin/ssh',
+        prev: undefined,
+        sshConfigFile: '/home/alice/ssh_config',
+      }),
+    ).toEqual([
+      '-M',
+      '-N',
+      '-S',
+      `${DIR}/0`,
+      '-o',
+      'ControlMaster=yes',
+      '-o',
+      'ControlPersist=no',
+      '-F',
+      '/home/alice/ssh_config',
+      '-l',
+      'alice',
+      '-p',
+      '2222',
+      '-o',
+      'HostName=198.51.100.7',
+      '-o',
+      'IdentityFile=/home/alice/.ssh/id_ed25519',
+      '-o',
+      'IdentityFile=/home/alice/.ssh/id_ecdsa_sk',
+      '-o',
+      'CertificateFile=/home/alice/.ssh/id_ed25519-cert.pub',
+      '-o',
+      'UserKnownHostsFile=/home/alice/.ssh/known_hosts "/home/alice/team hosts"',
+      '-o',
+      'GlobalKnownHostsFile=/etc/ssh/ssh_known_hosts',
+      '-o',
+      'StrictHostKeyChecking=yes',
+      '-o',
+      'HashKnownHosts=no',
+      '-o',
+      'ConnectTimeout=10',
+      '-o',
+      'ServerAliveInterval=15',
+      '-o',
+      'ServerAliveCountMax=3',
+      '-o',
+      'ClearAllForwardings=yes',
+      '-o',
+      'BatchMode=no',
+      '-o',
+      'ProxyCommand=none',
+      '-o',
+      'LogLevel=VERBOSE',
+      'bastion.example.com',
+    ]);
+  });
+
+  it('reaches an inner hop through the previous master, with its own alias, agent and policy', () => {
+    const target = host({
+      name: 'target',
+      ssh_name: 'db1',
+      address: '2001:db8::10',
+      port: 22,
+      user: 'root',
+      identity_files: [],
+      certificate_files: [],
+      known_hosts: ['/home/alice/.ssh/known_hosts'],
+      global_known_hosts: [],
+      host_key_alias: 'db1.internal',
+      host_key_policy: 'accept-new',
+      identity_agent: '/run/user/1000/gnupg/S.gpg-agent.ssh',
+      server_alive_interval: 0,
+      hash_known_hosts: true,
+    });
+    expect(
+      masterArgv({ host: target, index: 1, controlDir: DIR, sshPath: '/usr/bin/ssh', prev: host() }),
+    ).toEqual([
+      '-M',
+      '-N',
+      '-S',
+      `${DIR}/1`,
+      '-o',
+      'ControlMaster=yes',
+      '-o',
+      'ControlPersist=no',
+      '-l',
+      'root',
+      '-p',
+      '22',
+      '-o',
+      'HostName=2001:db8::10',
+      '-o',
+      'UserKnownHostsFile=/home/alice/.ssh/known_hosts',
+      '-o',
+      'GlobalKnownHostsFile=/dev/null',
+      '-o',
+      'HostKeyAlias=db1.internal',
+      '-o',
+      'StrictHostKeyChecking=accept-new',
+      '-o',
+      'HashKnownHosts=yes',
+      '-o',
+      'IdentityAgent=/run/user/1000/gnupg/S.gpg-agent.ssh',
+      '-o',
+      'ConnectTimeout=10',
+      '-o',
+      'ServerAliveInterval=0',
+      '-o',
+      'ServerAliveCountMax=3',
+      '-o',
+      'ClearAllForwardings=yes',
+      '-o',
+      'BatchMode=no',
+      '-o',
+      `ProxyCommand=/usr/bin/ssh -F /dev/null -S ${DIR}/0 -o ControlMaster=no -o ProxyCommand=false -o BatchMode=yes -W '[%h]:%p' bastion.example.com`,
+      '-o',
+      'LogLevel=VERBOSE',
+      'db1',
+    ]);
+  });
+
+  it("keeps the first hop's own ProxyCommand as ssh_config gave it", () => {
+    const argv = masterArgv({
+      host: host({ proxy_command: 'cloudflared access ssh --hostname %h' }),
+      index: 0,
+      controlDir: DIR,
+      sshPath: '/usr/bin/ssh',
+      prev: undefined,
+    });
+    expect(argv).toContain('ProxyCommand=cloudflared access ssh --hostname %h');
+  });
+
+  it('passes the default agent only to hosts that name none', () => {
+    const base = { index: 0, controlDir: DIR, sshPath: '/usr/bin/ssh', prev: undefined };
+    expect(masterArgv({ ...base, host: host(), defaultAgent: 'none' })).toContain('IdentityAgent=none');
+    expect(
+      masterArgv({ ...base, host: host({ identity_agent: 'SSH_AUTH_SOCK' }), defaultAgent: 'none' }),
+    ).toContain('IdentityAgent=SSH_AUTH_SOCK');
+  });
+
+  it('refuses a name ssh would read as an option', () => {
+    const base = { index: 0, controlDir: DIR, sshPath: '/usr/bin/ssh', prev: undefined };
+    expect(() => masterArgv({ ...base, host: host({ ssh_name: '-oProxyCommand=x' }) })).toThrow(UserError);
+  });
+});
+
+describe('paths in ssh options', () => {
+  it('doubles % so that OpenSSH does not expand it as a token', () => {
+    expect(escapeTokens('/home/a%d/100%/id')).toBe('/home/a%%d/100%%/id');
+    const argv = masterArgv({
+      host: host({
+        identity_files: ['/keys/50%off'],
+        known_hosts: ['/kh/%h'],
+        global_known_hosts: ['/g/%h'],
+      }),
+      index: 0,
+      controlDir: DIR,
+      sshPath: '/usr/bin/ssh',
+      prev: undefined,
+    });
+    expect(argv).toContain('IdentityFile=/keys/50%%off');
+    expect(argv).toContain('UserKnownHostsFile=/kh/%%h');
+    // GlobalKnownHostsFile takes no tokens, so its % stays single.
+    expect(argv).toContain('GlobalKnownHostsFile=/g/%h');
+  });
+
+  it('quotes a known_hosts list entry by entry, only where needed', () => {
+    expect(fileListArg(['/a/known_hosts', "/b/it's here", '/c/x#1', '/d/e=f'], 'known_hosts', true)).toBe(
+      '/a/known_hosts "/b/it\'s here" "/c/x#1" "/d/e=f"',
+    );
+    expect(fileListArg([], 'known_hosts', true)).toBe('/dev/null');
+  });
+
+  it('refuses what ssh cannot take inside quotes', () => {
+    expect(() => configArg('/a "b"', 'IdentityFile')).toThrow(UserError);
+    expect(() => configArg('/a\\b', 'IdentityFile')).toThrow(/backslash/);
+    expect(() => configArg('/a\nb', 'IdentityFile')).toThrow(/control character/);
+  });
+});
+
+describe('proxyCommandVia', () => {
+  it('escapes % in paths and quotes a name the shell would read', () => {
+    expect(proxyCommandVia('/opt/ssh%1/bin/ssh', `${DIR}/0`, "jump host's")).toBe(
+      `/opt/ssh%%1/bin/ssh -F /dev/null -S ${DIR}/0 -o ControlMaster=no -o ProxyCommand=false -o BatchMode=yes -W '[%h]:%p' 'jump host'\\''s'`,
+    );
+  });
+
+  it('refuses a path with characters the shell would interpret', () => {
+    expect(() => proxyCommandVia('/opt/my ssh/ssh', `${DIR}/0`, 'b')).toThrow(/not shell-safe/);
+  });
+});
+
+describe('execArgv', () => {
+  it('runs the command as one argument through the master, with no pty, agent or X11', () => {
+    expect(execArgv(`${DIR}/1`, 'db1', 'echo "a b"; exit 3')).toEqual([
+      '-F',
+      '/dev/null',
+      '-S',
+      `${DIR}/1`,
+      '-o',
+      'ControlMaster=no',
+      '-o',
+      'ProxyCommand=false',
+      '-o',
+      'BatchMode=yes',
+      '-T',
+      '-a',
+      '-x',
+      '-o',
+      'RemoteCommand=none',
+      '-o',
+      'LogLevel=ERROR',
+      'db1',
+      'echo "a b"; exit 3',
+    ]);
+  });
+});
+
+describe('control socket paths', () => {
+  it('are short and checked against the Unix socket limit, with room for OpenSSH’s temporary suffix', () => {
+    expect(controlPath(DIR, 2)).toBe(`${DIR}/2`);
+    expect(socketPathFits('/tmp', 3)).toBe(true);
+    expect(socketPathFits('/run/user/1000', 3)).toBe(true);
+    // 103 bytes less "/moshctl-XXXXXX/0" (17) less OpenSSH's ".<16 hex>" (17) leaves 69; hop 10 needs one more.
+    expect(socketPathFits(`/${'x'.repeat(68)}`, 1)).toBe(true);
+    expect(socketPathFits(`/${'x'.repeat(69)}`, 1)).toBe(false);
+    expect(socketPathFits(`/${'x'.repeat(68)}`, 11)).toBe(false);
+  });
+});

@@ -1,0 +1,226 @@
+// OpenSSH's stderr as OpenSSH 9.2 printed it (lines end in \r\n when ssh logs
+// to a pipe), and the errors moshctl makes of it.
+import { describe, expect, it } from 'vitest';
+import type { SshHost } from '../../src/config/types.js';
+import type { EnvError } from '../../src/errors.js';
+import { droppedError, lastLines, masterFailure, parseReachedAddress } from '../../src/openssh/failures.js';
+
+function host(over: Partial<SshHost> = {}): SshHost {
+  return {
+    name: 'bastion',
+    ssh_name: 'bastion',
+    address: '192.0.2.1',
+    port: 22,
+    user: 'root',
+    identity_files: ['/root/.ssh/id_ed25519'],
+    certificate_files: [],
+    known_hosts: ['/root/.ssh/known_hosts'],
+    global_known_hosts: [],
+    host_key_alias: undefined,
+    host_key_policy: 'strict',
+    identity_agent: 'none',
+    connect_timeout: 10,
+    server_alive_interval: 15,
+    proxy_command: undefined,
+    ssh_client: 'openssh',
+    hash_known_hosts: false,
+    ...over,
+  };
+}
+
+const bastion = host();
+const target = host({ name: 'target', ssh_name: 'target', address: '203.0.113.10' });
+const crlf = (lines: string[]): string => lines.map((l) => `${l}\r\n`).join('');
+
+function fail(stderr: string[], opts: { inner?: boolean; prevLog?: string[] } = {}): EnvError {
+  return masterFailure({
+    host: opts.inner ? target : bastion,
+    prev: opts.inner ? bastion : undefined,
+    stderr: crlf(stderr),
+    prevLog: crlf(opts.prevLog ?? []),
+  });
+}
+
+// What an inner hop's master prints when the previous hop refused its stdio forward.
+const FORWARD_REFUSED = [
+  'Stdio forwarding request failed: Session open refused by peer',
+  'kex_exchange_identification: Connection closed by remote host',
+  'Connection closed by UNKNOWN port 65535',
+];
+
+describe('masterFailure', () => {
+  it('explains an unknown host key under strict checking, naming the hop and how to record the key', () => {
+    const e = fail(
+      [
+        'No ED25519 host key is known for 203.0.113.10 and you have requested strict checking.',
+        'Host key verification failed.',
+      ],
+      { inner: true },
+    );
+    expect(e.message).toBe('host key of target (root@203.0.113.10:22) is not in /root/.ssh/known_hosts');
+    expect(e.hint).toContain('`ssh-keyscan -p 22 203.0.113.10` run on bastion to /root/.ssh/known_hosts');
+    expect(e.hint).toContain('host_key_policy: accept-new for target');
+    expect(e.where).toEqual({ host: 'target', step: 'connect' });
+  });
+
+  it('explains a changed host key with the file, line, fingerprint and ssh-keygen -R', () => {
+    const e = fail([
+      '@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@',
+      '@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @',
+      '@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@',
+      'IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!',
+      'Someone could be eavesdropping on you right now (man-in-the-middle attack)!',
+      'It is also possible that a host key has just been changed.',
+      'The fingerprint for the ED25519 key sent by the remote host is',
+      'SHA256:JuTk/zM9nSFfhGOv/pyKuh1S+tliXUYiTTNRC4lSWao.',
+      'Please contact your system administrator.',
+      'Add correct host key in /root/.ssh/known_hosts to get rid of this message.',
+      'Offending ED25519 key in /root/.ssh/known_hosts:4',
+      '  remove with:',
+      '  ssh-keygen -f "/root/.ssh/known_hosts" -R "192.0.2.1"',
+      'Host key for 192.0.2.1 has changed and you have requested strict checking.',
+      'Host key verification failed.',
+    ]);
+    expect(e.message).toBe(
+      'host key of bastion (root@192.0.2.1:22) does not match /root/.ssh/known_hosts line 4 (it presented SHA256:JuTk/zM9nSFfhGOv/pyKuh1S+tliXUYiTTNRC4lSWao): someone could be intercepting the connection (man-in-the-middle attack), or the host key was changed',
+    );
+    expect(e.hint).toContain("ssh-keygen -R '192.0.2.1' -f /root/.ssh/known_hosts");
+  });
+
+  it('explains a revoked host key', () => {
+    const e = fail([
+      '@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@',
+      '@       WARNING: REVOKED HOST KEY DETECTED!               @',
+      '@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@',
+      'The ED25519 host key for 192.0.2.1 is marked as revoked.',
+      'This could mean that a stolen key is being used to',
+      'impersonate this host.',
+      'ED25519 host key for 192.0.2.1 was revoked and you have requested strict checking.',
+      'Host key verification failed.',
+    ]);
+    expect(e.message).toContain('is marked @revoked');
+    expect(e.hint).toMatch(/^do not connect/);
+  });
+
+  it('names the user, the keys tried and the methods the server accepts when login is refused', () => {
+    const e = fail([
+      'Load key "/root/.ssh/id_ed25519": bad permissions',
+      'root@192.0.2.1: Permission denied (publickey,password).',
+    ]);
+    expect(e.message).toBe(
+      'bastion (root@192.0.2.1:22) refused to log in user root; tried /root/.ssh/id_ed25519 (it accepts: publickey,password); Load key "/root/.ssh/id_ed25519": bad permissions',
+    );
+    expect(e.hint).toContain('/root/.ssh/id_ed25519.pub to ~root/.ssh/authorized_keys');
+    const many = fail(['Received disconnect from 192.0.2.1 port 22:2: Too many authentication failures']);
+    expect(many.message).toContain('too many authentication failures');
+    expect(many.hint).toContain('IdentitiesOnly yes');
+  });
+
+  it('tells refused, unreachable, unresolvable and silent first hops apart', () => {
+    expect(fail(['ssh: connect to host 192.0.2.1 port 22: Connection refused']).message).toBe(
+      'cannot reach bastion (root@192.0.2.1:22): connection refused',
+    );
+    expect(fail(['ssh: connect to host 192.0.2.1 port 22: No route to host']).message).toBe(
+      'cannot reach bastion (root@192.0.2.1:22): no route to host',
+    );
+    expect(fail(['ssh: connect to host 10.9.8.7 port 22: Network is unreachable']).message).toBe(
+      'cannot reach bastion (root@192.0.2.1:22): network unreachable',
+    );
+    const dns = fail(['ssh: Could not resolve hostname nosuch.invalid: Name or service not known']);
+    expect(dns.message).toBe('cannot reach bastion (root@192.0.2.1:22): 192.0.2.1 does not resolve');
+    const slow = fail(['ssh: connect to host 192.0.2.1 port 22: Connection timed out']);
+    expect(slow.message).toBe('bastion (root@192.0.2.1:22) did not answer within 10 s');
+    expect(slow.hint).toContain('this machine can reach it');
+    expect(
+      fail(['Connection timed out during banner exchange', 'Connection to 192.0.2.1 port 22 timed out'])
+        .message,
+    ).toBe('bastion (root@192.0.2.1:22) did not answer within 10 s');
+  });
+
+  it('blames the previous hop when it may not forward (administratively prohibited)', () => {
+    const e = fail(FORWARD_REFUSED, {
+      inner: true,
+      prevLog: ['channel 2: open failed: administratively prohibited: open failed'],
+    });
+    expect(e.message).toBe(
+      'bastion refused to forward a connection to target (203.0.113.10:22): administratively prohibited',
+    );
+    expect(e.hint).toContain('allow TCP forwarding for root on bastion');
+    expect(e.where.host).toBe('target');
+  });
+
+  it('reports what the previous hop saw when its connection to the next one failed', () => {
+    const refused = fail(FORWARD_REFUSED, {
+      inner: true,
+      prevLog: ['channel 2: open failed: connect failed: Connection refused'],
+    });
+    expect(refused.message).toBe(
+      'cannot reach target (root@203.0.113.10:22) through bastion: connection refused',
+    );
+    expect(refused.hint).toContain('on bastion: nc -vz 203.0.113.10 22');
+    const dns = fail(FORWARD_REFUSED, {
+      inner: true,
+      prevLog: ['channel 2: open failed: connect failed: Name or service not known'],
+    });
+    expect(dns.message).toBe(
+      'cannot reach target (root@203.0.113.10:22) through bastion: 203.0.113.10 does not resolve on bastion',
+    );
+    const bare = fail(FORWARD_REFUSED, { inner: true });
+    expect(bare.message).toBe(
+      'bastion did not open a connection to target (root@203.0.113.10:22): the forwarding request was refused',
+    );
+    const slow = fail(
+      ['Connection timed out during banner exchange', 'Connection to UNKNOWN port 65535 timed out'],
+      { inner: true },
+    );
+    expect(slow.message).toBe('target (root@203.0.113.10:22) did not answer through bastion within 10 s');
+    expect(slow.hint).toContain('bastion can reach 203.0.113.10:22');
+  });
+
+  it('falls back to the last lines ssh printed', () => {
+    const e = fail([
+      'Authenticated to 192.0.2.1 ([192.0.2.1]:22) using "publickey".',
+      '/root/ssh_config: line 3: Bad configuration option: frobnicate',
+      '/root/ssh_config: terminating, 1 bad configuration options',
+    ]);
+    expect(e.message).toBe(
+      'ssh to bastion (root@192.0.2.1:22) failed: /root/ssh_config: line 3: Bad configuration option: frobnicate; /root/ssh_config: terminating, 1 bad configuration options',
+    );
+    expect(e.hint).toContain('ssh -v bastion');
+    expect(fail([]).message).toBe('ssh to bastion (root@192.0.2.1:22) failed without saying why');
+  });
+});
+
+describe('parseReachedAddress', () => {
+  it('reads the IPv4 or IPv6 address from the VERBOSE line, old and new forms', () => {
+    expect(
+      parseReachedAddress(crlf(['Authenticated to bastion.example.com ([192.0.2.1]:22) using "publickey".'])),
+    ).toBe('192.0.2.1');
+    expect(parseReachedAddress(crlf(['Authenticated to ::1 ([::1]:2222) using "publickey".']))).toBe('::1');
+    expect(
+      parseReachedAddress(crlf(['Warning: Permanently added x', 'Authenticated to b ([2001:db8::1]:22).'])),
+    ).toBe('2001:db8::1');
+  });
+
+  it('is undefined without the line, or through a ProxyCommand', () => {
+    expect(parseReachedAddress('')).toBeUndefined();
+    expect(
+      parseReachedAddress(crlf(['Authenticated to b ([UNKNOWN]:65535) using "publickey".'])),
+    ).toBeUndefined();
+  });
+});
+
+describe('lastLines and droppedError', () => {
+  it('keep what ssh said about a dropped connection, without decoration', () => {
+    const text = crlf([
+      'Authenticated to 192.0.2.1 ([192.0.2.1]:22) using "publickey".',
+      'Timeout, server 192.0.2.1 not responding.',
+      'Transferred: sent 3784, received 3708 bytes, in 40.8 seconds',
+    ]);
+    expect(lastLines(text)).toBe('Timeout, server 192.0.2.1 not responding.');
+    const e = droppedError(bastion, text);
+    expect(e.message).toBe(
+      'the connection to bastion (root@192.0.2.1:22) closed: Timeout, server 192.0.2.1 not responding.',
+    );
+  });
+});
