@@ -43,6 +43,11 @@ export class OpenSshChain implements RemoteChain {
     return this.masters.map((m) => m.host.name);
   }
 
+  /** The processes behind each hop (ssh and its wrapper shell), client side first: for diagnostics and tests. */
+  get processes(): { host: string; sshPid: number | undefined; wrapperPid: number | undefined }[] {
+    return this.masters.map((m) => ({ host: m.host.name, sshPid: m.sshPid, wrapperPid: m.wrapperPid }));
+  }
+
   onClose(cb: CloseListener): () => void {
     this.listeners.add(cb);
     return () => this.listeners.delete(cb);
@@ -103,7 +108,12 @@ export class OpenSshChain implements RemoteChain {
     timeoutMs: number,
     until: ((stdout: string) => boolean) | undefined,
   ): Promise<ExecResult> {
-    const master = this.find(hostName);
+    let master: Master;
+    try {
+      master = this.find(hostName);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
     const where = { host: hostName, step: 'exec' };
     const cmd = shortCommand(command);
     if (this.closing || !master.running) {

@@ -40,7 +40,15 @@ const STDERR_KEEP = 16 * 1024;
 const POLL_MS = 100;
 /** After ssh exits, how long its last stderr lines may take to arrive. */
 const STDERR_DRAIN_MS = 100;
+const WRAPPER_EXIT_MS = 500;
 const STOP_GRACE_MS = 2_000;
+
+/** `p`, or nothing after `ms`. */
+function within(p: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((r) => (timer = setTimeout(r, ms)));
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
 
 function isSocket(path: string): boolean {
   try {
@@ -84,15 +92,16 @@ export class Master {
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (d: string) => this.keep(d));
     const stderrEnded = new Promise<void>((r) => child.stderr.once('close', r));
+    const wrapperEnded = new Promise<void>((r) => child.once('exit', () => r()));
     let out = '';
     let markExited!: (code: number | null) => void;
     this.exited = new Promise((r) => (markExited = r));
     const exitedWith = (code: number | null): void => {
       if (this.code !== undefined) return;
       this.code = code;
-      // ssh wrote its last words before it exited; give the pipe a moment to deliver them.
-      const drained = Promise.race([stderrEnded, new Promise((r) => setTimeout(r, STDERR_DRAIN_MS))]);
-      void drained.then(() => {
+      // ssh wrote its last words before it exited; give the pipe a moment to deliver them,
+      // and the wrapper (which exits right after) a moment to be reaped.
+      void Promise.all([within(stderrEnded, STDERR_DRAIN_MS), within(wrapperEnded, WRAPPER_EXIT_MS)]).then(() => {
         markExited(code);
         for (const cb of this.exitListeners) cb(code);
       });
