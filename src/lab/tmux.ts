@@ -156,7 +156,9 @@ export class Tmux {
     // The program itself is a child of the pane's sh wrapper: stop it too.
     const programs = this.refs.flatMap((r) => childrenOf(r.pid)).map(refOf);
     await run(['tmux', '-S', this.socket, 'kill-server']);
-    await stopAll([...programs, ...this.refs], 500);
+    // The hangup starts the program's own teardown (moshctl stops what it started
+    // on every host): give it the time a user's terminal would, not a few ms.
+    await stopAll([...programs, ...this.refs], 15_000);
   }
 }
 

@@ -261,7 +261,10 @@ describe.skipIf(reason).each(SSH_CLIENTS)('moshctl up: failures, signals and tea
       const err = await expectEnded(s, 1);
       expect(err).toMatch(/connect on bastion: host key of bastion \(root@192\.0\.2\.1:22\) is not in /);
       expect(err).toMatch(/ssh-ed25519 SHA256:[A-Za-z0-9+/]{43}/);
-      expect(err).toMatch(/hint: fetch it with `ssh-keyscan -p 22 192\.0\.2\.1`.*append the line to /);
+      expect(err).toMatch(
+        /then log in once with ssh to record it \(or append `ssh-keyscan -p 22 192\.0\.2\.1` to .*known_hosts\.empty\)/,
+      );
+      expect(err).toContain('host_key_policy: accept-new');
       // The fingerprint shown is the bastion's real one.
       const fp = await lab.exec('client', [
         'ssh-keygen',
