@@ -52,6 +52,11 @@ export function controlPath(controlDir: string, index: number): string {
   return `${controlDir}/${index}`;
 }
 
+/** Where hop `index`'s master (and the stdio forward that reaches it) log, with `ssh -E`. */
+export function logPath(controlDir: string, index: number): string {
+  return `${controlDir}/${index}.log`;
+}
+
 /**
  * Options every mux client (a command run through a master, or the -W hop to
  * the next host) gets. `-F /dev/null`: it talks only to its master, so no
@@ -80,18 +85,27 @@ function muxClientOptions(controlSocket: string): string[] {
  * master (what ProxyJump does, reusing that connection). ssh runs it through
  * the shell after expanding %h and %p, so every path in it must be shell-safe
  * and have its `%` doubled; the brackets let %h be an IPv6 address and are
- * quoted so the shell does not read them as a pattern.
+ * quoted so the shell does not read them as a pattern. It logs where the hop's
+ * master logs, so a refused forward is explained in one place.
  */
-export function proxyCommandVia(sshPath: string, prevControlSocket: string, prevSshName: string): string {
+export function proxyCommandVia(
+  sshPath: string,
+  prevControlSocket: string,
+  prevSshName: string,
+  log: string,
+): string {
   for (const [what, value] of [
     ['the ssh program path', sshPath],
     ['the control socket path', prevControlSocket],
+    ['the log path', log],
   ] as const) {
     if (!isShellSafe(value)) throw new Error(`bug: ${what} ${value} is not shell-safe`);
   }
   const name = isShellSafe(prevSshName) ? prevSshName : `'${prevSshName.replaceAll("'", `'\\''`)}'`;
   return [
     escapeTokens(sshPath),
+    '-E',
+    escapeTokens(log),
     ...muxClientOptions(prevControlSocket),
     '-W',
     "'[%h]:%p'",
@@ -133,7 +147,10 @@ export function masterArgv(m: MasterArgvInput): string[] {
   const o = (opt: string): string[] => ['-o', opt];
   const agent = host.identity_agent ?? m.defaultAgent;
   let proxy: string;
-  if (m.prev) proxy = proxyCommandVia(m.sshPath, controlPath(m.controlDir, m.index - 1), m.prev.ssh_name);
+  if (m.prev) {
+    const via = controlPath(m.controlDir, m.index - 1);
+    proxy = proxyCommandVia(m.sshPath, via, m.prev.ssh_name, logPath(m.controlDir, m.index));
+  }
   // `none` also switches off a ProxyJump ssh_config may have for the name: moshctl resolved none.
   else proxy = host.proxy_command ?? 'none';
   return [
@@ -141,6 +158,12 @@ export function masterArgv(m: MasterArgvInput): string[] {
     '-N',
     '-S',
     escapeTokens(controlPath(m.controlDir, m.index)),
+    // Logs to a file, not stderr: stderr stays the terminal's, where OpenSSH
+    // shows what is not a prompt yet needs the person (it writes "Confirm user
+    // presence" for a security key only when stderr is a terminal; a
+    // ProxyCommand may print a login URL; a server's Banner).
+    '-E',
+    logPath(m.controlDir, m.index),
     ...o('ControlMaster=yes'),
     ...o('ControlPersist=no'),
     ...(m.sshConfigFile ? ['-F', m.sshConfigFile] : []),
@@ -169,7 +192,7 @@ export function masterArgv(m: MasterArgvInput): string[] {
     ...o(`ProxyCommand=${proxy}`),
     // VERBOSE: the `Authenticated to NAME ([IP]:PORT)` line (the address mosh-client
     // needs), and a hop's "open failed" lines at every hop whatever ssh_config's
-    // LogLevel says. This stderr is read by moshctl, never shown as it comes.
+    // LogLevel says. The log is read by moshctl, never shown as it comes.
     ...o('LogLevel=VERBOSE'),
     host.ssh_name,
   ];

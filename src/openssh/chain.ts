@@ -56,7 +56,7 @@ export class OpenSshChain implements RemoteChain {
   private hopExited(index: number): void {
     if (this.closing || this.reported.has(index)) return;
     const master = this.masters[index] as Master;
-    const error = droppedError(master.host, master.stderr);
+    const error = droppedError(master.host, master.log);
     for (let i = index; i < this.masters.length; i++) {
       if (this.reported.has(i)) continue;
       this.reported.add(i);
@@ -95,12 +95,6 @@ export class OpenSshChain implements RemoteChain {
     return this.closing;
   }
 
-  private find(name: string): Master {
-    const m = this.masters.find((x) => x.host.name === name);
-    if (!m) throw new Error(`host ${name} is not part of this SSH chain (${this.hostNames.join(' → ')})`);
-    return m;
-  }
-
   private run(
     hostName: string,
     command: string,
@@ -108,11 +102,11 @@ export class OpenSshChain implements RemoteChain {
     timeoutMs: number,
     until: ((stdout: string) => boolean) | undefined,
   ): Promise<ExecResult> {
-    let master: Master;
-    try {
-      master = this.find(hostName);
-    } catch (err) {
-      return Promise.reject(err as Error);
+    const master = this.masters.find((m) => m.host.name === hostName);
+    if (!master) {
+      return Promise.reject(
+        new Error(`host ${hostName} is not part of this SSH chain (${this.hostNames.join(' → ')})`),
+      );
     }
     const where = { host: hostName, step: 'exec' };
     const cmd = shortCommand(command);

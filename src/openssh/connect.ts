@@ -8,16 +8,13 @@ import type { SshHost } from '../config/types.js';
 import { EnvError } from '../errors.js';
 import type { ConnectChain, ConnectOptions } from '../transport/types.js';
 import { findOnPath } from '../which.js';
-import { controlPath, isShellSafe, masterArgv } from './argv.js';
+import { controlPath, isShellSafe, logPath, masterArgv } from './argv.js';
 import { OpenSshChain } from './chain.js';
 import { makeControlDir, removeControlDir } from './control-dir.js';
 import { masterFailure, parseReachedAddress } from './failures.js';
 import { Master, MasterExited } from './master.js';
 
 export { OpenSshChain } from './chain.js';
-
-/** After an inner hop fails, how long the previous hop's "open failed" line may take to arrive. */
-const PREV_LOG_SETTLE_MS = 30;
 
 function findSsh(hops: readonly SshHost[]): string {
   const ssh = findOnPath('ssh', process.env.PATH);
@@ -47,7 +44,7 @@ function abortReason(signal: AbortSignal): Error {
 /** mosh-client takes only a numeric address: the one the first connection reached. */
 async function reachedAddress(first: SshHost, master: Master): Promise<string | undefined> {
   if (first.proxy_command) return undefined;
-  const seen = parseReachedAddress(master.stderr);
+  const seen = parseReachedAddress(master.log);
   if (seen) return seen;
   // An OpenSSH too old to log the line: the address as this machine resolves it.
   try {
@@ -101,17 +98,17 @@ export const connectOpenSshChain: ConnectChain = async (hops, opts: ConnectOptio
         sshConfigFile: opts.sshConfigFile,
         defaultAgent,
       });
-      const master = new Master(host, controlPath(controlDir, i), sshPath, argv);
+      const master = new Master(host, controlPath(controlDir, i), logPath(controlDir, i), sshPath, argv);
       masters.push(master);
       try {
         await Promise.race([master.ready(), aborted]);
       } catch (err) {
         if (!(err instanceof MasterExited)) throw err;
-        if (prev) await new Promise((r) => setTimeout(r, PREV_LOG_SETTLE_MS));
+        // The previous master logged a refused forward before it answered the stdio forward.
         throw masterFailure({
           host,
           prev: prev?.host,
-          stderr: master.stderr,
+          log: master.log,
           prevLog: prev ? prev.logSince(prevLogStart) : '',
         });
       }

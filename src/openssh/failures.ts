@@ -1,4 +1,4 @@
-// What a ControlMaster's stderr says, turned into moshctl's errors: a message
+// What a ControlMaster logged (`ssh -E`), turned into moshctl's errors: a message
 // naming the hop and a hint saying what to change, as src/ssh/hop-errors.ts
 // does for ssh2. OpenSSH's own wording is matched (OpenSSH 7 to 9 print these
 // lines the same way). Pure: no processes, no files.
@@ -12,8 +12,8 @@ import { knownHostsName } from '../ssh/known-hosts.js';
 export interface MasterFailure {
   host: SshHost;
   prev: SshHost | undefined;
-  /** The failed master's stderr (its tail). */
-  stderr: string;
+  /** What the failed master logged (the end of it). */
+  log: string;
   /**
    * What the previous hop's master logged while this hop connected: a stdio
    * forward refused there is explained only there ("channel 3: open failed: …").
@@ -45,8 +45,8 @@ export function lastLines(text: string, count = 3, maxChars = 400): string {
  * VERBOSE line `Authenticated to NAME ([IP]:PORT) using "method".` (older
  * versions end the line after the port). Undefined when missing.
  */
-export function parseReachedAddress(stderr: string): string | undefined {
-  const m = /^Authenticated to \S+ \(\[([^\]]+)\]:\d+\)/m.exec(stderr);
+export function parseReachedAddress(log: string): string | undefined {
+  const m = /^Authenticated to \S+ \(\[([^\]]+)\]:\d+\)/m.exec(log);
   const ip = m?.[1];
   return ip && isIP(ip) ? ip : undefined;
 }
@@ -75,19 +75,19 @@ const TIMED_OUT =
 
 /** The EnvError for a master that exited before its control socket appeared. */
 export function masterFailure(f: MasterFailure): EnvError {
-  const { host, prev, stderr } = f;
+  const { host, prev, log } = f;
   const label = hopLabel(host);
-  const hostKey = hostKeyFailure(host, prev, stderr);
+  const hostKey = hostKeyFailure(host, prev, log);
   if (hostKey) return hostKey;
 
-  const denied = /Permission denied \(([^)]*)\)|Too many authentication failures/.exec(stderr);
-  if (denied) return loginRefused(host, stderr, denied[1]);
+  const denied = /Permission denied \(([^)]*)\)|Too many authentication failures/.exec(log);
+  if (denied) return loginRefused(host, log, denied[1]);
 
   if (prev) {
-    const forward = forwardFailure(host, prev, f.prevLog, stderr);
+    const forward = forwardFailure(host, prev, f.prevLog, log);
     if (forward) return forward;
   }
-  if (RESOLVE.test(stderr)) {
+  if (RESOLVE.test(log)) {
     return new EnvError(
       `cannot reach ${label}: ${host.address} does not resolve${prev ? ` on ${prev.name}` : ''}`,
       `check the address of ${host.name}${prev ? ` (as ${prev.name} resolves it)` : ''}`,
@@ -95,7 +95,7 @@ export function masterFailure(f: MasterFailure): EnvError {
     );
   }
   for (const [re, what] of NETWORK_CAUSES) {
-    if (re.test(stderr)) {
+    if (re.test(log)) {
       return new EnvError(
         `cannot reach ${label}${prev ? ` through ${prev.name}` : ''}: ${what}`,
         `check the address and port of ${host.name} and ${reachFrom(host, prev)}`,
@@ -103,35 +103,35 @@ export function masterFailure(f: MasterFailure): EnvError {
       );
     }
   }
-  if (TIMED_OUT.test(stderr)) {
+  if (TIMED_OUT.test(log)) {
     return new EnvError(
       `${label} did not answer${prev ? ` through ${prev.name}` : ''} within ${duration(host.connect_timeout * 1000)}`,
       `check that sshd listens at ${host.address}:${host.port} and ${reachFrom(host, prev)} (a firewall that drops packets looks like this)`,
       where(host),
     );
   }
-  const said = lastLines(stderr);
+  const said = lastLines(log);
   return new EnvError(
-    `ssh to ${label} failed${said ? `: ${said}` : ' without saying why'}`,
+    `ssh to ${label} failed${said ? `: ${said}` : ' without logging why (anything it printed is above)'}`,
     `run \`ssh -v ${host.ssh_name}\` to see more; check the settings \`moshctl config --resolved\` shows for ${host.name}`,
     where(host),
   );
 }
 
-function hostKeyFailure(host: SshHost, prev: SshHost | undefined, stderr: string): EnvError | undefined {
+function hostKeyFailure(host: SshHost, prev: SshHost | undefined, log: string): EnvError | undefined {
   const label = hopLabel(host);
   const name = knownHostsName(host.address, host.port, host.host_key_alias);
   const files = [...host.known_hosts, ...host.global_known_hosts].join(', ') || 'no known_hosts file';
-  if (/is marked as revoked|REVOKED HOST KEY/.test(stderr)) {
+  if (/is marked as revoked|REVOKED HOST KEY/.test(log)) {
     return new EnvError(
       `host key of ${label} is marked @revoked in its known_hosts (${files})`,
       `do not connect; the key was revoked on purpose. Ask the administrator of ${host.name} for its new key`,
       where(host),
     );
   }
-  if (/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key for \S+ has changed/.test(stderr)) {
-    const offending = /Offending (\S+) key in (.+):(\d+)\s*$/m.exec(stderr);
-    const fp = /key sent by the remote host is\s+(\S+?)\.?\s*$/m.exec(stderr)?.[1];
+  if (/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key for \S+ has changed/.test(log)) {
+    const offending = /Offending (\S+) key in (.+):(\d+)\s*$/m.exec(log);
+    const fp = /key sent by the remote host is\s+(\S+?)\.?\s*$/m.exec(log)?.[1];
     const file = offending?.[2] ?? host.known_hosts[0] ?? 'known_hosts';
     const at = offending ? `${offending[2]} line ${offending[3]}` : files;
     return new EnvError(
@@ -140,10 +140,10 @@ function hostKeyFailure(host: SshHost, prev: SshHost | undefined, stderr: string
       where(host),
     );
   }
-  const unknown = /No (\S+) host key is known for (\S+) and you have requested strict checking/.exec(stderr);
-  if (unknown || /Host key verification failed/.test(stderr)) {
+  const unknown = /No (\S+) host key is known for (\S+) and you have requested strict checking/.exec(log);
+  if (unknown || /Host key verification failed/.test(log)) {
     const what = unknown ? `is not in ${files}` : `could not be verified against ${files}`;
-    const said = unknown ? '' : ` (ssh: ${lastLines(stderr)})`;
+    const said = unknown ? '' : ` (ssh: ${lastLines(log)})`;
     return new EnvError(
       `host key of ${label} ${what}${said}`,
       `check its fingerprint through a channel you trust (on the host: ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), then log in once with ssh to record it (or append \`ssh-keyscan -p ${host.port} ${host.address}\`${prev ? ` run on ${prev.name}` : ''} to ${host.known_hosts[0] ?? 'known_hosts'}), or set host_key_policy: accept-new for ${host.name} to record new hosts' keys as ssh's accept-new does`,
@@ -153,12 +153,12 @@ function hostKeyFailure(host: SshHost, prev: SshHost | undefined, stderr: string
   return undefined;
 }
 
-function loginRefused(host: SshHost, stderr: string, methods: string | undefined): EnvError {
+function loginRefused(host: SshHost, log: string, methods: string | undefined): EnvError {
   const keys = [...host.identity_files, ...host.certificate_files];
   const agent = host.identity_agent === 'none' ? '' : 'the ssh-agent';
   const tried = [keys.join(', '), agent].filter(Boolean).join(' and ') || 'no key';
   // Why a key could not even be offered (bad permissions, a security key that failed to sign).
-  const notes = lines(stderr).filter((l) => /^Load key |signing failed|UNPROTECTED PRIVATE KEY/.test(l));
+  const notes = lines(log).filter((l) => /^Load key |signing failed|UNPROTECTED PRIVATE KEY/.test(l));
   const tooMany = methods === undefined;
   return new EnvError(
     `${hopLabel(host)} refused to log in user ${host.user}${tooMany ? ' (too many authentication failures)' : ''}; tried ${tried}${methods ? ` (it accepts: ${methods})` : ''}${notes.length ? `; ${notes.join('; ')}` : ''}`,
@@ -170,7 +170,7 @@ function loginRefused(host: SshHost, stderr: string, methods: string | undefined
 }
 
 /** A stdio forward the previous hop refused or could not open, explained from that hop's own log. */
-function forwardFailure(host: SshHost, prev: SshHost, prevLog: string, stderr: string): EnvError | undefined {
+function forwardFailure(host: SshHost, prev: SshHost, prevLog: string, log: string): EnvError | undefined {
   const target = `${host.address}:${host.port}`;
   const open = /open failed: (.*)$/m.exec(prevLog)?.[1]?.trim();
   if (open && /administratively prohibited/i.test(open)) {
@@ -189,14 +189,14 @@ function forwardFailure(host: SshHost, prev: SshHost, prevLog: string, stderr: s
       where(host),
     );
   }
-  if (/Control socket connect/.test(stderr)) {
+  if (/Control socket connect/.test(log)) {
     return new EnvError(
       `the connection to ${prev.name} closed before ${host.name} could be reached through it`,
       `check the network path to ${prev.name}`,
       where(host),
     );
   }
-  if (/Stdio forwarding request failed/.test(stderr)) {
+  if (/Stdio forwarding request failed/.test(log)) {
     return new EnvError(
       `${prev.name} did not open a connection to ${hopLabel(host)}: the forwarding request was refused`,
       `check that ${prev.name} allows TCP forwarding for ${prev.user} (AllowTcpForwarding, PermitOpen in its sshd_config) and can reach ${target}`,
@@ -207,8 +207,8 @@ function forwardFailure(host: SshHost, prev: SshHost, prevLog: string, stderr: s
 }
 
 /** The error given to onClose listeners when a master exits while the chain is open. */
-export function droppedError(host: SshHost, stderr: string): EnvError {
-  const said = lastLines(stderr, 2);
+export function droppedError(host: SshHost, log: string): EnvError {
+  const said = lastLines(log, 2);
   return new EnvError(
     `the connection to ${hopLabel(host)} closed${said ? `: ${said}` : ''}`,
     `check the network path to ${host.name}`,

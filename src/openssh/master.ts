@@ -1,19 +1,21 @@
 // One ControlMaster: the user's `ssh -M -N` for one hop, started through a
 // small /bin/sh wrapper. Why the wrapper:
-// - ssh prompts (passphrases, passwords, codes, "confirm user presence") on
-//   /dev/tty itself, so it must stay in moshctl's session and process group,
-//   yet a Ctrl-C or a hangup of the terminal must not kill it: moshctl owns
-//   those signals and still needs the connections to tear down. The wrapper
-//   ignores INT and HUP before starting ssh, and OpenSSH leaves signals that
-//   were ignored at its start ignored.
+// - ssh prompts (passphrases, passwords, codes) on /dev/tty itself, so it
+//   must stay in moshctl's session and process group, yet a Ctrl-C or a
+//   hangup of the terminal must not kill it: moshctl owns those signals and
+//   still needs the connections to tear down. The wrapper ignores INT and HUP
+//   before starting ssh, and OpenSSH leaves signals that were ignored at its
+//   start ignored.
 // - A master must never outlive moshctl, even after SIGKILL. The wrapper
 //   reads a pipe from moshctl that is never written: when the read returns
 //   (moshctl closed it, or died and the kernel closed it) it TERMs ssh.
 // - Node cannot wait for a grandchild; the wrapper waits for ssh and prints
 //   its exit status, after printing its pid.
+// ssh's stderr is moshctl's own (see masterArgv); what ssh logs goes to a
+// file beside the control socket, read from here.
 
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
-import { lstatSync, watch, type FSWatcher } from 'node:fs';
+import { closeSync, fstatSync, lstatSync, openSync, readSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { SshHost } from '../config/types.js';
@@ -22,24 +24,24 @@ const WRAPPER = [
   "trap '' INT HUP",
   '"$@" </dev/null >/dev/null &',
   'ssh=$!',
+  // ssh has the terminal's stderr; the shell's own notes ("Terminated") must not land there.
+  'exec 2>/dev/null',
   'echo "$ssh"',
   // An asynchronous list's stdin is /dev/null unless redirected, so the pipe goes through fd 3.
   'exec 3<&0',
-  '{ read -r _ <&3; kill -TERM "$ssh"; } >/dev/null 2>&1 &',
+  '{ read -r _ <&3; kill -TERM "$ssh"; } >/dev/null &',
   'watcher=$!',
   'exec 3<&-',
   'wait "$ssh"',
   'code=$?',
-  'kill "$watcher" 2>/dev/null',
+  'kill "$watcher"',
   'echo "exit $code"',
 ].join('\n');
 
-/** How much of a master's stderr is kept: enough for any failure, bounded for a long session. */
-const STDERR_KEEP = 16 * 1024;
+/** How much of a master's log is read: enough for any failure, bounded for a long session. */
+const LOG_READ_MAX = 16 * 1024;
 /** How often the control socket is looked for when fs.watch says nothing (some file systems never do). */
 const POLL_MS = 100;
-/** After ssh exits, how long its last stderr lines may take to arrive. */
-const STDERR_DRAIN_MS = 100;
 const WRAPPER_EXIT_MS = 500;
 const STOP_GRACE_MS = 2_000;
 
@@ -48,6 +50,31 @@ function within(p: Promise<void>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<void>((r) => (timer = setTimeout(r, ms)));
   return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+/** Up to LOG_READ_MAX bytes of `file` from `from` on (its end when there is more); '' when it does not exist. */
+function readLog(file: string, from: number): string {
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, 'r');
+    const size = fstatSync(fd).size;
+    const start = Math.max(from, size - LOG_READ_MAX, 0);
+    const buf = Buffer.alloc(Math.max(size - start, 0));
+    const n = readSync(fd, buf, 0, buf.length, start);
+    return buf.subarray(0, n).toString('utf8');
+  } catch {
+    return '';
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+function logSize(file: string): number {
+  try {
+    return lstatSync(file).size;
+  } catch {
+    return 0;
+  }
 }
 
 function isSocket(path: string): boolean {
@@ -69,29 +96,26 @@ export class Master {
   /** The wrapper shell's pid; `sshPid` is the ssh process itself. */
   readonly wrapperPid: number | undefined;
   private pid: number | undefined;
-  private tail = '';
-  private total = 0;
   private code: number | null | undefined;
   private readonly exitListeners = new Set<(code: number | null) => void>();
-  /** Resolves with ssh's exit code once it has exited and its stderr is read. */
+  /** Resolves with ssh's exit code once it has exited (and its wrapper with it). */
   readonly exited: Promise<number | null>;
-  private readonly child: ChildProcessByStdio<Writable, Readable, Readable>;
+  private readonly child: ChildProcessByStdio<Writable, Readable, null>;
 
   constructor(
     readonly host: SshHost,
     readonly controlSocket: string,
+    /** Where ssh logs (`ssh -E`), given in `argv`. */
+    readonly logFile: string,
     sshPath: string,
     argv: readonly string[],
   ) {
     this.child = spawn('/bin/sh', ['-c', WRAPPER, 'moshctl-ssh', sshPath, ...argv], {
-      stdio: ['pipe', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'inherit'],
     });
     this.wrapperPid = this.child.pid;
     const { child } = this;
     child.stdin.on('error', () => undefined);
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (d: string) => this.keep(d));
-    const stderrEnded = new Promise<void>((r) => child.stderr.once('close', r));
     const wrapperEnded = new Promise<void>((r) => child.once('exit', () => r()));
     let out = '';
     let markExited!: (code: number | null) => void;
@@ -99,9 +123,8 @@ export class Master {
     const exitedWith = (code: number | null): void => {
       if (this.code !== undefined) return;
       this.code = code;
-      // ssh wrote its last words before it exited; give the pipe a moment to deliver them,
-      // and the wrapper (which exits right after) a moment to be reaped.
-      void Promise.all([within(stderrEnded, STDERR_DRAIN_MS), within(wrapperEnded, WRAPPER_EXIT_MS)]).then(() => {
+      // The wrapper exits right after ssh: give it a moment to be reaped, so nothing is left.
+      void within(wrapperEnded, WRAPPER_EXIT_MS).then(() => {
         markExited(code);
         for (const cb of this.exitListeners) cb(code);
       });
@@ -124,10 +147,7 @@ export class Master {
       child.stdin.destroy();
       exitedWith(null);
     });
-    child.on('error', (err) => {
-      this.keep(`${err.message}\n`);
-      exitedWith(null);
-    });
+    child.on('error', () => exitedWith(null));
   }
 
   get sshPid(): number | undefined {
@@ -138,30 +158,24 @@ export class Master {
     return this.code === undefined;
   }
 
-  /** Called once when ssh exits (after its stderr is read). */
+  /** Called once when ssh exits. */
   onExit(cb: (code: number | null) => void): void {
     this.exitListeners.add(cb);
   }
 
-  private keep(text: string): void {
-    this.total += text.length;
-    this.tail = (this.tail + text).slice(-STDERR_KEEP);
+  /** The end of what ssh logged. */
+  get log(): string {
+    return readLog(this.logFile, 0);
   }
 
-  /** The kept tail of ssh's stderr. */
-  get stderr(): string {
-    return this.tail;
-  }
-
-  /** A position in the stderr stream, for logSince. */
+  /** A position in the log, for logSince. */
   get logPosition(): number {
-    return this.total;
+    return logSize(this.logFile);
   }
 
-  /** What ssh wrote to stderr after `position` (as far as the kept tail reaches). */
+  /** What ssh logged after `position` (its last LOG_READ_MAX bytes at most). */
   logSince(position: number): string {
-    const wanted = this.total - position;
-    return wanted <= 0 ? '' : this.tail.slice(-Math.min(wanted, this.tail.length));
+    return readLog(this.logFile, position);
   }
 
   /**

@@ -340,6 +340,13 @@ describe.skipIf(reason !== undefined)('openssh chain through one bastion', () =>
     expect(err.hint).toContain(`${stranger}.pub`);
   });
 
+  it('explains a hop the bastion cannot reach, from what the bastion logged', async () => {
+    const address = ref.lab.hosts.target.sshAddress;
+    const err = await rejection(connectOpenSshChain([hop('bastion'), hop('target', { port: 2 })], OPTS));
+    expect(err.message).toBe(`cannot reach target (root@${address}:2) through bastion: connection refused`);
+    expect(err.hint).toContain(`on bastion: nc -vz ${address} 2`);
+  });
+
   it('stops at once on abort during connect, with the signal’s reason, and leaves nothing', async () => {
     const ac = new AbortController();
     const p = connectOpenSshChain([hop('bastion'), hop('target')], {

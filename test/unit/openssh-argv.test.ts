@@ -53,6 +53,8 @@ describe('masterArgv', () => {
       '-N',
       '-S',
       `${DIR}/0`,
+      '-E',
+      `${DIR}/0.log`,
       '-o',
       'ControlMaster=yes',
       '-o',
@@ -121,6 +123,8 @@ describe('masterArgv', () => {
       '-N',
       '-S',
       `${DIR}/1`,
+      '-E',
+      `${DIR}/1.log`,
       '-o',
       'ControlMaster=yes',
       '-o',
@@ -154,7 +158,7 @@ describe('masterArgv', () => {
       '-o',
       'BatchMode=no',
       '-o',
-      `ProxyCommand=/usr/bin/ssh -F /dev/null -S ${DIR}/0 -o ControlMaster=no -o ProxyCommand=false -o BatchMode=yes -W '[%h]:%p' bastion.example.com`,
+      `ProxyCommand=/usr/bin/ssh -E ${DIR}/1.log -F /dev/null -S ${DIR}/0 -o ControlMaster=no -o ProxyCommand=false -o BatchMode=yes -W '[%h]:%p' bastion.example.com`,
       '-o',
       'LogLevel=VERBOSE',
       'db1',
@@ -222,13 +226,15 @@ describe('paths in ssh options', () => {
 
 describe('proxyCommandVia', () => {
   it('escapes % in paths and quotes a name the shell would read', () => {
-    expect(proxyCommandVia('/opt/ssh%1/bin/ssh', `${DIR}/0`, "jump host's")).toBe(
-      `/opt/ssh%%1/bin/ssh -F /dev/null -S ${DIR}/0 -o ControlMaster=no -o ProxyCommand=false -o BatchMode=yes -W '[%h]:%p' 'jump host'\\''s'`,
+    expect(proxyCommandVia('/opt/ssh%1/bin/ssh', `${DIR}/0`, "jump host's", `${DIR}/1.log`)).toBe(
+      `/opt/ssh%%1/bin/ssh -E ${DIR}/1.log -F /dev/null -S ${DIR}/0 -o ControlMaster=no -o ProxyCommand=false -o BatchMode=yes -W '[%h]:%p' 'jump host'\\''s'`,
     );
   });
 
   it('refuses a path with characters the shell would interpret', () => {
-    expect(() => proxyCommandVia('/opt/my ssh/ssh', `${DIR}/0`, 'b')).toThrow(/not shell-safe/);
+    expect(() => proxyCommandVia('/opt/my ssh/ssh', `${DIR}/0`, 'b', `${DIR}/1.log`)).toThrow(
+      /not shell-safe/,
+    );
   });
 });
 

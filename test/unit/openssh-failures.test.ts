@@ -1,5 +1,5 @@
-// OpenSSH's stderr as OpenSSH 9.2 printed it (lines end in \r\n when ssh logs
-// to a pipe), and the errors moshctl makes of it.
+// What OpenSSH 9.2 logged (`ssh -E FILE`; lines end in \r\n there too), and
+// the errors moshctl makes of it.
 import { describe, expect, it } from 'vitest';
 import type { SshHost } from '../../src/config/types.js';
 import type { EnvError } from '../../src/errors.js';
@@ -36,7 +36,7 @@ function fail(stderr: string[], opts: { inner?: boolean; prevLog?: string[] } = 
   return masterFailure({
     host: opts.inner ? target : bastion,
     prev: opts.inner ? bastion : undefined,
-    stderr: crlf(stderr),
+    log: crlf(stderr),
     prevLog: crlf(opts.prevLog ?? []),
   });
 }
@@ -187,7 +187,9 @@ describe('masterFailure', () => {
       'ssh to bastion (root@192.0.2.1:22) failed: /root/ssh_config: line 3: Bad configuration option: frobnicate; /root/ssh_config: terminating, 1 bad configuration options',
     );
     expect(e.hint).toContain('ssh -v bastion');
-    expect(fail([]).message).toBe('ssh to bastion (root@192.0.2.1:22) failed without saying why');
+    expect(fail([]).message).toBe(
+      'ssh to bastion (root@192.0.2.1:22) failed without logging why (anything it printed is above)',
+    );
   });
 });
 
