@@ -158,10 +158,9 @@ export function masterArgv(m: MasterArgvInput): string[] {
     '-N',
     '-S',
     escapeTokens(controlPath(m.controlDir, m.index)),
-    // Logs to a file, not stderr: stderr stays the terminal's, where OpenSSH
-    // shows what is not a prompt yet needs the person (it writes "Confirm user
-    // presence" for a security key only when stderr is a terminal; a
-    // ProxyCommand may print a login URL; a server's Banner).
+    // Logs to a file moshctl reads, so stderr carries only what ssh writes there
+    // directly (a banner, a ProxyCommand's own output), which is shown while
+    // the hop connects and kept quiet once mosh-client owns the terminal.
     '-E',
     logPath(m.controlDir, m.index),
     ...o('ControlMaster=yes'),

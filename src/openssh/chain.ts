@@ -56,7 +56,7 @@ export class OpenSshChain implements RemoteChain {
   private hopExited(index: number): void {
     if (this.closing || this.reported.has(index)) return;
     const master = this.masters[index] as Master;
-    const error = droppedError(master.host, master.log);
+    const error = droppedError(master.host, `${master.log}\n${master.stderr}`);
     for (let i = index; i < this.masters.length; i++) {
       if (this.reported.has(i)) continue;
       this.reported.add(i);

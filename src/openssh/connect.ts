@@ -4,6 +4,7 @@
 // PKCS#11 and the rest of ssh_config then work as they do for ssh.
 
 import { lookup } from 'node:dns/promises';
+import { readFileSync } from 'node:fs';
 import type { SshHost } from '../config/types.js';
 import { EnvError } from '../errors.js';
 import type { ConnectChain, ConnectOptions } from '../transport/types.js';
@@ -39,6 +40,22 @@ function findSsh(hops: readonly SshHost[]): string {
 function abortReason(signal: AbortSignal): Error {
   const reason: unknown = signal.reason;
   return reason instanceof Error ? reason : new Error('aborted', { cause: reason });
+}
+
+/**
+ * OpenSSH writes "Confirm user presence for key …" only when its stderr is a
+ * terminal, and a master's is not: a hop with a security key file gets the
+ * reminder from moshctl instead.
+ */
+function securityKeyNote(host: SshHost): string | undefined {
+  const sk = host.identity_files.find((f) => {
+    try {
+      return readFileSync(f.endsWith('.pub') ? f : `${f}.pub`, 'utf8').startsWith('sk-');
+    } catch {
+      return false;
+    }
+  });
+  return sk ? `${host.name}: touch your security key when it blinks (${sk})` : undefined;
 }
 
 /** mosh-client takes only a numeric address: the one the first connection reached. */
@@ -98,17 +115,21 @@ export const connectOpenSshChain: ConnectChain = async (hops, opts: ConnectOptio
         sshConfigFile: opts.sshConfigFile,
         defaultAgent,
       });
-      const master = new Master(host, controlPath(controlDir, i), logPath(controlDir, i), sshPath, argv);
+      const say = opts.prompter?.say.bind(opts.prompter);
+      const note = securityKeyNote(host);
+      if (note) say?.(note);
+      const master = new Master(host, controlPath(controlDir, i), logPath(controlDir, i), sshPath, argv, say);
       masters.push(master);
       try {
         await Promise.race([master.ready(), aborted]);
+        master.quiet();
       } catch (err) {
         if (!(err instanceof MasterExited)) throw err;
         // The previous master logged a refused forward before it answered the stdio forward.
         throw masterFailure({
           host,
           prev: prev?.host,
-          log: master.log,
+          log: `${master.log}\n${master.stderr}`,
           prevLog: prev ? prev.logSince(prevLogStart) : '',
         });
       }

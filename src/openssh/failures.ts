@@ -112,7 +112,7 @@ export function masterFailure(f: MasterFailure): EnvError {
   }
   const said = lastLines(log);
   return new EnvError(
-    `ssh to ${label} failed${said ? `: ${said}` : ' without logging why (anything it printed is above)'}`,
+    `ssh to ${label} failed${said ? `: ${said}` : ' without saying why'}`,
     `run \`ssh -v ${host.ssh_name}\` to see more; check the settings \`moshctl config --resolved\` shows for ${host.name}`,
     where(host),
   );

@@ -11,8 +11,11 @@
 //   (moshctl closed it, or died and the kernel closed it) it TERMs ssh.
 // - Node cannot wait for a grandchild; the wrapper waits for ssh and prints
 //   its exit status, after printing its pid.
-// ssh's stderr is moshctl's own (see masterArgv); what ssh logs goes to a
-// file beside the control socket, read from here.
+// What ssh logs goes to a file beside the control socket (`ssh -E`). Its
+// stderr then carries only what it writes there directly (a server's banner,
+// a ProxyCommand's own output, "Connection to X closed"): passed on while the
+// hop connects, kept quiet afterwards, since by then mosh-client owns the
+// terminal.
 
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { closeSync, fstatSync, lstatSync, openSync, readSync, watch, type FSWatcher } from 'node:fs';
@@ -38,8 +41,10 @@ const WRAPPER = [
   'echo "exit $code"',
 ].join('\n');
 
-/** How much of a master's log is read: enough for any failure, bounded for a long session. */
+/** How much of a master's log is read, and of its stderr kept: enough for any failure, bounded for a long session. */
 const LOG_READ_MAX = 16 * 1024;
+/** After ssh exits, how long its last stderr lines may take to arrive. */
+const STDERR_DRAIN_MS = 100;
 /** How often the control socket is looked for when fs.watch says nothing (some file systems never do). */
 const POLL_MS = 100;
 const WRAPPER_EXIT_MS = 500;
@@ -97,10 +102,15 @@ export class Master {
   readonly wrapperPid: number | undefined;
   private pid: number | undefined;
   private code: number | null | undefined;
+  /** Whether exit listeners have been called (a later one is called at once). */
+  private notified = false;
   private readonly exitListeners = new Set<(code: number | null) => void>();
   /** Resolves with ssh's exit code once it has exited (and its wrapper with it). */
   readonly exited: Promise<number | null>;
-  private readonly child: ChildProcessByStdio<Writable, Readable, null>;
+  private readonly child: ChildProcessByStdio<Writable, Readable, Readable>;
+  private stderrTail = '';
+  private partialLine = '';
+  private echo: ((line: string) => void) | undefined;
 
   constructor(
     readonly host: SshHost,
@@ -109,13 +119,19 @@ export class Master {
     readonly logFile: string,
     sshPath: string,
     argv: readonly string[],
+    /** Where stderr lines go until quiet() (a banner, a ProxyCommand's login URL). */
+    echo?: (line: string) => void,
   ) {
+    this.echo = echo;
     this.child = spawn('/bin/sh', ['-c', WRAPPER, 'moshctl-ssh', sshPath, ...argv], {
-      stdio: ['pipe', 'pipe', 'inherit'],
+      stdio: ['pipe', 'pipe', 'pipe'],
     });
     this.wrapperPid = this.child.pid;
     const { child } = this;
     child.stdin.on('error', () => undefined);
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (d: string) => this.onStderr(d));
+    const stderrEnded = new Promise<void>((r) => child.stderr.once('close', r));
     const wrapperEnded = new Promise<void>((r) => child.once('exit', () => r()));
     let out = '';
     let markExited!: (code: number | null) => void;
@@ -123,11 +139,16 @@ export class Master {
     const exitedWith = (code: number | null): void => {
       if (this.code !== undefined) return;
       this.code = code;
-      // The wrapper exits right after ssh: give it a moment to be reaped, so nothing is left.
-      void within(wrapperEnded, WRAPPER_EXIT_MS).then(() => {
-        markExited(code);
-        for (const cb of this.exitListeners) cb(code);
-      });
+      // ssh wrote its last words before it exited: give the pipe a moment to deliver
+      // them, and the wrapper (which exits right after) a moment to be reaped.
+      void Promise.all([within(stderrEnded, STDERR_DRAIN_MS), within(wrapperEnded, WRAPPER_EXIT_MS)]).then(
+        () => {
+          this.quiet();
+          this.notified = true;
+          markExited(code);
+          for (const cb of this.exitListeners) cb(code);
+        },
+      );
     };
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (d: string) => {
@@ -158,9 +179,30 @@ export class Master {
     return this.code === undefined;
   }
 
-  /** Called once when ssh exits. */
+  /** Called once when ssh exits, or soon when it already has. */
   onExit(cb: (code: number | null) => void): void {
-    this.exitListeners.add(cb);
+    if (this.notified) queueMicrotask(() => cb(this.code ?? null));
+    else this.exitListeners.add(cb);
+  }
+
+  private onStderr(text: string): void {
+    this.stderrTail = (this.stderrTail + text).slice(-LOG_READ_MAX);
+    if (!this.echo) return;
+    const lines = (this.partialLine + text).split(/\r?\n/);
+    this.partialLine = lines.pop() ?? '';
+    for (const line of lines) this.echo(line);
+  }
+
+  /** Stop passing stderr on (what is kept stays readable as `stderr`). */
+  quiet(): void {
+    if (this.partialLine) this.echo?.(this.partialLine);
+    this.partialLine = '';
+    this.echo = undefined;
+  }
+
+  /** The end of what ssh (or its ProxyCommand) wrote to stderr. */
+  get stderr(): string {
+    return this.stderrTail;
   }
 
   /** The end of what ssh logged. */

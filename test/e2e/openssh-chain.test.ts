@@ -28,7 +28,7 @@ import type { SshHost } from '../../src/config/types.js';
 import { EnvError } from '../../src/errors.js';
 import { REPO_ROOT, type Lab } from '../../src/lab/index.js';
 import { connectOpenSshChain, type OpenSshChain } from '../../src/openssh/connect.js';
-import type { ConnectOptions, RemoteChain } from '../../src/transport/types.js';
+import type { ConnectOptions, Prompter, RemoteChain } from '../../src/transport/types.js';
 import { e2eSkipReason, useLab } from './support.js';
 
 const reason = e2eSkipReason();
@@ -399,6 +399,29 @@ describe.skipIf(reason !== undefined)('openssh chain through one bastion', () =>
       for (const p of procs) expect(existsSync(`/proc/${p.sshPid}`)).toBe(false);
     } finally {
       rmSync(code, { recursive: true, force: true });
+    }
+  });
+
+  it("runs the first hop's own ProxyCommand, shows what it prints while connecting, and reports no reached address", async () => {
+    const { lab } = ref;
+    const said: string[] = [];
+    const prompter: Prompter = {
+      interactive: true,
+      ask: () => Promise.reject(new Error('no questions expected')),
+      say: (text) => said.push(text),
+    };
+    // Runs in the client namespace, as the master does.
+    const proxy = `sh -c 'echo "visit https://login.example/abc to log in" >&2; exec nc %h %p'`;
+    const chain = await connectOpenSshChain([hop('bastion', { proxy_command: proxy }), hop('target')], {
+      ...OPTS,
+      prompter,
+    });
+    try {
+      expect(said).toContain('visit https://login.example/abc to log in');
+      expect(chain.reachedAddress).toBeUndefined();
+      expect(await whereRuns(chain, 'target')).toBe(lab.hosts.target.ns);
+    } finally {
+      await chain.close();
     }
   });
 

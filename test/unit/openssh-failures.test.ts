@@ -187,9 +187,7 @@ describe('masterFailure', () => {
       'ssh to bastion (root@192.0.2.1:22) failed: /root/ssh_config: line 3: Bad configuration option: frobnicate; /root/ssh_config: terminating, 1 bad configuration options',
     );
     expect(e.hint).toContain('ssh -v bastion');
-    expect(fail([]).message).toBe(
-      'ssh to bastion (root@192.0.2.1:22) failed without logging why (anything it printed is above)',
-    );
+    expect(fail([]).message).toBe('ssh to bastion (root@192.0.2.1:22) failed without saying why');
   });
 });
 
@@ -208,6 +206,9 @@ describe('parseReachedAddress', () => {
     expect(parseReachedAddress('')).toBeUndefined();
     expect(
       parseReachedAddress(crlf(['Authenticated to b ([UNKNOWN]:65535) using "publickey".'])),
+    ).toBeUndefined();
+    expect(
+      parseReachedAddress(crlf(['Authenticated to 192.0.2.1 (via proxy) using "publickey".'])),
     ).toBeUndefined();
   });
 });
