@@ -1,6 +1,11 @@
 // tsc copies no non-TypeScript files: the relay script travels next to the code that uploads it.
 import { cpSync, existsSync } from 'node:fs';
 
-for (const [from, to] of [['src/relay/relay.py', 'dist/relay/relay.py']]) {
+for (const [from, to] of [
+  ['src/relay/relay.py', 'dist/relay/relay.py'],
+  // relay v2: both runtimes, read by whoever builds the launch command (src/relay/launch.ts)
+  ['src/relay/runtime/relay.py', 'dist/relay/runtime/relay.py'],
+  ['src/relay/runtime/relay.pl', 'dist/relay/runtime/relay.pl'],
+]) {
   if (existsSync(from)) cpSync(from, to);
 }
