@@ -2,8 +2,8 @@
 # moshctl UDP relay v2 in perl 5.10+, core modules of Debian's Essential perl-base
 # only (Socket, POSIX): the runtime for bastions without python3. Same design and
 # line protocol as relay.py beside it; read that file's header for the why. It runs
-# from a bootstrap (launch.ts) that reads exactly this file's bytes from stdin and
-# evals them; the rest of stdin is the control channel.
+# from a bootstrap (launch.ts) that reads exactly both programs' bytes from stdin
+# (python's first) and evals this one; the rest of stdin is the control channel.
 #
 # Not used, on purpose: Time::HiRes (not in perl-base: POSIX::times gives a
 # monotonic clock in ticks), IO::Socket (plain socket calls are shorter here) and

@@ -1,8 +1,9 @@
 # moshctl UDP relay v2, python3 >= 3.6, standard library only. Same design and
 # line protocol as relay.pl beside it; launch.ts feeds both over ssh stdin, so
 # nothing is written on the bastion, and starts this one with a bootstrap that
-# reads exactly this file's bytes from stdin. The rest of stdin is the control
-# channel (TO, PING, STATUS, QUIT), one reply line per command on stdout.
+# reads exactly both programs' bytes from stdin and runs this one. The rest of
+# stdin is the control channel (TO, PING, STATUS, QUIT), one reply line per
+# command on stdout; src/relay/control.ts has the whole protocol.
 #
 # Every client source address (ip, port) gets its own upstream socket, connect()ed
 # to the next hop. mosh-server answers only the socket whose packets decrypted, so
