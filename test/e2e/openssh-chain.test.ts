@@ -8,7 +8,7 @@
 // directories go under its own XDG_RUNTIME_DIR, so the processes of a chain
 // are exactly those whose argv names that directory.
 
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import {
   chmodSync,
   existsSync,
@@ -367,42 +367,68 @@ describe.skipIf(reason !== undefined)('openssh chain through one bastion', () =>
     },
   );
 
-  it('leaves no master running when the process that owns the chain is SIGKILLed', async () => {
-    const { lab } = ref;
-    const code = mkdtempSync(join(tmpdir(), 'oc-code-'));
-    try {
+  describe('owned by another process', () => {
+    let code = '';
+    let script = '';
+    beforeAll(() => {
+      code = mkdtempSync(join(tmpdir(), 'oc-code-'));
       const entry = transpileTree(
         join(REPO_ROOT, 'src', 'openssh', 'connect.ts'),
         join(REPO_ROOT, 'src'),
         code,
       );
-      const script = join(code, 'owner.mjs');
+      script = join(code, 'owner.mjs');
       writeFileSync(
         script,
         [
           `import { connectOpenSshChain } from './${relative(code, entry)}';`,
           'const chain = await connectOpenSshChain(JSON.parse(process.argv[2]), { sshConfigFile: "/dev/null" });',
           'process.stdout.write(JSON.stringify(chain.processes) + "\\n");',
+          // "exit": end without closing the chain, as a crashing moshctl would.
+          'if (process.argv[3] === "exit") process.exit(3);',
           'setInterval(() => undefined, 1 << 30);',
         ].join('\n'),
       );
-      const hops = [sshHost(lab, 'bastion'), sshHost(lab, 'target')];
-      const owner = spawn(process.execPath, [script, JSON.stringify(hops)], {
+    });
+    afterAll(() => rmSync(code, { recursive: true, force: true }));
+
+    /** Starts a node process that connects bastion → target; resolves with its masters once connected. */
+    async function startOwner(
+      mode: 'wait' | 'exit',
+    ): Promise<{ owner: ChildProcess; procs: { sshPid: number; wrapperPid: number }[] }> {
+      const hops = [sshHost(ref.lab, 'bastion'), sshHost(ref.lab, 'target')];
+      const owner = spawn(process.execPath, [script, JSON.stringify(hops), mode], {
         stdio: ['ignore', 'pipe', 'inherit'],
         env: process.env,
       });
       let out = '';
-      owner.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+      owner.stdout?.setEncoding('utf8').on('data', (d: string) => (out += d));
       await until('the owner has connected', () => out.includes('\n') || owner.exitCode !== null, 20_000);
       const procs = JSON.parse(out) as { sshPid: number; wrapperPid: number }[];
       expect(procs).toHaveLength(2);
+      return { owner, procs };
+    }
+
+    it('leaves no master running when that process is SIGKILLed; its directory is swept later', async () => {
+      const { owner, procs } = await startOwner('wait');
       expect(processesNaming(env.runtimeDir).length).toBeGreaterThanOrEqual(5);
       owner.kill('SIGKILL');
       await until('every master is gone', () => processesNaming(env.runtimeDir).length === 0, 5000);
       for (const p of procs) expect(existsSync(`/proc/${p.sshPid}`)).toBe(false);
-    } finally {
-      rmSync(code, { recursive: true, force: true });
-    }
+      // Nothing could remove its directory; the next chain made here does.
+      expect(controlDirs(env.runtimeDir)).toHaveLength(1);
+      const chain = await connectOpenSshChain([hop('bastion')], OPTS);
+      expect(controlDirs(env.runtimeDir)).toHaveLength(1);
+      await chain.close();
+      expect(controlDirs(env.runtimeDir)).toEqual([]);
+    });
+
+    it('leaves nothing when that process exits without closing the chain', async () => {
+      const { owner } = await startOwner('exit');
+      await until('the owner has exited', () => owner.exitCode !== null);
+      await until('every master is gone', () => processesNaming(env.runtimeDir).length === 0, 5000);
+      expect(controlDirs(env.runtimeDir)).toEqual([]);
+    });
   });
 
   it("runs the first hop's own ProxyCommand, shows what it prints while connecting, and reports no reached address", async () => {

@@ -269,9 +269,9 @@ describe('control socket paths', () => {
     expect(controlPath(DIR, 2)).toBe(`${DIR}/2`);
     expect(socketPathFits('/tmp', 3)).toBe(true);
     expect(socketPathFits('/run/user/1000', 3)).toBe(true);
-    // 103 bytes less "/moshctl-XXXXXX/0" (17) less OpenSSH's ".<16 hex>" (17) leaves 69; hop 10 needs one more.
-    expect(socketPathFits(`/${'x'.repeat(68)}`, 1)).toBe(true);
-    expect(socketPathFits(`/${'x'.repeat(69)}`, 1)).toBe(false);
-    expect(socketPathFits(`/${'x'.repeat(68)}`, 11)).toBe(false);
+    // 103 bytes less "/moshctl-cm-XXXXXX/0" (20) less OpenSSH's ".<16 hex>" (17) leaves 66; hop 10 needs one more.
+    expect(socketPathFits(`/${'x'.repeat(65)}`, 1)).toBe(true);
+    expect(socketPathFits(`/${'x'.repeat(66)}`, 1)).toBe(false);
+    expect(socketPathFits(`/${'x'.repeat(65)}`, 11)).toBe(false);
   });
 });
