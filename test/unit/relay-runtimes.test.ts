@@ -65,7 +65,7 @@ const variants = (
       path: perlBase && perl,
       prelude: `BEGIN { @INC = ("${perlBase}") }`,
     },
-  ] as const
+  ] as { label: string; runtime: RelayRuntime; path: string | undefined; prelude?: string }[]
 ).filter((v): v is Variant => !!v.path && existsSync(v.path));
 /** Set per variant: PATH finds that variant's interpreter first, under the runtime's name. */
 let env: NodeJS.ProcessEnv = process.env;
