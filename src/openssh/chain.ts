@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { EnvError } from '../errors.js';
-import { duration } from '../ssh/hop-errors.js';
+import { closedWhileRunning, connectionClosed, execTimeout } from '../transport/errors.js';
 import type { CloseListener, ExecOptions, ExecResult, RemoteChain } from '../transport/types.js';
 import { execArgv } from './argv.js';
 import { removeControlDir } from './control-dir.js';
@@ -17,11 +17,6 @@ import type { Master } from './master.js';
 const DEFAULT_EXEC_TIMEOUT_MS = 60_000;
 /** A mux client exits 255 when its master goes; the master's own exit may be reported a moment later. */
 const MASTER_EXIT_WAIT_MS = 500;
-
-/** Commands appear in messages, so callers must pass secrets on stdin only; this bounds their length. */
-function shortCommand(command: string): string {
-  return command.length > 80 ? `${command.slice(0, 77)}...` : command;
-}
 
 export class OpenSshChain implements RemoteChain {
   private closing: Promise<void> | undefined;
@@ -109,15 +104,8 @@ export class OpenSshChain implements RemoteChain {
       );
     }
     const where = { host: hostName, step: 'exec' };
-    const cmd = shortCommand(command);
     if (this.closing || !master.running) {
-      return Promise.reject(
-        new EnvError(
-          `cannot run a command on ${hostName}: the connection is closed`,
-          `reconnect; check the network path to ${hostName}`,
-          where,
-        ),
-      );
+      return Promise.reject(connectionClosed(hostName));
     }
     return new Promise<ExecResult>((resolve, reject) => {
       // Detached (its own session): it never prompts (BatchMode), and a Ctrl-C
@@ -143,11 +131,7 @@ export class OpenSshChain implements RemoteChain {
       };
       const timer = setTimeout(() => {
         finish(
-          new EnvError(
-            `\`${cmd}\` on ${hostName} did not ${until ? 'report ready' : 'finish'} within ${duration(timeoutMs)}${stderr.trim() ? `; its stderr: ${stderr.trim().slice(-300)}` : ''}`,
-            `check that the command works when run by hand on ${hostName}`,
-            where,
-          ),
+          execTimeout(hostName, command, { waitingForReady: until !== undefined, timeoutMs, stderr }),
           null,
         );
       }, timeoutMs);
@@ -182,18 +166,7 @@ export class OpenSshChain implements RemoteChain {
         if (code !== 255) return finish(undefined, code);
         void master
           .exitedWithin(MASTER_EXIT_WAIT_MS)
-          .then((gone) =>
-            finish(
-              gone
-                ? new EnvError(
-                    `the connection to ${hostName} closed while \`${cmd}\` ran`,
-                    `check the network path to ${hostName}`,
-                    where,
-                  )
-                : undefined,
-              code,
-            ),
-          );
+          .then((gone) => finish(gone ? closedWhileRunning(hostName, command) : undefined, code));
       });
       // Write stdin and end it, so a command reading it sees EOF.
       child.stdin.end(stdin ?? '');

@@ -5,8 +5,8 @@
 import type { Client, ClientChannel } from 'ssh2';
 import type { SshHost } from '../config/types.js';
 import { EnvError } from '../errors.js';
+import { closedWhileRunning, connectionClosed, execTimeout } from '../transport/errors.js';
 import type { CloseListener, ExecOptions, ExecResult, RemoteChain } from '../transport/types.js';
-import { duration } from './hop-errors.js';
 
 export interface Hop {
   host: SshHost;
@@ -21,11 +21,6 @@ export interface Hop {
 
 const DEFAULT_EXEC_TIMEOUT_MS = 60_000;
 const CLOSE_GRACE_MS = 2_000;
-
-/** Commands appear in messages, so callers must pass secrets on stdin only; this bounds their length. */
-function shortCommand(command: string): string {
-  return command.length > 80 ? `${command.slice(0, 77)}...` : command;
-}
 
 export class SshChain implements RemoteChain {
   private closing: Promise<void> | undefined;
@@ -108,7 +103,6 @@ export class SshChain implements RemoteChain {
   ): Promise<ExecResult> {
     const hop = this.find(hostName);
     const where = { host: hostName, step: 'exec' };
-    const cmd = shortCommand(command);
     return new Promise<ExecResult>((resolve, reject) => {
       let settled = false;
       let channel: ClientChannel | undefined;
@@ -126,13 +120,7 @@ export class SshChain implements RemoteChain {
         } else resolve({ stdout, stderr, code });
       };
       const timer = setTimeout(() => {
-        finish(
-          new EnvError(
-            `\`${cmd}\` on ${hostName} did not ${until ? 'report ready' : 'finish'} within ${duration(timeoutMs)}${stderr.trim() ? `; its stderr: ${stderr.trim().slice(-300)}` : ''}`,
-            `check that the command works when run by hand on ${hostName}`,
-            where,
-          ),
-        );
+        finish(execTimeout(hostName, command, { waitingForReady: until !== undefined, timeoutMs, stderr }));
       }, timeoutMs);
 
       const onOpen = (err: Error | undefined, ch: ClientChannel): void => {
@@ -166,14 +154,7 @@ export class SshChain implements RemoteChain {
         });
         ch.on('close', () => {
           if (!exited && hop.isClosed()) {
-            finish(
-              new EnvError(
-                `the connection to ${hostName} closed while \`${cmd}\` ran`,
-                `check the network path to ${hostName}`,
-                where,
-                ...(hop.lastError() ? [{ cause: hop.lastError() }] : []),
-              ),
-            );
+            finish(closedWhileRunning(hostName, command, hop.lastError()));
           } else finish(undefined);
         });
         // Write stdin and end it, so a command reading it sees EOF.
@@ -184,14 +165,7 @@ export class SshChain implements RemoteChain {
         hop.client.exec(command, onOpen);
       } catch (err) {
         // ssh2 throws synchronously when the connection is already gone.
-        finish(
-          new EnvError(
-            `cannot run a command on ${hostName}: the connection is closed`,
-            `reconnect; check the network path to ${hostName}`,
-            where,
-            { cause: err },
-          ),
-        );
+        finish(connectionClosed(hostName, err));
       }
     });
   }

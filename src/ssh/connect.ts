@@ -259,7 +259,7 @@ export const connectChain: ConnectChain = async (hops, opts: ConnectOptions = {}
 
   const ssh2 = await loadSsh2();
   const agentSock = 'agent' in opts ? opts.agent : process.env.SSH_AUTH_SOCK;
-  const plans: HopPlan[] = await Promise.all(
+  const settled = await Promise.allSettled(
     hops.map(async (host, i) => {
       const known = await readKnownHosts(host);
       // What ssh2 cannot do is refused before any hop is dialled, naming the way out.
@@ -273,6 +273,11 @@ export const connectChain: ConnectChain = async (hops, opts: ConnectOptions = {}
       };
     }),
   );
+  // Hops are checked at once, but the one reported is the first in the route, every time.
+  const plans: HopPlan[] = settled.map((r) => {
+    if (r.status === 'rejected') throw r.reason;
+    return r.value;
+  });
   signal?.throwIfAborted();
 
   let chain: SshChain | undefined;

@@ -1,0 +1,42 @@
+// The errors of running a command over either ssh client, in one wording:
+// a person sees the same message whichever client carried the command.
+import { EnvError } from '../errors.js';
+import { duration } from '../ssh/hop-errors.js';
+
+/** Commands appear in messages, so callers pass secrets on stdin only; this bounds their length. */
+export function shortCommand(command: string): string {
+  return command.length > 80 ? `${command.slice(0, 77)}...` : command;
+}
+
+const where = (host: string): { host: string; step: string } => ({ host, step: 'exec' });
+
+export function execTimeout(
+  host: string,
+  command: string,
+  o: { waitingForReady: boolean; timeoutMs: number; stderr: string },
+): EnvError {
+  const err = o.stderr.trim();
+  return new EnvError(
+    `\`${shortCommand(command)}\` on ${host} did not ${o.waitingForReady ? 'report ready' : 'finish'} within ${duration(o.timeoutMs)}${err ? `; its stderr: ${err.slice(-300)}` : ''}`,
+    `check that the command works when run by hand on ${host}`,
+    where(host),
+  );
+}
+
+export function closedWhileRunning(host: string, command: string, cause?: unknown): EnvError {
+  return new EnvError(
+    `the connection to ${host} closed while \`${shortCommand(command)}\` ran`,
+    `check the network path to ${host}`,
+    where(host),
+    ...(cause ? [{ cause }] : []),
+  );
+}
+
+export function connectionClosed(host: string, cause?: unknown): EnvError {
+  return new EnvError(
+    `cannot run a command on ${host}: the connection is closed`,
+    `reconnect; check the network path to ${host}`,
+    where(host),
+    ...(cause ? [{ cause }] : []),
+  );
+}
