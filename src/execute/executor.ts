@@ -23,8 +23,6 @@ export interface ExecuteOptions {
   runTasks: (tasks: ListrTask[]) => Promise<void>;
   /** Awaited before each setup step (by kind); lets tests interrupt at a chosen step. */
   beforeStep?: (kind: string) => Promise<void>;
-  /** Transient progress (which hop is being dialled). */
-  progress?: (line: string) => void;
   /** `--no-connect`: hands address, port and key to whoever asked (stdout). The only place the key leaves. */
   handOver?: (session: { address: string; port: number; key: string }) => void;
 }
@@ -94,7 +92,7 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
     const started = performance.now();
     o.log(`connecting ${connects.map((s) => s.host).join(' → ')}`);
     const first = connects[0];
-    const r = await o.runner.connect((host) => o.progress?.(`ssh to ${host}`));
+    const r = await o.runner.connect();
     if (first) reached.set(first.id, r.reachedAddress);
     o.log(`connected in ${Math.round(performance.now() - started)} ms`);
     await o.runTasks(tasks);

@@ -25,7 +25,7 @@ export interface Runner {
    * Opens the ssh chain to every host of the route, client side first; login
    * prompts happen here. Resolves with the numeric address the first connection reached.
    */
-  connect(onHop: (host: string) => void): Promise<{ reachedAddress: string }>;
+  connect(): Promise<{ reachedAddress: string }>;
   startServer(step: ServerStep): Promise<ServerStarted>;
   startRelay(step: RelayStep, forwardPort: number): Promise<RelayStarted>;
   /** Runs mosh-client in the foreground against a numeric address; resolves with its exit code. */

@@ -76,8 +76,8 @@ export class SshRunner implements Runner {
     private readonly opts: SshRunnerOptions = {},
   ) {}
 
-  async connect(onHop: (host: string) => void): Promise<{ reachedAddress: string }> {
-    const opened = this.open(this.route.length, onHop);
+  async connect(): Promise<{ reachedAddress: string }> {
+    const opened = this.open(this.route.length);
     preloadClient();
     const chain = await opened;
     const first = this.route[0];
@@ -190,7 +190,7 @@ export class SshRunner implements Runner {
     if (this.chain && this.reach > index) return this.chain;
     if (this.unreachableFrom && index >= this.unreachableFrom.index) throw this.unreachableFrom.error;
     // Open as far as the route goes, so a later request for a deeper host reuses it.
-    this.opening = this.open(this.route.length, undefined, abortable);
+    this.opening = this.open(this.route.length, abortable);
     try {
       return await this.opening;
     } catch (e) {
@@ -198,19 +198,18 @@ export class SshRunner implements Runner {
       if (failed >= 0) this.unreachableFrom = { index: failed, error: e };
       // The full route failed (a host behind is gone): settle for reaching this host.
       if (index + 1 === this.route.length || failed <= index) throw e;
-      this.opening = this.open(index + 1, undefined, abortable);
+      this.opening = this.open(index + 1, abortable);
       return await this.opening;
     } finally {
       this.opening = undefined;
     }
   }
 
-  private async open(hops: number, onHop?: (host: string) => void, abortable = true): Promise<RemoteChain> {
+  private async open(hops: number, abortable = true): Promise<RemoteChain> {
     await this.close();
     const connectChain = await transport(this.route);
     const chain = await connectChain(this.route.slice(0, hops), {
       ...(this.opts.signal && abortable ? { signal: this.opts.signal } : {}),
-      ...(onHop ? { onHop } : {}),
       ...(this.opts.prompter ? { prompter: this.opts.prompter } : {}),
       ...(this.opts.sshConfigFile ? { sshConfigFile: this.opts.sshConfigFile } : {}),
     });
