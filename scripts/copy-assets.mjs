@@ -2,7 +2,6 @@
 import { cpSync, existsSync } from 'node:fs';
 
 for (const [from, to] of [
-  ['src/relay/relay.py', 'dist/relay/relay.py'],
   // relay v2: both runtimes, read by whoever builds the launch command (src/relay/launch.ts)
   ['src/relay/runtime/relay.py', 'dist/relay/runtime/relay.py'],
   ['src/relay/runtime/relay.pl', 'dist/relay/runtime/relay.pl'],

@@ -17,7 +17,7 @@ export interface MoshSettings {
   locale: string;
 }
 
-export const relayRuntimes = ['auto', 'python3', 'socat', 'nc'] as const;
+export const relayRuntimes = ['auto', 'python3', 'perl', 'socat', 'nc'] as const;
 export type RelayRuntime = (typeof relayRuntimes)[number];
 
 export interface RelaySettings {

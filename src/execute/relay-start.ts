@@ -1,8 +1,8 @@
-// Starting one relay on a hop. python3 is tried first without probing, since
-// nearly every bastion has it: one round trip instead of two. Only when that
-// fails is the hop probed for what it has, and the configured choice made.
-// The relay prints its ready line once bound, so mosh-client's first packet
-// never hits a closed port.
+// Starting one relay on a hop. One exec tries python3, then perl (both
+// programs travel on stdin, so a missing interpreter costs no round trip);
+// only when neither runs is the hop probed for socat. The python3 and perl
+// relays keep their ssh channel as a control channel: they report their port
+// at once, are told where to forward (TO), and are stopped with QUIT.
 import { EnvError } from '../errors.js';
 import type { RelayStep } from '../plan/types.js';
 import {
@@ -11,82 +11,115 @@ import {
   parseRelayOutput,
   probeRuntimesCommand,
   relayCommand,
-  type RelayRuntimeName,
 } from '../relay/commands.js';
-import { readRelayScript } from '../relay/script.js';
-import type { ExecResult, RemoteChain } from '../transport/types.js';
+import { parseListen, parseOk, toLine } from '../relay/control.js';
+import { relayLaunch } from '../relay/launch.js';
+import { readRelayPrograms } from '../relay/script.js';
+import type { LineChannel, RemoteChain } from '../transport/types.js';
 import type { RelayStarted } from './runner.js';
 
 const PROBE_TIMEOUT_MS = 10_000;
 const START_TIMEOUT_MS = 15_000;
+const ANSWER_TIMEOUT_MS = 10_000;
+
+export interface RelayOnHop extends RelayStarted {
+  /** The control channel of a python3 or perl relay; socat and nc have none. */
+  channel?: LineChannel;
+}
 
 export async function startRelayOn(
   chain: RemoteChain,
   step: RelayStep,
   forwardPort: number,
-): Promise<RelayStarted> {
+): Promise<RelayOnHop> {
   const where = { host: step.host, step: 'start relay' };
-  if (step.runtime === 'auto' || step.runtime === 'python3') {
-    const first = await launch(chain, step, forwardPort, 'python3');
-    if (first.ready) return ready(first, step, 'python3');
-  }
-  const probe = await chain.exec(step.host, probeRuntimesCommand(), { timeoutMs: PROBE_TIMEOUT_MS });
-  const choice = chooseRuntime(step.runtime, parseProbe(probe.stdout));
-  if ('error' in choice) throw new EnvError(choice.error, choice.hint, where);
-  return ready(await launch(chain, step, forwardPort, choice.runtime), step, choice.runtime);
-}
-
-interface Launched {
-  result: ExecResult;
-  /** The relay's ready or error line, undefined when it printed neither. */
-  ready: ReturnType<typeof parseRelayOutput>;
-  /** What this runtime does worse than python3 (socat, nc). */
-  warning: string | undefined;
-}
-
-async function launch(
-  chain: RemoteChain,
-  step: RelayStep,
-  forwardPort: number,
-  runtime: RelayRuntimeName,
-): Promise<Launched> {
-  const cmd = relayCommand(
-    {
-      runtime,
-      listen: step.listen,
-      to: { address: step.forwardTo.address, port: forwardPort },
-      idleTimeout: step.idleTimeout,
-    },
-    runtime === 'python3' ? await readRelayScript() : undefined,
+  if (step.runtime === 'socat' || step.runtime === 'nc')
+    return startFallback(chain, step, forwardPort, step.runtime);
+  const launch = relayLaunch(
+    { runtime: step.runtime, listen: step.listen, idleTimeout: step.idleTimeout },
+    await readRelayPrograms(),
   );
-  const result = await chain.execUntil(step.host, cmd.command, {
-    ...(cmd.stdin !== undefined ? { stdin: cmd.stdin } : {}),
-    until: (out) => parseRelayOutput(out) !== undefined,
-    timeoutMs: START_TIMEOUT_MS,
-  });
-  return { result, ready: parseRelayOutput(result.stdout), warning: cmd.warning };
-}
-
-function ready(l: Launched, step: RelayStep, runtime: RelayRuntimeName): RelayStarted {
-  const where = { host: step.host, step: 'start relay' };
-  const parsed = l.ready;
-  if (!parsed) {
-    const last = l.result.stderr.trim().split('\n').pop() || `exit code ${l.result.code ?? 'none'}`;
+  const channel = await chain.openChannel(step.host, launch.command, { stdin: launch.stdin });
+  const first = await channel.nextLine(START_TIMEOUT_MS).catch(() => undefined);
+  const listen = first === undefined ? undefined : parseListen(first);
+  if (!listen) {
+    channel.end();
+    const last = channel.stderr().trim().split('\n').pop() || 'no answer';
     throw new EnvError(
-      `the ${runtime} relay did not start: ${last}`,
+      `the relay did not start: ${last}`,
       `run the relay by hand on ${step.host} to see why`,
       where,
     );
   }
-  if ('error' in parsed) {
-    const noPort = /no free UDP port/.test(parsed.error);
+  if ('error' in listen) {
+    const noRuntime = /no relay runtime/.test(listen.error);
+    if (noRuntime && step.runtime === 'auto') return startFallback(chain, step, forwardPort, undefined);
     throw new EnvError(
-      `the relay did not start: ${parsed.error}`,
-      noPort
+      `the relay did not start: ${listen.error}`,
+      /no free UDP port/.test(listen.error)
         ? `widen relay.ports of ${step.host} in moshproxy.yaml, or stop old sessions (moshctl down --all)`
-        : `check relay settings of ${step.host}`,
+        : noRuntime
+          ? `install python3 or perl on ${step.host} (Debian/Ubuntu: apt install python3; perl-base is on every Debian host)`
+          : `check relay settings of ${step.host}`,
       where,
     );
   }
-  return { pid: parsed.pid, port: parsed.port, runtime, ...(l.warning ? { warning: l.warning } : {}) };
+  // The next hop's port is known now: tell the relay where to forward.
+  channel.send(toLine(step.forwardTo.address, forwardPort));
+  const answer = await channel.nextLine(ANSWER_TIMEOUT_MS).catch(() => undefined);
+  const ok = answer === undefined ? undefined : parseOk(answer);
+  if (!ok || 'error' in ok) {
+    channel.send('QUIT');
+    throw new EnvError(
+      `the relay on ${step.host} cannot forward to ${step.forwardTo.address}:${forwardPort}: ${ok && 'error' in ok ? ok.error : 'no answer'}`,
+      `check that ${step.host} resolves and reaches ${step.forwardTo.address}`,
+      where,
+    );
+  }
+  return { pid: listen.pid, port: listen.port, runtime: listen.runtime, channel };
+}
+
+/** socat (or nc, on request): a weaker relay, started the old way; it has no control channel. */
+async function startFallback(
+  chain: RemoteChain,
+  step: RelayStep,
+  forwardPort: number,
+  requested: 'socat' | 'nc' | undefined,
+): Promise<RelayOnHop> {
+  const where = { host: step.host, step: 'start relay' };
+  const probe = await chain.exec(step.host, probeRuntimesCommand(), { timeoutMs: PROBE_TIMEOUT_MS });
+  const choice = chooseRuntime(requested ?? 'socat', parseProbe(probe.stdout));
+  if ('error' in choice) {
+    if (requested) throw new EnvError(choice.error, choice.hint, where);
+    throw new EnvError(
+      `no relay runtime on ${step.host}: neither python3 (>= 3.6) nor perl runs there, and socat is not installed`,
+      `install python3 or perl (apt install python3; perl-base is on every Debian host), or socat as a weaker fallback`,
+      where,
+    );
+  }
+  const runtime = choice.runtime;
+  const cmd = relayCommand({
+    runtime,
+    listen: step.listen,
+    to: { address: step.forwardTo.address, port: forwardPort },
+    idleTimeout: step.idleTimeout,
+  });
+  const result = await chain.execUntil(step.host, cmd.command, {
+    until: (out) => parseRelayOutput(out) !== undefined,
+    timeoutMs: START_TIMEOUT_MS,
+  });
+  const parsed = parseRelayOutput(result.stdout);
+  if (!parsed || 'error' in parsed) {
+    const why = parsed
+      ? parsed.error
+      : result.stderr.trim().split('\n').pop() || `exit code ${result.code ?? 'none'}`;
+    throw new EnvError(
+      `the ${runtime} relay did not start: ${why}`,
+      /no free UDP port/.test(why)
+        ? `widen relay.ports of ${step.host} in moshproxy.yaml, or stop old sessions (moshctl down --all)`
+        : `run the relay by hand on ${step.host} to see why`,
+      where,
+    );
+  }
+  return { pid: parsed.pid, port: parsed.port, runtime, ...(cmd.warning ? { warning: cmd.warning } : {}) };
 }

@@ -15,12 +15,16 @@ import {
   redactKey,
 } from '../remote/mosh-server.js';
 import { parseStop, stopByPidCommand } from '../remote/processes.js';
-import type { ConnectChain, ExecResult, Prompter, RemoteChain } from '../transport/types.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { QUIT } from '../relay/control.js';
+import type { ConnectChain, ExecResult, LineChannel, Prompter, RemoteChain } from '../transport/types.js';
 import { preloadClient, startMoshClient, type ClientProcess } from './client.js';
 import { startRelayOn } from './relay-start.js';
 import type { ProcessKind, RelayStarted, Runner, ServerStarted } from './runner.js';
 
 const SERVER_TIMEOUT_MS = 20_000;
+/** A relay answers QUIT at once; past this, it is stopped by pid over a fresh exec. */
+const QUIT_WAIT_MS = 2_000;
 
 /** The first hop was reached through a ProxyCommand: its address as this machine resolves it. */
 async function numericAddress(host: SshHost): Promise<string> {
@@ -65,6 +69,8 @@ export class SshRunner implements Runner {
   /** How many hosts of the route the open chain reaches; 0 when none is open or it dropped. */
   private reach = 0;
   private client: ClientProcess | undefined;
+  /** Control channels of the relays this runner started, by relay pid. */
+  private readonly channels = new Map<number, LineChannel>();
   /** An open in progress: teardown asks for several hosts at once, and they must share one chain. */
   private opening: Promise<RemoteChain> | undefined;
   /** Hosts from this index on could not be reached; asking again would only wait for the same timeout. */
@@ -107,7 +113,9 @@ export class SshRunner implements Runner {
 
   async startRelay(step: RelayStep, forwardPort: number): Promise<RelayStarted> {
     const chain = await this.ensure(step.host);
-    return startRelayOn(chain, step, forwardPort);
+    const { channel, ...started } = await startRelayOn(chain, step, forwardPort);
+    if (channel) this.channels.set(started.pid, channel);
+    return started;
   }
 
   async runClient(address: string, port: number, key: string): Promise<number> {
@@ -128,6 +136,17 @@ export class SshRunner implements Runner {
   }
 
   async stop(host: string, pid: number, kind: ProcessKind): Promise<'stopped' | 'gone' | 'other'> {
+    // A relay that still holds its control channel is told to quit: no new exec, no pid check needed.
+    const channel = kind === 'relay' ? this.channels.get(pid) : undefined;
+    this.channels.delete(pid);
+    if (channel && !channel.isClosed) {
+      channel.send(QUIT);
+      const bye = await Promise.race([
+        channel.closed.then(() => true),
+        sleep(QUIT_WAIT_MS).then(() => false),
+      ]);
+      if (bye) return 'stopped';
+    }
     // A relay is stopped with its whole process group (socat's children outlive their parent).
     const command = kind === 'mosh-server' ? stopByPidCommand(pid, 'mosh-server') : stopRelayCommand(pid);
     const r = await this.ask(host, command);

@@ -8,7 +8,8 @@ import { spawn } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { EnvError } from '../errors.js';
 import { closedWhileRunning, connectionClosed, execTimeout } from '../transport/errors.js';
-import type { CloseListener, ExecOptions, ExecResult, RemoteChain } from '../transport/types.js';
+import { LineQueue } from '../transport/line-channel.js';
+import type { CloseListener, ExecOptions, ExecResult, LineChannel, RemoteChain } from '../transport/types.js';
 import { execArgv } from './argv.js';
 import { removeControlDir } from './control-dir.js';
 import { droppedError } from './failures.js';
@@ -57,6 +58,30 @@ export class OpenSshChain implements RemoteChain {
       this.reported.add(i);
       for (const cb of this.listeners) cb((this.masters[i] as Master).host.name, error);
     }
+  }
+
+  openChannel(hostName: string, command: string, opts: { stdin: string }): Promise<LineChannel> {
+    const master = this.masters.find((m) => m.host.name === hostName);
+    if (!master) return Promise.reject(new Error(`host ${hostName} is not part of this SSH chain`));
+    if (this.closing || !master.running) return Promise.reject(connectionClosed(hostName));
+    // Detached, as for exec: a Ctrl-C on the terminal must not cut a relay's channel.
+    const child = spawn(this.sshPath, execArgv(master.controlSocket, master.host.ssh_name, command), {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true,
+    });
+    const channel = new LineQueue(
+      (text) => void child.stdin.write(text),
+      () => child.stdin.end(),
+    );
+    child.stdout.setEncoding('utf8');
+    child.stderr.setEncoding('utf8');
+    child.stdout.on('data', (d: string) => channel.push(d));
+    child.stderr.on('data', (d: string) => channel.pushStderr(d));
+    child.stdin.on('error', () => undefined);
+    child.on('error', () => channel.finish());
+    child.on('close', () => channel.finish());
+    child.stdin.write(opts.stdin);
+    return Promise.resolve(channel);
   }
 
   exec(hostName: string, command: string, opts: ExecOptions = {}): Promise<ExecResult> {

@@ -4,8 +4,9 @@ import { formatPortRange } from '../config/types.js';
 import type { Plan, Step } from './types.js';
 
 const RUNTIME: Record<string, string> = {
-  auto: 'python3, else socat',
+  auto: 'python3, else perl, else socat',
   python3: 'python3',
+  perl: 'perl',
   socat: 'socat, a fallback',
   nc: 'nc, roaming will not survive it',
 };

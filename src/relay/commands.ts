@@ -7,7 +7,8 @@ import { FALLBACK_RELAY_SH, PROBE_SH, RELAY_ALIVE_SH, STOP_RELAY_SH } from './sc
 import { checkPid } from '../remote/processes.js';
 import { SH, shellJoin } from './shell.js';
 
-export type RelayRuntimeName = 'python3' | 'socat' | 'nc';
+/** The runtimes started the old way (one exec, no control channel); python3 and perl are launch.ts's. */
+export type RelayRuntimeName = 'socat' | 'nc';
 
 export interface RelaySpec {
   runtime: RelayRuntimeName;
@@ -57,7 +58,7 @@ export function checkRelayTarget(address: string): string {
   return address;
 }
 
-export function relayCommand(spec: RelaySpec, pythonScript?: string): RemoteCommand {
+export function relayCommand(spec: RelaySpec): RemoteCommand {
   const from = checkInt('listen port', spec.listen.from, 1, 65535);
   const to = checkInt('listen port', spec.listen.to, from, 65535);
   const host = checkRelayTarget(spec.to.address);
@@ -65,11 +66,6 @@ export function relayCommand(spec: RelaySpec, pythonScript?: string): RemoteComm
   const idle = checkInt('idle timeout', spec.idleTimeout, 1, 604800);
   const max = checkInt('max clients', spec.maxClients ?? 64, 1, 4096);
   switch (spec.runtime) {
-    case 'python3': {
-      if (!pythonScript) throw new Error('relayCommand: the python3 relay needs the text of relay.py');
-      const args = ['--ports', `${from}-${to}`, '--to', `${host}:${port}`, '--idle-timeout', idle];
-      return { command: `exec python3 - ${shellJoin([...args, '--max-clients', max])}`, stdin: pythonScript };
-    }
     case 'socat':
     case 'nc': {
       // The script travels in an environment variable so it can start itself again
@@ -85,7 +81,7 @@ export function relayCommand(spec: RelaySpec, pythonScript?: string): RemoteComm
       };
     }
     default:
-      return invalid('runtime', spec.runtime satisfies never, 'use python3, socat or nc');
+      return invalid('runtime', spec.runtime satisfies never, 'use socat or nc');
   }
 }
 
@@ -155,23 +151,9 @@ export function parseProbe(text: string): AvailableRuntimes {
 
 export type RuntimeChoice = { runtime: RelayRuntimeName; warning?: string } | { error: string; hint: string };
 
-export function chooseRuntime(
-  requested: 'auto' | RelayRuntimeName,
-  available: AvailableRuntimes,
-): RuntimeChoice {
-  const python = available.python3Version
-    ? `python3 ${available.python3Version} is older than 3.6`
-    : 'python3 is not installed';
-  const install = 'install python3 (apt install python3) or, as a weaker fallback, socat (apt install socat)';
+/** The weaker relays, when python3 and perl do not run (socat) or on explicit request (socat, nc). */
+export function chooseRuntime(requested: RelayRuntimeName, available: AvailableRuntimes): RuntimeChoice {
   switch (requested) {
-    case 'auto':
-      if (available.python3) return { runtime: 'python3' };
-      if (available.socat) return { runtime: 'socat', warning: SOCAT_WARNING };
-      return { error: `no relay runtime on this host: ${python} and socat is not installed`, hint: install };
-    case 'python3':
-      return available.python3
-        ? { runtime: 'python3' }
-        : { error: `relay runtime python3: ${python}`, hint: install };
     case 'socat':
       return available.socat
         ? { runtime: 'socat', warning: SOCAT_WARNING }

@@ -6,7 +6,8 @@ import type { Client, ClientChannel } from 'ssh2';
 import type { SshHost } from '../config/types.js';
 import { EnvError } from '../errors.js';
 import { closedWhileRunning, connectionClosed, execTimeout } from '../transport/errors.js';
-import type { CloseListener, ExecOptions, ExecResult, RemoteChain } from '../transport/types.js';
+import { LineQueue } from '../transport/line-channel.js';
+import type { CloseListener, ExecOptions, ExecResult, LineChannel, RemoteChain } from '../transport/types.js';
 
 export interface Hop {
   host: SshHost;
@@ -53,6 +54,34 @@ export class SshChain implements RemoteChain {
   }
 
   /** Run `command` on `hostName` and wait for it to end. The command may appear in error messages; stdin never does. */
+  openChannel(hostName: string, command: string, opts: { stdin: string }): Promise<LineChannel> {
+    const hop = this.find(hostName);
+    return new Promise<LineChannel>((resolve, reject) => {
+      try {
+        hop.client.exec(command, (err, ch) => {
+          if (err) {
+            reject(connectionClosed(hostName, err));
+            return;
+          }
+          const channel = new LineQueue(
+            (text) => ch.write(text),
+            () => ch.end(),
+          );
+          ch.setEncoding('utf8');
+          ch.stderr.setEncoding('utf8');
+          ch.on('data', (d: string) => channel.push(d));
+          ch.stderr.on('data', (d: string) => channel.pushStderr(d));
+          ch.on('close', () => channel.finish());
+          ch.write(opts.stdin);
+          resolve(channel);
+        });
+      } catch (err) {
+        // ssh2 throws synchronously when the connection is already gone.
+        reject(connectionClosed(hostName, err));
+      }
+    });
+  }
+
   exec(hostName: string, command: string, opts: ExecOptions = {}): Promise<ExecResult> {
     return this.run(hostName, command, opts.stdin, opts.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS, undefined);
   }

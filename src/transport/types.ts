@@ -19,6 +19,24 @@ export interface ExecOptions {
   timeoutMs?: number;
 }
 
+/**
+ * A command kept running with stdin and stdout open as a line protocol (a
+ * relay's control channel). When the connection drops the command goes on on
+ * its own; the channel just closes.
+ */
+export interface LineChannel {
+  /** The next line of stdout (lines are queued as they come); undefined once the channel closed and all were read. Rejects after timeoutMs. */
+  nextLine(timeoutMs: number): Promise<string | undefined>;
+  /** Writes one line to the command's stdin; nothing once closed. */
+  send(line: string): void;
+  /** Ends our side: the command reads EOF. */
+  end(): void;
+  readonly closed: Promise<void>;
+  readonly isClosed: boolean;
+  /** The last few KB the command wrote on stderr, for messages. */
+  stderr(): string;
+}
+
 export interface RemoteChain {
   /** The route this chain reaches, client side first. */
   readonly hostNames: string[];
@@ -40,6 +58,11 @@ export interface RemoteChain {
     command: string,
     opts: ExecOptions & { until: (stdoutSoFar: string) => boolean; timeoutMs: number },
   ): Promise<ExecResult>;
+  /**
+   * Starts `command` on `host` with `stdin` written first, and keeps the
+   * channel open: its stdout comes line by line, lines can be sent to it.
+   */
+  openChannel(host: string, command: string, opts: { stdin: string }): Promise<LineChannel>;
   /**
    * Called when a connection drops while the chain is open (not on close());
    * when a hop drops, every hop behind it is reported too. Returns an unsubscribe.

@@ -105,7 +105,7 @@ describe('moshctl validate on bad input', () => {
     ['known_hosts: "a;b"', 'defaults.known_hosts: "a;b" is not allowed'],
     ['identity_file: "a\\nb"', 'defaults.identity_file: "a\\nb" is not allowed'],
     ['port: 0', 'defaults.port must be >= 1'],
-    ['relay: {runtime: perl}', 'defaults.relay.runtime: "perl" is not supported'],
+    ['relay: {runtime: ruby}', 'defaults.relay.runtime: "ruby" is not supported'],
     ['usr: bob', 'unknown key "usr" in defaults'],
   ])('defaults %s', async (line, message) => {
     const r = await validate(`version: 1\ndefaults:\n  ${line}\nhosts:\n  a: {address: x}\n`);

@@ -53,7 +53,7 @@ describe('planUp', () => {
                               why: the session lives here; it prints its UDP port and key
         5. relay       inner  UDP relay (socat, a fallback) on a free port in 62000-62010 → 192.168.40.17:<port of step 4>, exits after 600 s idle
                               why: gpu's UDP port is reachable only from inner
-        6. relay       outer  UDP relay (python3, else socat) on a free port in 61000-61010 → 192.168.40.1:<port of step 5>, exits after 600 s idle
+        6. relay       outer  UDP relay (python3, else perl, else socat) on a free port in 61000-61010 → 192.168.40.1:<port of step 5>, exits after 600 s idle
                               why: inner's UDP port is reachable only from outer
         7. client      local  mosh-client → <address step 1 reached>:<port of step 6>, key in its environment only
                               why: the first hop, outer, is the only one this machine reaches

@@ -20,7 +20,7 @@ function shWords(quoted: string): string[] {
 }
 
 const spec: RelaySpec = {
-  runtime: 'python3',
+  runtime: 'socat',
   listen: { from: 60001, to: 60010 },
   to: { address: '10.0.2.3', port: 60001 },
   idleTimeout: 600,
@@ -54,18 +54,6 @@ describe('shellQuote', () => {
 });
 
 describe('relayCommand', () => {
-  it('runs python3 with the script on stdin', () => {
-    const cmd = relayCommand({ ...spec, maxClients: 8 }, 'print(1)\n');
-    expect(cmd).toEqual({
-      command: 'exec python3 - --ports 60001-60010 --to 10.0.2.3:60001 --idle-timeout 600 --max-clients 8',
-      stdin: 'print(1)\n',
-    });
-  });
-
-  it('refuses python3 without the script', () => {
-    expect(() => relayCommand(spec)).toThrow(/relay\.py/);
-  });
-
   it('starts socat and nc through the fallback script, with a warning', () => {
     const socat = relayCommand({ ...spec, runtime: 'socat', to: { address: 'db-1.internal', port: 60002 } });
     expect(socat.stdin).toBeUndefined();
@@ -114,7 +102,7 @@ describe('relayCommand', () => {
     ['NaN idle timeout', { idleTimeout: Number.NaN }],
     ['huge max clients', { maxClients: 1e6 }],
   ] as const)('rejects a %s', (_name, patch) => {
-    expect(() => relayCommand({ ...spec, ...patch }, 'x')).toThrow(/relay: invalid/);
+    expect(() => relayCommand({ ...spec, ...patch })).toThrow(/relay: invalid/);
   });
 });
 
@@ -184,22 +172,14 @@ describe('runtime probe and choice', () => {
   });
 
   const none = { python3: false, socat: false, nc: false };
-  it('auto prefers python3, falls back to socat with a warning, never picks nc', () => {
-    expect(chooseRuntime('auto', { ...none, python3: true, socat: true })).toEqual({ runtime: 'python3' });
-    expect(chooseRuntime('auto', { ...none, socat: true, nc: true })).toMatchObject({
-      runtime: 'socat',
-      warning: expect.stringMatching(/fallback/) as unknown,
-    });
-    expect(chooseRuntime('auto', { ...none, nc: true, python3Version: '3.5' })).toEqual({
-      error: 'no relay runtime on this host: python3 3.5 is older than 3.6 and socat is not installed',
-      hint: 'install python3 (apt install python3) or, as a weaker fallback, socat (apt install socat)',
-    });
-  });
-
   it('honours an explicit runtime, with nc warned about', () => {
     expect(chooseRuntime('nc', { ...none, nc: true })).toMatchObject({ runtime: 'nc' });
     expect(chooseRuntime('nc', { ...none, nc: true })).toHaveProperty('warning');
-    expect(chooseRuntime('python3', { ...none, socat: true })).toHaveProperty('error');
+    expect(chooseRuntime('nc', { ...none, socat: true })).toHaveProperty('error');
+    expect(chooseRuntime('socat', { ...none, socat: true })).toMatchObject({
+      runtime: 'socat',
+      warning: expect.stringMatching(/fallback/) as unknown,
+    });
     expect(chooseRuntime('socat', none)).toMatchObject({
       hint: expect.stringMatching(/apt install socat/) as unknown,
     });

@@ -18,7 +18,7 @@ if (missing) console.warn(`skipping the precompiled schema test: ${missing}`);
 const samples = [
   'version: 1\nhosts:\n  a: {address: x}\n',
   'version: 2\nhost: {}\n',
-  'version: 1\ndefaults: {user: "x;y", port: 0, usr: 1}\nhosts:\n  "e;x": {adress: 1, via: [1], relay: {runtime: perl}}\n',
+  'version: 1\ndefaults: {user: "x;y", port: 0, usr: 1}\nhosts:\n  "e;x": {adress: 1, via: [1], relay: {runtime: ruby}}\n',
   'version: 1\nmosh: {network_timeout: 1.5, signal_timeout: -1, server_ports: [1]}\nhosts: {}\n',
 ];
 
