@@ -15,8 +15,7 @@ import {
   redactKey,
 } from '../remote/mosh-server.js';
 import { parseStop, stopByPidCommand } from '../remote/processes.js';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { QUIT } from '../relay/control.js';
+import { parseSimple, QUIT } from '../relay/control.js';
 import type { ConnectChain, ExecResult, LineChannel, Prompter, RemoteChain } from '../transport/types.js';
 import { preloadClient, startMoshClient, type ClientProcess } from './client.js';
 import { startRelayOn } from './relay-start.js';
@@ -25,6 +24,15 @@ import type { ProcessKind, RelayStarted, Runner, ServerStarted } from './runner.
 const SERVER_TIMEOUT_MS = 20_000;
 /** A relay answers QUIT at once; past this, it is stopped by pid over a fresh exec. */
 const QUIT_WAIT_MS = 2_000;
+
+async function saidBye(channel: LineChannel): Promise<boolean> {
+  const deadline = Date.now() + QUIT_WAIT_MS;
+  for (;;) {
+    const line = await channel.nextLine(Math.max(1, deadline - Date.now())).catch(() => undefined);
+    if (line === undefined) return false;
+    if (parseSimple(line) === 'BYE') return true;
+  }
+}
 
 /** The first hop was reached through a ProxyCommand: its address as this machine resolves it. */
 async function numericAddress(host: SshHost): Promise<string> {
@@ -141,11 +149,8 @@ export class SshRunner implements Runner {
     this.channels.delete(pid);
     if (channel && !channel.isClosed) {
       channel.send(QUIT);
-      const bye = await Promise.race([
-        channel.closed.then(() => true),
-        sleep(QUIT_WAIT_MS).then(() => false),
-      ]);
-      if (bye) return 'stopped';
+      // Only its BYE says the relay quit: a channel also closes when the connection under it drops.
+      if (await saidBye(channel)) return 'stopped';
     }
     // A relay is stopped with its whole process group (socat's children outlive their parent).
     const command = kind === 'mosh-server' ? stopByPidCommand(pid, 'mosh-server') : stopRelayCommand(pid);

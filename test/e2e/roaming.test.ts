@@ -3,7 +3,17 @@
 // mosh-client has hopped to a new source port), ignores spoofed datagrams from
 // a third host, never shows the session key to a bastion, and leaves nothing
 // behind when moshctl and mosh-client die without tearing down.
-import { readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
@@ -62,6 +72,16 @@ async function bothWays(lab: Lab, s: UpSession, timeoutMs = RECOVERY_MS): Promis
     Math.max(1000, timeoutMs - (Date.now() - started)),
   );
   return Date.now() - started;
+}
+
+/** The relay processes (python3 or perl) on a host, without the /bin/sh that launched each and holds its channel. */
+function relaysOn(running: string[], host: HostName): string[] {
+  return running.filter(
+    (p) =>
+      p.startsWith(`${host} `) &&
+      p.includes('--idle-timeout') &&
+      !p.startsWith(`${host} ${p.split(' ')[1]} /bin/sh `),
+  );
 }
 
 /** pid of the one mosh-client in the client namespace. */
@@ -360,9 +380,9 @@ describe.skipIf(reason).each(SSH_CLIENTS)('roaming through one bastion (%s)', (s
     const s = await up(['up', 'target'], config);
     const rec = theRecord(s);
     const running = await sessionProcesses(lab);
-    expect(
-      running.filter((p) => p.startsWith('bastion ') && p.includes(`--idle-timeout ${timeout}`)),
-    ).toHaveLength(1);
+    expect(relaysOn(running, 'bastion').filter((p) => p.includes(`--idle-timeout ${timeout}`))).toHaveLength(
+      1,
+    );
     expect(running.filter((p) => p.startsWith('target ') && p.includes('mosh-server'))).toHaveLength(1);
 
     // Nothing tears down: moshctl dies at once, then mosh-client (SIGKILL, so it
@@ -408,8 +428,8 @@ describe.skipIf(reason).each(SSH_CLIENTS)('roaming through two bastions (%s)', (
     await waitForPrompt(s);
     await typeAndCheck(lab, s);
     const running = await sessionProcesses(lab);
-    expect(running.filter((p) => p.startsWith('bastion ') && p.includes('--idle-timeout'))).toHaveLength(1);
-    expect(running.filter((p) => p.startsWith('bastion2 ') && p.includes('--idle-timeout'))).toHaveLength(1);
+    expect(relaysOn(running, 'bastion')).toHaveLength(1);
+    expect(relaysOn(running, 'bastion2')).toHaveLength(1);
     expect(theRecord(s).relays.map((r) => r.host)).toEqual(['bastion', 'bastion2']);
     await expectKeyNowhereOnBastions(lab, s, ['bastion', 'bastion2']);
 
@@ -431,5 +451,54 @@ describe.skipIf(reason).each(SSH_CLIENTS)('roaming through two bastions (%s)', (
     expect(await settleNoSessionProcesses(lab), stderrOf(s)).toEqual([]);
     expect(records(s)).toEqual([]);
     expect(stderrOf(s)).toMatch(/session target-\S+ ended; stopped 3 process\(es\)/);
+  });
+});
+
+/**
+ * Every python3 a root session on the bastion could run (Debian's, and pyenv's
+ * shim, which root's .bashrc puts first on PATH), and socat: bind-mounted over
+ * with /dev/null for that host's sshd, so they exist but cannot execute.
+ */
+function pythonAndSocat(): string[] {
+  const candidates = [
+    '/usr/bin/python3',
+    '/usr/local/bin/python3',
+    join(homedir(), '.pyenv/shims/python3'),
+    '/usr/bin/socat',
+  ];
+  return [...new Set(candidates.filter((p) => existsSync(p)).map((p) => realpathSync(p)))];
+}
+
+describe.skipIf(reason)('roaming through a bastion with neither python3 nor socat (the perl relay)', () => {
+  const ctx = useLab({ hide: { bastion: pythonAndSocat() } });
+  const sessions = useSessions(ctx, restoreNetwork(ctx));
+
+  it('starts the perl relay in the same exec, and survives a roam and a 15 s outage', async () => {
+    const { lab } = ctx;
+    // The premise, seen from an ssh session there: python3 and socat exist but do not run, perl does.
+    const probe = await lab.exec(
+      'client',
+      lab.sshArgv('bastion', [
+        'command -v python3 >/dev/null && echo py-found; python3 -c 1 2>/dev/null; echo py=$?; socat -V >/dev/null 2>&1; echo socat=$?; perl -e 1; echo perl=$?',
+      ]),
+    );
+    expect(probe.stdout).toContain('py-found');
+    expect(probe.stdout).toMatch(/^py=12[67]$/m);
+    expect(probe.stdout).toMatch(/^socat=12[67]$/m);
+    expect(probe.stdout).toMatch(/^perl=0$/m);
+    const s = await sessions.start(['up', 'target']);
+    await waitForPrompt(s);
+    await typeAndCheck(lab, s);
+    expect(theRecord(s).relays.map((r) => r.runtime)).toEqual(['perl']);
+    await lab.roam();
+    const roamMs = await bothWays(lab, s, RECOVERY_MS);
+    const portsBefore = await clientPorts(lab);
+    await outage(lab, OUTAGE_MS);
+    const outageMs = await bothWays(lab, s, RECOVERY_MS);
+    const portsAfter = await clientPorts(lab);
+    expect(portsAfter.filter((p) => !portsBefore.includes(p)).length).toBeGreaterThan(0);
+    console.log(`perl relay: back ${roamMs} ms after a roam, ${outageMs} ms after a ${OUTAGE_MS} ms outage`);
+    expect(await exitSession(s)).toBe(0);
+    expect(await settleNoSessionProcesses(lab), stderrOf(s)).toEqual([]);
   });
 });
