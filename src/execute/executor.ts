@@ -107,7 +107,31 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
       o.save(o.record);
       o.handOver?.({ address, port, key });
       handedOver = true;
-    } else clientCode = await o.runner.runClient(address, port, key);
+    } else {
+      // mosh-client owns the terminal now: what healing does goes to the record, and is said after.
+      const healed: string[] = [];
+      const unwatch = o.runner.watchRelays?.(
+        (e) => {
+          const r = o.record.relays.find((x) => x.host === e.host && x.pid === e.oldPid);
+          if (r)
+            Object.assign(r, {
+              pid: e.relay.pid,
+              port: e.relay.port,
+              runtime: e.relay.runtime,
+              restarts: e.restarts,
+            });
+          o.save(o.record);
+          healed.push(`relay on ${e.host} restarted (pid ${e.relay.pid}, UDP ${e.relay.port})`);
+        },
+        (host, why) => healed.push(`relay on ${host} could not be healed: ${why}`),
+      );
+      try {
+        clientCode = await o.runner.runClient(address, port, key);
+      } finally {
+        unwatch?.();
+        for (const line of healed) o.log(line);
+      }
+    }
   } catch (e) {
     error = e;
   }

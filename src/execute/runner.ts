@@ -32,6 +32,14 @@ export interface Runner {
   runClient(address: string, port: number, key: string): Promise<number>;
   /** Stops a process by pid; "gone" when it had already exited. */
   stop(host: string, pid: number, kind: ProcessKind): Promise<'stopped' | 'gone' | 'other'>;
+  /**
+   * Keeps the relays alive while mosh-client runs: a dead one is started again
+   * and reported. Returns the function that stops watching (before teardown).
+   */
+  watchRelays?(
+    onRestart: (e: { host: string; oldPid: number; relay: RelayStarted; restarts: number }) => void,
+    onTrouble: (host: string, why: string) => void,
+  ): () => void;
   /** Closes every ssh connection; safe to call twice. */
   close(): Promise<void>;
 }

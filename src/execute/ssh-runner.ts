@@ -4,7 +4,7 @@
 // a hop that cannot be reached is remembered so teardown does not wait on it
 // once per process.
 import type { SshHost } from '../config/types.js';
-import { parseRelayStop, stopRelayCommand } from '../relay/commands.js';
+import { parseRelayAlive, parseRelayStop, relayAliveCommand, stopRelayCommand } from '../relay/commands.js';
 import { EnvError } from '../errors.js';
 import { routeClient } from '../plan/route-client.js';
 import type { RelayStep, ServerStep } from '../plan/types.js';
@@ -18,6 +18,7 @@ import { parseStop, stopByPidCommand } from '../remote/processes.js';
 import { parseSimple, QUIT } from '../relay/control.js';
 import type { ConnectChain, ExecResult, LineChannel, Prompter, RemoteChain } from '../transport/types.js';
 import { preloadClient, startMoshClient, type ClientProcess } from './client.js';
+import { RelayHealer, type RelayRestarted, type WatchedRelay } from './relay-heal.js';
 import { startRelayOn } from './relay-start.js';
 import type { ProcessKind, RelayStarted, Runner, ServerStarted } from './runner.js';
 
@@ -77,8 +78,10 @@ export class SshRunner implements Runner {
   /** How many hosts of the route the open chain reaches; 0 when none is open or it dropped. */
   private reach = 0;
   private client: ClientProcess | undefined;
-  /** Control channels of the relays this runner started, by relay pid. */
-  private readonly channels = new Map<number, LineChannel>();
+  /** The relays this runner started, by host (one per hop), with their control channels. */
+  private readonly relays = new Map<string, WatchedRelay>();
+  /** While mosh-client owns the terminal nothing may prompt: a reconnect for healing goes without. */
+  private quiet = false;
   /** An open in progress: teardown asks for several hosts at once, and they must share one chain. */
   private opening: Promise<RemoteChain> | undefined;
   /** Hosts from this index on could not be reached; asking again would only wait for the same timeout. */
@@ -122,8 +125,39 @@ export class SshRunner implements Runner {
   async startRelay(step: RelayStep, forwardPort: number): Promise<RelayStarted> {
     const chain = await this.ensure(step.host);
     const { channel, ...started } = await startRelayOn(chain, step, forwardPort);
-    if (channel) this.channels.set(started.pid, channel);
+    this.relays.set(step.host, {
+      step,
+      forwardPort,
+      pid: started.pid,
+      port: started.port,
+      channel,
+      restarts: 0,
+      stopping: false,
+    });
     return started;
+  }
+
+  /**
+   * Heals the relays while mosh-client runs (see relay-heal.ts). Returns the
+   * function that stops watching; it must be called before teardown.
+   */
+  watchRelays(
+    onRestart: (e: RelayRestarted) => void,
+    onTrouble: (host: string, why: string) => void,
+  ): () => void {
+    this.quiet = true;
+    const healer = new RelayHealer({
+      relays: () => [...this.relays.values()],
+      alive: async (r) => parseRelayAlive((await this.ask(r.step.host, relayAliveCommand(r.pid))).stdout),
+      start: async (step, forwardPort) =>
+        startRelayOn(await this.ensure(step.host, false), step, forwardPort),
+      onRestart,
+      onTrouble,
+    });
+    return () => {
+      healer.stop();
+      this.quiet = false;
+    };
   }
 
   async runClient(address: string, port: number, key: string): Promise<number> {
@@ -145,8 +179,9 @@ export class SshRunner implements Runner {
 
   async stop(host: string, pid: number, kind: ProcessKind): Promise<'stopped' | 'gone' | 'other'> {
     // A relay that still holds its control channel is told to quit: no new exec, no pid check needed.
-    const channel = kind === 'relay' ? this.channels.get(pid) : undefined;
-    this.channels.delete(pid);
+    const relay = kind === 'relay' ? [...this.relays.values()].find((r) => r.pid === pid) : undefined;
+    if (relay) relay.stopping = true;
+    const channel = relay?.channel;
     if (channel && !channel.isClosed) {
       channel.send(QUIT);
       // Only its BYE says the relay quit: a channel also closes when the connection under it drops.
@@ -234,7 +269,7 @@ export class SshRunner implements Runner {
     const connectChain = await transport(this.route);
     const chain = await connectChain(this.route.slice(0, hops), {
       ...(this.opts.signal && abortable ? { signal: this.opts.signal } : {}),
-      ...(this.opts.prompter ? { prompter: this.opts.prompter } : {}),
+      ...(this.opts.prompter && !this.quiet ? { prompter: this.opts.prompter } : {}),
       ...(this.opts.sshConfigFile ? { sshConfigFile: this.opts.sshConfigFile } : {}),
     });
     this.chain = chain;

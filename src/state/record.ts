@@ -29,8 +29,8 @@ export interface SessionRecord {
   /** Hops, client side first, then the target. */
   route: RecordedHop[];
   server?: RecordedProcess;
-  /** Client side first. */
-  relays: (RecordedProcess & { runtime: RelayRuntime })[];
+  /** Client side first. `restarts`: how often moshctl started it again while the session ran. */
+  relays: (RecordedProcess & { runtime: RelayRuntime; restarts?: number })[];
   networkTimeout: number;
   /** `up --no-connect`: no moshctl process owns the session; a client elsewhere uses it until `down`. */
   detached?: boolean;

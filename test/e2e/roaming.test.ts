@@ -40,7 +40,7 @@ const OUTAGE_MS = 15_000;
 interface StateRecord {
   pid: number;
   server?: { host: string; pid: number; port: number };
-  relays: { host: string; pid: number; port: number; runtime: string }[];
+  relays: { host: string; pid: number; port: number; runtime: string; restarts?: number }[];
 }
 
 function recordFiles(s: UpSession): string[] {
@@ -299,6 +299,29 @@ describe.skipIf(reason).each(SSH_CLIENTS)('roaming through one bastion (%s)', (s
     console.log(`one bastion: exit and teardown after the roam took ${Date.now() - exitStarted} ms`);
     expect(await settleNoSessionProcesses(lab), stderrOf(s)).toEqual([]);
     expect(records(s)).toEqual([]);
+  });
+
+  it('heals a relay killed mid-session: typing goes on, the relay is back on its port, status shows the restart', async () => {
+    const { lab } = ctx;
+    const s = await up();
+    const before = theRecord(s).relays[0];
+    if (!before) throw new Error('no relay recorded');
+    await lab.exec('bastion', ['kill', '-KILL', String(before.pid)]);
+    const ms = await bothWays(lab, s, RECOVERY_MS);
+    const after = theRecord(s).relays[0];
+    expect(after?.pid).not.toBe(before.pid);
+    expect(after?.port).toBe(before.port);
+    expect(after?.restarts).toBe(1);
+    console.log(`relay killed: typed command came back ${ms} ms later through relay pid ${after?.pid}`);
+    const status = await lab.exec('client', [
+      'env',
+      ...Object.entries(s.env).map(([k, v]) => `${k}=${v}`),
+      ...lab.moshctlCommand(['status']).slice(4),
+    ]);
+    expect(status.stdout).toContain(`(${after?.runtime}, pid ${after?.pid}, restarted 1×): alive`);
+    expect(await exitSession(s)).toBe(0);
+    expect(stderrOf(s)).toContain(`relay on bastion restarted (pid ${after?.pid}`);
+    expect(await settleNoSessionProcesses(lab), stderrOf(s)).toEqual([]);
   });
 
   it('survives a 15 s outage, after which mosh-client comes back from a new source port', async () => {

@@ -22,7 +22,7 @@ interface SessionStatus {
   /** Whether the `up` process (and so mosh-client) still runs on this machine; `elsewhere` after `up --no-connect`. */
   client: Liveness | 'elsewhere';
   server: { host: string; pid: number; port: number; state: Liveness } | null;
-  relays: { host: string; pid: number; port: number; runtime: string; state: Liveness }[];
+  relays: { host: string; pid: number; port: number; runtime: string; restarts: number; state: Liveness }[];
   /** Why a host could not be asked, by host. */
   unreachable: Record<string, string>;
 }
@@ -45,7 +45,9 @@ export async function status(ctx: CommandContext): Promise<number> {
     ctx.io.stdout(`${s.name}  ${s.id}  up ${age(s.ageSeconds)}  client ${s.client}\n`);
     ctx.io.stdout(`  route   local → ${s.route.join(' → ')}\n`);
     for (const r of s.relays)
-      ctx.io.stdout(`  relay   ${r.host} UDP ${r.port} (${r.runtime}, pid ${r.pid}): ${r.state}\n`);
+      ctx.io.stdout(
+        `  relay   ${r.host} UDP ${r.port} (${r.runtime}, pid ${r.pid}${r.restarts > 0 ? `, restarted ${r.restarts}×` : ''}): ${r.state}\n`,
+      );
     if (s.server)
       ctx.io.stdout(
         `  server  ${s.server.host} UDP ${s.server.port} (pid ${s.server.pid}): ${s.server.state}\n`,
@@ -104,7 +106,7 @@ async function check(record: SessionRecord, env: CommandContext['io']['env']): P
     ageSeconds: Math.max(0, Math.round((Date.now() - Date.parse(record.createdAt)) / 1000)),
     client: record.detached ? 'elsewhere' : ownerAlive(record) ? 'alive' : 'dead',
     server: record.server ? { ...record.server, state: state(record.server.pid) } : null,
-    relays: record.relays.map((r) => ({ ...r, state: state(r.pid) })),
+    relays: record.relays.map((r) => ({ ...r, restarts: r.restarts ?? 0, state: state(r.pid) })),
     unreachable,
   };
 }

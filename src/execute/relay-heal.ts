@@ -1,0 +1,139 @@
+// Keeping the relays alive while mosh-client runs. A relay's control channel
+// closing without a QUIT, or a PING going unanswered, triggers a check over
+// ssh; a relay that died (killed, OOM, the bastion's sshd restarted) is
+// started again on the same port, forwarding to the same next hop, and the
+// session resumes by itself: mosh-server sees a new source port, an
+// authenticated roam. A relay whose channel merely dropped (the ssh
+// connection went with a roam) still runs and is left alone.
+import type { RelayStep } from '../plan/types.js';
+import { PING, parseSimple, toLine } from '../relay/control.js';
+import type { LineChannel } from '../transport/types.js';
+import type { RelayStarted } from './runner.js';
+
+const PING_INTERVAL_MS = 15_000;
+const PONG_WAIT_MS = 5_000;
+
+/** A relay this session started, as the runner tracks it. */
+export interface WatchedRelay {
+  step: RelayStep;
+  /** The next hop's port it forwards to (changes when an inner relay had to move). */
+  forwardPort: number;
+  pid: number;
+  port: number;
+  channel: LineChannel | undefined;
+  restarts: number;
+  /** Set by a deliberate stop, so its closing channel is not healed. */
+  stopping: boolean;
+}
+
+export interface RelayRestarted {
+  host: string;
+  oldPid: number;
+  relay: RelayStarted;
+  restarts: number;
+}
+
+export interface HealDeps {
+  relays: () => WatchedRelay[];
+  /** true: still runs; false: gone; undefined: the host could not be asked. */
+  alive: (r: WatchedRelay) => Promise<boolean | undefined>;
+  /** Starts a relay for the step again, on `listen` ports; resolves with it and its channel. */
+  start: (
+    step: RelayStep,
+    forwardPort: number,
+  ) => Promise<RelayStarted & { channel?: LineChannel | undefined }>;
+  onRestart: (e: RelayRestarted) => void;
+  /** What went wrong while healing; never thrown into the session. */
+  onTrouble: (host: string, why: string) => void;
+}
+
+/** Waits for PONG, reading past other replies (an `OK TO` after a retarget). */
+async function pong(channel: LineChannel): Promise<boolean> {
+  const deadline = Date.now() + PONG_WAIT_MS;
+  for (;;) {
+    const line = await channel.nextLine(Math.max(1, deadline - Date.now())).catch(() => undefined);
+    if (line === undefined) return false;
+    if (parseSimple(line) === 'PONG') return true;
+  }
+}
+
+export class RelayHealer {
+  private readonly timer: NodeJS.Timeout;
+  private stopped = false;
+  private readonly busy = new Set<WatchedRelay>();
+
+  constructor(private readonly deps: HealDeps) {
+    for (const r of deps.relays()) this.watch(r);
+    this.timer = setInterval(() => void this.pingAll(), PING_INTERVAL_MS);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearInterval(this.timer);
+  }
+
+  private watch(r: WatchedRelay): void {
+    const channel = r.channel;
+    void channel?.closed.then(() => {
+      if (r.channel === channel) void this.check(r);
+    });
+  }
+
+  private async pingAll(): Promise<void> {
+    for (const r of this.deps.relays()) {
+      const channel = r.channel;
+      if (this.stopped || r.stopping || this.busy.has(r) || !channel || channel.isClosed) continue;
+      channel.send(PING);
+      // A silent channel is as good as gone: look at the relay itself.
+      if (!(await pong(channel))) {
+        channel.end();
+        void this.check(r);
+      }
+    }
+  }
+
+  private async check(r: WatchedRelay): Promise<void> {
+    if (this.stopped || r.stopping || this.busy.has(r)) return;
+    this.busy.add(r);
+    try {
+      const alive = await this.deps.alive(r);
+      if (alive !== false || this.stopped || r.stopping) return;
+      await this.restart(r);
+    } catch (e) {
+      this.deps.onTrouble(r.step.host, e instanceof Error ? e.message : String(e));
+    } finally {
+      this.busy.delete(r);
+    }
+  }
+
+  private async restart(r: WatchedRelay): Promise<void> {
+    const oldPid = r.pid;
+    const samePort = { ...r.step, listen: { from: r.port, to: r.port } };
+    let started;
+    try {
+      started = await this.deps.start(samePort, r.forwardPort);
+    } catch (e) {
+      // mosh-client cannot be told a new port: only an inner relay may move.
+      if (this.isFirst(r)) throw e;
+      started = await this.deps.start(r.step, r.forwardPort);
+    }
+    const { channel, ...relay } = started;
+    if (relay.port !== r.port) this.retarget(r, relay.port);
+    Object.assign(r, { pid: relay.pid, port: relay.port, channel, restarts: r.restarts + 1 });
+    this.watch(r);
+    this.deps.onRestart({ host: r.step.host, oldPid, relay, restarts: r.restarts });
+  }
+
+  private isFirst(r: WatchedRelay): boolean {
+    return !this.deps.relays().some((o) => o.step.forwardTo.host === r.step.host);
+  }
+
+  /** The relay before a moved one forwards to its new port from now on. */
+  private retarget(moved: WatchedRelay, port: number): void {
+    const before = this.deps.relays().find((o) => o.step.forwardTo.host === moved.step.host);
+    if (!before) return;
+    before.forwardPort = port;
+    before.channel?.send(toLine(before.step.forwardTo.address, port));
+  }
+}
