@@ -3,9 +3,9 @@
 // were made by the planner; this only follows the steps and records results.
 import type { ListrTask } from 'listr2';
 import { Interrupted } from '../errors.js';
-import type { ClientStep, Plan } from '../plan/types.js';
+import type { ClientStep, Plan, SetupStep } from '../plan/types.js';
 import type { SessionRecord } from '../state/record.js';
-import type { Runner } from './runner.js';
+import type { RelayStarted, Runner } from './runner.js';
 import { teardown, type TeardownReport } from './teardown.js';
 
 export interface ExecuteOptions {
@@ -35,9 +35,17 @@ export interface Outcome {
   teardown: TeardownReport;
 }
 
+/** A value one step produces and others wait for: a port, known once its step ran. */
+function future<T>(): { promise: Promise<T>; resolve: (v: T) => void; reject: (e: unknown) => void } {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => ((resolve = res), (reject = rej)));
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
+}
+
 /** Never throws for a failed step: the error comes back with the teardown report. */
 export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
-  const ports = new Map<number, number>();
   let key: string | undefined;
   const check = async (kind: string): Promise<void> => {
     await o.beforeStep?.(kind);
@@ -46,39 +54,81 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
   };
   const connects = plan.steps.filter((s) => s.kind === 'connect');
   const reached = new Map<number, string>();
-  const tasks: ListrTask[] = [];
-  for (const step of plan.steps) {
-    if (step.kind === 'server') {
-      tasks.push({
-        title: `start mosh-server on ${step.host}`,
-        task: async (_ctx, task) => {
-          await check('server');
-          const s = await o.runner.startServer(step);
-          o.record.server = { host: step.host, pid: s.pid, port: s.port };
-          o.save(o.record);
-          ports.set(step.id, s.port);
-          key = s.key;
-          task.title = `mosh-server on ${step.host}: UDP ${s.port}, pid ${s.pid}`;
-        },
-      });
-    } else if (step.kind === 'relay') {
-      tasks.push({
-        title: `start relay on ${step.host}`,
-        task: async (_ctx, task) => {
-          await check('relay');
-          const forward = ports.get(step.forwardTo.port.step);
-          if (forward === undefined)
-            throw new Error(`bug: relay step ${step.id} ran before step ${step.forwardTo.port.step}`);
-          const r = await o.runner.startRelay(step, forward);
-          o.record.relays.unshift({ host: step.host, pid: r.pid, port: r.port, runtime: r.runtime });
-          o.save(o.record);
-          ports.set(step.id, r.port);
-          task.title = `relay on ${step.host} (${r.runtime}): UDP ${r.port} → ${step.forwardTo.address}:${forward}, pid ${r.pid}`;
-          if (r.warning) o.log(`warning: ${step.host}: ${r.warning}`);
-        },
-      });
+  const ports = new Map<number, ReturnType<typeof future<number>>>();
+  const portOf = (id: number): ReturnType<typeof future<number>> => {
+    let p = ports.get(id);
+    if (!p) ports.set(id, (p = future<number>()));
+    return p;
+  };
+  const relaySteps = new Map(plan.steps.flatMap((s) => (s.kind === 'relay' ? [[s.id, s] as const] : [])));
+  const recordRelay = (host: string, r: RelayStarted): void => {
+    o.record.relays.push({ host, pid: r.pid, port: r.port, runtime: r.runtime });
+    // Client side first, as the route goes.
+    o.record.relays.sort((a, b) => plan.route.indexOf(a.host) - plan.route.indexOf(b.host));
+    o.save(o.record);
+    if (r.warning) o.log(`warning: ${host}: ${r.warning}`);
+  };
+
+  // What each step does; which step runs when is the plan's dependsOn.
+  const runStep = async (step: SetupStep): Promise<string | undefined> => {
+    switch (step.kind) {
+      case 'server': {
+        await check('server');
+        const s = await o.runner.startServer(step);
+        o.record.server = { host: step.host, pid: s.pid, port: s.port };
+        o.save(o.record);
+        key = s.key;
+        portOf(step.id).resolve(s.port);
+        return `mosh-server on ${step.host}: UDP ${s.port}, pid ${s.pid}`;
+      }
+      case 'relay': {
+        await check('relay');
+        const forward = step.targetAtStart ? await portOf(step.forwardTo.port.step).promise : undefined;
+        const r = await o.runner.startRelay(step, forward);
+        if (!r) return `relay on ${step.host}: waits for its next hop (no python3 or perl there)`;
+        recordRelay(step.host, r);
+        portOf(step.id).resolve(r.port);
+        return `relay on ${step.host} (${r.runtime}): UDP ${r.port}, pid ${r.pid}`;
+      }
+      case 'wire': {
+        const relay = relaySteps.get(step.of);
+        if (!relay) throw new Error(`bug: wire step ${step.id} of a step that is no relay`);
+        const forward = await portOf(step.forwardTo.port.step).promise;
+        await check('wire');
+        const started = await o.runner.wireRelay(relay, forward);
+        if (started) {
+          recordRelay(step.host, started);
+          portOf(relay.id).resolve(started.port);
+        }
+        return `relay on ${step.host} → ${step.forwardTo.address}:${forward}`;
+      }
+      default:
+        return undefined;
     }
-  }
+  };
+  const titles: Record<string, string> = {
+    server: 'start mosh-server',
+    relay: 'start relay',
+    wire: 'wire relay',
+  };
+  const runnable = plan.steps.filter((s) => s.kind === 'server' || s.kind === 'relay' || s.kind === 'wire');
+  const done = new Map<number, Promise<string | undefined>>();
+  const schedule = (): void => {
+    for (const step of runnable) {
+      const deps = step.dependsOn.map((id) => done.get(id)).filter((p) => p !== undefined);
+      const p = Promise.all(deps).then(() => runStep(step));
+      // A failed step fails the port others wait for, so nothing waits forever.
+      p.catch((e: unknown) => portOf(step.id).reject(e));
+      done.set(step.id, p);
+    }
+  };
+  const tasks: ListrTask[] = runnable.map((step) => ({
+    title: `${titles[step.kind] ?? step.kind} on ${step.host}`,
+    task: async (_ctx, task) => {
+      const title = await done.get(step.id);
+      if (title) task.title = title;
+    },
+  }));
 
   const client = plan.steps.find((s): s is ClientStep => s.kind === 'client' || s.kind === 'hand-over');
   let clientCode: number | undefined;
@@ -95,10 +145,19 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
     const r = await o.runner.connect();
     if (first) reached.set(first.id, r.reachedAddress);
     o.log(`connected in ${Math.round(performance.now() - started)} ms`);
-    await o.runTasks(tasks);
+    // Every step starts as soon as what it depends on is done; the task list only shows them.
+    schedule();
+    const all = Promise.allSettled(done.values());
+    try {
+      await o.runTasks(tasks);
+    } finally {
+      // A failed step ends the list at once, but what the others started must be in the record before teardown.
+      await all;
+    }
+    for (const step of runnable) await done.get(step.id);
     await check('client');
     if (!client) throw new Error('bug: plan without a client step');
-    const port = ports.get(client.connectTo.port.step);
+    const port = await portOf(client.connectTo.port.step).promise;
     const address = reached.get(client.connectTo.address.reachedBy);
     if (port === undefined || key === undefined || address === undefined)
       throw new Error('bug: client step without address, port or key');

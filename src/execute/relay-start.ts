@@ -27,14 +27,31 @@ export interface RelayOnHop extends RelayStarted {
   channel?: LineChannel;
 }
 
+/** Launch, then wire: for a relay whose next hop's port is already known (and for healing). */
 export async function startRelayOn(
   chain: RemoteChain,
   step: RelayStep,
   forwardPort: number,
 ): Promise<RelayOnHop> {
-  const where = { host: step.host, step: 'start relay' };
   if (step.runtime === 'socat' || step.runtime === 'nc')
     return startFallback(chain, step, forwardPort, step.runtime);
+  const launched = await launchRelay(chain, step);
+  if (launched === 'fallback') return startFallback(chain, step, forwardPort, undefined);
+  await wireRelay(launched.channel, step, forwardPort);
+  return launched;
+}
+
+/**
+ * Starts a python3 or perl relay without a next hop: it binds and reports its
+ * port at once. 'fallback' when neither runs and `auto` may use socat, which
+ * can only start once the next hop's port is known.
+ */
+export async function launchRelay(
+  chain: RemoteChain,
+  step: RelayStep,
+): Promise<(RelayOnHop & { channel: LineChannel }) | 'fallback'> {
+  const where = { host: step.host, step: 'start relay' };
+  if (step.runtime === 'socat' || step.runtime === 'nc') return 'fallback';
   const launch = relayLaunch(
     { runtime: step.runtime, listen: step.listen, idleTimeout: step.idleTimeout },
     await readRelayPrograms(),
@@ -53,7 +70,7 @@ export async function startRelayOn(
   }
   if ('error' in listen) {
     const noRuntime = /no relay runtime/.test(listen.error);
-    if (noRuntime && step.runtime === 'auto') return startFallback(chain, step, forwardPort, undefined);
+    if (noRuntime && step.runtime === 'auto') return 'fallback';
     throw new EnvError(
       `the relay did not start: ${listen.error}`,
       /no free UDP port/.test(listen.error)
@@ -64,23 +81,32 @@ export async function startRelayOn(
       where,
     );
   }
-  // The next hop's port is known now: tell the relay where to forward.
+  return { pid: listen.pid, port: listen.port, runtime: listen.runtime, channel };
+}
+
+/** Tells a launched relay where to forward (TO over its control channel) and waits for its OK. */
+export async function wireRelay(channel: LineChannel, step: RelayStep, forwardPort: number): Promise<void> {
   channel.send(toLine(step.forwardTo.address, forwardPort));
-  const answer = await channel.nextLine(ANSWER_TIMEOUT_MS).catch(() => undefined);
-  const ok = answer === undefined ? undefined : parseOk(answer);
+  // Lines other than the answer (a PONG from a ping) are passed over.
+  const deadline = Date.now() + ANSWER_TIMEOUT_MS;
+  let ok: ReturnType<typeof parseOk>;
+  while (!ok) {
+    const line = await channel.nextLine(Math.max(1, deadline - Date.now())).catch(() => undefined);
+    if (line === undefined) break;
+    ok = parseOk(line);
+  }
   if (!ok || 'error' in ok) {
     channel.send('QUIT');
     throw new EnvError(
       `the relay on ${step.host} cannot forward to ${step.forwardTo.address}:${forwardPort}: ${ok && 'error' in ok ? ok.error : 'no answer'}`,
       `check that ${step.host} resolves and reaches ${step.forwardTo.address}`,
-      where,
+      { host: step.host, step: 'wire relay' },
     );
   }
-  return { pid: listen.pid, port: listen.port, runtime: listen.runtime, channel };
 }
 
 /** socat (or nc, on request): a weaker relay, started the old way; it has no control channel. */
-async function startFallback(
+export async function startFallback(
   chain: RemoteChain,
   step: RelayStep,
   forwardPort: number,

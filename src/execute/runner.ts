@@ -27,7 +27,14 @@ export interface Runner {
    */
   connect(): Promise<{ reachedAddress: string }>;
   startServer(step: ServerStep): Promise<ServerStarted>;
-  startRelay(step: RelayStep, forwardPort: number): Promise<RelayStarted>;
+  /**
+   * Starts a relay; `forwardPort` when the plan says it needs its next hop at
+   * start (socat, nc). Undefined when it could only start once wired (auto
+   * falling back to socat): wireRelay starts it then.
+   */
+  startRelay(step: RelayStep, forwardPort?: number): Promise<RelayStarted | undefined>;
+  /** Tells the relay of `step` where to forward; resolves with the relay when it only starts now. */
+  wireRelay(step: RelayStep, forwardPort: number): Promise<RelayStarted | undefined>;
   /** Runs mosh-client in the foreground against a numeric address; resolves with its exit code. */
   runClient(address: string, port: number, key: string): Promise<number>;
   /** Stops a process by pid; "gone" when it had already exited. */

@@ -19,7 +19,7 @@ import { parseSimple, QUIT } from '../relay/control.js';
 import type { ConnectChain, ExecResult, LineChannel, Prompter, RemoteChain } from '../transport/types.js';
 import { preloadClient, startMoshClient, type ClientProcess } from './client.js';
 import { RelayHealer, type RelayRestarted, type WatchedRelay } from './relay-heal.js';
-import { startRelayOn } from './relay-start.js';
+import { launchRelay, startFallback, startRelayOn, wireRelay, type RelayOnHop } from './relay-start.js';
 import type { ProcessKind, RelayStarted, Runner, ServerStarted } from './runner.js';
 
 const SERVER_TIMEOUT_MS = 20_000;
@@ -122,12 +122,35 @@ export class SshRunner implements Runner {
     return parsed;
   }
 
-  async startRelay(step: RelayStep, forwardPort: number): Promise<RelayStarted> {
+  async startRelay(step: RelayStep, forwardPort?: number): Promise<RelayStarted | undefined> {
     const chain = await this.ensure(step.host);
-    const { channel, ...started } = await startRelayOn(chain, step, forwardPort);
-    this.relays.set(step.host, {
+    if (forwardPort !== undefined)
+      return this.track(step, forwardPort, await startRelayOn(chain, step, forwardPort));
+    const launched = await launchRelay(chain, step);
+    if (launched === 'fallback') return undefined;
+    return this.track(step, undefined, launched);
+  }
+
+  async wireRelay(step: RelayStep, forwardPort: number): Promise<RelayStarted | undefined> {
+    const relay = this.relays.get(step.host);
+    if (relay?.channel) {
+      await wireRelay(relay.channel, step, forwardPort);
+      relay.forwardPort = forwardPort;
+      return undefined;
+    }
+    // Neither python3 nor perl ran there: socat starts now that its target is known.
+    return this.track(
       step,
       forwardPort,
+      await startFallback(await this.ensure(step.host), step, forwardPort, undefined),
+    );
+  }
+
+  private track(step: RelayStep, forwardPort: number | undefined, r: RelayOnHop): RelayStarted {
+    const { channel, ...started } = r;
+    this.relays.set(step.host, {
+      step,
+      forwardPort: forwardPort ?? 0,
       pid: started.pid,
       port: started.port,
       channel,

@@ -19,6 +19,8 @@ export function timed(inner: Runner, log: (line: string) => void): Runner {
     connect: wrap('connect', inner.connect.bind(inner)),
     startServer: wrap('server', inner.startServer.bind(inner)),
     startRelay: wrap('relay', inner.startRelay.bind(inner)),
+    wireRelay: wrap('wire', inner.wireRelay.bind(inner)),
+    ...(inner.watchRelays ? { watchRelays: inner.watchRelays.bind(inner) } : {}),
     runClient: wrap('client', inner.runClient.bind(inner)),
     stop: wrap('stop', inner.stop.bind(inner)),
     close: wrap('close', inner.close.bind(inner)),

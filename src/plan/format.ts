@@ -22,14 +22,15 @@ export function formatPlan(plan: Plan): string {
   const row = (s: Step): void => {
     const head = `${String(s.id).padStart(3)}. ${s.kind.padEnd(KIND_WIDTH)} ${s.host.padEnd(width)}  `;
     lines.push(head + describe(s));
-    lines.push(`${' '.repeat(head.length)}why: ${s.cause}`);
+    const after = s.dependsOn.length > 0 ? `after ${s.dependsOn.join(', ')}; ` : 'at once; ';
+    lines.push(`${' '.repeat(head.length)}${after}why: ${s.cause}`);
   };
   plan.steps.forEach(row);
   const handOver = plan.steps.some((s) => s.kind === 'hand-over');
   lines.push(
     handOver
-      ? `teardown, in reverse, on \`moshctl down ${plan.target}\` (else server and relays time out on their own):`
-      : `teardown, in reverse, when mosh-client exits (also \`moshctl down ${plan.target}\`):`,
+      ? `teardown, on \`moshctl down ${plan.target}\` (else server and relays time out on their own):`
+      : `teardown, when mosh-client exits (also \`moshctl down ${plan.target}\`):`,
   );
   plan.teardown.forEach(row);
   return lines.join('\n') + '\n';
@@ -45,13 +46,17 @@ function describe(s: Step): string {
       return `mosh-server new -p ${ports} -l LANG=${s.locale}, network timeout ${s.networkTimeout} s, signal timeout ${s.signalTimeout} s, ${what}`;
     }
     case 'relay':
-      return `UDP relay (${RUNTIME[s.runtime] ?? s.runtime}) on a free port in ${formatPortRange(s.listen)} → ${s.forwardTo.address}:<port of step ${s.forwardTo.port.step}>, exits after ${s.idleTimeout} s idle`;
+      return s.targetAtStart
+        ? `UDP relay (${RUNTIME[s.runtime] ?? s.runtime}) on a free port in ${formatPortRange(s.listen)} → ${s.forwardTo.address}:<port of step ${s.forwardTo.port.step}>, exits after ${s.idleTimeout} s idle`
+        : `UDP relay (${RUNTIME[s.runtime] ?? s.runtime}) on a free port in ${formatPortRange(s.listen)}, exits after ${s.idleTimeout} s idle`;
+    case 'wire':
+      return `tell the relay of step ${s.of} to forward to ${s.forwardTo.address}:<port of step ${s.forwardTo.port.step}>`;
     case 'client':
       return `mosh-client → <address step ${s.connectTo.address.reachedBy} reached>:<port of step ${s.connectTo.port.step}>, key in its environment only`;
     case 'hand-over':
       return `print host, port and key for a mosh client elsewhere (to <address step ${s.connectTo.address.reachedBy} reached>:<port of step ${s.connectTo.port.step}>), then leave the session running`;
     case 'stop-relay':
-      return `stop the relay of step ${s.of} by its pid`;
+      return `stop the relay of step ${s.of} (QUIT over its channel, else by its pid)`;
     case 'stop-server':
       return `stop mosh-server of step ${s.of} by its pid`;
     case 'disconnect':

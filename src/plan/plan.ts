@@ -77,27 +77,50 @@ export function planUp(
     cause: 'the session lives here; it prints its UDP port and key',
   });
 
-  // Relays start last hop first: each needs the port of the one after it.
-  let upstream = { id: serverId, host: target };
+  // Every relay starts as soon as its hop is connected, alongside mosh-server;
+  // a wire step then tells it the next hop's port, once that is known.
+  const relayCount = hosts.length - 1;
+  const relayId = (i: number): number => serverId + 1 + i;
+  const portStep = (i: number): number => (i + 1 === relayCount ? serverId : relayId(i + 1));
   const relayIds: number[] = [];
-  for (let i = hosts.length - 2; i >= 0; i--) {
-    const hop = hosts[i];
-    if (!hop) continue;
+  const waitFor: number[] = [];
+  hosts.slice(0, relayCount).forEach((hop, i) => {
+    const nextHost = hosts[i + 1] ?? target;
+    const runtime = observed.runtimes?.[hop.name] ?? hop.relay.runtime;
+    const targetAtStart = runtime === 'socat' || runtime === 'nc';
     const id = next();
     steps.push({
       id,
       kind: 'relay',
       host: hop.name,
       listen: hop.relay.ports,
-      runtime: observed.runtimes?.[hop.name] ?? hop.relay.runtime,
+      runtime,
       idleTimeout: target.mosh.network_timeout,
-      forwardTo: { host: upstream.host.name, address: upstream.host.address, port: { step: upstream.id } },
-      dependsOn: [upstream.id, connectIds[i] ?? 0],
-      cause: `${upstream.host.name}'s UDP port is reachable only from ${hop.name}`,
+      forwardTo: { host: nextHost.name, address: nextHost.address, port: { step: portStep(i) } },
+      targetAtStart,
+      dependsOn: targetAtStart ? [connectIds[i] ?? 0, portStep(i)] : [connectIds[i] ?? 0],
+      cause: `${nextHost.name}'s UDP port is reachable only from ${hop.name}`,
     });
-    relayIds.unshift(id);
-    upstream = { id, host: hop };
-  }
+    relayIds.push(id);
+    if (targetAtStart) waitFor.push(id);
+  });
+  steps.forEach((s) => {
+    if (s.kind !== 'relay' || s.targetAtStart) return;
+    const id = next();
+    steps.push({
+      id,
+      kind: 'wire',
+      host: s.host,
+      of: s.id,
+      forwardTo: s.forwardTo,
+      dependsOn: [s.id, s.forwardTo.port.step],
+      cause: `the relay on ${s.host} learns where to forward once ${s.forwardTo.host}'s port is known`,
+    });
+    waitFor.push(id);
+  });
+  const first = relayIds[0];
+  const upstream =
+    first === undefined ? { id: serverId, host: target } : { id: first, host: hosts[0] ?? target };
 
   steps.push({
     id: next(),
@@ -108,7 +131,7 @@ export function planUp(
       address: { reachedBy: connectIds[0] ?? 0 },
       port: { step: upstream.id },
     },
-    dependsOn: [upstream.id],
+    dependsOn: waitFor.length > 0 ? waitFor : [serverId],
     cause:
       (hosts.length > 1
         ? `the first hop, ${upstream.host.name}, is the only one this machine reaches`
@@ -116,10 +139,10 @@ export function planUp(
       (options.noConnect ? '; --no-connect: a mosh client elsewhere takes it from here' : ''),
   });
 
-  // Teardown is the reverse of what setup creates: client-side relays first, so
-  // no hop forwards into a relay or server that is already gone.
   const teardown: TeardownStep[] = [];
   const tnext = (): number => steps.length + teardown.length + 1;
+  // Every process is stopped at once (a relay by QUIT over its channel); the
+  // connections close when all of that is done.
   for (const id of relayIds) {
     const s = steps[id - 1];
     if (s)
@@ -140,6 +163,7 @@ export function planUp(
     dependsOn: [],
     cause: 'started by this session',
   });
+  const stops = teardown.map((t) => t.id);
   for (let i = hosts.length - 1; i >= 0; i--) {
     const h = hosts[i];
     if (h)
@@ -147,7 +171,7 @@ export function planUp(
         id: tnext(),
         kind: 'disconnect',
         host: h.name,
-        dependsOn: [],
+        dependsOn: stops,
         cause: 'opened by this session',
       });
   }

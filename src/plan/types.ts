@@ -4,7 +4,8 @@
 import type { PortRange, RelayRuntime, SshClientKind } from '../config/types.js';
 
 // 2: `sshClient`, and the client step's address refers to the connect step that reached it.
-export const PLAN_VERSION = 2;
+// 3: relays start as soon as their hop is connected; `wire` steps tell them where to forward.
+export const PLAN_VERSION = 3;
 
 /** A port not known until a step ran (mosh-server's or a relay's chosen port). */
 export interface PortOf {
@@ -50,6 +51,19 @@ export interface RelayStep extends StepBase {
   /** Exits after this many seconds without traffic from the server side. */
   idleTimeout: number;
   forwardTo: { host: string; address: string; port: PortOf };
+  /**
+   * socat and nc must know their next hop when they start, so they wait for its
+   * port; python3 and perl start at once and are told later by a wire step.
+   */
+  targetAtStart: boolean;
+}
+
+/** Tells a started relay where to forward, once the next hop's port is known (its control channel's TO). */
+export interface WireStep extends StepBase {
+  kind: 'wire';
+  /** The relay step this wires. */
+  of: number;
+  forwardTo: { host: string; address: string; port: PortOf };
 }
 
 export interface ClientStep extends StepBase {
@@ -68,7 +82,7 @@ export interface DisconnectStep extends StepBase {
   kind: 'disconnect';
 }
 
-export type SetupStep = ConnectStep | ServerStep | RelayStep | ClientStep;
+export type SetupStep = ConnectStep | ServerStep | RelayStep | WireStep | ClientStep;
 export type TeardownStep = StopStep | DisconnectStep;
 export type Step = SetupStep | TeardownStep;
 

@@ -66,8 +66,8 @@ describe('moshctl command line', () => {
       version: number;
       steps: { kind: string; command?: string[] }[];
     };
-    expect(plan.version).toBe(2);
-    expect(plan.steps.map((s) => s.kind)).toEqual(['connect', 'connect', 'server', 'relay', 'client']);
+    expect(plan.version).toBe(3);
+    expect(plan.steps.map((s) => s.kind)).toEqual(['connect', 'connect', 'server', 'relay', 'wire', 'client']);
     expect(plan.steps[2]?.command).toEqual(['tmux', 'attach']);
   });
 

@@ -40,11 +40,15 @@ class FakeRunner implements Runner {
     this.maybeFail('server');
     return Promise.resolve({ pid: 100, port: 60001, key: 'k'.repeat(22) });
   }
+  wireRelay(step: { host: string }, forward: number): Promise<undefined> {
+    this.calls.push(`wire ${step.host} → ${forward}`);
+    return Promise.resolve(undefined);
+  }
   startRelay(
     step: { host: string },
-    forward: number,
+    forward?: number,
   ): Promise<{ pid: number; port: number; runtime: 'python3' }> {
-    this.calls.push(`relay ${step.host} → ${forward}`);
+    this.calls.push(`relay ${step.host}${forward === undefined ? '' : ` → ${forward}`}`);
     this.maybeFail(`relay:${step.host}` as FailAt);
     return Promise.resolve({
       pid: step.host === 'inner' ? 200 : 300,
@@ -103,54 +107,69 @@ function setup(runner: FakeRunner, interrupted?: () => NodeJS.Signals | undefine
   return { plan, options, saved, logs, record, forgotten: () => forgotten };
 }
 
+/** Whether `a` came before `b` in the calls. */
+function before(calls: string[], a: string, b: string): boolean {
+  return calls.indexOf(a) >= 0 && calls.indexOf(b) > calls.indexOf(a);
+}
+
 describe('execute', () => {
-  it('runs setup in plan order, relays last hop first, then the client, then teardown in reverse', async () => {
+  it('runs each step when what it depends on is done: server and relays at once, each relay wired to the port after it, then the client, then teardown', async () => {
     const runner = new FakeRunner();
-    const { plan, options, saved, forgotten } = setup(runner);
+    const { plan, options, saved, record, forgotten } = setup(runner);
     const outcome = await execute(plan, options);
-    expect(runner.calls).toEqual([
-      'connect',
-      'server',
-      'relay inner → 60001',
-      'relay outer → 62001',
-      'client 192.0.2.1:61001 key=22',
-      'stop relay outer 300',
-      'stop relay inner 200',
-      'stop mosh-server box 100',
-      'close',
-    ]);
+    const calls = runner.calls;
+    expect([...calls].sort()).toEqual(
+      [
+        'connect',
+        'server',
+        'relay outer',
+        'relay inner',
+        'wire outer → 62001',
+        'wire inner → 60001',
+        'client 192.0.2.1:61001 key=22',
+        'stop relay outer 300',
+        'stop relay inner 200',
+        'stop mosh-server box 100',
+        'close',
+      ].sort(),
+    );
+    // The relays do not wait for the server nor for each other; each wire waits for the port it names.
+    expect(calls.indexOf('relay inner')).toBeLessThan(calls.indexOf('wire inner → 60001'));
+    expect(before(calls, 'server', 'wire inner → 60001')).toBe(true);
+    expect(before(calls, 'relay inner', 'wire outer → 62001')).toBe(true);
+    expect(before(calls, 'relay outer', 'server')).toBe(false);
+    for (const c of ['wire outer → 62001', 'wire inner → 60001', 'server'])
+      expect(before(calls, c, 'client 192.0.2.1:61001 key=22')).toBe(true);
+    expect(before(calls, 'client 192.0.2.1:61001 key=22', 'stop mosh-server box 100')).toBe(true);
+    expect(calls.at(-1)).toBe('close');
     expect(outcome).toEqual({ clientCode: 7, teardown: { stopped: expect.any(Array) as unknown, left: [] } });
-    // Recorded as soon as each process exists, removed as each is stopped.
-    expect(saved).toEqual([
-      '{"server":null,"relays":[]}',
-      '{"server":100,"relays":[]}',
-      '{"server":100,"relays":[200]}',
-      '{"server":100,"relays":[300,200]}',
-      '{"server":100,"relays":[200]}',
-      '{"server":100,"relays":[]}',
-      '{"server":null,"relays":[]}',
-    ]);
+    // Recorded as soon as each process exists (relays kept client side first), removed as each is stopped.
+    expect(saved).toContain('{"server":100,"relays":[300,200]}');
+    expect(saved.at(-1)).toBe('{"server":null,"relays":[]}');
+    expect(record.relays).toEqual([]);
     expect(forgotten()).toBe(true);
   });
 
   it.each([
-    ['connect', ['close']],
-    ['server', ['close']],
-    ['relay:inner', ['stop mosh-server box 100', 'close']],
-    ['relay:outer', ['stop relay inner 200', 'stop mosh-server box 100', 'close']],
-    ['client', ['stop relay outer 300', 'stop relay inner 200', 'stop mosh-server box 100', 'close']],
-  ] as const)('a failure at %s stops exactly what was started, in reverse', async (failAt, teardownCalls) => {
+    ['connect', []],
+    ['server', ['stop relay outer 300', 'stop relay inner 200']],
+    ['relay:inner', ['stop relay outer 300', 'stop mosh-server box 100']],
+    ['relay:outer', ['stop relay inner 200', 'stop mosh-server box 100']],
+    ['client', ['stop relay outer 300', 'stop relay inner 200', 'stop mosh-server box 100']],
+  ] as const)('a failure at %s stops exactly what was started', async (failAt, stops) => {
     const runner = new FakeRunner(failAt);
     const { plan, options, forgotten } = setup(runner);
     const outcome = await execute(plan, options);
     expect(outcome.error).toBeInstanceOf(EnvError);
     expect(outcome.clientCode).toBeUndefined();
-    const firstTeardown = runner.calls.findIndex((c) => c.startsWith('stop') || c === 'close');
-    expect(runner.calls.slice(firstTeardown)).toEqual(teardownCalls);
+    expect(runner.calls.filter((c) => c.startsWith('stop')).sort()).toEqual([...stops].sort());
+    expect(runner.calls.at(-1)).toBe('close');
+    // mosh-client runs only after every step of setup succeeded.
+    if (failAt !== 'client') expect(runner.calls.some((c) => c.startsWith('client'))).toBe(false);
     expect(forgotten()).toBe(true);
   });
 
-  it('stops before the next step when a signal arrived, and still tears down', async () => {
+  it('starts no step after a signal arrived, lets the ones under way finish, and tears down what they started', async () => {
     const runner = new FakeRunner();
     let signal: NodeJS.Signals | undefined;
     const original = runner.startServer.bind(runner);
@@ -162,7 +181,12 @@ describe('execute', () => {
     const { plan, options } = setup(runner, () => signal);
     const outcome = await execute(plan, options);
     expect(outcome.error).toBeInstanceOf(Interrupted);
-    expect(runner.calls).toEqual(['connect', 'server', 'stop mosh-server box 100', 'close']);
+    expect(runner.calls.some((c) => c.startsWith('wire') || c.startsWith('client'))).toBe(false);
+    expect(runner.calls.filter((c) => c.startsWith('stop')).sort()).toEqual([
+      'stop mosh-server box 100',
+      'stop relay inner 200',
+      'stop relay outer 300',
+    ]);
   });
 
   it('keeps in the record what it could not stop, and says how to finish', async () => {

@@ -40,36 +40,38 @@ hosts:
 `);
 
 describe('planUp', () => {
-  it('plans a two-hop chain: connects, server, relays last hop first, client, teardown in reverse', () => {
+  it('plans a two-hop chain: connects, then server and relays at once, wires, client, teardown at once', () => {
     expect(formatPlan(planUp(chains, 'gpu'))).toMatchInlineSnapshot(`
       "moshctl up gpu: local → outer → inner → gpu (ssh client: ssh2)
         1. connect     outer  ssh alice@gate.example.org:2222, direct
-                              why: hop 1 of 2 towards gpu; it relays UDP and tunnels ssh
+                              at once; why: hop 1 of 2 towards gpu; it relays UDP and tunnels ssh
         2. connect     inner  ssh alice@192.168.40.1:22, tunnelled through outer
-                              why: hop 2 of 2 towards gpu; it relays UDP and tunnels ssh
+                              after 1; why: hop 2 of 2 towards gpu; it relays UDP and tunnels ssh
         3. connect     gpu    ssh alice@192.168.40.17:22, tunnelled through inner
-                              why: mosh-server runs here
+                              after 2; why: mosh-server runs here
         4. server      gpu    mosh-server new -p 60000:61000 -l LANG=en_US.UTF-8, network timeout 600 s, signal timeout 60 s, runs the login shell
-                              why: the session lives here; it prints its UDP port and key
-        5. relay       inner  UDP relay (socat, a fallback) on a free port in 62000-62010 → 192.168.40.17:<port of step 4>, exits after 600 s idle
-                              why: gpu's UDP port is reachable only from inner
-        6. relay       outer  UDP relay (python3, else perl, else socat) on a free port in 61000-61010 → 192.168.40.1:<port of step 5>, exits after 600 s idle
-                              why: inner's UDP port is reachable only from outer
-        7. client      local  mosh-client → <address step 1 reached>:<port of step 6>, key in its environment only
-                              why: the first hop, outer, is the only one this machine reaches
-      teardown, in reverse, when mosh-client exits (also \`moshctl down gpu\`):
-        8. stop-relay  outer  stop the relay of step 6 by its pid
-                              why: started by this session
-        9. stop-relay  inner  stop the relay of step 5 by its pid
-                              why: started by this session
-       10. stop-server gpu    stop mosh-server of step 4 by its pid
-                              why: started by this session
-       11. disconnect  gpu    close the ssh connection
-                              why: opened by this session
-       12. disconnect  inner  close the ssh connection
-                              why: opened by this session
-       13. disconnect  outer  close the ssh connection
-                              why: opened by this session
+                              after 3; why: the session lives here; it prints its UDP port and key
+        5. relay       outer  UDP relay (python3, else perl, else socat) on a free port in 61000-61010, exits after 600 s idle
+                              after 1; why: inner's UDP port is reachable only from outer
+        6. relay       inner  UDP relay (socat, a fallback) on a free port in 62000-62010 → 192.168.40.17:<port of step 4>, exits after 600 s idle
+                              after 2, 4; why: gpu's UDP port is reachable only from inner
+        7. wire        outer  tell the relay of step 5 to forward to 192.168.40.1:<port of step 6>
+                              after 5, 6; why: the relay on outer learns where to forward once inner's port is known
+        8. client      local  mosh-client → <address step 1 reached>:<port of step 5>, key in its environment only
+                              after 6, 7; why: the first hop, outer, is the only one this machine reaches
+      teardown, when mosh-client exits (also \`moshctl down gpu\`):
+        9. stop-relay  outer  stop the relay of step 5 (QUIT over its channel, else by its pid)
+                              at once; why: started by this session
+       10. stop-relay  inner  stop the relay of step 6 (QUIT over its channel, else by its pid)
+                              at once; why: started by this session
+       11. stop-server gpu    stop mosh-server of step 4 by its pid
+                              at once; why: started by this session
+       12. disconnect  gpu    close the ssh connection
+                              after 9, 10, 11; why: opened by this session
+       13. disconnect  inner  close the ssh connection
+                              after 9, 10, 11; why: opened by this session
+       14. disconnect  outer  close the ssh connection
+                              after 9, 10, 11; why: opened by this session
       "
     `);
   });
@@ -78,16 +80,16 @@ describe('planUp', () => {
     expect(formatPlan(planUp(chains, 'direct', {}, { command: ['htop', '-d', '5'] }))).toMatchInlineSnapshot(`
       "moshctl up direct: local → direct (ssh client: ssh2)
         1. connect     direct  ssh ops@direct.example.org:22, direct
-                               why: mosh-server runs here
+                               at once; why: mosh-server runs here
         2. server      direct  mosh-server new -p 60000:61000 -l LANG=C.UTF-8, network timeout 86400 s, signal timeout 60 s, runs "htop -d 5"
-                               why: the session lives here; it prints its UDP port and key
+                               after 1; why: the session lives here; it prints its UDP port and key
         3. client      local   mosh-client → <address step 1 reached>:<port of step 2>, key in its environment only
-                               why: direct is reached directly
-      teardown, in reverse, when mosh-client exits (also \`moshctl down direct\`):
+                               after 2; why: direct is reached directly
+      teardown, when mosh-client exits (also \`moshctl down direct\`):
         4. stop-server direct  stop mosh-server of step 2 by its pid
-                               why: started by this session
+                               at once; why: started by this session
         5. disconnect  direct  close the ssh connection
-                               why: opened by this session
+                               after 4; why: opened by this session
       "
     `);
   });
@@ -99,20 +101,22 @@ describe('planUp', () => {
 
   it('gives data with a version and dependencies for --json', () => {
     const plan = planUp(chains, 'web');
-    expect(plan.version).toBe(2);
+    expect(plan.version).toBe(3);
     expect(plan.route).toEqual(['outer', 'web']);
     expect(plan.steps.map((s) => [s.id, s.kind, s.host, s.dependsOn])).toEqual([
       [1, 'connect', 'outer', []],
       [2, 'connect', 'web', [1]],
       [3, 'server', 'web', [2]],
-      [4, 'relay', 'outer', [3, 1]],
-      [5, 'client', 'local', [4]],
+      [4, 'relay', 'outer', [1]],
+      [5, 'wire', 'outer', [4, 3]],
+      [6, 'client', 'local', [5]],
     ]);
-    expect(plan.teardown.map((s) => [s.id, s.kind, s.host])).toEqual([
-      [6, 'stop-relay', 'outer'],
-      [7, 'stop-server', 'web'],
-      [8, 'disconnect', 'web'],
-      [9, 'disconnect', 'outer'],
+    // Every process is stopped at once; the connections close after.
+    expect(plan.teardown.map((s) => [s.id, s.kind, s.host, s.dependsOn])).toEqual([
+      [7, 'stop-relay', 'outer', []],
+      [8, 'stop-server', 'web', []],
+      [9, 'disconnect', 'web', [7, 8]],
+      [10, 'disconnect', 'outer', [7, 8]],
     ]);
   });
 

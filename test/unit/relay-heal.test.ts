@@ -27,6 +27,7 @@ function relay(host: string, next: string, port: number, pid: number, sent?: str
     runtime: 'auto',
     idleTimeout: 600,
     forwardTo: { host: next, address: `${next}.lab.test`, port: { step: 2 } },
+    targetAtStart: false,
     dependsOn: [],
     cause: '',
   };

@@ -119,7 +119,8 @@ async function runListr(tasks: ListrTask[]): Promise<void> {
   const { Listr } = await import('listr2');
   const tty = process.stderr.isTTY === true;
   await new Listr(tasks, {
-    concurrent: false,
+    // Steps run by their dependencies on their own; the list shows them side by side.
+    concurrent: true,
     exitOnError: true,
     // listr2's own handler calls process.exit without cleanup; moshctl handles signals itself.
     registerSignalListeners: false,
