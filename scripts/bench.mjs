@@ -1,14 +1,15 @@
 #!/usr/bin/env node
-// `npm run bench`: moshctl up through one bastion against `ssh -J bastion
-// target`, alternately in one run on a fresh lab, so both see the same machine.
-// Each side runs `sh -c 'echo FIRST-FRAME; sleep 0.3'` on the target in a
-// terminal (script(1)); we time the first output (for moshctl: mosh-client's
-// first frame with it) and the whole command (for moshctl: with teardown).
-// Prints medians and ratios; not a test. Needs root (network namespaces).
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+// `npm run bench`: measures moshctl on a real network-namespace lab and writes
+// docs/benchmarks.md. Every figure sits next to a baseline taken in the same run
+// on the same machine, with the ratio. Needs root (network namespaces).
+//   ROUNDS=N        rounds for `up`/`down` (default 7)
+//   BENCH_SMOKE=1   tiny run (ROUNDS=1, N=200, 5 relays, 3 s idle, 3 cold starts),
+//                   written to a temp file unless BENCH_OUT is set; prints one line
+//   BENCH_OUT=FILE  where to write the report
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, release, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 if (process.getuid?.() !== 0) {
@@ -16,59 +17,429 @@ if (process.getuid?.() !== 0) {
   process.exit(1);
 }
 const root = fileURLToPath(new URL('..', import.meta.url));
+const lib = fileURLToPath(new URL('./bench-lib/', import.meta.url));
 const { Lab } = await import('../dist/lab/index.js');
-const rounds = Number(process.env.ROUNDS ?? 9);
-const remote = "sh -c 'echo FIRST-FRAME; sleep 0.3'";
+const { relayLaunch } = await import('../dist/relay/launch.js');
+const { relayCommand, parseRelayOutput, stopRelayCommand } = await import('../dist/relay/commands.js');
+const { parseListen, QUIT } = await import('../dist/relay/control.js');
 
-function timeRun(command, env) {
+const SMOKE = process.env.BENCH_SMOKE === '1';
+const ROUNDS = SMOKE ? 1 : Number(process.env.ROUNDS ?? 7);
+const N = SMOKE ? 200 : 2000;
+const WARM = SMOKE ? 20 : 100;
+const RELAYS = SMOKE ? 5 : 50;
+const IDLE_S = SMOKE ? 3 : 10;
+const COLD = SMOKE ? 3 : 15;
+const DOWNS = SMOKE ? 1 : Math.max(ROUNDS, 3);
+const OUT =
+  process.env.BENCH_OUT ?? (SMOKE ? join(tmpdir(), `moshctl-bench-smoke-${process.pid}.md`) : join(root, 'docs/benchmarks.md'));
+const REMOTE = "sh -c 'echo FIRST-FRAME; sleep 0.3'";
+const MOSHCTL = join(root, 'bin/moshctl.js');
+const log = (s) => {
+  if (!SMOKE) console.error(`bench: ${s}`);
+};
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const ms = (x) => `${x.toFixed(0)} ms`;
+const ratio = (a, b) => `${(a / b).toFixed(2)}×`;
+const goal = (r, limit) => (r <= limit ? `met (≤ ${limit}×)` : `**missed** by ${(r - limit).toFixed(2)}× (${((r / limit - 1) * 100).toFixed(0)} % over ${limit}×)`);
+
+/** Run a command in a terminal (script(1)); time its first FIRST-FRAME and its exit. */
+function timeRun(command, env = {}) {
   return new Promise((resolve, reject) => {
     const start = process.hrtime.bigint();
     let first;
     let out = '';
     const child = spawn('script', ['-qfec', `stty rows 40 cols 120; ${command}`, '/dev/null'], {
-      stdio: ['ignore', 'pipe', 'inherit'],
+      stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, LANG: 'C.UTF-8', ...env },
     });
     child.stdout.on('data', (d) => {
       out += d.toString();
       if (first === undefined && out.includes('FIRST-FRAME')) first = process.hrtime.bigint();
     });
+    child.stderr.on('data', (d) => (out += d.toString()));
     child.on('error', reject);
     child.on('exit', (code) => {
       const end = process.hrtime.bigint();
-      if (code !== 0 || first === undefined)
-        reject(new Error(`${command} exited ${code}:\n${out.slice(-500)}`));
-      else resolve({ first: Number(first - start) / 1e6, total: Number(end - start) / 1e6 });
+      if (code !== 0 || first === undefined) reject(new Error(`${command} exited ${code}:\n${out.slice(-500)}`));
+      else resolve({ first: Number(first - start) / 1e6, total: Number(end - start) / 1e6, out });
     });
   });
 }
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-let lab;
-const state = mkdtempSync(join(tmpdir(), 'moshctl-bench-'));
-try {
-  lab = await Lab.create({ bastions: 1 });
-  const ns = lab.hosts.client.ns;
-  const ssh = `ip netns exec ${ns} ssh -F ${lab.sshConfigFile} -J root@192.0.2.1 root@203.0.113.10 "${remote}"`;
-  const up = `ip netns exec ${ns} ${process.execPath} ${join(root, 'bin/moshctl.js')} -f ${lab.configFile} up target -- ${remote}`;
-  const results = { ssh: [], up: [] };
-  await timeRun(ssh); // warm caches (binaries, keys) for both sides before measuring
-  await timeRun(up, { XDG_STATE_HOME: state });
-  for (let i = 0; i < rounds; i++) {
-    results.ssh.push(await timeRun(ssh));
-    results.up.push(await timeRun(up, { XDG_STATE_HOME: state }));
-  }
-  const row = (name, key) => {
-    const s = median(results.ssh.map((r) => r[key]));
-    const u = median(results.up.map((r) => r[key]));
-    console.log(
-      `${name.padEnd(28)} ssh -J ${s.toFixed(0).padStart(5)} ms   moshctl up ${u.toFixed(0).padStart(5)} ms   ratio ${(u / s).toFixed(2)}x`,
-    );
-  };
-  console.log(`one bastion, ${rounds} alternating rounds, medians:`);
-  row('first output (first frame)', 'first');
-  row('end to end (with teardown)', 'total');
-} finally {
-  await lab?.destroy();
-  rmSync(state, { recursive: true, force: true });
+function timeSync(argv, env = {}) {
+  const t = process.hrtime.bigint();
+  const r = spawnSync(argv[0], argv.slice(1), { cwd: root, encoding: 'utf8', env: { ...process.env, ...env } });
+  const took = Number(process.hrtime.bigint() - t) / 1e6;
+  if (r.status !== 0) throw new Error(`${argv.join(' ')} exited ${r.status}: ${r.stdout}${r.stderr}`);
+  return { ms: took, out: r.stdout + r.stderr };
 }
+
+const timingLines = (text) =>
+  text
+    .replace(/\r/g, '')
+    .split('\n')
+    .map((l) => l.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').trim())
+    .map((l) => /(?:moshctl: )?(timing: .*)$/.exec(l)?.[1])
+    .filter(Boolean);
+
+// ---------------------------------------------------------------- machine
+function machine() {
+  const osRelease = (() => {
+    try {
+      return /^PRETTY_NAME="?([^"\n]*)/m.exec(readFileSync('/etc/os-release', 'utf8'))?.[1] ?? 'unknown';
+    } catch {
+      return 'unknown';
+    }
+  })();
+  const model = /^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpus()[0]?.model ?? '?';
+  const sshV = spawnSync('ssh', ['-V'], { encoding: 'utf8' });
+  const moshV = spawnSync('mosh', ['--version'], { encoding: 'utf8' });
+  return {
+    os: osRelease,
+    kernel: release(),
+    cpus: cpus().length,
+    model,
+    node: process.version,
+    openssh: (sshV.stderr || sshV.stdout).trim().split('\n')[0],
+    mosh: (moshV.stdout || moshV.stderr).trim().split('\n')[0],
+  };
+}
+
+// ---------------------------------------------------------------- 1 + 2: up and down
+async function upAndDown(lab, bastions, sshClient) {
+  const ns = lab.hosts.client.ns;
+  const q = (s) => `'${s.replace(/'/g, `'\\''`)}'`;
+  const ssh = `ip netns exec ${ns} ${lab.sshArgv('target').map(q).join(' ')} ${q(REMOTE)}`;
+  const state = mkdtempSync(join(tmpdir(), 'moshctl-bench-'));
+  const env = { XDG_STATE_HOME: state };
+  const moshctl = `ip netns exec ${ns} ${process.execPath} ${MOSHCTL} -f ${lab.configFile}`;
+  const up = `${moshctl} up target -- ${REMOTE}`;
+  try {
+    if (!SMOKE) {
+      await timeRun(ssh); // warm caches (binaries, keys) for both sides before measuring
+      await timeRun(up, env);
+    }
+    const res = { ssh: [], up: [], down: [] };
+    for (let i = 0; i < ROUNDS; i++) {
+      res.ssh.push(await timeRun(ssh));
+      res.up.push(await timeRun(up, env));
+    }
+    const timing = timingLines((await timeRun(up, { ...env, MOSHCTL_TIMING: '1' })).out);
+    // down of a live session: up --no-connect leaves server and relay running.
+    const argv = ['ip', 'netns', 'exec', ns, process.execPath, MOSHCTL, '-f', lab.configFile];
+    for (let i = 0; i < DOWNS; i++) {
+      timeSync([...argv, 'up', 'target', '--no-connect'], env);
+      res.down.push(timeSync([...argv, 'down', 'target'], env).ms);
+    }
+    timeSync([...argv, 'up', 'target', '--no-connect'], env);
+    const downTiming = timingLines(timeSync([...argv, 'down', 'target'], { ...env, MOSHCTL_TIMING: '1' }).out);
+    const med = (k) => ({ ssh: median(res.ssh.map((r) => r[k])), up: median(res.up.map((r) => r[k])) });
+    return { bastions, sshClient, first: med('first'), total: med('total'), down: median(res.down), timing, downTiming };
+  } finally {
+    // a failed round may leave a session: take it down before the lab goes
+    spawnSync('ip', ['netns', 'exec', ns, process.execPath, MOSHCTL, '-f', lab.configFile, 'down', 'target'], {
+      env: { ...process.env, ...env },
+      stdio: 'ignore',
+      timeout: 20000,
+    });
+    rmSync(state, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------- relays
+const programs = {
+  python3: readFileSync(join(root, 'dist/relay/runtime/relay.py'), 'utf8'),
+  perl: readFileSync(join(root, 'dist/relay/runtime/relay.pl'), 'utf8'),
+};
+let nextPort = 40000;
+
+/** A relay v2 (python3 or perl) in the bastion namespace, stdin kept open. */
+async function startRelayV2(lab, runtime, to) {
+  const from = nextPort;
+  nextPort += 10;
+  const launch = relayLaunch({ runtime, listen: { from, to: from + 9 }, idleTimeout: 3600, firstContact: 3600, to }, programs);
+  const child = spawn('ip', ['netns', 'exec', lab.hosts.bastion.ns, '/bin/sh', '-c', launch.command], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, PATH: '/usr/local/bin:/usr/bin:/bin' },
+  });
+  lab.track(child.pid);
+  child.on('error', () => undefined);
+  child.stdin.on('error', () => undefined);
+  child.stdin.write(launch.stdin);
+  let out = '';
+  let err = '';
+  child.stderr.on('data', (d) => (err += d));
+  const line = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${runtime} relay: no LISTEN line: ${out}${err}`)), 10000);
+    child.stdout.on('data', (d) => {
+      out += d;
+      const nl = out.indexOf('\n');
+      if (nl >= 0) {
+        clearTimeout(timer);
+        resolve(out.slice(0, nl + 1));
+      }
+    });
+    child.on('exit', (c) => reject(new Error(`${runtime} relay exited ${c}: ${out}${err}`)));
+  });
+  const l = parseListen(line);
+  if (!l || 'error' in l) throw new Error(`${runtime} relay: ${l?.error ?? line}`);
+  lab.track(l.pid);
+  return {
+    port: l.port,
+    pid: l.pid,
+    stop: async () => {
+      try {
+        child.stdin.write(QUIT);
+      } catch {}
+      await sleep(50);
+      for (const pid of [l.pid, child.pid]) {
+        try {
+          process.kill(pid, 'SIGTERM');
+        } catch {}
+      }
+    },
+  };
+}
+
+/** The socat relay (relayCommand): it prints its LISTEN line and detaches. */
+async function startSocat(lab, to) {
+  const from = nextPort;
+  nextPort += 10;
+  const cmd = relayCommand({ runtime: 'socat', listen: { from, to: from + 9 }, to, idleTimeout: 3600 });
+  const r = await lab.exec('bastion', ['/bin/sh', '-c', cmd.command], { timeoutMs: 15000, input: cmd.stdin });
+  const l = parseRelayOutput(r.stdout ?? '');
+  if (!l || 'error' in l) throw new Error(`socat relay: ${l?.error ?? JSON.stringify(r)}`);
+  lab.track(l.pid);
+  return {
+    port: l.port,
+    pid: l.pid,
+    stop: async () => {
+      await lab.exec('bastion', ['/bin/sh', '-c', stopRelayCommand(l.pid)], { timeoutMs: 10000 });
+      try {
+        process.kill(l.pid, 'SIGTERM');
+      } catch {}
+    },
+  };
+}
+
+async function pingpong(lab, host, address, port) {
+  const r = await lab.exec(host, [process.execPath, join(lib, 'pingpong.mjs'), address, String(port), String(N), String(WARM), '1300'], {
+    timeoutMs: 30000 + N * 2500,
+  });
+  const line = (r.stdout ?? '').trim().split('\n').pop();
+  try {
+    return JSON.parse(line);
+  } catch {
+    throw new Error(`pingpong from ${host} to ${address}:${port}: ${JSON.stringify(r)}`);
+  }
+}
+
+async function relayLatency(lab) {
+  const echoPort = 7070;
+  const target = lab.hosts.target.sshAddress;
+  lab.spawn('target', [process.execPath, join(lib, 'udp-echo.mjs'), String(echoPort)]);
+  const rows = [];
+  for (const runtime of ['python3', 'perl', 'socat']) {
+    log(`relay latency: ${runtime}`);
+    const to = { address: target, port: echoPort };
+    const relay = runtime === 'socat' ? await startSocat(lab, to) : await startRelayV2(lab, runtime, to);
+    try {
+      const base = await pingpong(lab, 'bastion', target, echoPort);
+      const via = await pingpong(lab, 'client', '192.0.2.1', relay.port);
+      rows.push({ runtime, base, via });
+    } finally {
+      await relay.stop();
+    }
+  }
+  return rows;
+}
+
+const procStatus = (pid) => readFileSync(`/proc/${pid}/status`, 'utf8');
+const rssKb = (pid) => Number(/^VmRSS:\s+(\d+)/m.exec(procStatus(pid))?.[1] ?? NaN);
+const cpuTicks = (pid) => {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15)
+};
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100);
+
+async function relayFootprint(lab) {
+  const to = { address: lab.hosts.target.sshAddress, port: 7070 };
+  const rows = [];
+  for (const runtime of ['python3', 'perl']) {
+    log(`relay footprint: ${RELAYS} ${runtime} relays`);
+    const relays = [];
+    try {
+      for (let i = 0; i < RELAYS; i++) relays.push(await startRelayV2(lab, runtime, to));
+      await sleep(500);
+      const t0 = relays.map((r) => cpuTicks(r.pid));
+      const w0 = process.hrtime.bigint();
+      await sleep(IDLE_S * 1000);
+      const wall = Number(process.hrtime.bigint() - w0) / 1e9;
+      const t1 = relays.map((r) => cpuTicks(r.pid));
+      const rss = relays.map((r) => rssKb(r.pid) / 1024);
+      const cpu = t1.map((t, i) => ((t - t0[i]) / CLK_TCK / wall) * 100);
+      rows.push({
+        runtime,
+        rssMed: median(rss),
+        rssMax: Math.max(...rss),
+        cpuMed: median(cpu),
+        cpuMax: Math.max(...cpu),
+      });
+    } finally {
+      for (const r of relays) await r.stop();
+    }
+  }
+  return rows;
+}
+
+function coldStart(lab) {
+  const res = { base: [], version: [], validate: [] };
+  for (let i = 0; i < COLD; i++) {
+    res.base.push(timeSync([process.execPath, '-e', '0']).ms);
+    res.version.push(timeSync([process.execPath, MOSHCTL, '--version']).ms);
+    res.validate.push(timeSync([process.execPath, MOSHCTL, '-f', lab.configFile, 'validate']).ms);
+  }
+  return { base: median(res.base), version: median(res.version), validate: median(res.validate) };
+}
+
+// ---------------------------------------------------------------- run
+const started = new Date();
+const mach = machine();
+const upRows = [];
+let relayRows;
+let footRows;
+let cold;
+for (const bastions of [1, 2]) {
+  for (const sshClient of ['ssh2', 'openssh']) {
+    let lab;
+    try {
+      log(`lab: ${bastions} bastion(s), ssh_client ${sshClient}`);
+      lab = await Lab.create({ bastions, sshClient });
+      upRows.push(await upAndDown(lab, bastions, sshClient));
+      if (bastions === 1 && sshClient === 'ssh2') {
+        relayRows = await relayLatency(lab);
+        footRows = await relayFootprint(lab);
+        log('cold start');
+        cold = coldStart(lab);
+      }
+    } finally {
+      await lab?.destroy();
+    }
+  }
+}
+const took = (Date.now() - started.getTime()) / 1000;
+
+// ---------------------------------------------------------------- report
+const L = [];
+const p = (s = '') => L.push(s);
+const whys = [];
+p('# Benchmarks');
+p();
+p(`Generated by \`npm run bench\` (scripts/bench.mjs) on ${started.toISOString().slice(0, 10)} in ${took.toFixed(0)} s${SMOKE ? ' — **smoke run (BENCH_SMOKE=1), numbers are not meaningful**' : ''}.`);
+p('Every figure is measured next to its baseline in the same run on the same machine, on a fresh');
+p('network-namespace lab (src/lab) with real sshd hosts; ratios are figure / baseline.');
+p();
+p('## Machine');
+p();
+p(`- OS: ${mach.os}, kernel ${mach.kernel}`);
+p(`- CPU: ${mach.cpus} × ${mach.model}`);
+p(`- Node ${mach.node}, ${mach.openssh}, ${mach.mosh}`);
+p();
+p('## Rerun');
+p();
+p('```sh');
+p('sudo npm run bench                 # writes docs/benchmarks.md (ROUNDS=7)');
+p('sudo ROUNDS=15 npm run bench       # more rounds for `up`/`down`');
+p('sudo BENCH_SMOKE=1 node scripts/bench.mjs   # tiny run, report in a temp file (CI)');
+p('```');
+p();
+p(`## 1. \`moshctl up\` against \`ssh -J\``);
+p();
+p(`Remote command \`${REMOTE}\` on the target, in a terminal (script(1)); medians of ${ROUNDS} alternating rounds after one warm-up each.`);
+p('First output: until `FIRST-FRAME` appears (for moshctl, in mosh-client\'s first frame). End to end: until the command exits (for moshctl, with teardown of server and relays).');
+p('Goals: first output ≤ 1.3×, end to end ≤ 1.5×.');
+p();
+p('| bastions | ssh_client | first output: ssh -J | moshctl up | ratio | goal | end to end: ssh -J | moshctl up | ratio | goal |');
+p('|---|---|---:|---:|---:|---|---:|---:|---:|---|');
+for (const r of upRows) {
+  const rf = r.first.up / r.first.ssh;
+  const rt = r.total.up / r.total.ssh;
+  p(`| ${r.bastions} | ${r.sshClient} | ${ms(r.first.ssh)} | ${ms(r.first.up)} | ${ratio(r.first.up, r.first.ssh)} | ${goal(rf, 1.3)} | ${ms(r.total.ssh)} | ${ms(r.total.up)} | ${ratio(r.total.up, r.total.ssh)} | ${goal(rt, 1.5)} |`);
+  const steps = r.timing.map((l) => l.replace(/^timing: /, '')).join(', ');
+  if (rf > 1.3)
+    whys.push(`- **Why first output misses (${r.bastions} bastion(s), ${r.sshClient}, ${ratio(r.first.up, r.first.ssh)} vs 1.3×, ${ms(r.first.up - 1.3 * r.first.ssh)} over):** _to be explained_. Per-step timing of one run: ${steps || 'none captured'}.`);
+  if (rt > 1.5)
+    whys.push(`- **Why end to end misses (${r.bastions} bastion(s), ${r.sshClient}, ${ratio(r.total.up, r.total.ssh)} vs 1.5×, ${ms(r.total.up - 1.5 * r.total.ssh)} over):** _to be explained_. Per-step timing of one run: ${steps || 'none captured'}.`);
+}
+p();
+p('Per-step timings of one `MOSHCTL_TIMING=1 moshctl up` run per configuration (stderr):');
+p();
+for (const r of upRows) {
+  p(`${r.bastions} bastion(s), ${r.sshClient}:`);
+  p();
+  p('```');
+  for (const l of r.timing.length ? r.timing : ['(no timing lines)']) p(l);
+  p('```');
+  p();
+}
+p('## 2. `moshctl down` of a live session');
+p();
+p(`\`moshctl up target --no-connect\` (server and relays left running), then \`moshctl down target\` timed; median of ${DOWNS}. Baseline: \`ssh -J\` end to end from table 1 (a full login round through the same hops). Goal ≤ 1 s.`);
+p();
+p('| bastions | ssh_client | moshctl down | baseline ssh -J | ratio | goal |');
+p('|---|---|---:|---:|---:|---|');
+for (const r of upRows) {
+  const met = r.down <= 1000;
+  p(`| ${r.bastions} | ${r.sshClient} | ${ms(r.down)} | ${ms(r.total.ssh)} | ${ratio(r.down, r.total.ssh)} | ${met ? 'met (≤ 1 s)' : `**missed** by ${ms(r.down - 1000)}`} |`);
+  if (!met)
+    whys.push(`- **Why down misses (${r.bastions} bastion(s), ${r.sshClient}, ${ms(r.down)} vs 1 s):** _to be explained_. Per-step timing of one run: ${r.downTiming.map((l) => l.replace(/^timing: /, '')).join(', ') || 'none captured'}.`);
+}
+p();
+p('## 3. Relay added latency');
+p();
+p(`UDP ping-pong (1300-byte datagrams, one in flight, ${N} round trips after ${WARM} warm-up, 2 s cap per round) from the client namespace to the relay on the bastion (192.0.2.1) and on to a UDP echo server on the target.`);
+p('Baseline: the same ping-pong from the bastion namespace straight to the echo server. Round trips in µs.');
+p();
+p('| relay | p50 via relay | p50 baseline | ratio | added p50 | p99 via relay | p99 baseline | ratio | round trips/s via relay | baseline | ratio | lost |');
+p('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+const us = (x) => `${x.toFixed(0)} µs`;
+for (const r of relayRows) {
+  p(`| ${r.runtime} | ${us(r.via.p50)} | ${us(r.base.p50)} | ${ratio(r.via.p50, r.base.p50)} | ${us(r.via.p50 - r.base.p50)} | ${us(r.via.p99)} | ${us(r.base.p99)} | ${ratio(r.via.p99, r.base.p99)} | ${r.via.rps.toFixed(0)} | ${r.base.rps.toFixed(0)} | ${ratio(r.via.rps, r.base.rps)} | ${r.via.lost}/${r.base.lost} |`);
+}
+p();
+p('## 4. Relay footprint');
+p();
+p(`${RELAYS} idle relays per runtime on the bastion, each with its target set: VmRSS from /proc/PID/status, CPU as utime+stime over ${IDLE_S} s idle (/proc/PID/stat) per relay. Goal ≤ 15 MB and ~0 % CPU.`);
+p('Baseline for RSS: the goal; there is no useful process to compare an idle relay with.');
+p();
+p('| runtime | relays | RSS median | RSS max | goal ≤ 15 MB | CPU median | CPU max | goal ~0 % |');
+p('|---|---:|---:|---:|---|---:|---:|---|');
+for (const r of footRows) {
+  const rssMet = r.rssMax <= 15;
+  const cpuMet = r.cpuMax < 0.5;
+  p(`| ${r.runtime} | ${RELAYS} | ${r.rssMed.toFixed(1)} MB | ${r.rssMax.toFixed(1)} MB | ${rssMet ? 'met' : `**missed** by ${(r.rssMax - 15).toFixed(1)} MB`} | ${r.cpuMed.toFixed(2)} % | ${r.cpuMax.toFixed(2)} % | ${cpuMet ? 'met' : `**missed** (${r.cpuMax.toFixed(2)} %)`} |`);
+  if (!rssMet) whys.push(`- **Why ${r.runtime} relay RSS misses (${r.rssMax.toFixed(1)} MB vs 15 MB):** _to be explained_.`);
+  if (!cpuMet) whys.push(`- **Why ${r.runtime} relay idle CPU misses (${r.cpuMax.toFixed(2)} %):** _to be explained_.`);
+}
+p();
+p('## 5. Cold start');
+p();
+p(`Medians of ${COLD} alternating runs; baseline \`node -e 0\`.`);
+p();
+p('| command | median | node -e 0 | ratio | moshctl\'s share |');
+p('|---|---:|---:|---:|---:|');
+p(`| moshctl --version | ${cold.version.toFixed(1)} ms | ${cold.base.toFixed(1)} ms | ${ratio(cold.version, cold.base)} | ${(cold.version - cold.base).toFixed(1)} ms |`);
+p(`| moshctl validate (lab config) | ${cold.validate.toFixed(1)} ms | ${cold.base.toFixed(1)} ms | ${ratio(cold.validate, cold.base)} | ${(cold.validate - cold.base).toFixed(1)} ms |`);
+p();
+p('## Missed goals');
+p();
+if (whys.length) for (const w of whys) p(w);
+else p('None: every goal was met in this run.');
+p();
+mkdirSync(dirname(OUT), { recursive: true });
+writeFileSync(OUT, L.join('\n'));
+if (SMOKE) console.log(`bench smoke ok: ${upRows.length} up/down configs, ${relayRows.length} relays, report ${OUT} (${took.toFixed(0)} s)`);
+else console.log(`bench: wrote ${OUT} in ${took.toFixed(0)} s`);
