@@ -79,12 +79,24 @@ describe.skipIf(reason).each(SSH_CLIENTS)('moshctl down and status (%s)', (sshCl
     expect(json.sessions.map((x) => [x.name, x.server.state, x.relays.map((r) => r.state)])).toEqual([
       ['target', 'alive', ['alive']],
     ]);
-    // The same check must see a dead relay as dead.
+    // A relay killed while up runs is healed: status shows it back, and how often.
     await lab.exec('bastion', ['kill', String(rec.relays[0]?.pid)]);
+    let healed = '';
+    for (let i = 0; i < 50 && !healed.includes('restarted 1×'); i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      healed = (await moshctl(lab, s, ['status'])).stdout;
+    }
+    expect(healed).toMatch(/relay {3}bastion UDP \d+ \(python3, pid \d+, restarted 1×\): alive/);
+    expect(healed).not.toContain(`pid ${rec.relays[0]?.pid},`);
+    // With up gone, nothing heals: the same check must see a dead relay as dead.
+    const now = recordOf(s);
+    process.kill(now.pid, 'SIGKILL');
+    await lab.exec('bastion', ['kill', String(now.relays[0]?.pid)]);
     await new Promise((r) => setTimeout(r, 500));
-    expect((await moshctl(lab, s, ['status'])).stdout).toContain(
-      `(python3, pid ${rec.relays[0]?.pid}): dead`,
-    );
+    const dead = (await moshctl(lab, s, ['status'])).stdout;
+    expect(dead).toContain(`(python3, pid ${now.relays[0]?.pid}, restarted 1×): dead`);
+    expect(dead).toMatch(/client dead$/m);
+    expect((await moshctl(lab, s, ['down'])).code).toBe(0);
   });
 
   it('down from another terminal ends the session: its mosh-client exits and nothing is left', async () => {
