@@ -2,7 +2,7 @@
 // Pure: no I/O. Every value that reaches a command line is validated here and
 // shell-quoted, because ssh hands the line to the hop user's login shell.
 
-import { UserError } from '../errors.js';
+import { checkInt, invalid } from './checks.js';
 import { FALLBACK_RELAY_SH, PROBE_SH, RELAY_ALIVE_SH, STOP_RELAY_SH } from './scripts.js';
 import { checkPid } from '../remote/processes.js';
 import { SH, shellJoin } from './shell.js';
@@ -36,16 +36,6 @@ export const NC_WARNING =
   'nc relay (the article recipe): it locks onto the first client address, so a roam or a 10+ s ' +
   'outage ends the session; it has no idle timeout (stop it with `moshctl down`) and its pipe ' +
   'can merge datagrams under load';
-
-function invalid(what: string, value: unknown, hint: string): never {
-  throw UserError.one(`relay: invalid ${what}: ${JSON.stringify(value)}`, hint);
-}
-
-function checkInt(what: string, n: number, min: number, max: number): number {
-  if (!Number.isInteger(n) || n < min || n > max)
-    invalid(what, n, `use a whole number from ${min} to ${max}`);
-  return n;
-}
 
 /** An IPv4 address or a DNS name: never a leading `-` (an option to nc/socat) nor shell syntax. */
 export function checkRelayTarget(address: string): string {

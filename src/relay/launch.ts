@@ -10,8 +10,8 @@
 // any stdin, a missing or unexecutable one gives 126/127 from sh, and then the
 // next runtime gets the untouched stream.
 
+import { checkInt, invalid } from './checks.js';
 import { isIPv4, isIPv6 } from 'node:net';
-import { UserError } from '../errors.js';
 import { SH, shellJoin, shellQuote } from './shell.js';
 
 export type RelayRuntime = 'python3' | 'perl';
@@ -117,16 +117,6 @@ export const LAUNCH_SH = [
     `*) echo "MOSHCTL-RELAY ERROR ${NO_RUNTIME.auto}";; esac`,
   `exit ${RelayExit.noRuntime}`,
 ].join('; ');
-
-function invalid(what: string, value: unknown, hint: string): never {
-  throw UserError.one(`relay: invalid ${what}: ${JSON.stringify(value)}`, hint);
-}
-
-function checkInt(what: string, n: number, min: number, max: number): number {
-  if (!Number.isInteger(n) || n < min || n > max)
-    invalid(what, n, `use a whole number from ${min} to ${max}`);
-  return n;
-}
 
 /**
  * An IPv4 or IPv6 literal or a DNS name, as the relays accept it: never a leading
