@@ -30,6 +30,7 @@ import { REPO_ROOT, type Lab } from '../../src/lab/index.js';
 import { connectOpenSshChain, type OpenSshChain } from '../../src/openssh/connect.js';
 import type { ConnectOptions, Prompter, RemoteChain } from '../../src/transport/types.js';
 import { e2eSkipReason, useLab } from './support.js';
+import { sshHost } from '../support/ssh-host.js';
 
 const reason = e2eSkipReason();
 const SSH = '/usr/bin/ssh';
@@ -37,28 +38,17 @@ const OPTS: ConnectOptions = { sshConfigFile: '/dev/null' };
 
 type LabSshHost = 'bastion' | 'bastion2' | 'target';
 
-function sshHost(lab: Lab, name: LabSshHost, over: Partial<SshHost> = {}): SshHost {
+function labHost(lab: Lab, name: LabSshHost, over: Partial<SshHost> = {}): SshHost {
   const address = lab.host(name).sshAddress;
-  return {
+  return sshHost({
     name,
     ssh_name: address,
     address,
-    port: 22,
-    user: 'root',
     identity_files: [lab.keyFile],
-    certificate_files: [],
     known_hosts: [lab.knownHostsFile],
-    global_known_hosts: [],
-    host_key_alias: undefined,
-    host_key_policy: 'strict',
-    identity_agent: 'none',
-    connect_timeout: 10,
-    server_alive_interval: 15,
-    proxy_command: undefined,
     ssh_client: 'openssh',
-    hash_known_hosts: false,
     ...over,
-  };
+  });
 }
 
 /** Live processes (zombies aside) whose argv contains `text`. */
@@ -157,7 +147,7 @@ function controlDirs(runtimeDir: string): string[] {
 describe.skipIf(reason !== undefined)('openssh chain through one bastion', () => {
   const ref = useLab({ bastions: 1 });
   const env = useClientSsh(ref);
-  const hop = (name: LabSshHost, over: Partial<SshHost> = {}): SshHost => sshHost(ref.lab, name, over);
+  const hop = (name: LabSshHost, over: Partial<SshHost> = {}): SshHost => labHost(ref.lab, name, over);
 
   it('connects bastion → target, runs commands where they belong, and reaches the bastion’s address', async () => {
     const { lab } = ref;
@@ -396,7 +386,7 @@ describe.skipIf(reason !== undefined)('openssh chain through one bastion', () =>
     async function startOwner(
       mode: 'wait' | 'exit',
     ): Promise<{ owner: ChildProcess; procs: { sshPid: number; wrapperPid: number }[] }> {
-      const hops = [sshHost(ref.lab, 'bastion'), sshHost(ref.lab, 'target')];
+      const hops = [labHost(ref.lab, 'bastion'), labHost(ref.lab, 'target')];
       const owner = spawn(process.execPath, [script, JSON.stringify(hops), mode], {
         stdio: ['ignore', 'pipe', 'inherit'],
         env: process.env,
@@ -502,7 +492,7 @@ describe.skipIf(reason !== undefined)('openssh chain through two bastions', () =
     const { lab } = ref;
     const started = performance.now();
     const chain = await connectOpenSshChain(
-      (['bastion', 'bastion2', 'target'] as const).map((h) => sshHost(lab, h)),
+      (['bastion', 'bastion2', 'target'] as const).map((h) => labHost(lab, h)),
       OPTS,
     );
     console.log(`openssh: connect 3 hops ${Math.round(performance.now() - started)} ms`);

@@ -10,10 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { HostConfig } from '../../src/config/types.js';
+import type { SshHost } from '../../src/config/types.js';
 import { EnvError } from '../../src/errors.js';
 import { connectChain } from '../../src/ssh/connect.js';
 import type { ConnectOptions } from '../../src/transport/types.js';
+import { sshHost } from '../support/ssh-host.js';
 
 const SSHD = '/usr/sbin/sshd';
 const isRoot = process.getuid?.() === 0;
@@ -91,37 +92,17 @@ describe.skipIf(skipReason !== undefined)('SSH chain against a real sshd', () =>
   let knownHosts = '';
   const noAgent: ConnectOptions = { agent: undefined };
 
-  function host(name: string, over: Partial<HostConfig> = {}): HostConfig {
-    return {
+  function host(name: string, over: Partial<SshHost> = {}): SshHost {
+    return sshHost({
       name,
+      ssh_name: '127.0.0.1',
       address: '127.0.0.1',
       port,
-      user: 'root',
-      ssh_name: '127.0.0.1',
       identity_files: [clientKey],
-      certificate_files: [],
       known_hosts: [knownHosts],
-      global_known_hosts: [],
-      host_key_alias: undefined,
-      host_key_policy: 'strict',
       identity_agent: undefined,
-      connect_timeout: 10,
-      server_alive_interval: 15,
-      proxy_command: undefined,
-      ssh_client: 'ssh2',
-      hash_known_hosts: false,
-      origin: 'moshproxy',
-      sources: {},
-      chain: [],
-      relay: { ports: { from: 61000, to: 61010 }, runtime: 'auto' },
-      mosh: {
-        server_ports: { from: 60001, to: 60010 },
-        network_timeout: 60,
-        signal_timeout: 60,
-        locale: 'C.UTF-8',
-      },
       ...over,
-    };
+    });
   }
 
   beforeAll(async () => {
@@ -304,7 +285,7 @@ describe.skipIf(skipReason !== undefined)('SSH chain against a real sshd', () =>
   ] as const)(
     'refuses %s under ssh2 before connecting, naming ssh_client: openssh',
     async (_what, over, text) => {
-      const err = await rejection(connectChain([host('limited', over as Partial<HostConfig>)], noAgent));
+      const err = await rejection(connectChain([host('limited', over as Partial<SshHost>)], noAgent));
       expect(err.message).toContain(`limited needs ${text}`);
       expect(err.hint).toContain('ssh_client: openssh');
     },

@@ -67,7 +67,14 @@ describe('moshctl command line', () => {
       steps: { kind: string; command?: string[] }[];
     };
     expect(plan.version).toBe(3);
-    expect(plan.steps.map((s) => s.kind)).toEqual(['connect', 'connect', 'server', 'relay', 'wire', 'client']);
+    expect(plan.steps.map((s) => s.kind)).toEqual([
+      'connect',
+      'connect',
+      'server',
+      'relay',
+      'wire',
+      'client',
+    ]);
     expect(plan.steps[2]?.command).toEqual(['tmux', 'attach']);
   });
 

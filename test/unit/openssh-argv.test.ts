@@ -11,10 +11,10 @@ import {
   proxyCommandVia,
 } from '../../src/openssh/argv.js';
 import { socketPathFits } from '../../src/openssh/control-dir.js';
+import { sshHost } from '../support/ssh-host.js';
 
 function host(over: Partial<SshHost> = {}): SshHost {
-  return {
-    name: 'bastion',
+  return sshHost({
     ssh_name: 'bastion.example.com',
     address: '198.51.100.7',
     port: 2222,
@@ -23,16 +23,10 @@ function host(over: Partial<SshHost> = {}): SshHost {
     certificate_files: ['/home/alice/.ssh/id_ed25519-cert.pub'],
     known_hosts: ['/home/alice/.ssh/known_hosts', '/home/alice/team hosts'],
     global_known_hosts: ['/etc/ssh/ssh_known_hosts'],
-    host_key_alias: undefined,
-    host_key_policy: 'strict',
     identity_agent: undefined,
-    connect_timeout: 10,
-    server_alive_interval: 15,
-    proxy_command: undefined,
     ssh_client: 'openssh',
-    hash_known_hosts: false,
     ...over,
-  };
+  });
 }
 
 const DIR = '/run/user/1000/moshctl-Ab12Cd';

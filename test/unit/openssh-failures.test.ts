@@ -4,28 +4,15 @@ import { describe, expect, it } from 'vitest';
 import type { SshHost } from '../../src/config/types.js';
 import type { EnvError } from '../../src/errors.js';
 import { droppedError, lastLines, masterFailure, parseReachedAddress } from '../../src/openssh/failures.js';
+import { sshHost } from '../support/ssh-host.js';
 
 function host(over: Partial<SshHost> = {}): SshHost {
-  return {
-    name: 'bastion',
-    ssh_name: 'bastion',
-    address: '192.0.2.1',
-    port: 22,
-    user: 'root',
+  return sshHost({
     identity_files: ['/root/.ssh/id_ed25519'],
-    certificate_files: [],
     known_hosts: ['/root/.ssh/known_hosts'],
-    global_known_hosts: [],
-    host_key_alias: undefined,
-    host_key_policy: 'strict',
-    identity_agent: 'none',
-    connect_timeout: 10,
-    server_alive_interval: 15,
-    proxy_command: undefined,
     ssh_client: 'openssh',
-    hash_known_hosts: false,
     ...over,
-  };
+  });
 }
 
 const bastion = host();
