@@ -7,6 +7,7 @@
 // connection went with a roam) still runs and is left alone.
 import type { RelayStep } from '../plan/types.js';
 import { PING, parseSimple, toLine } from '../relay/control.js';
+import { awaitLine } from '../transport/line-channel.js';
 import type { LineChannel } from '../transport/types.js';
 import type { RelayStarted } from './runner.js';
 
@@ -49,12 +50,9 @@ export interface HealDeps {
 
 /** Waits for PONG, reading past other replies (an `OK TO` after a retarget). */
 async function pong(channel: LineChannel): Promise<boolean> {
-  const deadline = Date.now() + PONG_WAIT_MS;
-  for (;;) {
-    const line = await channel.nextLine(Math.max(1, deadline - Date.now())).catch(() => undefined);
-    if (line === undefined) return false;
-    if (parseSimple(line) === 'PONG') return true;
-  }
+  return (
+    (await awaitLine(channel, (l) => (parseSimple(l) === 'PONG' ? true : undefined), PONG_WAIT_MS)) === true
+  );
 }
 
 export class RelayHealer {

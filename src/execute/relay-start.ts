@@ -15,6 +15,7 @@ import {
 import { parseListen, parseOk, toLine } from '../relay/control.js';
 import { relayLaunch } from '../relay/launch.js';
 import { readRelayPrograms } from '../relay/script.js';
+import { awaitLine } from '../transport/line-channel.js';
 import type { LineChannel, RemoteChain } from '../transport/types.js';
 import type { RelayStarted } from './runner.js';
 
@@ -87,14 +88,7 @@ export async function launchRelay(
 /** Tells a launched relay where to forward (TO over its control channel) and waits for its OK. */
 export async function wireRelay(channel: LineChannel, step: RelayStep, forwardPort: number): Promise<void> {
   channel.send(toLine(step.forwardTo.address, forwardPort));
-  // Lines other than the answer (a PONG from a ping) are passed over.
-  const deadline = Date.now() + ANSWER_TIMEOUT_MS;
-  let ok: ReturnType<typeof parseOk>;
-  while (!ok) {
-    const line = await channel.nextLine(Math.max(1, deadline - Date.now())).catch(() => undefined);
-    if (line === undefined) break;
-    ok = parseOk(line);
-  }
+  const ok = await awaitLine(channel, parseOk, ANSWER_TIMEOUT_MS);
   if (!ok || 'error' in ok) {
     channel.send('QUIT');
     throw new EnvError(

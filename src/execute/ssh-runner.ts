@@ -16,6 +16,7 @@ import {
 } from '../remote/mosh-server.js';
 import { parseStop, stopByPidCommand } from '../remote/processes.js';
 import { parseSimple, QUIT } from '../relay/control.js';
+import { awaitLine } from '../transport/line-channel.js';
 import type { ConnectChain, ExecResult, LineChannel, Prompter, RemoteChain } from '../transport/types.js';
 import { preloadClient, startMoshClient, type ClientProcess } from './client.js';
 import { RelayHealer, type RelayRestarted, type WatchedRelay } from './relay-heal.js';
@@ -27,12 +28,9 @@ const SERVER_TIMEOUT_MS = 20_000;
 const QUIT_WAIT_MS = 2_000;
 
 async function saidBye(channel: LineChannel): Promise<boolean> {
-  const deadline = Date.now() + QUIT_WAIT_MS;
-  for (;;) {
-    const line = await channel.nextLine(Math.max(1, deadline - Date.now())).catch(() => undefined);
-    if (line === undefined) return false;
-    if (parseSimple(line) === 'BYE') return true;
-  }
+  return (
+    (await awaitLine(channel, (l) => (parseSimple(l) === 'BYE' ? true : undefined), QUIT_WAIT_MS)) === true
+  );
 }
 
 /** The first hop was reached through a ProxyCommand: its address as this machine resolves it. */

@@ -7,6 +7,7 @@ import { lookup } from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
 import type { SshHost } from '../config/types.js';
 import { EnvError } from '../errors.js';
+import { checkRoute } from '../transport/errors.js';
 import type { ConnectChain, ConnectOptions } from '../transport/types.js';
 import { findOnPath } from '../which.js';
 import { controlPath, isShellSafe, logPath, masterArgv } from './argv.js';
@@ -77,10 +78,7 @@ async function reachedAddress(first: SshHost, master: Master): Promise<string | 
  * master started is stopped and the directory removed before the promise rejects.
  */
 export const connectOpenSshChain: ConnectChain = async (hops, opts: ConnectOptions = {}) => {
-  if (hops.length === 0) throw new Error('connectOpenSshChain needs at least one host');
-  const names = hops.map((h) => h.name);
-  if (new Set(names).size !== names.length)
-    throw new Error(`duplicate host in SSH chain: ${names.join(' → ')}`);
+  checkRoute(hops, 'connectOpenSshChain');
   const { signal } = opts;
   signal?.throwIfAborted();
   const sshPath = findSsh(hops);

@@ -11,6 +11,7 @@ import type { Duplex } from 'node:stream';
 import type { ClientChannel, ServerHostKeyAlgorithm } from 'ssh2';
 import type { SshHost } from '../config/types.js';
 import { EnvError } from '../errors.js';
+import { checkRoute } from '../transport/errors.js';
 import type { ConnectChain, ConnectOptions, Prompter } from '../transport/types.js';
 import { authHandler, prepareAuth, type HopAuth } from './auth.js';
 import { SshChain, closeHop, type Hop } from './chain.js';
@@ -250,10 +251,7 @@ function abortReason(signal: AbortSignal): Error {
  * closed before the promise rejects.
  */
 export const connectChain: ConnectChain = async (hops, opts: ConnectOptions = {}) => {
-  if (hops.length === 0) throw new Error('connectChain needs at least one host');
-  const names = hops.map((h) => h.name);
-  if (new Set(names).size !== names.length)
-    throw new Error(`duplicate host in SSH chain: ${names.join(' → ')}`);
+  checkRoute(hops, 'connectChain');
   const { signal } = opts;
   signal?.throwIfAborted();
 

@@ -40,3 +40,11 @@ export function connectionClosed(host: string, cause?: unknown): EnvError {
     ...(cause ? [{ cause }] : []),
   );
 }
+
+/** What every ConnectChain requires of its route: hosts, each once. A bug otherwise, never a user's mistake. */
+export function checkRoute(hops: readonly { name: string }[], who: string): void {
+  if (hops.length === 0) throw new Error(`${who} needs at least one host`);
+  const names = hops.map((h) => h.name);
+  if (new Set(names).size !== names.length)
+    throw new Error(`duplicate host in SSH chain: ${names.join(' → ')}`);
+}

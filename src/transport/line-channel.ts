@@ -5,6 +5,24 @@ import type { LineChannel } from './types.js';
 
 const STDERR_KEEP = 4096;
 
+/**
+ * The first line `match` makes something of, read past any others (a PONG
+ * from a ping, say); undefined when the channel closes or the time runs out.
+ */
+export async function awaitLine<T>(
+  channel: LineChannel,
+  match: (line: string) => T | undefined,
+  timeoutMs: number,
+): Promise<T | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const line = await channel.nextLine(Math.max(1, deadline - Date.now())).catch(() => undefined);
+    if (line === undefined) return undefined;
+    const found = match(line);
+    if (found !== undefined) return found;
+  }
+}
+
 export class LineQueue implements LineChannel {
   private buffer = '';
   private readonly lines: string[] = [];
