@@ -63,11 +63,16 @@ export function checkRules(data: unknown, origins: Origins, fallback: Position):
     });
   }
   const reported = new Set<string>();
-  const relayedTo = new Set<string>();
+  /** Host → the hops whose relays forward to it. */
+  const relayedTo = new Map<string, Set<string>>();
   for (const name of names) {
     const r = resolveChain(name, via);
     // Every host after the first of a route receives UDP from a relay on the hop before it.
-    if (r.ok && r.chain.length > 0) for (const h of [...r.chain.slice(1), name]) relayedTo.add(h);
+    if (r.ok)
+      [...r.chain, name].forEach((h, i, route) => {
+        const from = route[i - 1];
+        if (from !== undefined) relayedTo.set(h, (relayedTo.get(h) ?? new Set()).add(from));
+      });
     if (r.ok) continue;
     const ptr = pointer(pointer(pointer('/hosts', name), 'via'), 0);
     if (r.reason === 'cycle') {
@@ -90,18 +95,25 @@ export function checkRules(data: unknown, origins: Origins, fallback: Position):
       });
     }
   }
-  // The relays speak IPv4: a host behind a bastion needs an IPv4 address or a DNS name.
-  for (const name of relayedTo) {
+  // The python3 and perl relays speak IPv6; socat and nc relays (chosen by
+  // name) are built for IPv4 only, so a host one of them forwards to needs IPv4.
+  const defaults = isObj(data.defaults) ? data.defaults : {};
+  const runtimeOf = (hop: string): unknown => {
+    const h = hosts[hop];
+    const own = isObj(h) && isObj(h.relay) ? h.relay.runtime : undefined;
+    return own ?? (isObj(defaults.relay) ? defaults.relay.runtime : undefined);
+  };
+  for (const [name, from] of relayedTo) {
     const host = hosts[name];
     const address = isObj(host) ? host.address : undefined;
-    if (typeof address === 'string' && address.includes(':')) {
-      const ptr = pointer(pointer('/hosts', name), 'address');
-      problems.push({
-        ...at(ptr),
-        message: `host "${name}" is reached through a UDP relay, which speaks IPv4 only, but its address is IPv6`,
-        hint: 'use its IPv4 address or a DNS name with an A record',
-      });
-    }
+    if (typeof address !== 'string' || !address.includes(':')) continue;
+    const weak = [...from].find((hop) => runtimeOf(hop) === 'socat' || runtimeOf(hop) === 'nc');
+    if (weak === undefined) continue;
+    problems.push({
+      ...at(pointer(pointer('/hosts', name), 'address')),
+      message: `host "${name}" has an IPv6 address, but the ${String(runtimeOf(weak))} relay on "${weak}" that forwards to it speaks IPv4 only`,
+      hint: `use relay.runtime: auto on "${weak}" (python3 or perl relays speak IPv6), or give "${name}" an IPv4 address or a DNS name with an A record`,
+    });
   }
   return problems;
 }

@@ -118,6 +118,12 @@ export async function startFallback(
     );
   }
   const runtime = choice.runtime;
+  if (step.forwardTo.address.includes(':'))
+    throw new EnvError(
+      `${step.forwardTo.host} has an IPv6 address, and the only relay that runs on ${step.host} is ${runtime}, which speaks IPv4 only`,
+      `install python3 or perl on ${step.host} (their relays speak IPv6), or give ${step.forwardTo.host} an IPv4 address`,
+      where,
+    );
   const cmd = relayCommand({
     runtime,
     listen: step.listen,

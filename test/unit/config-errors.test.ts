@@ -151,14 +151,22 @@ describe('moshctl validate on bad input', () => {
     expect(quoted.stderr).toContain('hosts.a.port must be a whole number, not string "2222"');
   });
 
-  it('refuses an IPv6 address for a host behind a relay, and allows it for a first hop or a direct host', async () => {
-    const r = await validate(
+  it('allows an IPv6 address behind a python3 or perl relay, and refuses it behind a socat or nc one', async () => {
+    const ok = await validate(
       'version: 1\nhosts:\n  j: {address: "2001:db8::1"}\n  t: {address: "2001:db8::2", via: [j]}\n  d: {address: "::1"}\n',
+    );
+    expect(ok.code).toBe(0);
+    const r = await validate(
+      'version: 1\nhosts:\n  j: {address: "2001:db8::1", relay: {runtime: socat}}\n  t: {address: "2001:db8::2", via: [j]}\n',
     );
     expect(r.code).toBe(2);
     expect(r.stderr).toBe(
-      'moshctl: <dir>/moshproxy.yaml:4:16: host "t" is reached through a UDP relay, which speaks IPv4 only, but its address is IPv6\n  hint: use its IPv4 address or a DNS name with an A record\n',
+      'moshctl: <dir>/moshproxy.yaml:4:16: host "t" has an IPv6 address, but the socat relay on "j" that forwards to it speaks IPv4 only\n  hint: use relay.runtime: auto on "j" (python3 or perl relays speak IPv6), or give "t" an IPv4 address or a DNS name with an A record\n',
     );
+    const byDefault = await validate(
+      'version: 1\ndefaults: {relay: {runtime: nc}}\nhosts:\n  j: {address: x}\n  t: {address: "::2", via: [j]}\n',
+    );
+    expect(byDefault.stderr).toContain('the nc relay on "j"');
   });
 
   it("caps timeouts at a week, the relays' limit", async () => {
