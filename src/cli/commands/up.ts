@@ -18,6 +18,7 @@ import { report } from '../main.js';
 import { terminalPrompter } from '../prompt.js';
 import { load } from './common.js';
 import { findOnPath } from '../../which.js';
+import { loadSsh2 } from '../../ssh/ssh2-module.js';
 
 export async function up(ctx: CommandContext): Promise<number> {
   const noConnect = ctx.values['no-connect'] === true;
@@ -28,6 +29,8 @@ export async function up(ctx: CommandContext): Promise<number> {
       `run it in a terminal, or use "moshctl up ${ctx.positionals[0] ?? 'NAME'} --no-connect" to start the session and print what a mosh client elsewhere needs`,
     );
   }
+  // ssh2 takes ~40 ms to load: it loads while ssh -G runs for each hop, not after.
+  loadSsh2().catch(() => undefined);
   const loaded = load(ctx);
   const files = loaded.files;
   const name = ctx.positionals[0] ?? '';
