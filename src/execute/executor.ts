@@ -112,16 +112,19 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
     wire: 'wire relay',
   };
   const runnable = plan.steps.filter((s) => s.kind === 'server' || s.kind === 'relay' || s.kind === 'wire');
-  const done = new Map<number, Promise<string | undefined>>();
-  const schedule = (): void => {
-    for (const step of runnable) {
-      const deps = step.dependsOn.map((id) => done.get(id)).filter((p) => p !== undefined);
-      const p = Promise.all(deps).then(() => runStep(step));
-      // A failed step fails the port others wait for, so nothing waits forever.
-      p.catch((e: unknown) => portOf(step.id).reject(e));
-      done.set(step.id, p);
-    }
-  };
+  // A connect step is done when runner.connect() says its hop is open: steps on
+  // that hop start while the hops behind it still connect.
+  const opened = new Map(connects.map((s) => [s.host, future<undefined>()] as const));
+  const done = new Map<number, Promise<string | undefined>>(
+    connects.map((s) => [s.id, (opened.get(s.host) as ReturnType<typeof future<undefined>>).promise]),
+  );
+  for (const step of runnable) {
+    const deps = step.dependsOn.map((id) => done.get(id)).filter((p) => p !== undefined);
+    const p = Promise.all(deps).then(() => runStep(step));
+    // A failed step fails the port others wait for, so nothing waits forever.
+    p.catch((e: unknown) => portOf(step.id).reject(e));
+    done.set(step.id, p);
+  }
   const tasks: ListrTask[] = runnable.map((step) => ({
     title: `${titles[step.kind] ?? step.kind} on ${step.host}`,
     task: async (_ctx, task) => {
@@ -137,19 +140,24 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
   try {
     o.save(o.record);
     // Connecting comes before the task list renders: login prompts (passwords,
-    // one-time codes, passphrases) need the terminal to themselves.
+    // one-time codes, passphrases) need the terminal to themselves. Steps on
+    // the hops already open run meanwhile; they prompt for nothing.
     await check('connect');
     const started = performance.now();
     o.log(`connecting ${connects.map((s) => s.host).join(' → ')}`);
     const first = connects[0];
-    const r = await o.runner.connect();
-    if (first) reached.set(first.id, r.reachedAddress);
-    o.log(`connected in ${Math.round(performance.now() - started)} ms`);
-    // Every step starts as soon as what it depends on is done; the task list only shows them.
-    schedule();
     const all = Promise.allSettled(done.values());
     try {
+      const r = await o.runner.connect((host) => opened.get(host)?.resolve(undefined));
+      if (first) reached.set(first.id, r.reachedAddress);
+      // Every hop is open now, whether or not the runner said so one by one.
+      for (const f of opened.values()) f.resolve(undefined);
+      o.log(`connected in ${Math.round(performance.now() - started)} ms`);
       await o.runTasks(tasks);
+    } catch (e) {
+      // Nothing waits for a hop that never opened.
+      for (const f of opened.values()) f.reject(e);
+      throw e;
     } finally {
       // A failed step ends the list at once, but what the others started must be in the record before teardown.
       await all;

@@ -23,9 +23,11 @@ export type ProcessKind = 'mosh-server' | 'relay';
 export interface Runner {
   /**
    * Opens the ssh chain to every host of the route, client side first; login
-   * prompts happen here. Resolves with the numeric address the first connection reached.
+   * prompts happen here. `onReady` is told each host as it is open: steps on
+   * it may start while later hops still connect. Resolves with the numeric
+   * address the first connection reached.
    */
-  connect(): Promise<{ reachedAddress: string }>;
+  connect(onReady?: (host: string) => void): Promise<{ reachedAddress: string }>;
   startServer(step: ServerStep): Promise<ServerStarted>;
   /**
    * Starts a relay; `forwardPort` when the plan says it needs its next hop at

@@ -9,13 +9,15 @@ import { EnvError } from '../errors.js';
 import { routeClient } from '../plan/route-client.js';
 import type { RelayStep, ServerStep } from '../plan/types.js';
 import {
-  moshServerCommand,
   moshServerFailure,
+  moshServerKeptCommand,
   parseMoshServerOutput,
+  parseServerExit,
   redactKey,
 } from '../remote/mosh-server.js';
-import { parseStop, stopByPidCommand } from '../remote/processes.js';
+import { checkPid, parseStop, stopByPidCommand } from '../remote/processes.js';
 import { parseSimple, QUIT } from '../relay/control.js';
+import { closedWhileRunning, execTimeout } from '../transport/errors.js';
 import { awaitLine } from '../transport/line-channel.js';
 import type { ConnectChain, ExecResult, LineChannel, Prompter, RemoteChain } from '../transport/types.js';
 import { preloadClient, startMoshClient, type ClientProcess } from './client.js';
@@ -78,12 +80,16 @@ export class SshRunner implements Runner {
   private client: ClientProcess | undefined;
   /** The relays this runner started, by host (one per hop), with their control channels. */
   private readonly relays = new Map<string, WatchedRelay>();
+  /** The mosh-server this runner started, with the channel it was started in (see moshServerKeptCommand). */
+  private server: { pid: number; channel: LineChannel } | undefined;
   /** While mosh-client owns the terminal nothing may prompt: a reconnect for healing goes without. */
   private quiet = false;
   /** An open in progress: teardown asks for several hosts at once, and they must share one chain. */
   private opening: Promise<RemoteChain> | undefined;
   /** Hosts from this index on could not be reached; asking again would only wait for the same timeout. */
   private unreachableFrom: { index: number; error: unknown } | undefined;
+  /** While connect() runs: the chain so far, for steps on the hops already open. */
+  private partial: { chain: RemoteChain; reach: number } | undefined;
 
   /** `route`: every host of the session, client side first, target last. */
   constructor(
@@ -91,10 +97,25 @@ export class SshRunner implements Runner {
     private readonly opts: SshRunnerOptions = {},
   ) {}
 
-  async connect(): Promise<{ reachedAddress: string }> {
-    const opened = this.open(this.route.length);
+  async connect(onReady?: (host: string) => void): Promise<{ reachedAddress: string }> {
+    const opened = this.open(this.route.length, true, (chain, hops) => {
+      this.partial = { chain, reach: hops };
+      const host = this.route[hops - 1];
+      if (host) onReady?.(host.name);
+    });
+    this.opening = opened;
     preloadClient();
-    const chain = await opened;
+    let chain: RemoteChain;
+    try {
+      chain = await opened;
+    } catch (e) {
+      // Steps that ran on the hops before the failed one are stopped over a chain that ends before it.
+      this.markUnreachable(e);
+      throw e;
+    } finally {
+      this.opening = undefined;
+      this.partial = undefined;
+    }
     const first = this.route[0];
     if (!first) throw new Error('bug: a session without hosts');
     return { reachedAddress: chain.reachedAddress ?? (await numericAddress(first)) };
@@ -102,21 +123,38 @@ export class SshRunner implements Runner {
 
   async startServer(step: ServerStep): Promise<ServerStarted> {
     const chain = await this.ensure(step.host);
-    let r;
-    try {
-      r = await chain.exec(step.host, moshServerCommand(step), { timeoutMs: SERVER_TIMEOUT_MS });
-    } catch (e) {
-      // The message may quote mosh-server's stderr; never let a key through.
-      if (e instanceof EnvError)
-        throw new EnvError(redactKey(e.message), e.hint, e.where, { cause: e.cause });
-      throw e;
-    }
+    const command = moshServerKeptCommand(step);
+    const channel = await chain.openChannel(step.host, command, { stdin: '' });
+    // mosh-server's output, both streams merged, up to the line saying its parent exited.
+    const lines: string[] = [];
+    const code = await awaitLine(
+      channel,
+      (l) => {
+        lines.push(l);
+        return parseServerExit(l);
+      },
+      SERVER_TIMEOUT_MS,
+    );
+    const output = lines.join('\n');
     // Once a pid is parsed the server runs, whatever the exit code: it must be recorded to be stopped.
-    const parsed = parseMoshServerOutput(r.stdout, r.stderr);
+    const parsed = parseMoshServerOutput(output, output);
+    // The message may quote mosh-server's output; never let a key through.
+    const said = redactKey(`${channel.stderr()}\n${output}`);
     if (!parsed) {
-      const f = moshServerFailure(r.code, redactKey(r.stderr));
+      channel.end();
+      if (code === undefined) {
+        throw channel.isClosed
+          ? closedWhileRunning(step.host, 'mosh-server new')
+          : execTimeout(step.host, 'mosh-server new', {
+              waitingForReady: true,
+              timeoutMs: SERVER_TIMEOUT_MS,
+              stderr: said,
+            });
+      }
+      const f = moshServerFailure(code, said);
       throw new EnvError(f.message, f.hint, { host: step.host, step: 'start mosh-server' });
     }
+    this.server = { pid: parsed.pid, channel };
     return parsed;
   }
 
@@ -199,15 +237,9 @@ export class SshRunner implements Runner {
   }
 
   async stop(host: string, pid: number, kind: ProcessKind): Promise<'stopped' | 'gone' | 'other'> {
-    // A relay that still holds its control channel is told to quit: no new exec, no pid check needed.
-    const relay = kind === 'relay' ? [...this.relays.values()].find((r) => r.pid === pid) : undefined;
-    if (relay) relay.stopping = true;
-    const channel = relay?.channel;
-    if (channel && !channel.isClosed) {
-      channel.send(QUIT);
-      // Only its BYE says the relay quit: a channel also closes when the connection under it drops.
-      if (await saidBye(channel)) return 'stopped';
-    }
+    // A process whose channel is still open is told to stop over it: no new exec.
+    const kept = kind === 'relay' ? await this.quitRelay(pid) : await this.stopKeptServer(pid);
+    if (kept) return kept;
     // A relay is stopped with its whole process group (socat's children outlive their parent).
     const command = kind === 'mosh-server' ? stopByPidCommand(pid, 'mosh-server') : stopRelayCommand(pid);
     const r = await this.ask(host, command);
@@ -220,6 +252,26 @@ export class SshRunner implements Runner {
       );
     }
     return outcome;
+  }
+
+  /** QUIT over the relay's control channel; undefined when that did not work. */
+  private async quitRelay(pid: number): Promise<'stopped' | undefined> {
+    const relay = [...this.relays.values()].find((r) => r.pid === pid);
+    if (!relay) return undefined;
+    relay.stopping = true;
+    const channel = relay.channel;
+    if (!channel || channel.isClosed) return undefined;
+    channel.send(QUIT);
+    // Only its BYE says the relay quit: a channel also closes when the connection under it drops.
+    return (await saidBye(channel)) ? 'stopped' : undefined;
+  }
+
+  /** The pid over the channel mosh-server was started in; undefined when that did not work. */
+  private async stopKeptServer(pid: number): Promise<'stopped' | 'gone' | 'other' | undefined> {
+    const channel = this.server?.pid === pid ? this.server.channel : undefined;
+    if (!channel || channel.isClosed) return undefined;
+    channel.send(String(checkPid(pid)));
+    return awaitLine(channel, (l) => parseStop(l), QUIT_WAIT_MS);
   }
 
   /**
@@ -266,6 +318,7 @@ export class SshRunner implements Runner {
   /** A chain that reaches `host`, opened (again) if needed; `abortable` for setup steps, not teardown. */
   private async ensure(host: string, abortable = true): Promise<RemoteChain> {
     const index = this.indexOf(host);
+    if (this.partial && this.partial.reach > index) return this.partial.chain;
     while (this.opening) await this.opening.catch(() => undefined);
     if (this.chain && this.reach > index) return this.chain;
     if (this.unreachableFrom && index >= this.unreachableFrom.index) throw this.unreachableFrom.error;
@@ -274,8 +327,7 @@ export class SshRunner implements Runner {
     try {
       return await this.opening;
     } catch (e) {
-      const failed = e instanceof EnvError ? this.route.findIndex((h) => h.name === e.where.host) : -1;
-      if (failed >= 0) this.unreachableFrom = { index: failed, error: e };
+      const failed = this.markUnreachable(e);
       // The full route failed (a host behind is gone): settle for reaching this host.
       if (index + 1 === this.route.length || failed <= index) throw e;
       this.opening = this.open(index + 1, abortable);
@@ -285,10 +337,22 @@ export class SshRunner implements Runner {
     }
   }
 
-  private async open(hops: number, abortable = true): Promise<RemoteChain> {
+  /** Remembers the host a connect failed at; returns its index, -1 when the error names none. */
+  private markUnreachable(e: unknown): number {
+    const failed = e instanceof EnvError ? this.route.findIndex((h) => h.name === e.where.host) : -1;
+    if (failed >= 0) this.unreachableFrom = { index: failed, error: e };
+    return failed;
+  }
+
+  private async open(
+    hops: number,
+    abortable = true,
+    onReady?: (chain: RemoteChain, hops: number) => void,
+  ): Promise<RemoteChain> {
     await this.close();
     const connectChain = await transport(this.route);
     const chain = await connectChain(this.route.slice(0, hops), {
+      ...(onReady ? { onReady } : {}),
       ...(this.opts.signal && abortable ? { signal: this.opts.signal } : {}),
       ...(this.opts.prompter && !this.quiet ? { prompter: this.opts.prompter } : {}),
       ...(this.opts.sshConfigFile ? { sshConfigFile: this.opts.sshConfigFile } : {}),

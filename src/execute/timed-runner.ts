@@ -15,8 +15,13 @@ export function timed(inner: Runner, log: (line: string) => void): Runner {
         log(`timing: ${name} ${Math.round(now - start)} ms (at ${Math.round(now - t0)} ms)`);
       }
     };
+  const connect = wrap('connect', inner.connect.bind(inner));
   return {
-    connect: wrap('connect', inner.connect.bind(inner)),
+    connect: (onReady) =>
+      connect((host) => {
+        log(`timing: ${host} open (at ${Math.round(performance.now() - t0)} ms)`);
+        onReady?.(host);
+      }),
     startServer: wrap('server', inner.startServer.bind(inner)),
     startRelay: wrap('relay', inner.startRelay.bind(inner)),
     wireRelay: wrap('wire', inner.wireRelay.bind(inner)),

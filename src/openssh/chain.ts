@@ -25,14 +25,23 @@ export class OpenSshChain implements RemoteChain {
   /** Hops already reported to listeners: a dropped hop takes every hop behind it along. */
   private readonly reported = new Set<number>();
 
-  /** @internal built by connectOpenSshChain once every master is ready. */
+  private readonly masters: Master[] = [];
+  public reachedAddress: string | undefined;
+
+  /**
+   * @internal built by connectOpenSshChain before the first master starts, and
+   * given each master once it is ready (`add`): steps on a ready hop run while
+   * later hops still connect.
+   */
   constructor(
-    private readonly masters: Master[],
     private readonly controlDir: string,
     private readonly sshPath: string,
-    readonly reachedAddress: string | undefined,
-  ) {
-    masters.forEach((m, i) => m.onExit(() => this.hopExited(i)));
+  ) {}
+
+  /** @internal */
+  add(master: Master): void {
+    const i = this.masters.push(master) - 1;
+    master.onExit(() => this.hopExited(i));
   }
 
   get hostNames(): string[] {

@@ -86,6 +86,7 @@ export const connectOpenSshChain: ConnectChain = async (hops, opts: ConnectOptio
   // ConnectOptions.agent applies to hosts that name no agent; absent, ssh's own default ($SSH_AUTH_SOCK).
   const defaultAgent = 'agent' in opts ? (opts.agent ?? 'none') : undefined;
   const masters: Master[] = [];
+  const chain = new OpenSshChain(controlDir, sshPath);
 
   let onAbort: (() => void) | undefined;
   const aborted = new Promise<never>((_, reject) => {
@@ -121,6 +122,9 @@ export const connectOpenSshChain: ConnectChain = async (hops, opts: ConnectOptio
       try {
         await Promise.race([master.ready(), aborted]);
         master.quiet();
+        if (i === 0) chain.reachedAddress = await Promise.race([reachedAddress(host, master), aborted]);
+        chain.add(master);
+        opts.onReady?.(chain, i + 1);
       } catch (err) {
         if (!(err instanceof MasterExited)) throw err;
         // The previous master logged a refused forward before it answered the stdio forward.
@@ -132,9 +136,7 @@ export const connectOpenSshChain: ConnectChain = async (hops, opts: ConnectOptio
         });
       }
     }
-    const first = masters[0] as Master;
-    const reached = await Promise.race([reachedAddress(first.host, first), aborted]);
-    return new OpenSshChain(masters, controlDir, sshPath, reached);
+    return chain;
   } catch (err) {
     await Promise.all([...masters].reverse().map((m) => m.stop()));
     removeControlDir(controlDir);

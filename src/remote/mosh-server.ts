@@ -1,8 +1,9 @@
 // The mosh-server command line and what it prints. sshd drops environment
 // requests it does not list in AcceptEnv, so the timeouts go inline through
 // `env`, which also works when the login shell is not sh-like (fish, csh).
-import { shellJoin } from '../relay/shell.js';
+import { SH, shellJoin, shellQuote } from '../relay/shell.js';
 import type { ServerStep } from '../plan/types.js';
+import { stopPidScript } from './processes.js';
 
 export function moshServerCommand(
   step: Pick<ServerStep, 'ports' | 'networkTimeout' | 'signalTimeout' | 'locale' | 'command'>,
@@ -20,6 +21,45 @@ export function moshServerCommand(
   ];
   if (step.command && step.command.length > 0) argv.push('--', ...step.command);
   return shellJoin(argv);
+}
+
+const EXITED = /^MOSHCTL-SERVER EXIT (\d+)$/;
+const DETACHED_AT = "'[mosh-server detached, pid = '";
+
+/**
+ * mosh-server started in a channel that stays open afterwards, so teardown
+ * stops it without a new exec. The channel carries mosh-server's own output
+ * (both streams, the key among it: printf is a shell builtin, so the key is
+ * in no process's argv), then `MOSHCTL-SERVER EXIT CODE`. Then one line may
+ * come: mosh-server's pid, which is stopped as stopByPidCommand would and
+ * answered with stopped, gone or other. The shell lives exactly as long as
+ * mosh-server (checked every 2 s): a channel whose connection died on a roam
+ * leaves nothing behind once mosh-server is stopped over a fresh one.
+ */
+export function moshServerKeptCommand(step: Parameters<typeof moshServerCommand>[0]): string {
+  // One line, `;`-joined, for login shells that take no newline inside quotes
+  // (csh); `&` ends a command by itself, so no `;` follows it.
+  const script = [
+    `out=$(${moshServerCommand(step)} 2>&1)`,
+    'c=$?',
+    `printf '%s\\n' "$out"`,
+    'echo "MOSHCTL-SERVER EXIT $c"',
+    `case "$out" in *${DETACHED_AT}*) ;; *) exit 0;; esac`,
+    `s=\${out##*${DETACHED_AT}}`,
+    "s=${s%%']'*}",
+    `case "$s" in ''|*[!0-9]*) exit 0;; esac`,
+    // An asynchronous list reads /dev/null unless told otherwise: fd 3 is the channel.
+    'exec 3<&0',
+    `{ IFS= read -r p && [ "$p" = "$s" ] && { ${stopPidScript('mosh-server')}; }; } <&3 & exec 3<&-`,
+    'while kill -0 "$s" 2>/dev/null; do sleep 2; done',
+  ].join('; ');
+  return `${SH} -c ${shellQuote(script)}`;
+}
+
+/** The exit code in `MOSHCTL-SERVER EXIT CODE`: mosh-server's parent has exited and said all it will. */
+export function parseServerExit(line: string): number | undefined {
+  const m = EXITED.exec(line);
+  return m ? Number(m[1]) : undefined;
 }
 
 export interface MoshConnect {

@@ -27,13 +27,16 @@ export function checkPid(pid: number): number {
  * something else and is left alone).
  */
 export function stopByPidCommand(pid: number, marker: string): string {
-  const p = checkPid(pid);
+  return `${SH} -c ${shellQuote(`p=${checkPid(pid)}; ${stopPidScript(marker)}`)}`;
+}
+
+/** The sh script behind stopByPidCommand, for a pid already in `$p` (digits only). */
+export function stopPidScript(marker: string): string {
   // Only the marker is quoted: a quoted `*` in a case pattern is a literal star.
   const m = `*${shellQuote(marker)}*`;
   // Under /bin/sh (not found via PATH, which a login may narrow), so a fish or csh
   // login shell on the host runs it the same.
-  const script = [
-    `p=${p}`,
+  return [
     // A zombie has exited already; only its parent can reap it.
     `case "$(ps -o stat= -p "$p" 2>/dev/null)" in ''|Z*) echo gone; exit 0;; esac`,
     `case "$(ps -o args= -p "$p" 2>/dev/null)" in ${m}) ;; *) echo other; exit 0;; esac`,
@@ -41,7 +44,6 @@ export function stopByPidCommand(pid: number, marker: string): string {
     // `&` ends its own command: no `;` may follow it.
     `(i=0; while kill -0 "$p" 2>/dev/null && [ "$i" -lt 50 ]; do sleep 0.1; i=$((i+1)); done; kill -9 "$p" 2>/dev/null) </dev/null >/dev/null 2>&1 & echo stopped`,
   ].join('; ');
-  return `${SH} -c ${shellQuote(script)}`;
 }
 
 export type StopOutcome = 'stopped' | 'gone' | 'other';

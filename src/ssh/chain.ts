@@ -27,11 +27,20 @@ export class SshChain implements RemoteChain {
   private closing: Promise<void> | undefined;
   private readonly listeners = new Set<CloseListener>();
 
-  /** @internal built by connectChain, which has already wired each hop's close event to `hopClosed`. */
+  /**
+   * @internal built by connectChain before the first hop is open, and given
+   * each hop as it opens (`add`): steps on an open hop run while later hops
+   * still connect. connectChain wires each hop's close event to `hopClosed`.
+   */
   constructor(
-    private readonly hops: Hop[],
-    readonly reachedAddress: string | undefined,
+    private readonly hops: Hop[] = [],
+    public reachedAddress: string | undefined = undefined,
   ) {}
+
+  /** @internal */
+  add(hop: Hop): void {
+    this.hops.push(hop);
+  }
 
   get hostNames(): string[] {
     return this.hops.map((h) => h.host.name);

@@ -278,13 +278,12 @@ export const connectChain: ConnectChain = async (hops, opts: ConnectOptions = {}
   });
   signal?.throwIfAborted();
 
-  let chain: SshChain | undefined;
-  const settings: Settings = { ssh2, prompter: opts.prompter, onDropped: (hop) => chain?.hopClosed(hop) };
+  const chain = new SshChain();
+  const settings: Settings = { ssh2, prompter: opts.prompter, onDropped: (hop) => chain.hopClosed(hop) };
   const opened: Hop[] = [];
   let stopped = false;
-  let reached: string | undefined;
 
-  const build = async (): Promise<Hop[]> => {
+  const build = async (): Promise<void> => {
     for (const plan of plans) {
       opts.onHop?.(plan.host.name);
       const prev = opened[opened.length - 1];
@@ -293,16 +292,18 @@ export const connectChain: ConnectChain = async (hops, opts: ConnectOptions = {}
       else {
         const tcp: Socket = tcpConnect({ host: plan.host.address, port: plan.host.port });
         // mosh-client takes only a numeric address: the one this connection really reached.
-        tcp.once('connect', () => (reached = tcp.remoteAddress));
+        tcp.once('connect', () => (chain.reachedAddress = tcp.remoteAddress));
         sock = tcp;
       }
       if (stopped) {
         sock.destroy();
         throw new Error('chain setup stopped');
       }
-      await openHop(plan, sock, settings, (hop) => opened.push(hop));
+      const hop = await openHop(plan, sock, settings, (h) => opened.push(h));
+      if (stopped) throw new Error('chain setup stopped');
+      chain.add(hop);
+      opts.onReady?.(chain, opened.length);
     }
-    return opened;
   };
 
   let onAbort: (() => void) | undefined;
@@ -319,8 +320,7 @@ export const connectChain: ConnectChain = async (hops, opts: ConnectOptions = {}
   aborted.catch(() => undefined);
 
   try {
-    const built = await Promise.race([build(), aborted]);
-    chain = new SshChain(built, reached);
+    await Promise.race([build(), aborted]);
     return chain;
   } catch (err) {
     stopped = true;

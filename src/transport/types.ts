@@ -87,6 +87,12 @@ export interface Prompter {
 export interface ConnectOptions {
   /** Called as each hop starts connecting, for progress output. */
   onHop?: (host: string) => void;
+  /**
+   * Called as each hop is open, with the chain (the same object the promise
+   * resolves with) reaching the first `hops` hosts: commands on them may run
+   * while later hops still connect. If a later hop fails, the chain closes.
+   */
+  onReady?: (chain: RemoteChain, hops: number) => void;
   /** Stops connecting: open hops are dropped and the promise rejects with the signal's reason. */
   signal?: AbortSignal;
   /** Where login prompts go; without one, logins that need a person fail with a clear message. */

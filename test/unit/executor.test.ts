@@ -19,7 +19,7 @@ hosts:
   box: {address: 203.0.113.10, via: [inner]}
 `;
 
-type FailAt = 'connect' | 'server' | 'relay:inner' | 'relay:outer' | 'client';
+type FailAt = 'connect' | 'connect:box' | 'server' | 'relay:inner' | 'relay:outer' | 'client';
 
 class FakeRunner implements Runner {
   calls: string[] = [];
@@ -30,10 +30,17 @@ class FakeRunner implements Runner {
   private maybeFail(what: FailAt): void {
     if (this.failAt === what) throw new EnvError(`${what} failed`, 'fix it', { step: what });
   }
-  connect(): Promise<{ reachedAddress: string }> {
+  /** Opens the hops one by one, a timer tick apart, as a real chain would. */
+  async connect(onReady?: (host: string) => void): Promise<{ reachedAddress: string }> {
     this.calls.push('connect');
     this.maybeFail('connect');
-    return Promise.resolve({ reachedAddress: '192.0.2.1' });
+    for (const host of ['outer', 'inner', 'box']) {
+      await new Promise((r) => setTimeout(r, 5));
+      this.maybeFail(`connect:${host}` as FailAt);
+      onReady?.(host);
+    }
+    this.calls.push('connected');
+    return { reachedAddress: '192.0.2.1' };
   }
   startServer(): Promise<{ pid: number; port: number; key: string }> {
     this.calls.push('server');
@@ -121,6 +128,7 @@ describe('execute', () => {
     expect([...calls].sort()).toEqual(
       [
         'connect',
+        'connected',
         'server',
         'relay outer',
         'relay inner',
@@ -137,7 +145,9 @@ describe('execute', () => {
     expect(calls.indexOf('relay inner')).toBeLessThan(calls.indexOf('wire inner → 60001'));
     expect(before(calls, 'server', 'wire inner → 60001')).toBe(true);
     expect(before(calls, 'relay inner', 'wire outer → 62001')).toBe(true);
-    expect(before(calls, 'relay outer', 'server')).toBe(false);
+    // A relay starts as soon as its hop is open, while the hops behind it still connect.
+    expect(before(calls, 'relay outer', 'connected')).toBe(true);
+    expect(before(calls, 'relay inner', 'connected')).toBe(true);
     for (const c of ['wire outer → 62001', 'wire inner → 60001', 'server'])
       expect(before(calls, c, 'client 192.0.2.1:61001 key=22')).toBe(true);
     expect(before(calls, 'client 192.0.2.1:61001 key=22', 'stop mosh-server box 100')).toBe(true);
@@ -152,6 +162,7 @@ describe('execute', () => {
 
   it.each([
     ['connect', []],
+    ['connect:box', ['stop relay outer 300', 'stop relay inner 200']],
     ['server', ['stop relay outer 300', 'stop relay inner 200']],
     ['relay:inner', ['stop relay outer 300', 'stop mosh-server box 100']],
     ['relay:outer', ['stop relay inner 200', 'stop mosh-server box 100']],
@@ -181,7 +192,8 @@ describe('execute', () => {
     const { plan, options } = setup(runner, () => signal);
     const outcome = await execute(plan, options);
     expect(outcome.error).toBeInstanceOf(Interrupted);
-    expect(runner.calls.some((c) => c.startsWith('wire') || c.startsWith('client'))).toBe(false);
+    // The inner relay's wire waits for the server's port, so it never starts; nor does the client.
+    expect(runner.calls.some((c) => c.startsWith('wire inner') || c.startsWith('client'))).toBe(false);
     expect(runner.calls.filter((c) => c.startsWith('stop')).sort()).toEqual([
       'stop mosh-server box 100',
       'stop relay inner 200',

@@ -327,6 +327,21 @@ describe.each(variants)('relay v2 in $label', ({ runtime, path, prelude }) => {
     expect(await waitFor(() => isDead(r.pid), 2000)).toBe(true);
   });
 
+  it('exits on EOF when it was never told where to forward (its setup failed), but not once wired', async () => {
+    const unwired = await start(runtime, {});
+    unwired.child.stdin.end();
+    expect(await waitFor(() => isDead(unwired.pid), 3000)).toBe(true);
+    const echo = await echoServer();
+    const wired = await start(runtime, {});
+    wired.child.stdin.write(`TO 127.0.0.1 ${echo.port}\n`);
+    await sleep(200);
+    wired.child.stdin.end();
+    await sleep(300);
+    expect(isDead(wired.pid)).toBe(false);
+    process.kill(-wired.pid, 'SIGTERM');
+    expect(await waitFor(() => isDead(wired.pid), 2000)).toBe(true);
+  });
+
   it('drops what it cannot take when out of file descriptors (EMFILE), and goes on', async () => {
     const echo = await echoServer('udp4', true);
     const r = await start(runtime, { to: { address: '127.0.0.1', port: echo.port } }, 'ulimit -n 16; ');

@@ -1,6 +1,16 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
-import { moshServerCommand, moshServerFailure, parseMoshServerOutput } from '../../src/remote/mosh-server.js';
+import {
+  moshServerCommand,
+  moshServerFailure,
+  moshServerKeptCommand,
+  parseMoshServerOutput,
+  parseServerExit,
+} from '../../src/remote/mosh-server.js';
 import { aliveCommand, parseAlive, parseStop, stopByPidCommand } from '../../src/remote/processes.js';
 
 const step = {
@@ -48,6 +58,114 @@ describe('mosh-server command', () => {
     expect(moshServerFailure(1, 'odd\nlast words').message).toBe(
       'mosh-server exited with code 1: last words',
     );
+  });
+});
+
+describe('mosh-server in a kept channel', () => {
+  // A stand-in mosh-server on PATH: prints what the real one prints and leaves
+  // a detached process whose command line names it, as the real one does.
+  const fake = (): { dir: string; env: NodeJS.ProcessEnv } => {
+    const dir = mkdtempSync(join(tmpdir(), 'moshctl-kept-'));
+    writeFileSync(
+      join(dir, 'mosh-server'),
+      [
+        '#!/bin/sh',
+        "perl -e 'sleep 30' mosh-server-child </dev/null >/dev/null 2>&1 &",
+        'echo "MOSH CONNECT 60003 PkxRd7ZoPZVjHA5L7g5wWA"',
+        'echo "[mosh-server detached, pid = $!]" >&2',
+      ].join('\n'),
+    );
+    chmodSync(join(dir, 'mosh-server'), 0o755);
+    return { dir, env: { ...process.env, PATH: `${dir}:${process.env.PATH ?? ''}` } };
+  };
+  const run = (env: NodeJS.ProcessEnv) => {
+    const child = spawn('/bin/sh', ['-c', moshServerKeptCommand(step)], {
+      env,
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+    const next = async (): Promise<string> => {
+      const r = await lines.next();
+      if (r.done) throw new Error('the channel closed');
+      return String(r.value);
+    };
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    return { child, next, exited };
+  };
+  const alive = (pid: number): boolean => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const readUntilExit = async (next: () => Promise<string>): Promise<{ out: string; code: number }> => {
+    const out: string[] = [];
+    for (;;) {
+      const line = await next();
+      const code = parseServerExit(line);
+      if (code !== undefined) return { out: out.join('\n'), code };
+      out.push(line);
+    }
+  };
+
+  it('says what mosh-server said and its exit, then stops the pid it is sent and says so', async () => {
+    const { dir, env } = fake();
+    const r = run(env);
+    let pid = 0;
+    try {
+      const { out, code } = await readUntilExit(r.next);
+      expect(code).toBe(0);
+      const parsed = parseMoshServerOutput(out, out);
+      pid = parsed?.pid ?? 0;
+      expect(parsed).toMatchObject({ port: 60003, key: 'PkxRd7ZoPZVjHA5L7g5wWA' });
+      expect(alive(pid)).toBe(true);
+      r.child.stdin.write(`${pid}\n`);
+      expect(await r.next()).toBe('stopped');
+      expect(await r.exited).toBe(0);
+    } finally {
+      if (pid && alive(pid)) process.kill(pid, 'SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('leaves mosh-server running when the channel closes without a pid (a roam), and ends with it', async () => {
+    const { dir, env } = fake();
+    const r = run(env);
+    let pid = 0;
+    let keeperExited = false;
+    void r.exited.then(() => (keeperExited = true));
+    try {
+      const { out } = await readUntilExit(r.next);
+      pid = parseMoshServerOutput(out, out)?.pid ?? 0;
+      r.child.stdin.end();
+      await new Promise((res) => setTimeout(res, 500));
+      expect(alive(pid)).toBe(true);
+      expect(keeperExited).toBe(false);
+      // mosh-server stopped by pid over another connection: the shell follows within its 2 s check.
+      process.kill(pid, 'SIGTERM');
+      expect(await r.exited).toBe(0);
+    } finally {
+      if (pid && alive(pid)) process.kill(pid, 'SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reports a missing mosh-server by its exit code', async () => {
+    // A PATH with env and nothing else.
+    const dir = mkdtempSync(join(tmpdir(), 'moshctl-kept-'));
+    symlinkSync(execFileSync('sh', ['-c', 'command -v env'], { encoding: 'utf8' }).trim(), join(dir, 'env'));
+    try {
+      const r = run({ ...process.env, PATH: dir });
+      const { out, code } = await readUntilExit(r.next);
+      expect(code).toBe(127);
+      expect(moshServerFailure(code, out).message).toMatch(/not installed/);
+      r.child.stdin.end();
+      await r.exited;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -252,7 +252,10 @@ sub command {
 sub from_control {
     my $n = sysread(STDIN, my $chunk, 4096);    # fd 0 was readable: one read cannot block
     return 0 if !defined $n && ($! == EINTR || $! == EAGAIN);
-    if (!$n) { unwatch(0); $r{control} = 0; return 0 }    # EOF: the ssh channel is gone; relay on until idle
+    if (!$n) {    # EOF: the ssh channel is gone; relay on until idle
+        return 1 unless $r{target};    # never told where to forward: setup failed, nobody can use it
+        unwatch(0); $r{control} = 0; return 0;
+    }
     $r{pending} .= $chunk;
     while (1) {
         my $end = index($r{pending}, "\n");

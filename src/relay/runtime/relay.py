@@ -13,7 +13,8 @@
 # replies count: spoofed client packets cannot keep it alive), after --refused-exit
 # seconds of ICMP port unreachable with no reply (the server is gone: exit 4), on
 # QUIT, SIGTERM or SIGINT. EOF on stdin only ends the control channel: a dropped ssh
-# connection must not take a live session down with it.
+# connection must not take a live session down with it. A relay not yet told where
+# to forward (no --to, no TO) exits on EOF: its setup failed and nobody can use it.
 import errno
 import os
 import re
@@ -336,6 +337,8 @@ class Relay(object):
         except OSError:
             chunk = b""
         if not chunk:  # EOF: the ssh channel is gone; relay on until idle
+            if self.target is None:  # never told where to forward: nobody can use it
+                return True
             self.sel.unregister(0)
             return False
         self.pending += chunk
