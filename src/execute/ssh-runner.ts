@@ -59,6 +59,8 @@ export interface SshRunnerOptions {
   prompter?: Prompter;
   /** MOSHCTL_SSH_CONFIG: `ssh -F FILE` for the openssh client. */
   sshConfigFile?: string;
+  /** Wraps every chain this runner opens, e.g. to log each remote command (`--debug`). */
+  wrapChain?: (chain: RemoteChain) => RemoteChain;
 }
 
 /** MOSHCTL_SSH_CONFIG as a runner option: `ssh -F FILE` for the openssh client. */
@@ -351,12 +353,21 @@ export class SshRunner implements Runner {
   ): Promise<RemoteChain> {
     await this.close();
     const connectChain = await transport(this.route);
-    const chain = await connectChain(this.route.slice(0, hops), {
-      ...(onReady ? { onReady } : {}),
-      ...(this.opts.signal && abortable ? { signal: this.opts.signal } : {}),
-      ...(this.opts.prompter && !this.quiet ? { prompter: this.opts.prompter } : {}),
-      ...(this.opts.sshConfigFile ? { sshConfigFile: this.opts.sshConfigFile } : {}),
-    });
+    // One wrapper per chain: the one onReady hands out is the one that is returned.
+    const wrapped = new WeakMap<RemoteChain, RemoteChain>();
+    const wrap = (c: RemoteChain): RemoteChain => {
+      let w = wrapped.get(c);
+      if (!w) wrapped.set(c, (w = this.opts.wrapChain?.(c) ?? c));
+      return w;
+    };
+    const chain = wrap(
+      await connectChain(this.route.slice(0, hops), {
+        ...(onReady ? { onReady: (c: RemoteChain, n: number) => onReady(wrap(c), n) } : {}),
+        ...(this.opts.signal && abortable ? { signal: this.opts.signal } : {}),
+        ...(this.opts.prompter && !this.quiet ? { prompter: this.opts.prompter } : {}),
+        ...(this.opts.sshConfigFile ? { sshConfigFile: this.opts.sshConfigFile } : {}),
+      }),
+    );
     this.chain = chain;
     this.reach = hops;
     // Once any hop drops, everything behind it is gone too: reopen on next use.
