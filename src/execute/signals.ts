@@ -5,13 +5,15 @@ const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 export class SignalTrap {
   private received: NodeJS.Signals | undefined;
+  private count = 0;
   private readonly handlers = new Map<NodeJS.Signals, () => void>();
 
-  constructor(onSignal: (signal: NodeJS.Signals) => void) {
+  /** `onSignal` gets each signal with how many have come so far (1 for the first). */
+  constructor(onSignal: (signal: NodeJS.Signals, count: number) => void) {
     for (const sig of SIGNALS) {
       const handler = (): void => {
         this.received ??= sig;
-        onSignal(sig);
+        onSignal(sig, ++this.count);
       };
       this.handlers.set(sig, handler);
       process.on(sig, handler);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import type { HostName, Lab } from '../../src/lab/index.js';
+import { REPO_ROOT, type HostName, type Lab } from '../../src/lab/index.js';
 import {
   cmdline,
   records,
@@ -216,6 +216,47 @@ describe.skipIf(reason).each(SSH_CLIENTS)('moshctl up: failures, signals and tea
       const err = await expectEnded(s, code);
       expect(err).toMatch(/ended; stopped 2 process\(es\)/);
       expect(err).not.toMatch(/not stopped|internal error/);
+    });
+
+    it('a second signal during a teardown that waits on a silent hop: exit 130 at once, the record kept, down finishes', async () => {
+      const { lab } = ctx;
+      const s = await start(['up', 'target']);
+      await waitForPrompt(s);
+      // The bastion's end of the client link goes down: packets vanish without an answer.
+      await lab.linkDown('client');
+      try {
+        const pid = (await readRecord(s)).pid;
+        process.kill(pid, 'SIGTERM');
+        await sleep(1000);
+        expect(records(s)).toHaveLength(1); // still tearing down: the QUIT gets no BYE
+        const asked = Date.now();
+        process.kill(pid, 'SIGINT');
+        const code = await waitForExit(s, 10_000);
+        const err = stderrOf(s);
+        expect(code, err).toBe(130);
+        expect(Date.now() - asked, err).toBeLessThan(5_000);
+        expect(err).toMatch(/stopped waiting \(SIGINT again\).*run "moshctl down target" to finish/);
+        expect(records(s)).toHaveLength(1);
+      } finally {
+        await lab.linkUp('client');
+      }
+      const down = await lab.exec(
+        'client',
+        [
+          'env',
+          `XDG_STATE_HOME=${s.stateHome}`,
+          process.execPath,
+          join(REPO_ROOT, 'bin/moshctl.js'),
+          '-f',
+          lab.configFile,
+          'down',
+          'target',
+        ],
+        { timeoutMs: 60_000 },
+      );
+      expect(down.code, down.stderr).toBe(0);
+      expect(await settleNoSessionProcesses(lab)).toEqual([]);
+      expect(records(s)).toEqual([]);
     });
 
     it('SIGTERM after the ssh connection dropped (as on a roam): teardown connects again', async () => {

@@ -77,12 +77,22 @@ export async function up(ctx: CommandContext): Promise<number> {
     prompter: terminalPrompter(),
     ...sshConfigOption(ctx.io.env),
   });
-  const trap = new SignalTrap((sig) => {
+  const log = (line: string): void => ctx.io.stderr(`moshctl: ${line}\n`);
+  let finished = false;
+  const trap = new SignalTrap((sig, count) => {
+    if (count > 1 && !finished) {
+      // A second signal: the user will not wait for teardown (a hop that drops
+      // packets can take tens of seconds). What may still run stays recorded.
+      store.write(record);
+      log(
+        `stopped waiting (${sig} again); what may still run is in the record: run "moshctl down ${name}" to finish`,
+      );
+      process.exit(128 + signalNumber(sig));
+    }
     abort.abort(new Interrupted(sig));
     // While mosh-client runs it owns the terminal; a signal to moshctl ends it, then teardown runs.
     runner.killClient(sig === 'SIGINT' ? 'SIGTERM' : sig);
   });
-  const log = (line: string): void => ctx.io.stderr(`moshctl: ${line}\n`);
   try {
     const outcome = await execute(plan, {
       runner: ctx.io.env.MOSHCTL_TIMING ? timed(runner, log) : runner,
@@ -102,6 +112,7 @@ export async function up(ctx: CommandContext): Promise<number> {
         log(`session ${record.id} left running for a client elsewhere; "moshctl down ${name}" ends it`);
       },
     });
+    finished = true;
     const t = outcome.teardown;
     if (t.left.length === 0) log(`session ${record.id} ended; stopped ${t.stopped.length} process(es)`);
     if (outcome.error !== undefined) {
