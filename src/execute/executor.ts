@@ -30,6 +30,8 @@ export interface ExecuteOptions {
 export interface Outcome {
   /** mosh-client's exit code, when it ran. */
   clientCode?: number;
+  /** `--no-connect`: the session was left running for a client elsewhere; no teardown ran. */
+  handedOver?: boolean;
   /** Why setup stopped early (a failed step or a signal); teardown ran all the same. */
   error?: unknown;
   teardown: TeardownReport;
@@ -206,7 +208,7 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
   if (handedOver) {
     // --no-connect: the session lives on for a client elsewhere; `down NAME` ends it.
     await o.runner.close().catch(() => undefined);
-    return { clientCode: 0, teardown: { stopped: [], left: [] } };
+    return { clientCode: 0, handedOver: true, teardown: { stopped: [], left: [] } };
   }
   // Teardown runs on every ending: the client exited, a step failed, or a signal came.
   const report = await teardown(o.record, o.runner, { save: o.save, log: o.log });

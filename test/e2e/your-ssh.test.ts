@@ -294,6 +294,8 @@ describe.skipIf(reason)('no terminal, and --no-connect', () => {
     expect(address).toBe(lab.hosts.bastion.sshAddress);
     expect(r.stdout).toContain(`port ${port}`);
     expect(r.stderr).not.toContain(key);
+    expect(r.stderr).toMatch(/left running for a client elsewhere/);
+    expect(r.stderr).not.toMatch(/ended; stopped/);
     // The record is there, without the key.
     const recs = sessionFiles(env.XDG_STATE_HOME);
     expect(recs).toHaveLength(1);

@@ -114,7 +114,8 @@ export async function up(ctx: CommandContext): Promise<number> {
     });
     finished = true;
     const t = outcome.teardown;
-    if (t.left.length === 0) log(`session ${record.id} ended; stopped ${t.stopped.length} process(es)`);
+    if (t.left.length === 0 && !outcome.handedOver)
+      log(`session ${record.id} ended; stopped ${t.stopped.length} process(es)`);
     if (outcome.error !== undefined) {
       const e = outcome.error;
       // A signal that interrupted a step surfaces as that step's error; report it as the interruption.
