@@ -21,6 +21,8 @@ import { closedWhileRunning, execTimeout } from '../transport/errors.js';
 import { awaitLine } from '../transport/line-channel.js';
 import type { ConnectChain, ExecResult, LineChannel, Prompter, RemoteChain } from '../transport/types.js';
 import { preloadClient, startMoshClient, type ClientProcess } from './client.js';
+import { SshdSessions } from './sshd-sessions.js';
+import { watchLocalAddresses } from './address-watch.js';
 import { RelayHealer, type RelayRestarted, type WatchedRelay } from './relay-heal.js';
 import { launchRelay, startFallback, startRelayOn, wireRelay, type RelayOnHop } from './relay-start.js';
 import type { ProcessKind, RelayStarted, Runner, ServerStarted } from './runner.js';
@@ -50,6 +52,8 @@ async function numericAddress(host: SshHost): Promise<string> {
   }
 }
 const STOP_TIMEOUT_MS = 15_000;
+/** A live connection runs `true` well within this; a dead one never does. */
+const RECHECK_TIMEOUT_MS = 3_000;
 /** On a chain opened long ago, which may be dead without knowing it; a relay stop takes up to 2 s. */
 const REUSED_STOP_TIMEOUT_MS = 5_000;
 
@@ -90,6 +94,12 @@ export class SshRunner implements Runner {
   private opening: Promise<RemoteChain> | undefined;
   /** Hosts from this index on could not be reached; asking again would only wait for the same timeout. */
   private unreachableFrom: { index: number; error: unknown } | undefined;
+  /** The sshd process of each connection, so those of dead connections can be ended (a roam). */
+  private readonly sshd = new SshdSessions();
+  /** This machine's addresses changed while mosh-client ran, and the chain has not answered since. */
+  private suspect = false;
+  /** Whether connect() opened the first chain; later chains learn their sshd sessions at once. */
+  private connected = false;
   /** While connect() runs: the chain so far, for steps on the hops already open. */
   private partial: { chain: RemoteChain; reach: number } | undefined;
 
@@ -223,13 +233,44 @@ export class SshRunner implements Runner {
 
   async runClient(address: string, port: number, key: string): Promise<number> {
     this.client = await startMoshClient(address, port, key);
+    // Learnt now, not during setup, where it would only add execs to wait for.
+    if (this.chain) this.sshd.learn(this.chain);
+    const unwatch = watchLocalAddresses(() => {
+      this.suspect = true;
+      void this.recheck();
+    });
     // A signal that came while mosh-client was being started found nothing to end.
     if (this.opts.signal?.aborted) this.client.kill('SIGTERM');
     try {
       return await this.client.exited;
     } finally {
+      unwatch();
       this.client = undefined;
+      // What healing could not reach during the session may be back: teardown tries again.
+      this.unreachableFrom = undefined;
     }
+  }
+
+  /**
+   * This machine's addresses changed (a roam): a chain that no longer answers
+   * is replaced at once, quietly, so healing has one and the old connections'
+   * sshd sessions are ended over it, instead of waiting 45 s for keepalives.
+   */
+  private async recheck(): Promise<void> {
+    const chain = this.chain;
+    const first = this.route[0];
+    const last = this.route[this.route.length - 1];
+    if (!first || !last) return;
+    if (chain) {
+      try {
+        await chain.exec(first.name, 'true', { timeoutMs: RECHECK_TIMEOUT_MS });
+        if (this.chain === chain) this.suspect = false;
+        return;
+      } catch {
+        if (this.chain === chain) this.drop();
+      }
+    }
+    await this.ensure(last.name, false, false).catch(() => undefined);
   }
 
   /** Ends a running mosh-client (SIGHUP/SIGTERM to moshctl, or `moshctl down` from elsewhere). */
@@ -239,6 +280,12 @@ export class SshRunner implements Runner {
   }
 
   async stop(host: string, pid: number, kind: ProcessKind): Promise<'stopped' | 'gone' | 'other'> {
+    // The addresses changed and the chain has not answered since: after a roam it
+    // is dead, and a QUIT and an exec over it would only wait out their timeouts.
+    if (this.suspect) {
+      this.suspect = false;
+      this.drop();
+    }
     // A process whose channel is still open is told to stop over it: no new exec.
     const kept = kind === 'relay' ? await this.quitRelay(pid) : await this.stopKeptServer(pid);
     if (kept) return kept;
@@ -298,6 +345,7 @@ export class SshRunner implements Runner {
   }
 
   async close(): Promise<void> {
+    await this.sshd.settled();
     const chain = this.chain;
     this.chain = undefined;
     this.reach = 0;
@@ -314,11 +362,16 @@ export class SshRunner implements Runner {
     const chain = this.chain;
     this.chain = undefined;
     this.reach = 0;
+    if (chain) this.sshd.lost(chain, chain.hostNames);
     chain?.destroy();
   }
 
-  /** A chain that reaches `host`, opened (again) if needed; `abortable` for setup steps, not teardown. */
-  private async ensure(host: string, abortable = true): Promise<RemoteChain> {
+  /**
+   * A chain that reaches `host`, opened (again) if needed; `abortable` for
+   * setup steps, not teardown; `remember`: a hop that cannot be reached is not
+   * tried again (teardown must not wait for the same timeout once per process).
+   */
+  private async ensure(host: string, abortable = true, remember = true): Promise<RemoteChain> {
     const index = this.indexOf(host);
     if (this.partial && this.partial.reach > index) return this.partial.chain;
     while (this.opening) await this.opening.catch(() => undefined);
@@ -329,7 +382,7 @@ export class SshRunner implements Runner {
     try {
       return await this.opening;
     } catch (e) {
-      const failed = this.markUnreachable(e);
+      const failed = remember ? this.markUnreachable(e) : -1;
       // The full route failed (a host behind is gone): settle for reaching this host.
       if (index + 1 === this.route.length || failed <= index) throw e;
       this.opening = this.open(index + 1, abortable);
@@ -371,9 +424,15 @@ export class SshRunner implements Runner {
     this.chain = chain;
     this.reach = hops;
     // Once any hop drops, everything behind it is gone too: reopen on next use.
-    chain.onClose(() => {
+    chain.onClose((host) => {
       if (this.chain === chain) this.reach = 0;
+      this.sshd.lost(chain, [host]);
     });
+    if (this.connected) {
+      this.sshd.endOrphans(chain);
+      this.sshd.learn(chain);
+    }
+    this.connected = true;
     return chain;
   }
 }

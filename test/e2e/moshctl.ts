@@ -168,6 +168,34 @@ export async function sessionProcesses(lab: Lab): Promise<string[]> {
   return found;
 }
 
+/**
+ * Every process left on the hops (not the client) other than each sshd
+ * listener: an `sshd: user@notty` session of a dead connection counts, as do
+ * mosh-server, relays and their shells. As "host pid cmdline".
+ */
+export async function hopProcesses(lab: Lab): Promise<string[]> {
+  const hosts: HostName[] = ['bastion', 'target', ...(lab.hosts.bastion2 ? (['bastion2'] as const) : [])];
+  const found: string[] = [];
+  for (const host of hosts) {
+    for (const pid of await lab.pidsIn(host)) {
+      const cmd = cmdline(pid);
+      if (isZombie(pid) || cmd === '' || cmd.includes('[listener]') || cmd.includes('/sshd ')) continue;
+      found.push(`${host} ${pid} ${cmd}`);
+    }
+  }
+  return found;
+}
+
+/** Waits until hopProcesses() is empty; returns what is left on timeout. */
+export async function settleNoHopProcesses(lab: Lab, timeoutMs = 15_000): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const left = await hopProcesses(lab);
+    if (left.length === 0 || Date.now() > deadline) return left;
+    await sleep(250);
+  }
+}
+
 /** Waits until no session process is left anywhere in the lab; returns what is left on timeout. */
 export async function settleNoSessionProcesses(lab: Lab, timeoutMs = 10_000): Promise<string[]> {
   const deadline = Date.now() + timeoutMs;

@@ -22,6 +22,7 @@ import {
   exitSession,
   records,
   sessionProcesses,
+  settleNoHopProcesses,
   settleNoSessionProcesses,
   stderrOf,
   typeAndCheck,
@@ -299,6 +300,8 @@ describe.skipIf(reason).each(SSH_CLIENTS)('roaming through one bastion (%s)', (s
     console.log(`one bastion: exit and teardown after the roam took ${Date.now() - exitStarted} ms`);
     expect(await settleNoSessionProcesses(lab), stderrOf(s)).toEqual([]);
     expect(records(s)).toEqual([]);
+    // The sshd sessions of the connections the roam killed were ended too: only the listeners remain.
+    expect(await settleNoHopProcesses(lab), stderrOf(s)).toEqual([]);
   });
 
   it('heals a relay killed mid-session: typing goes on, the relay is back on its port, status shows the restart', async () => {
@@ -474,6 +477,7 @@ describe.skipIf(reason).each(SSH_CLIENTS)('roaming through two bastions (%s)', (
     expect(await settleNoSessionProcesses(lab), stderrOf(s)).toEqual([]);
     expect(records(s)).toEqual([]);
     expect(stderrOf(s)).toMatch(/session target-\S+ ended; stopped 3 process\(es\)/);
+    expect(await settleNoHopProcesses(lab), stderrOf(s)).toEqual([]);
   });
 });
 

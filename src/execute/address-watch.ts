@@ -1,0 +1,22 @@
+// Notices this machine's addresses changing (a new Wi-Fi, a VPN, a resume):
+// the ssh chain was opened from an address that may be gone, and its
+// keepalives would take 45 s to say so. A change only prompts a check.
+import { networkInterfaces } from 'node:os';
+
+function snapshot(): string {
+  const all = Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((a) => a.address));
+  return all.sort().join(' ');
+}
+
+/** Calls `onChange` when the set of local addresses changes; returns the function that stops watching. */
+export function watchLocalAddresses(onChange: () => void, everyMs = 1000): () => void {
+  let last = snapshot();
+  const timer = setInterval(() => {
+    const now = snapshot();
+    if (now === last) return;
+    last = now;
+    onChange();
+  }, everyMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}

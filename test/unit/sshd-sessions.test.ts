@@ -1,0 +1,116 @@
+// Ending the sshd sessions of connections that died (a roam): what the runner
+// learns, what counts as an orphan, and the remote commands on a real sh.
+import { execFileSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { SshdSessions } from '../../src/execute/sshd-sessions.js';
+import { endSshdCommand, ownSshdCommand, parseEndSshd, parseOwnSshd } from '../../src/remote/sshd-session.js';
+import type { ExecResult, RemoteChain } from '../../src/transport/types.js';
+
+const STARTED = 'Wed Nov 25 03:36:59 2026';
+
+/** A chain whose hosts answer the learn command with a pid each, and record every command. */
+function fakeChain(
+  pids: Record<string, number>,
+  answer?: (host: string, cmd: string) => string,
+): RemoteChain & { ran: string[] } {
+  const ran: string[] = [];
+  return {
+    hostNames: Object.keys(pids),
+    reachedAddress: undefined,
+    ran,
+    exec: (host: string, command: string): Promise<ExecResult> => {
+      ran.push(`${host}: ${command}`);
+      const stdout =
+        answer?.(host, command) ??
+        (command === ownSshdCommand() ? `MOSHCTL-SSHD ${pids[host]} ${STARTED}\n` : '');
+      return Promise.resolve({ stdout, stderr: '', code: 0 });
+    },
+    execUntil: () => Promise.reject(new Error('unused')),
+    openChannel: () => Promise.reject(new Error('unused')),
+    onClose: () => () => undefined,
+    destroy: () => undefined,
+    close: () => Promise.resolve(),
+  };
+}
+const tick = (): Promise<void> => new Promise((r) => setTimeout(r, 10));
+
+describe('SshdSessions', () => {
+  it('ends the sessions of dead connections over the next chain, and only those', async () => {
+    const sshd = new SshdSessions();
+    const old = fakeChain({ bastion: 101, target: 202 });
+    sshd.learn(old);
+    await tick();
+    sshd.lost(old, ['target']); // only the target's connection dropped
+    const next = fakeChain({ bastion: 301, target: 402 }, (_h, cmd) =>
+      cmd.includes('o=202') ? '202 ended\n' : '',
+    );
+    sshd.endOrphans(next);
+    await sshd.settled();
+    const ends = next.ran.filter((c) => !c.endsWith(ownSshdCommand()));
+    expect(ends).toHaveLength(1);
+    expect(ends[0]).toMatch(/^target: .*o=202/);
+    expect(ends[0]).not.toContain('o=101');
+    expect(sshd.ended).toBe(1);
+  });
+
+  it('keeps an orphan whose hop cannot be reached for the chain after', async () => {
+    const sshd = new SshdSessions();
+    const old = fakeChain({ bastion: 101 });
+    sshd.learn(old);
+    await tick();
+    sshd.lost(old, ['bastion']);
+    const failing = fakeChain({ bastion: 1 });
+    failing.exec = () => Promise.reject(new Error('unreachable'));
+    sshd.endOrphans(failing);
+    await sshd.settled();
+    const next = fakeChain({ bastion: 301 }, () => '101 ended\n');
+    sshd.endOrphans(next);
+    await sshd.settled();
+    expect(next.ran.some((c) => c.includes('o=101'))).toBe(true);
+    expect(sshd.ended).toBe(1);
+  });
+
+  it('ends nothing when no connection died', async () => {
+    const sshd = new SshdSessions();
+    sshd.learn(fakeChain({ bastion: 101 }));
+    await tick();
+    const next = fakeChain({ bastion: 301 });
+    sshd.endOrphans(next);
+    await sshd.settled();
+    expect(next.ran).toEqual([]);
+  });
+});
+
+describe('sshd session commands', () => {
+  const sh = (cmd: string): string => execFileSync('sh', ['-c', cmd], { encoding: 'utf8' });
+
+  it('parses the learned pid and start time, and refuses anything else', () => {
+    expect(parseOwnSshd(`noise\nMOSHCTL-SSHD 4242 ${STARTED}\n`)).toEqual({ pid: 4242, started: STARTED });
+    expect(parseOwnSshd('MOSHCTL-SSHD none\n')).toBeUndefined();
+    expect(parseOwnSshd("MOSHCTL-SSHD 4242 $(reboot)'\n")).toBeUndefined();
+  });
+
+  it('signals no process that is not sshd, and says gone for a pid that is not there', () => {
+    const pid = Number(sh('sleep 30 >/dev/null 2>&1 & echo $!').trim());
+    try {
+      const out = parseEndSshd(
+        sh(
+          endSshdCommand([
+            { pid, started: STARTED },
+            { pid: 4194300, started: STARTED },
+          ]),
+        ),
+      );
+      expect(out.get(pid)).toBe('other');
+      expect(out.get(4194300)).toBe('gone');
+      process.kill(pid, 0); // still alive
+    } finally {
+      process.kill(pid, 'SIGKILL');
+    }
+  });
+
+  it('refuses to build a command from a pid or start time it did not parse', () => {
+    expect(() => endSshdCommand([{ pid: 1, started: STARTED }])).toThrow(/bug/);
+    expect(() => endSshdCommand([{ pid: 5, started: "x'; reboot" }])).toThrow(/bug/);
+  });
+});
