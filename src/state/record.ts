@@ -4,7 +4,12 @@
 // mosh-client's start needs the key.
 import type { RelayRuntime, SshHost } from '../config/types.js';
 
-export const RECORD_VERSION = 2;
+/**
+ * 3: `bootId` and `startTime`, so a pid is only taken for the `up` process
+ * while it is that very process. 2: hosts as ssh_config resolves them.
+ * Older records are upgraded on reading (store.ts); newer ones are left alone.
+ */
+export const RECORD_VERSION = 3;
 
 /** What teardown needs to reach a hop again, copied from the config at `up`. */
 export type RecordedHop = SshHost;
@@ -13,9 +18,12 @@ export interface RecordedProcess {
   host: string;
   pid: number;
   port: number;
+  /** `ps -o lstart=` of the process on its host, when known: stops check it, so a reused pid is never signalled. */
+  started?: string;
 }
 
 export interface SessionRecord {
+  /** RECORD_VERSION once read: the store upgrades older records and refuses newer ones. */
   version: typeof RECORD_VERSION;
   id: string;
   name: string;
@@ -26,6 +34,13 @@ export interface SessionRecord {
   pid: number;
   /** os.hostname() of the machine `up` ran on: a state directory on a shared home must not signal a stranger's pid. */
   machine: string;
+  /** /proc/sys/kernel/random/boot_id at `up` (Linux): a pid means nothing after a reboot. Absent elsewhere. */
+  bootId?: string;
+  /**
+   * When the `up` process started, in clock ticks after boot (/proc/PID/stat field 22, Linux):
+   * with `machine` and `bootId` it names that process, not whichever later gets its pid. Absent elsewhere.
+   */
+  startTime?: string;
   /** Hops, client side first, then the target. */
   route: RecordedHop[];
   server?: RecordedProcess;

@@ -1,8 +1,9 @@
 // moshctl down and status from another process: the session's own terminal
 // keeps running mosh-client while a second moshctl looks at it or stops it.
-import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { REPO_ROOT, type Lab } from '../../src/lab/index.js';
 import {
   records,
@@ -44,9 +45,26 @@ function recordOf(s: UpSession): {
   return JSON.parse(readFileSync(join(s.stateHome, 'moshctl', 'sessions', file), 'utf8')) as never;
 }
 
+/** Rewrites the session's record as another machine, or a later process with its pid, would leave it. */
+function editRecord(s: UpSession, change: Record<string, unknown>): void {
+  const file = join(s.stateHome, 'moshctl', 'sessions', records(s)[0] ?? '');
+  writeFileSync(file, JSON.stringify({ ...(JSON.parse(readFileSync(file, 'utf8')) as object), ...change }));
+}
+
 describe.skipIf(reason).each(SSH_CLIENTS)('moshctl down and status (%s)', (sshClient) => {
   const ctx = useLab({ sshClient });
   const sessions = useSessions(ctx);
+  /** Processes a test started that are not moshctl's; stopped by pid after each test. */
+  const others: number[] = [];
+  afterEach(() => {
+    for (const pid of others.splice(0)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  });
 
   /** A session whose moshctl was SIGKILLed (no teardown ran) and whose terminal, with mosh-client, is gone. */
   async function crashedSession() {
@@ -95,7 +113,10 @@ describe.skipIf(reason).each(SSH_CLIENTS)('moshctl down and status (%s)', (sshCl
     await new Promise((r) => setTimeout(r, 500));
     const dead = (await moshctl(lab, s, ['status'])).stdout;
     expect(dead).toContain(`(python3, pid ${now.relays[0]?.pid}, restarted 1×): dead`);
-    expect(dead).toMatch(/client dead$/m);
+    expect(dead).toMatch(/client crashed$/m);
+    expect(dead).toMatch(
+      new RegExp(`crashed its moshctl up is gone: pid ${now.pid} (no longer runs|has exited)`),
+    );
     expect((await moshctl(lab, s, ['down'])).code).toBe(0);
   });
 
@@ -173,4 +194,56 @@ describe.skipIf(reason).each(SSH_CLIENTS)('moshctl down and status (%s)', (sshCl
     expect(r.stdout.match(/stopped by its moshctl up process/g)).toHaveLength(2);
     expect(records(a)).toEqual([]);
   });
+
+  // The owner checks do not depend on the ssh client: once is enough.
+  it.runIf(sshClient === 'ssh2')(
+    'a session of another machine (shared home) is left alone by down --all, shown as on HOST, ended by --force',
+    async () => {
+      const { lab } = ctx;
+      const { s, rec } = await crashedSession();
+      editRecord(s, { machine: 'elsewhere.example' });
+      const st = await moshctl(lab, s, ['status']);
+      expect(st.stdout).toMatch(/client on elsewhere\.example$/m);
+      expect(st.stdout).not.toContain('crashed');
+      const r = await moshctl(lab, s, ['down', '--all']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain(
+        `: left alone: its moshctl up runs on elsewhere.example (pid ${rec.pid}); "moshctl down target" there, or "moshctl down target --force" here, ends it`,
+      );
+      expect(records(s)).toHaveLength(1);
+      expect((await moshctl(lab, s, ['status'])).stdout).toContain(
+        `(python3, pid ${rec.relays[0]?.pid}): alive`,
+      );
+      const forced = await moshctl(lab, s, ['down', 'target', '--force']);
+      expect(forced.code, forced.stderr).toBe(0);
+      expect(forced.stdout).toMatch(/relay on bastion \(pid \d+, UDP \d+\) \(stopped\)/);
+      expect(records(s)).toEqual([]);
+      expect(await settleNoSessionProcesses(lab)).toEqual([]);
+    },
+  );
+
+  it.runIf(sshClient === 'ssh2')(
+    'a pid that runs again but started at another time is not the up process: crashed, cleaned, never signalled',
+    async () => {
+      const { lab } = ctx;
+      const { s } = await crashedSession();
+      // Its command line even says moshctl: only the start time tells it from the up process.
+      const other = spawn('sleep', ['300'], { argv0: 'moshctl-not-up', stdio: 'ignore' });
+      const pid = other.pid;
+      if (pid === undefined) throw new Error('could not start sleep');
+      others.push(pid);
+      editRecord(s, { pid });
+      const st = await moshctl(lab, s, ['status']);
+      expect(st.stdout).toMatch(/client crashed$/m);
+      expect(st.stdout).toContain(`pid ${pid} is another process now, started at another time`);
+      const r = await moshctl(lab, s, ['down']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toContain('crashed: its moshctl up is gone');
+      expect(r.stdout).toMatch(/^target-\S+: stopped /m);
+      expect(records(s)).toEqual([]);
+      expect(await settleNoSessionProcesses(lab)).toEqual([]);
+      expect(other.exitCode ?? other.signalCode).toBeNull();
+      expect(() => process.kill(pid, 0)).not.toThrow();
+    },
+  );
 });

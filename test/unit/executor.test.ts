@@ -7,7 +7,7 @@ import { execute, type ExecuteOptions } from '../../src/execute/executor.js';
 import type { ProcessKind, Runner } from '../../src/execute/runner.js';
 import { loadConfig } from '../../src/config/load.js';
 import { planUp } from '../../src/plan/plan.js';
-import type { SessionRecord } from '../../src/state/record.js';
+import { RECORD_VERSION, type SessionRecord } from '../../src/state/record.js';
 import { tempTree } from './helpers.js';
 import { join } from 'node:path';
 
@@ -84,7 +84,7 @@ function setup(runner: FakeRunner, interrupted?: () => NodeJS.Signals | undefine
   const { config } = loadConfig([join(dir, 'moshproxy.yaml')], {});
   const plan = planUp(config, 'box');
   const record: SessionRecord = {
-    version: 2,
+    version: RECORD_VERSION,
     id: 'box-1',
     name: 'box',
     configFiles: [],

@@ -1,14 +1,18 @@
-// `moshctl down [NAME] [--all]`: stop sessions from their records, from any
-// terminal, after moshctl was killed, when a host is gone, and twice in a row.
+// `moshctl down [NAME] [--all] [--force]`: stop sessions from their records,
+// from any terminal, after moshctl was killed, when a host is gone, and twice
+// in a row. A session another machine runs (a state folder on a shared home)
+// is left to that machine unless --force; a state file that cannot be read is
+// reported with what to do about it, never acted on.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { discoverFiles } from '../../config/discover.js';
 import { ExitCode, UserError } from '../../errors.js';
 import { SshRunner, sshConfigOption } from '../../execute/ssh-runner.js';
+import { debugChainOption } from '../../transport/debug-chain.js';
 import { terminalPrompter } from '../prompt.js';
 import { teardown } from '../../execute/teardown.js';
-import { ownerAlive } from '../../state/owner.js';
+import { owner } from '../../state/owner.js';
 import type { SessionRecord } from '../../state/record.js';
-import { SessionStore, stateDir } from '../../state/store.js';
+import { describeUnreadable, SessionStore, stateDir, type UnreadableRecord } from '../../state/store.js';
 import type { CommandContext } from '../main.js';
 
 /** How long the owning `up` process gets to tear down by itself after SIGTERM (a dropped chain costs a reconnect per hop). */
@@ -16,16 +20,39 @@ const OWNER_GRACE_MS = 60_000;
 
 export async function down(ctx: CommandContext): Promise<number> {
   const store = new SessionStore(stateDir(ctx.io.env));
-  const selected = select(ctx, store);
+  const force = ctx.values.force === true;
+  const name = ctx.positionals[0];
+  const { selected, unreadable } = select(ctx, store);
   const out = (line: string): void => ctx.io.stdout(`${line}\n`);
-  if (selected.length === 0) {
-    out(ctx.positionals[0] ? `no session named ${ctx.positionals[0]} to stop` : 'no sessions to stop');
-    return ExitCode.ok;
+  for (const { file } of unreadable) {
+    ctx.io.stderr(
+      `moshctl: unreadable state file ${describeUnreadable(file)}\n  hint: ${unreadableHint(file)}\n`,
+    );
   }
-  let failed = false;
+  // Only a file known to be among those asked for fails `down`; one with no readable name may be anyone's.
+  let failed = unreadable.some((u) => u.asked);
+  if (selected.length === 0) {
+    if (!failed) out(name ? `no session named ${name} to stop` : 'no sessions to stop');
+    return failed ? ExitCode.environment : ExitCode.ok;
+  }
   for (const selectedRecord of selected) {
     let record = selectedRecord;
-    if (ownerAlive(record)) {
+    const own = owner(record);
+    if (own.kind === 'other-machine') {
+      if (!force) {
+        out(`${record.id}: left alone: ${ownedBy(record, own.machine)}`);
+        // Asked for by name, it was not stopped; --all and a whole config skip it on purpose.
+        if (name !== undefined) failed = true;
+        continue;
+      }
+      ctx.io.stderr(
+        `moshctl: ${record.id}: --force: stopping a session of ${own.machine} from here; its moshctl up there (if it runs) is not signalled\n`,
+      );
+    } else if (own.kind === 'gone') {
+      ctx.io.stderr(
+        `moshctl: ${record.id}: crashed: its moshctl up is gone: ${own.why}; stopping what it started\n`,
+      );
+    } else if (own.kind === 'alive') {
       await stopOwner(record);
       // The owner tore down what it could; what it left is in the record, read afresh.
       const fresh = store.list().records.find((r) => r.id === record.id);
@@ -37,7 +64,11 @@ export async function down(ctx: CommandContext): Promise<number> {
     }
     const report = await teardown(
       record,
-      new SshRunner(record.route, { ...sshConfigOption(ctx.io.env), prompter: terminalPrompter() }),
+      new SshRunner(record.route, {
+        ...sshConfigOption(ctx.io.env),
+        prompter: terminalPrompter(),
+        ...debugChainOption(ctx.io.env, ctx.io.stderr),
+      }),
       {
         save: (r) => store.write(r),
         log: (line) => ctx.io.stderr(`moshctl: ${record.id}: ${line}\n`),
@@ -53,11 +84,14 @@ export async function down(ctx: CommandContext): Promise<number> {
   return failed ? ExitCode.environment : ExitCode.ok;
 }
 
-function select(ctx: CommandContext, store: SessionStore): SessionRecord[] {
-  const { records, damaged } = store.list();
-  for (const d of damaged)
-    ctx.io.stderr(`moshctl: ignoring unreadable state file ${d}; remove it if it is stale\n`);
-  if (ctx.values.all) return records;
+/** The sessions asked for, and every unreadable state file that is, or may be, one of them. */
+function select(
+  ctx: CommandContext,
+  store: SessionStore,
+): { selected: SessionRecord[]; unreadable: { file: UnreadableRecord; asked: boolean }[] } {
+  const { records, unreadable } = store.list();
+  if (ctx.values.all)
+    return { selected: records, unreadable: unreadable.map((file) => ({ file, asked: true })) };
   let files: string[];
   try {
     files = discoverFiles({ files: ctx.files, env: ctx.io.env, cwd: ctx.io.cwd });
@@ -71,7 +105,38 @@ function select(ctx: CommandContext, store: SessionStore): SessionRecord[] {
     throw e;
   }
   const name = ctx.positionals[0];
-  return records.filter((r) => sameFiles(r.configFiles, files) && (name === undefined || r.name === name));
+  // undefined: the file does not say (its name or config files could not be read).
+  const matches = (r: { name?: string; configFiles?: string[] }): boolean | undefined => {
+    if (r.configFiles !== undefined && !sameFiles(r.configFiles, files)) return false;
+    if (name !== undefined && r.name !== undefined && r.name !== name) return false;
+    return r.configFiles !== undefined && (name === undefined || r.name !== undefined) ? true : undefined;
+  };
+  return {
+    selected: records.filter((r) => matches(r) === true),
+    unreadable: unreadable
+      .map((file) => ({ file, asked: matches(file) }))
+      .filter((u) => u.asked !== false)
+      .map(({ file, asked }) => ({ file, asked: asked === true })),
+  };
+}
+
+/** Who runs a session of another machine, and how it can be ended. */
+function ownedBy(record: SessionRecord, machine: string): string {
+  const how = `"moshctl down ${record.name}" there, or "moshctl down ${record.name} --force" here, ends it`;
+  return record.detached
+    ? `it was started on ${machine} with --no-connect; ${how}`
+    : `its moshctl up runs on ${machine} (pid ${record.pid}); ${how}`;
+}
+
+function unreadableHint(u: UnreadableRecord): string {
+  const rm = `rm ${shellWord(u.file)}`;
+  return u.newer
+    ? `a newer moshctl wrote it: stop its session with that version; if the session is over, remove the file (${rm})`
+    : `if its session is over, remove the file (${rm}); a server or relay it recorded that still runs must then be stopped by hand`;
+}
+
+function shellWord(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;
 }
 
 export function sameFiles(a: string[], b: string[]): boolean {
@@ -86,5 +151,5 @@ async function stopOwner(record: SessionRecord): Promise<void> {
     return;
   }
   const deadline = Date.now() + OWNER_GRACE_MS;
-  while (ownerAlive(record) && Date.now() < deadline) await sleep(100);
+  while (owner(record).kind === 'alive' && Date.now() < deadline) await sleep(100);
 }
