@@ -4,7 +4,7 @@ const EXIT_CODES = `Exit codes:
   0    success (for up: mosh-client's own exit code)
   1    a host, key, port or program was not as needed (the message says which and how to fix it)
   2    the config file or the command line is wrong
-  70   a bug in moshctl
+  70   a bug in moshctl (an unexpected error; run again with --debug and report it)
   130  interrupted by Ctrl-C during set-up (128+N for signal N: 143 SIGTERM, 129 SIGHUP), after teardown`;
 
 function optionLines(options: Record<string, OptionSpec>): string[] {

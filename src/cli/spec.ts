@@ -30,6 +30,10 @@ export const globalOptions: Record<string, OptionSpec> = {
     arg: 'FILE',
     help: 'config file; repeat to merge later files over earlier ones (default: $MOSHCTL_FILE, else moshproxy.yaml found upwards, plus moshproxy.override.yaml beside it)',
   },
+  debug: {
+    type: 'boolean',
+    help: 'print the stack of an error, each remote command with its host, duration and exit code, and step timings, on stderr (also MOSHCTL_DEBUG=1)',
+  },
   help: { type: 'boolean', short: 'h', help: 'show help' },
   version: { type: 'boolean', short: 'V', help: 'show the version' },
 };
@@ -90,11 +94,17 @@ export const commands: CommandSpec[] = [
   },
   {
     name: 'down',
-    usage: 'moshctl down [NAME] [--all]',
+    usage: 'moshctl down [NAME] [--all] [--force]',
     summary: 'stop sessions and their relays',
     description:
-      "Stops what `up` started, from its state record: NAME's sessions, every session of this config without NAME, every session of this user with --all. Safe to run twice.",
-    options: { all: { type: 'boolean', help: 'every session of this user, whatever its config' } },
+      "Stops what `up` started, from its state record: NAME's sessions, every session of this config without NAME, every session of this user with --all. A session another machine started (a state folder on a shared home) is left alone unless --force. Safe to run twice.",
+    options: {
+      all: { type: 'boolean', help: 'every session of this user, whatever its config' },
+      force: {
+        type: 'boolean',
+        help: "also sessions another machine started: stop their server and relays from here (that machine's moshctl up is not signalled)",
+      },
+    },
     min: 0,
     max: 1,
   },

@@ -18,7 +18,7 @@ const NAME = /^[A-Za-z_][A-Za-z0-9_]*/;
  * (error), `$VAR`, and `$$` for a literal `$`.
  */
 export function interpolate(input: string, env: Env): InterpolationResult {
-  const errors: InterpolationResult['errors'] = [];
+  const errors = new Errors();
   let out = '';
   let i = 0;
   while (i < input.length) {
@@ -38,7 +38,7 @@ export function interpolate(input: string, env: Env): InterpolationResult {
       const close = input.indexOf('}', dollar + 2);
       if (close === -1) {
         errors.push({
-          message: `unclosed "\${" in "${input}"`,
+          message: `unclosed "\${" in ${shown(input)}`,
           hint: 'close it with "}", or write "$$" for a literal "$"',
         });
         out += input.slice(dollar);
@@ -56,20 +56,36 @@ export function interpolate(input: string, env: Env): InterpolationResult {
       continue;
     }
     errors.push({
-      message: `a lone "$" in "${input}"`,
+      message: `a lone "$" in ${shown(input)}`,
       hint: 'write "$$" for a literal "$", or "${NAME}" for a variable',
     });
     out += '$';
     i = dollar + 1;
   }
-  return { value: out, errors };
+  return { value: out, errors: errors.list };
 }
 
-function expand(expr: string, env: Env, errors: InterpolationResult['errors']): string {
+/**
+ * One scalar's errors, each said once and only the first few: a value of
+ * thousands of lone "$" is one mistake, not thousands of lines.
+ */
+class Errors {
+  readonly list: InterpolationResult['errors'] = [];
+  push(e: InterpolationResult['errors'][number]): void {
+    if (this.list.length < 5 && !this.list.some((x) => x.message === e.message)) this.list.push(e);
+  }
+}
+
+/** The value in a message: quoted, and cut short when long. */
+function shown(s: string): string {
+  return `"${s.length > 60 ? `${s.slice(0, 57)}...` : s}"`;
+}
+
+function expand(expr: string, env: Env, errors: Errors): string {
   const name = NAME.exec(expr)?.[0];
   if (!name) {
     errors.push({
-      message: `"\${${expr}}" is not a variable reference`,
+      message: `${shown(`\${${expr}}`)} is not a variable reference`,
       hint: 'use ${NAME}, ${NAME:-default} or ${NAME:?message}; names are letters, digits and "_"',
     });
     return '';
@@ -81,7 +97,7 @@ function expand(expr: string, env: Env, errors: InterpolationResult['errors']): 
   const op = /^(:-|-|:\?|\?)/.exec(rest)?.[0];
   if (!op) {
     errors.push({
-      message: `unsupported modifier "${rest}" in "\${${expr}}"`,
+      message: `unsupported modifier ${shown(rest)} in ${shown(`\${${expr}}`)}`,
       hint: 'supported: ${NAME:-default}, ${NAME-default}, ${NAME:?message}, ${NAME?message}',
     });
     return '';

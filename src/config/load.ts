@@ -1,12 +1,12 @@
 // config → checked, resolved config. Every stage collects all its problems;
 // a UserError carries them together so one run shows everything to fix.
-import { readFileSync } from 'node:fs';
 import { UserError, type Problem } from '../errors.js';
 import type { Env } from './interpolate.js';
 import { mergeSources, type Merged } from './merge.js';
 import { declareHosts, resolveConfig, type DeclaredConfig, type RawConfig } from './resolve.js';
 import { checkRules } from './rules.js';
 import { checkSchema } from './schema.js';
+import { readConfigText } from './read.js';
 import { parseSource } from './source.js';
 import type { ResolvedConfig } from './types.js';
 
@@ -22,16 +22,7 @@ export interface Loaded extends Merged {
 export function loadConfig(files: string[], env: Env): Loaded {
   const problems: Problem[] = [];
   const sources = files.map((file) => {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (cause) {
-      throw UserError.one(
-        `cannot read ${file}: ${(cause as Error).message}`,
-        'check the path and its permissions',
-      );
-    }
-    const source = parseSource(file, text, env);
+    const source = parseSource(file, readConfigText(file), env);
     problems.push(...source.problems);
     return source;
   });

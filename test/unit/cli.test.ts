@@ -1,7 +1,10 @@
 import { chmodSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { mainHelp } from '../../src/cli/help.js';
+import { main } from '../../src/cli/main.js';
 import { commands } from '../../src/cli/spec.js';
+import { ExitCode } from '../../src/errors.js';
 import { run, tempTree } from './helpers.js';
 
 const good =
@@ -66,7 +69,7 @@ describe('moshctl command line', () => {
       version: number;
       steps: { kind: string; command?: string[] }[];
     };
-    expect(plan.version).toBe(3);
+    expect(plan.version).toBe(4);
     expect(plan.steps.map((s) => s.kind)).toEqual([
       'connect',
       'connect',
@@ -175,5 +178,74 @@ describe('down and status without sessions', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('no moshproxy.yaml found in <dir>');
     expect(r.stderr).toContain('or run "moshctl down --all"');
+  });
+});
+
+describe('--debug and unexpected errors', () => {
+  const bad = 'version: 1\nhosts:\n  box: {adress: x}\n';
+  const stackLine = /^ {4}at /m;
+
+  it('a failing command shows its stack with --debug or MOSHCTL_DEBUG=1, and none without', async () => {
+    const cwd = tempTree({ 'moshproxy.yaml': bad });
+    const plain = await run(['validate'], { cwd });
+    expect(plain.code).toBe(2);
+    expect(plain.stderr).not.toMatch(stackLine);
+    expect(plain.stderr).not.toContain('debug');
+    for (const r of [
+      await run(['validate', '--debug'], { cwd }),
+      await run(['--debug', 'validate'], { cwd }),
+      await run(['validate'], { cwd, env: { USER: 'tester', HOME: '/home/tester', MOSHCTL_DEBUG: '1' } }),
+    ]) {
+      expect(r.code).toBe(2);
+      expect(r.stderr.startsWith(plain.stderr)).toBe(true);
+      expect(r.stderr.slice(plain.stderr.length)).toMatch(/^moshctl: debug: UserError\n {4}at loadConfig /);
+      expect(r.stderr).toMatch(stackLine);
+    }
+  });
+
+  it('--debug also shows the stack of an error in the command line itself', async () => {
+    const r = await run(['validate', '--jsn', '--debug'], { cwd: tempTree({}) });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("Unknown option '--jsn'");
+    expect(r.stderr).toMatch(stackLine);
+  });
+
+  it('an error that is none of ours is a bug: a short message, exit 70, the stack only with --debug', async () => {
+    const cwd = tempTree({ 'moshproxy.yaml': good });
+    const broken = async (argv: string[]) => {
+      let stderr = '';
+      const code = await main(argv, {
+        stdout: () => {
+          throw new TypeError("Cannot read properties of undefined (reading 'x')");
+        },
+        stderr: (t) => (stderr += t),
+        env: { USER: 'tester', HOME: '/home/tester' },
+        cwd,
+        stdinIsTTY: false,
+      });
+      return { code, stderr };
+    };
+    const plain = await broken(['validate']);
+    expect(plain).toEqual({
+      code: 70,
+      stderr: [
+        "moshctl: unexpected error: Cannot read properties of undefined (reading 'x')",
+        '  this is a bug in moshctl; please report it at https://github.com/moshctl/moshctl/issues with the command you ran',
+        '  run the command again with --debug to see where it happened, and add that to the report',
+        '',
+      ].join('\n'),
+    });
+    const debug = await broken(['validate', '--debug']);
+    expect(debug.code).toBe(70);
+    expect(debug.stderr).not.toContain('run the command again with --debug');
+    expect(debug.stderr).toMatch(/^moshctl: debug: TypeError\n {4}at /m);
+    expect(debug.stderr).toMatch(/^ {4}at run .*commands\/validate\.ts/m);
+  });
+
+  it('the exit codes in --help match ExitCode and the README', () => {
+    const readme = readFileSync(resolve(import.meta.dirname, '../../README.md'), 'utf8');
+    expect(readme).toContain(`| ${ExitCode.internal} | a bug in moshctl`);
+    expect(mainHelp()).toContain(`${ExitCode.internal}   a bug in moshctl`);
+    expect(mainHelp()).toContain('--debug');
   });
 });

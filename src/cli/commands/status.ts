@@ -1,11 +1,14 @@
 // `moshctl status [--json]`: every session of this user, with whether its
-// server and relays still run (asked on the hosts, by pid and command line).
+// server and relays still run (asked on the hosts, by pid and command line),
+// whether its `up` process does (here; see state/owner.ts), and every state
+// file that is not a usable record, with why.
 import { ExitCode } from '../../errors.js';
-import { ownerAlive } from '../../state/owner.js';
+import { owner, type Owner } from '../../state/owner.js';
 import type { SessionRecord } from '../../state/record.js';
-import { SessionStore, stateDir } from '../../state/store.js';
+import { describeUnreadable, SessionStore, stateDir } from '../../state/store.js';
 import { EnvError } from '../../errors.js';
 import { SshRunner, sshConfigOption } from '../../execute/ssh-runner.js';
+import { debugChainOption } from '../../transport/debug-chain.js';
 import { terminalPrompter } from '../prompt.js';
 import { aliveCommand, parseAlive } from '../../remote/processes.js';
 import { parseRelayAlive, relayAliveCommand } from '../../relay/commands.js';
@@ -13,14 +16,28 @@ import type { CommandContext } from '../main.js';
 
 type Liveness = 'alive' | 'dead' | 'unknown';
 
+const CLIENT = {
+  alive: 'alive',
+  gone: 'crashed',
+  detached: 'elsewhere',
+  'other-machine': 'other-machine',
+} as const satisfies Record<Owner['kind'], SessionStatus['client']>;
+
 interface SessionStatus {
   id: string;
   name: string;
   route: string[];
   createdAt: string;
   ageSeconds: number;
-  /** Whether the `up` process (and so mosh-client) still runs on this machine; `elsewhere` after `up --no-connect`. */
-  client: Liveness | 'elsewhere';
+  /**
+   * Whether the `up` process (and so mosh-client) still runs: `crashed` when it is gone from this
+   * machine, `elsewhere` after `up --no-connect`, `other-machine` when `machine` is not this one.
+   */
+  client: 'alive' | 'crashed' | 'elsewhere' | 'other-machine';
+  /** The host name of the machine `up` ran on. */
+  machine: string;
+  /** With `crashed`: how it is known that the `up` process is gone. */
+  crashed?: string;
   server: { host: string; pid: number; port: number; state: Liveness } | null;
   relays: { host: string; pid: number; port: number; runtime: string; restarts: number; state: Liveness }[];
   /** Why a host could not be asked, by host. */
@@ -29,20 +46,28 @@ interface SessionStatus {
 
 export async function status(ctx: CommandContext): Promise<number> {
   const store = new SessionStore(stateDir(ctx.io.env));
-  const { records, damaged } = store.list();
-  for (const d of damaged) ctx.io.stderr(`moshctl: ignoring unreadable state file ${d}\n`);
+  const { records, unreadable } = store.list();
   const sessions: SessionStatus[] = [];
   for (const r of records) sessions.push(await check(r, ctx.io.env));
   if (ctx.values.json) {
-    ctx.io.stdout(`${JSON.stringify({ version: 1, sessions }, null, 2)}\n`);
+    // `unreadable` only when there is one, so the output of a clean state folder stays as it was.
+    const bad = unreadable.map(({ file, why, newer }) => ({ file, why, newer }));
+    ctx.io.stdout(
+      `${JSON.stringify({ version: 1, sessions, ...(bad.length > 0 ? { unreadable: bad } : {}) }, null, 2)}\n`,
+    );
     return ExitCode.ok;
   }
-  if (sessions.length === 0) {
+  if (sessions.length === 0 && unreadable.length === 0) {
     ctx.io.stdout('no sessions\n');
     return ExitCode.ok;
   }
   for (const s of sessions) {
-    ctx.io.stdout(`${s.name}  ${s.id}  up ${age(s.ageSeconds)}  client ${s.client}\n`);
+    const client = s.client === 'other-machine' ? `on ${s.machine}` : s.client;
+    ctx.io.stdout(`${s.name}  ${s.id}  up ${age(s.ageSeconds)}  client ${client}\n`);
+    if (s.crashed !== undefined)
+      ctx.io.stdout(
+        `  crashed its moshctl up is gone: ${s.crashed}; "moshctl down ${s.name}" stops what is left\n`,
+      );
     ctx.io.stdout(`  route   local → ${s.route.join(' → ')}\n`);
     for (const r of s.relays)
       ctx.io.stdout(
@@ -55,6 +80,8 @@ export async function status(ctx: CommandContext): Promise<number> {
     for (const [host, why] of Object.entries(s.unreachable))
       ctx.io.stdout(`  ${host} not reachable: ${why}\n`);
   }
+  // Never fatal, and not an error of status: `down` says what to do about them.
+  for (const u of unreadable) ctx.io.stdout(`unreadable: ${describeUnreadable(u)}\n`);
   return ExitCode.ok;
 }
 
@@ -64,7 +91,7 @@ async function check(record: SessionRecord, env: CommandContext['io']['env']): P
     ...record.relays.map((r) => ({
       host: r.host,
       pid: r.pid,
-      ask: relayAliveCommand(r.pid),
+      ask: relayAliveCommand(r.pid, r.started),
       read: parseRelayAlive,
     })),
     ...(record.server
@@ -72,7 +99,13 @@ async function check(record: SessionRecord, env: CommandContext['io']['env']): P
           {
             host: record.server.host,
             pid: record.server.pid,
-            ask: aliveCommand([{ pid: record.server.pid, marker: 'mosh-server' }]),
+            ask: aliveCommand([
+              {
+                pid: record.server.pid,
+                marker: 'mosh-server',
+                ...(record.server.started ? { started: record.server.started } : {}),
+              },
+            ]),
             read: (out: string) => parseAlive(out).get(record.server?.pid ?? 0),
           },
         ]
@@ -82,7 +115,11 @@ async function check(record: SessionRecord, env: CommandContext['io']['env']): P
   const unreachable: Record<string, string> = {};
   // The runner reaches each host as far as the route allows: with the target
   // gone, the relays on the bastions are still checked.
-  const runner = new SshRunner(record.route, { ...sshConfigOption(env), prompter: terminalPrompter() });
+  const runner = new SshRunner(record.route, {
+    ...sshConfigOption(env),
+    prompter: terminalPrompter(),
+    ...debugChainOption(env),
+  });
   try {
     for (const p of processes) {
       if (unreachable[p.host]) continue;
@@ -98,13 +135,16 @@ async function check(record: SessionRecord, env: CommandContext['io']['env']): P
     await runner.close();
   }
   const state = (pid: number): Liveness => states.get(pid) ?? 'unknown';
+  const own = owner(record);
   return {
     id: record.id,
     name: record.name,
     route: record.route.map((h) => h.name),
     createdAt: record.createdAt,
     ageSeconds: Math.max(0, Math.round((Date.now() - Date.parse(record.createdAt)) / 1000)),
-    client: record.detached ? 'elsewhere' : ownerAlive(record) ? 'alive' : 'dead',
+    client: CLIENT[own.kind],
+    machine: record.machine,
+    ...(own.kind === 'gone' ? { crashed: own.why } : {}),
     server: record.server ? { ...record.server, state: state(record.server.pid) } : null,
     relays: record.relays.map((r) => ({ ...r, restarts: r.restarts ?? 0, state: state(r.pid) })),
     unreachable,

@@ -1,6 +1,6 @@
 // `moshctl up NAME`: plan, set up as listr2 tasks, hand the terminal to
 // mosh-client, tear down from the record, exit with the client's code.
-import { constants, hostname } from 'node:os';
+import { constants } from 'node:os';
 import type { ListrTask } from 'listr2';
 import { resolveRoute } from '../../config/hosts.js';
 import { sshGContext } from '../../config/ssh-g.js';
@@ -9,8 +9,10 @@ import { EnvError, ExitCode, Interrupted, UserError } from '../../errors.js';
 import { execute } from '../../execute/executor.js';
 import { SignalTrap } from '../../execute/signals.js';
 import { SshRunner, sshConfigOption } from '../../execute/ssh-runner.js';
+import { debugChainOption } from '../../transport/debug-chain.js';
 import { timed } from '../../execute/timed-runner.js';
 import { planUp } from '../../plan/plan.js';
+import { processIdentity } from '../../state/owner.js';
 import { RECORD_VERSION, type SessionRecord } from '../../state/record.js';
 import { SessionStore, stateDir } from '../../state/store.js';
 import type { CommandContext } from '../main.js';
@@ -61,7 +63,8 @@ export async function up(ctx: CommandContext): Promise<number> {
     configFiles: files,
     createdAt: new Date().toISOString(),
     pid: process.pid,
-    machine: hostname(),
+    // Host name, boot id and start time: `down` and `status` signal this pid only while it is this process.
+    ...processIdentity(),
     route: route.map(toSshHost),
     relays: [],
     networkTimeout: config.hosts[name]?.mosh.network_timeout ?? 0,
@@ -76,6 +79,7 @@ export async function up(ctx: CommandContext): Promise<number> {
     signal: abort.signal,
     prompter: terminalPrompter(),
     ...sshConfigOption(ctx.io.env),
+    ...debugChainOption(ctx.io.env, ctx.io.stderr),
   });
   const log = (line: string): void => ctx.io.stderr(`moshctl: ${line}\n`);
   let finished = false;
@@ -95,7 +99,7 @@ export async function up(ctx: CommandContext): Promise<number> {
   });
   try {
     const outcome = await execute(plan, {
-      runner: ctx.io.env.MOSHCTL_TIMING ? timed(runner, log) : runner,
+      runner: ctx.io.env.MOSHCTL_TIMING || ctx.debug ? timed(runner, log) : runner,
       record,
       save: (r) => store.write(r),
       forget: (r) => store.remove(r.id),
@@ -119,7 +123,11 @@ export async function up(ctx: CommandContext): Promise<number> {
     if (outcome.error !== undefined) {
       const e = outcome.error;
       // A signal that interrupted a step surfaces as that step's error; report it as the interruption.
-      const code = report(trap.signal && !(e instanceof EnvError) ? new Interrupted(trap.signal) : e, ctx.io);
+      const code = report(
+        trap.signal && !(e instanceof EnvError) ? new Interrupted(trap.signal) : e,
+        ctx.io,
+        ctx.debug,
+      );
       return trap.signal ? 128 + signalNumber(trap.signal) : code;
     }
     // Ended by SIGTERM/SIGHUP (e.g. `moshctl down` from another terminal): say so in the exit code.
