@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian machine for moshctl: the Debian packages the lab and
-# the end-to-end tests drive (mosh, sshd, tmux, iproute2, nftables, socat, nc,
-# python3, and zsh and fish as login shells), the local users the tests log in
-# as, the npm packages, and the build. Safe to run again.
+# the end-to-end tests drive (mosh, sshd, tmux and screen, iproute2, nftables,
+# socat, nc, python3, and zsh and fish as login shells), the local users the
+# tests log in as, the npm packages, and the build. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 for pair in mosh-server:mosh mosh-client:mosh /usr/sbin/sshd:openssh-server ssh:openssh-client \
-  ssh-keygen:openssh-client tmux:tmux ip:iproute2 nft:nftables socat:socat nc:netcat-openbsd python3:python3 \
-  zsh:zsh fish:fish setpriv:util-linux unshare:util-linux; do
+  ssh-keygen:openssh-client tmux:tmux screen:screen ip:iproute2 nft:nftables socat:socat \
+  nc:netcat-openbsd python3:python3 zsh:zsh fish:fish setpriv:util-linux unshare:util-linux; do
   cmd=${pair%%:*} pkg=${pair##*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done

@@ -26,6 +26,7 @@ import type {
   PortRange,
   RelayRuntime,
   ResolvedConfig,
+  SessionKeeper,
   SshClientKind,
   SshHost,
 } from './types.js';
@@ -36,7 +37,13 @@ export const builtins = {
   server_alive_interval: 15,
   ssh_client: 'ssh2' as SshClientKind,
   host_key_policy: 'strict' as HostKeyPolicy,
-  mosh: { server_ports: '60000-61000', network_timeout: 86400, signal_timeout: 60, locale: 'C.UTF-8' },
+  mosh: {
+    server_ports: '60000-61000',
+    network_timeout: 86400,
+    signal_timeout: 60,
+    locale: 'C.UTF-8',
+    session: 'none' as SessionKeeper,
+  },
   relay: { ports: '60000-61000', runtime: 'auto' as RelayRuntime },
 } as const;
 
@@ -45,6 +52,7 @@ interface RawMosh {
   network_timeout?: number;
   signal_timeout?: number;
   locale?: string;
+  session?: SessionKeeper;
 }
 interface RawRelay {
   ports?: string | number;
@@ -342,6 +350,7 @@ function mosh(...layers: (RawMosh | undefined)[]): MoshSettings {
     network_timeout: pick('network_timeout') ?? builtins.mosh.network_timeout,
     signal_timeout: pick('signal_timeout') ?? builtins.mosh.signal_timeout,
     locale: pick('locale') ?? builtins.mosh.locale,
+    session: pick('session') ?? builtins.mosh.session,
   };
 }
 

@@ -15,7 +15,13 @@ export interface MoshSettings {
   signal_timeout: number;
   /** Passed as `mosh-server new -l LANG=<locale>`; mosh needs a UTF-8 locale. */
   locale: string;
+  /** What mosh-server runs the shell in: tmux or screen keep it for the next `up` (mosh cannot reattach). */
+  session: SessionKeeper;
 }
+
+export const sessionKeepers = ['none', 'tmux', 'screen'] as const;
+/** none: the shell is mosh-server's child and ends with it; tmux, screen: the shell outlives a lost client. */
+export type SessionKeeper = (typeof sessionKeepers)[number];
 
 export const relayRuntimes = ['auto', 'python3', 'perl', 'socat', 'nc'] as const;
 export type RelayRuntime = (typeof relayRuntimes)[number];

@@ -41,7 +41,12 @@ function describe(s: Step): string {
     case 'connect':
       return `ssh ${s.user}@${s.address}:${s.port}${s.through ? `, tunnelled through ${s.through}` : ', direct'}`;
     case 'server': {
-      const what = s.command ? `runs ${JSON.stringify(s.command.join(' '))}` : 'runs the login shell';
+      const run = s.command ? JSON.stringify(s.command.join(' ')) : 'the login shell';
+      const what = !s.session
+        ? `runs ${run}`
+        : s.command
+          ? `runs ${run} in a new ${s.session.program} session ${s.session.name}, or attaches to that session if it exists (the command then does not run)`
+          : `runs the login shell in ${s.session.program} session ${s.session.name}, or attaches to that session if it exists`;
       const ports = `${s.ports.from}:${s.ports.to}`;
       return `mosh-server new -p ${ports} -l LANG=${s.locale}, network timeout ${s.networkTimeout} s, signal timeout ${s.signalTimeout} s, ${what}`;
     }

@@ -5,6 +5,7 @@ import { suggest } from '../config/suggest.js';
 import type { RelayRuntime, ResolvedConfig } from '../config/types.js';
 import type { Plan, SetupStep, TeardownStep } from './types.js';
 import { routeClient } from './route-client.js';
+import { keptSession } from './session.js';
 import { PLAN_VERSION } from './types.js';
 
 export interface Observed {
@@ -64,6 +65,7 @@ export function planUp(
   });
 
   const serverId = next();
+  const session = keptSession(target.mosh.session, name);
   steps.push({
     id: serverId,
     kind: 'server',
@@ -73,6 +75,7 @@ export function planUp(
     signalTimeout: target.mosh.signal_timeout,
     locale: target.mosh.locale,
     ...(options.command && options.command.length > 0 ? { command: options.command } : {}),
+    ...(session ? { session } : {}),
     dependsOn: [connectIds[connectIds.length - 1] ?? 0],
     cause: 'the session lives here; it prints its UDP port and key',
   });
@@ -161,7 +164,9 @@ export function planUp(
     host: name,
     of: serverId,
     dependsOn: [],
-    cause: 'started by this session',
+    cause: session
+      ? `started by this session; the ${session.program} session ${session.name} stays, for the next up`
+      : 'started by this session',
   });
   const stops = teardown.map((t) => t.id);
   for (let i = hosts.length - 1; i >= 0; i--) {

@@ -5,7 +5,8 @@ import type { PortRange, RelayRuntime, SshClientKind } from '../config/types.js'
 
 // 2: `sshClient`, and the client step's address refers to the connect step that reached it.
 // 3: relays start as soon as their hop is connected; `wire` steps tell them where to forward.
-export const PLAN_VERSION = 3;
+// 4: the server step's `session` (mosh.session: tmux or screen keeps the shell for the next `up`).
+export const PLAN_VERSION = 4;
 
 /** A port not known until a step ran (mosh-server's or a relay's chosen port). */
 export interface PortOf {
@@ -42,6 +43,20 @@ export interface ServerStep extends StepBase {
   locale: string;
   /** Runs instead of the login shell when set. */
   command?: string[];
+  /** mosh.session: the shell (or command) runs in this tmux or screen session; absent for none. */
+  session?: KeptSession;
+}
+
+/**
+ * A tmux or screen session that outlives mosh-server, so that the next `up`
+ * of the host attaches to the same shell (mosh itself cannot reattach a new
+ * client to a running server). An existing session is attached, not created:
+ * a `command` then does not run.
+ */
+export interface KeptSession {
+  program: 'tmux' | 'screen';
+  /** Derived from the host's name only, so every `up` of that host finds it (see keptSession). */
+  name: string;
 }
 
 export interface RelayStep extends StepBase {

@@ -49,6 +49,7 @@ describe('checked-in config files', () => {
       network_timeout: 86400,
       signal_timeout: 60,
       locale: 'C.UTF-8',
+      session: 'none',
     });
     expect(config.hosts.bastion?.relay).toEqual({ ports: { from: 60000, to: 60100 }, runtime: 'auto' });
   });

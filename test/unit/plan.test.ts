@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { formatPlan } from '../../src/plan/format.js';
 import { planUp } from '../../src/plan/plan.js';
+import { keptSession } from '../../src/plan/session.js';
 import { tempTree } from './helpers.js';
 import { join } from 'node:path';
 
@@ -101,7 +102,7 @@ describe('planUp', () => {
 
   it('gives data with a version and dependencies for --json', () => {
     const plan = planUp(chains, 'web');
-    expect(plan.version).toBe(3);
+    expect(plan.version).toBe(4);
     expect(plan.route).toEqual(['outer', 'web']);
     expect(plan.steps.map((s) => [s.id, s.kind, s.host, s.dependsOn])).toEqual([
       [1, 'connect', 'outer', []],
@@ -120,9 +121,98 @@ describe('planUp', () => {
     ]);
   });
 
+  it('has no kept session unless mosh.session asks for one', () => {
+    const server = planUp(chains, 'web').steps.find((s) => s.kind === 'server');
+    expect(server).not.toHaveProperty('session');
+  });
+
   it('rejects an unknown host with a suggestion', () => {
     expect(() => planUp(chains, 'gpy')).toThrowError(
       /unknown host "gpy" \(config: .*\)\n {2}hint: did you mean "gpu"\?/,
     );
+  });
+});
+
+const kept = config(`version: 1
+defaults:
+  user: \${USER}
+mosh:
+  session: tmux
+hosts:
+  gate:
+    address: gate.example.org
+  dev.box:
+    address: 10.0.3.12
+    via: [gate]
+  old:
+    address: old.example.org
+    mosh: {session: screen}
+  plain:
+    address: plain.example.org
+    mosh: {session: none}
+`);
+
+describe('planUp with mosh.session', () => {
+  it('runs the login shell in the host’s tmux session, and keeps it at teardown', () => {
+    expect(formatPlan(planUp(kept, 'dev.box'))).toMatchInlineSnapshot(`
+      "moshctl up dev.box: local → gate → dev.box (ssh client: ssh2)
+        1. connect     gate     ssh alice@gate.example.org:22, direct
+                                at once; why: hop 1 of 1 towards dev.box; it relays UDP and tunnels ssh
+        2. connect     dev.box  ssh alice@10.0.3.12:22, tunnelled through gate
+                                after 1; why: mosh-server runs here
+        3. server      dev.box  mosh-server new -p 60000:61000 -l LANG=C.UTF-8, network timeout 86400 s, signal timeout 60 s, runs the login shell in tmux session moshctl-dev_box, or attaches to that session if it exists
+                                after 2; why: the session lives here; it prints its UDP port and key
+        4. relay       gate     UDP relay (python3, else perl, else socat) on a free port in 60000-61000, exits after 86400 s idle
+                                after 1; why: dev.box's UDP port is reachable only from gate
+        5. wire        gate     tell the relay of step 4 to forward to 10.0.3.12:<port of step 3>
+                                after 4, 3; why: the relay on gate learns where to forward once dev.box's port is known
+        6. client      local    mosh-client → <address step 1 reached>:<port of step 4>, key in its environment only
+                                after 5; why: the first hop, gate, is the only one this machine reaches
+      teardown, when mosh-client exits (also \`moshctl down dev.box\`):
+        7. stop-relay  gate     stop the relay of step 4 (QUIT over its channel, else by its pid)
+                                at once; why: started by this session
+        8. stop-server dev.box  stop mosh-server of step 3 by its pid
+                                at once; why: started by this session; the tmux session moshctl-dev_box stays, for the next up
+        9. disconnect  dev.box  close the ssh connection
+                                after 7, 8; why: opened by this session
+       10. disconnect  gate     close the ssh connection
+                                after 7, 8; why: opened by this session
+      "
+    `);
+  });
+
+  it('says a command runs only when the session is new (a host’s own screen setting)', () => {
+    const plan = planUp(kept, 'old', {}, { command: ['htop', '-d', '5'] });
+    expect(formatPlan(plan).split('\n')[3]).toBe(
+      '  2. server      old    mosh-server new -p 60000:61000 -l LANG=C.UTF-8, network timeout 86400 s, signal timeout 60 s, runs "htop -d 5" in a new screen session moshctl-old=, or attaches to that session if it exists (the command then does not run)',
+    );
+    expect(plan.steps.find((s) => s.kind === 'server')).toMatchObject({
+      command: ['htop', '-d', '5'],
+      session: { program: 'screen', name: 'moshctl-old=' },
+    });
+  });
+
+  it('gives the session as data, absent for a host that sets none', () => {
+    const server = (name: string) => planUp(kept, name).steps.find((s) => s.kind === 'server');
+    expect(server('dev.box')).toMatchObject({ session: { program: 'tmux', name: 'moshctl-dev_box' } });
+    expect(server('plain')).not.toHaveProperty('session');
+    expect(formatPlan(planUp(kept, 'plain'))).not.toMatch(/tmux|screen/);
+  });
+});
+
+describe('keptSession', () => {
+  it('names the session after the host, with only letters, digits, _ and -', () => {
+    expect(keptSession('none', 'web')).toBeUndefined();
+    expect(keptSession('tmux', 'web')).toEqual({ program: 'tmux', name: 'moshctl-web' });
+    // ssh_config hosts may be user@host:port or [v6]; tmux would expand #{...} in a name.
+    expect(keptSession('tmux', 'alice@dev.box:2222')?.name).toBe('moshctl-alice_dev_box_2222');
+    expect(keptSession('tmux', "[::1];$(id)'#{pane_pid}")?.name).toBe('moshctl-___1____id____pane_pid_');
+  });
+
+  it('ends screen names with "=", so that one is never the prefix of another', () => {
+    const web = keptSession('screen', 'web')?.name ?? '';
+    const web2 = keptSession('screen', 'web2')?.name ?? '';
+    expect([web, web2]).toEqual(['moshctl-web=', 'moshctl-web2=']);
+    expect(web2.startsWith(web)).toBe(false);
   });
 });
