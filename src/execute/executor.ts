@@ -64,7 +64,13 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
   };
   const relaySteps = new Map(plan.steps.flatMap((s) => (s.kind === 'relay' ? [[s.id, s] as const] : [])));
   const recordRelay = (host: string, r: RelayStarted): void => {
-    o.record.relays.push({ host, pid: r.pid, port: r.port, runtime: r.runtime });
+    o.record.relays.push({
+      host,
+      pid: r.pid,
+      port: r.port,
+      runtime: r.runtime,
+      ...(r.started ? { started: r.started } : {}),
+    });
     // Client side first, as the route goes.
     o.record.relays.sort((a, b) => plan.route.indexOf(a.host) - plan.route.indexOf(b.host));
     o.save(o.record);
@@ -77,7 +83,12 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
       case 'server': {
         await check('server');
         const s = await o.runner.startServer(step);
-        o.record.server = { host: step.host, pid: s.pid, port: s.port };
+        o.record.server = {
+          host: step.host,
+          pid: s.pid,
+          port: s.port,
+          ...(s.started ? { started: s.started } : {}),
+        };
         o.save(o.record);
         key = s.key;
         portOf(step.id).resolve(s.port);
@@ -182,13 +193,17 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
       const unwatch = o.runner.watchRelays?.(
         (e) => {
           const r = o.record.relays.find((x) => x.host === e.host && x.pid === e.oldPid);
-          if (r)
+          if (r) {
             Object.assign(r, {
               pid: e.relay.pid,
               port: e.relay.port,
               runtime: e.relay.runtime,
               restarts: e.restarts,
             });
+            // The old relay's start time would make its successor look like a stranger.
+            if (e.relay.started) r.started = e.relay.started;
+            else delete r.started;
+          }
           o.save(o.record);
           healed.push(`relay on ${e.host} restarted (pid ${e.relay.pid}, UDP ${e.relay.port})`);
         },

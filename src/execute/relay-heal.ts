@@ -20,6 +20,8 @@ export interface WatchedRelay {
   /** The next hop's port it forwards to (changes when an inner relay had to move). */
   forwardPort: number;
   pid: number;
+  /** `ps -o lstart=` of the relay, when known: alive checks and stops by pid check it. */
+  started?: string | undefined;
   port: number;
   channel: LineChannel | undefined;
   restarts: number;
@@ -118,7 +120,13 @@ export class RelayHealer {
     }
     const { channel, ...relay } = started;
     if (relay.port !== r.port) this.retarget(r, relay.port);
-    Object.assign(r, { pid: relay.pid, port: relay.port, channel, restarts: r.restarts + 1 });
+    Object.assign(r, {
+      pid: relay.pid,
+      started: relay.started,
+      port: relay.port,
+      channel,
+      restarts: r.restarts + 1,
+    });
     this.watch(r);
     this.deps.onRestart({ host: r.step.host, oldPid, relay, restarts: r.restarts });
   }

@@ -82,7 +82,13 @@ export async function launchRelay(
       where,
     );
   }
-  return { pid: listen.pid, port: listen.port, runtime: listen.runtime, channel };
+  return {
+    pid: listen.pid,
+    port: listen.port,
+    runtime: listen.runtime,
+    ...(listen.started ? { started: listen.started } : {}),
+    channel,
+  };
 }
 
 /** Tells a launched relay where to forward (TO over its control channel) and waits for its OK. */

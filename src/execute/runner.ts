@@ -6,6 +6,8 @@ import type { RelayStep, ServerStep } from '../plan/types.js';
 export interface ServerStarted {
   pid: number;
   port: number;
+  /** `ps -o lstart=` on the target, when it could be read (see RecordedProcess). */
+  started?: string;
   /** Held in memory only, handed to mosh-client's environment. */
   key: string;
 }
@@ -13,6 +15,8 @@ export interface ServerStarted {
 export interface RelayStarted {
   pid: number;
   port: number;
+  /** `ps -o lstart=` on the hop, when the relay could read it (see RecordedProcess). */
+  started?: string;
   runtime: RelayRuntime;
   /** Set when the runtime is weaker than python3 (socat fallback, nc). */
   warning?: string;
@@ -40,7 +44,8 @@ export interface Runner {
   /** Runs mosh-client in the foreground against a numeric address; resolves with its exit code. */
   runClient(address: string, port: number, key: string): Promise<number>;
   /** Stops a process by pid; "gone" when it had already exited. */
-  stop(host: string, pid: number, kind: ProcessKind): Promise<'stopped' | 'gone' | 'other'>;
+  /** `started`: the recorded start time, checked before signalling when given. */
+  stop(host: string, pid: number, kind: ProcessKind, started?: string): Promise<'stopped' | 'gone' | 'other'>;
   /**
    * Keeps the relays alive while mosh-client runs: a dead one is started again
    * and reported. Returns the function that stops watching (before teardown).

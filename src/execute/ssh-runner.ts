@@ -13,6 +13,7 @@ import {
   moshServerKeptCommand,
   parseMoshServerOutput,
   parseServerExit,
+  parseServerStarted,
   redactKey,
 } from '../remote/mosh-server.js';
 import { checkPid, parseStop, stopByPidCommand } from '../remote/processes.js';
@@ -147,6 +148,7 @@ export class SshRunner implements Runner {
       },
       SERVER_TIMEOUT_MS,
     );
+    const started = lines.map(parseServerStarted).find((x) => x !== undefined);
     const output = lines.join('\n');
     // Once a pid is parsed the server runs, whatever the exit code: it must be recorded to be stopped.
     const parsed = parseMoshServerOutput(output, output);
@@ -167,7 +169,7 @@ export class SshRunner implements Runner {
       throw new EnvError(f.message, f.hint, { host: step.host, step: 'start mosh-server' });
     }
     this.server = { pid: parsed.pid, channel };
-    return parsed;
+    return { ...parsed, ...(started ? { started } : {}) };
   }
 
   async startRelay(step: RelayStep, forwardPort?: number): Promise<RelayStarted | undefined> {
@@ -200,6 +202,7 @@ export class SshRunner implements Runner {
       step,
       forwardPort: forwardPort ?? 0,
       pid: started.pid,
+      started: started.started,
       port: started.port,
       channel,
       restarts: 0,
@@ -219,7 +222,8 @@ export class SshRunner implements Runner {
     this.quiet = true;
     const healer = new RelayHealer({
       relays: () => [...this.relays.values()],
-      alive: async (r) => parseRelayAlive((await this.ask(r.step.host, relayAliveCommand(r.pid))).stdout),
+      alive: async (r) =>
+        parseRelayAlive((await this.ask(r.step.host, relayAliveCommand(r.pid, r.started))).stdout),
       start: async (step, forwardPort) =>
         startRelayOn(await this.ensure(step.host, false), step, forwardPort),
       onRestart,
@@ -279,7 +283,12 @@ export class SshRunner implements Runner {
     return this.client !== undefined;
   }
 
-  async stop(host: string, pid: number, kind: ProcessKind): Promise<'stopped' | 'gone' | 'other'> {
+  async stop(
+    host: string,
+    pid: number,
+    kind: ProcessKind,
+    started?: string,
+  ): Promise<'stopped' | 'gone' | 'other'> {
     // The addresses changed and the chain has not answered since: after a roam it
     // is dead, and a QUIT and an exec over it would only wait out their timeouts.
     if (this.suspect) {
@@ -290,7 +299,8 @@ export class SshRunner implements Runner {
     const kept = kind === 'relay' ? await this.quitRelay(pid) : await this.stopKeptServer(pid);
     if (kept) return kept;
     // A relay is stopped with its whole process group (socat's children outlive their parent).
-    const command = kind === 'mosh-server' ? stopByPidCommand(pid, 'mosh-server') : stopRelayCommand(pid);
+    const command =
+      kind === 'mosh-server' ? stopByPidCommand(pid, 'mosh-server', started) : stopRelayCommand(pid, started);
     const r = await this.ask(host, command);
     const outcome = kind === 'mosh-server' ? parseStop(r.stdout) : parseRelayStop(r.stdout);
     if (!outcome) {

@@ -52,7 +52,7 @@ export async function teardown(
   for (const relay of [...record.relays]) {
     const what = `relay on ${relay.host} (pid ${relay.pid}, UDP ${relay.port})`;
     add(relay.host, async () => {
-      if (await attempt(what, relay.host, () => runner.stop(relay.host, relay.pid, 'relay'))) {
+      if (await attempt(what, relay.host, () => runner.stop(relay.host, relay.pid, 'relay', relay.started))) {
         record.relays = record.relays.filter((r) => r !== relay);
         o.save(record);
       }
@@ -62,7 +62,11 @@ export async function teardown(
   if (server) {
     const what = `mosh-server on ${server.host} (pid ${server.pid}, UDP ${server.port})`;
     add(server.host, async () => {
-      if (await attempt(what, server.host, () => runner.stop(server.host, server.pid, 'mosh-server'))) {
+      if (
+        await attempt(what, server.host, () =>
+          runner.stop(server.host, server.pid, 'mosh-server', server.started),
+        )
+      ) {
         delete record.server;
         o.save(record);
       }

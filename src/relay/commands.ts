@@ -4,7 +4,7 @@
 
 import { checkInt, invalid } from './checks.js';
 import { FALLBACK_RELAY_SH, PROBE_SH, RELAY_ALIVE_SH, STOP_RELAY_SH } from './scripts.js';
-import { checkPid } from '../remote/processes.js';
+import { checkPid, checkStarted } from '../remote/processes.js';
 import { SH, shellJoin } from './shell.js';
 
 /** The runtimes started the old way (one exec, no control channel); python3 and perl are launch.ts's. */
@@ -93,8 +93,9 @@ export function parseRelayOutput(
   return undefined;
 }
 
-export function stopRelayCommand(pid: number): string {
-  return `${SH} -c ${shellJoin([STOP_RELAY_SH, 'moshctl-relay-stop', checkPid(pid)])}`;
+/** `started`: the relay's recorded start time (see LSTART); without one, its command line alone decides. */
+export function stopRelayCommand(pid: number, started?: string): string {
+  return `${SH} -c ${shellJoin([STOP_RELAY_SH, 'moshctl-relay-stop', checkPid(pid), checkStarted(started) ?? ''])}`;
 }
 
 /** What stopRelayCommand printed: stopped, or other when the pid is no longer a relay of ours. */
@@ -104,8 +105,8 @@ export function parseRelayStop(text: string): 'stopped' | 'other' | undefined {
 }
 
 /** Prints `MOSHCTL-RELAY ALIVE <pid>` or `MOSHCTL-RELAY GONE <pid>`; see parseRelayAlive. */
-export function relayAliveCommand(pid: number): string {
-  return `${SH} -c ${shellJoin([RELAY_ALIVE_SH, 'moshctl-relay-alive', checkPid(pid)])}`;
+export function relayAliveCommand(pid: number, started?: string): string {
+  return `${SH} -c ${shellJoin([RELAY_ALIVE_SH, 'moshctl-relay-alive', checkPid(pid), checkStarted(started) ?? ''])}`;
 }
 
 export function parseRelayAlive(text: string): boolean | undefined {

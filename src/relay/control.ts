@@ -2,7 +2,7 @@
 // lines it answers on stdout. Pure: no I/O. Both runtimes (runtime/relay.py and
 // runtime/relay.pl) speak exactly this; every reply is one line.
 //
-//   (at start)      MOSHCTL-RELAY LISTEN <port> PID <pid> RUNTIME <python3|perl>
+//   (at start)      MOSHCTL-RELAY LISTEN <port> PID <pid> RUNTIME <python3|perl> [STARTED <ps -o lstart=>]
 //                   MOSHCTL-RELAY ERROR <why>           then exit 2, 3 or 5
 //   TO <host> <port>  -> OK TO <ip> <port>  |  ERR TO <why>
 //   PING              -> PONG
@@ -36,19 +36,20 @@ function port(text: string | undefined): number | undefined {
   return n >= 1 && n <= 65535 ? n : undefined;
 }
 
-export type ListenLine = { port: number; pid: number; runtime: RelayRuntime } | { error: string };
+export type ListenLine =
+  { port: number; pid: number; runtime: RelayRuntime; started?: string } | { error: string };
 
 /** The relay's first line: where it listens and which process it is, or why it did not start. */
 export function parseListen(line: string): ListenLine | undefined {
-  const ok = new RegExp(`^MOSHCTL-RELAY LISTEN ${PORT} PID (\\d{1,10}) RUNTIME (python3|perl)${EOL}`).exec(
-    line,
-  );
+  const ok = new RegExp(
+    `^MOSHCTL-RELAY LISTEN ${PORT} PID (\\d{1,10}) RUNTIME (python3|perl)(?: STARTED ([A-Za-z0-9 :]{10,40}))?${EOL}`,
+  ).exec(line);
   if (ok) {
     const p = port(ok[1]);
     const pid = Number(ok[2]);
     if (p === undefined || pid < 2 || pid > 4194304)
       return { error: `relay printed an impossible port or pid: ${line.trim()}` };
-    return { port: p, pid, runtime: ok[3] as RelayRuntime };
+    return { port: p, pid, runtime: ok[3] as RelayRuntime, ...(ok[4] ? { started: ok[4] } : {}) };
   }
   const err = new RegExp(`^MOSHCTL-RELAY ERROR ([ -~]+?)${EOL}`).exec(line);
   return err ? { error: err[1] ?? '' } : undefined;

@@ -10,8 +10,18 @@ const ALIVE = `alive() {
   else kill -0 "$1" 2>/dev/null; fi
 }`;
 
-/** Whether a pid still belongs to a relay of ours, so a reused pid is never signalled. */
+/**
+ * Whether a pid still belongs to a relay of ours, so a reused pid is never
+ * signalled: its command line, and its start time when one was recorded ($2,
+ * words joined by single spaces as `ps -o lstart=` prints them).
+ */
 const MINE = `mine() {
+  if [ -n "$2" ]; then
+    w=$2 q=$1
+    set -- $(ps -o lstart= -p "$q" 2>/dev/null)
+    [ "$*" = "$w" ] || return 1
+    set -- "$q"
+  fi
   [ ! -r "/proc/$1/cmdline" ] && return 0
   tr '\\0' ' ' <"/proc/$1/cmdline" | grep -q -e moshctl-relay -e --idle-timeout -e UDP4-LISTEN
 }`;
@@ -74,7 +84,7 @@ export const STOP_RELAY_SH = `${ALIVE}
 ${MINE}
 p=$1
 if alive "$p"; then
-  mine "$p" || { echo "MOSHCTL-RELAY NOT-OURS $p"; exit 0; }
+  mine "$p" "$2" || { echo "MOSHCTL-RELAY NOT-OURS $p"; exit 0; }
   kill -TERM -"$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null
   i=0
   while alive "$p" && [ "$i" -lt 20 ]; do sleep 0.1; i=$((i + 1)); done
@@ -87,7 +97,7 @@ echo "MOSHCTL-RELAY STOPPED $p"`;
 
 export const RELAY_ALIVE_SH = `${ALIVE}
 ${MINE}
-if alive "$1" && mine "$1"; then echo "MOSHCTL-RELAY ALIVE $1"; else echo "MOSHCTL-RELAY GONE $1"; fi`;
+if alive "$1" && mine "$1" "$2"; then echo "MOSHCTL-RELAY ALIVE $1"; else echo "MOSHCTL-RELAY GONE $1"; fi`;
 
 export const PROBE_SH = `if command -v python3 >/dev/null 2>&1; then
   v=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)

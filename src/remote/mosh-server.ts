@@ -2,11 +2,11 @@
 // requests it does not list in AcceptEnv, so the timeouts go inline through
 // `env`, which also works when the login shell is not sh-like (fish, csh).
 import { SH, shellJoin, shellQuote } from '../relay/shell.js';
-import type { ServerStep } from '../plan/types.js';
-import { stopPidScript } from './processes.js';
+import type { KeptSession, ServerStep } from '../plan/types.js';
+import { checkStarted, stopPidScript } from './processes.js';
 
 export function moshServerCommand(
-  step: Pick<ServerStep, 'ports' | 'networkTimeout' | 'signalTimeout' | 'locale' | 'command'>,
+  step: Pick<ServerStep, 'ports' | 'networkTimeout' | 'signalTimeout' | 'locale' | 'command' | 'session'>,
 ): string {
   const argv: (string | number)[] = [
     'env',
@@ -19,11 +19,40 @@ export function moshServerCommand(
     '-l',
     `LANG=${step.locale}`,
   ];
-  if (step.command && step.command.length > 0) argv.push('--', ...step.command);
-  return shellJoin(argv);
+  const command = step.command ?? [];
+  const program = step.session ? keptSessionArgv(step.session, command) : command;
+  if (program.length > 0) argv.push('--', ...program);
+  if (!step.session) return shellJoin(argv);
+  // A missing tmux would only show inside the mosh window, as a session that
+  // closes at once: check in this same exec, before mosh-server starts, and
+  // say so in a line moshServerFailure recognizes. Running the program, not
+  // `command -v`, also catches one that is there but cannot run; 126 and 127
+  // are the shell's own "cannot run" and "not found". One compound command,
+  // so a redirection after it (moshServerKeptCommand's 2>&1) covers it all.
+  const p = step.session.program;
+  const probe = `${p} ${p === 'tmux' ? '-V' : '-v'} >/dev/null 2>&1 || [ $? -lt 126 ]`;
+  const missing = `${KEEPER_MISSING} ${p}`;
+  return `if ${probe}; then ${shellJoin(argv)}; else echo ${shellQuote(missing)} >&2; false; fi`;
+}
+
+const KEEPER_MISSING = 'moshctl: not installed or cannot run:';
+
+/**
+ * What mosh-server runs for mosh.session: attach to the host's session, or
+ * create it (running `command`, else the login shell). Other clients still
+ * attached (a mosh-server whose client was lost) are detached, so that
+ * mosh-server ends by itself instead of waiting for its network timeout.
+ */
+function keptSessionArgv(session: KeptSession, command: readonly string[]): string[] {
+  const tail = command.length > 0 ? ['--', ...command] : [];
+  return session.program === 'tmux'
+    ? ['tmux', 'new-session', '-A', '-D', '-s', session.name, ...tail]
+    : // -D -RR: reattach here, detaching it elsewhere, else create it (screen's "attach here and now").
+      ['screen', '-D', '-RR', '-S', session.name, ...tail];
 }
 
 const EXITED = /^MOSHCTL-SERVER EXIT (\d+)$/;
+const STARTED_MARK = 'MOSHCTL-SERVER STARTED';
 const DETACHED_AT = "'[mosh-server detached, pid = '";
 
 /**
@@ -43,17 +72,26 @@ export function moshServerKeptCommand(step: Parameters<typeof moshServerCommand>
     `out=$(${moshServerCommand(step)} 2>&1)`,
     'c=$?',
     `printf '%s\\n' "$out"`,
-    'echo "MOSHCTL-SERVER EXIT $c"',
-    `case "$out" in *${DETACHED_AT}*) ;; *) exit 0;; esac`,
     `s=\${out##*${DETACHED_AT}}`,
     "s=${s%%']'*}",
-    `case "$s" in ''|*[!0-9]*) exit 0;; esac`,
+    `case "$out" in *${DETACHED_AT}*) ;; *) s=;; esac`,
+    `case "$s" in ''|*[!0-9]*) s=;; esac`,
+    // Its start time, so a stop by pid over another connection never hits a reused pid.
+    `if [ -n "$s" ]; then set -- $(ps -o lstart= -p "$s" 2>/dev/null); echo "${STARTED_MARK} $*"; fi`,
+    'echo "MOSHCTL-SERVER EXIT $c"',
+    '[ -n "$s" ] || exit 0',
     // An asynchronous list reads /dev/null unless told otherwise: fd 3 is the channel.
     'exec 3<&0',
     `{ IFS= read -r p && [ "$p" = "$s" ] && { ${stopPidScript('mosh-server')}; }; } <&3 & exec 3<&-`,
     'while kill -0 "$s" 2>/dev/null; do sleep 2; done',
   ].join('; ');
   return `${SH} -c ${shellQuote(script)}`;
+}
+
+/** The start time in `MOSHCTL-SERVER STARTED …`, when it is one a command may carry (see LSTART). */
+export function parseServerStarted(line: string): string | undefined {
+  if (!line.startsWith(`${STARTED_MARK} `)) return undefined;
+  return checkStarted(line.slice(STARTED_MARK.length + 1).trim());
 }
 
 /** The exit code in `MOSHCTL-SERVER EXIT CODE`: mosh-server's parent has exited and said all it will. */
@@ -90,6 +128,13 @@ export function redactKey(text: string): string {
  * stdout (which may hold the key).
  */
 export function moshServerFailure(code: number | null, stderr: string): { message: string; hint: string } {
+  const keeper = new RegExp(`${KEEPER_MISSING} (tmux|screen)`).exec(stderr)?.[1];
+  if (keeper) {
+    return {
+      message: `${keeper} is not installed (or cannot run) there, and mosh.session: ${keeper} runs the shell in it`,
+      hint: `install ${keeper} on that host (Debian/Ubuntu: apt install ${keeper}; Fedora: dnf install ${keeper}), or set mosh.session: none for it`,
+    };
+  }
   if (code === 127 || /mosh-server.*(not found|No such file)/.test(stderr)) {
     return {
       message: 'mosh-server is not installed (or not on the PATH of a non-interactive ssh session)',

@@ -26,8 +26,35 @@ export function checkPid(pid: number): number {
  * that. Prints one word: stopped, gone or other (the pid now belongs to
  * something else and is left alone).
  */
-export function stopByPidCommand(pid: number, marker: string): string {
-  return `${SH} -c ${shellQuote(`p=${checkPid(pid)}; ${stopPidScript(marker)}`)}`;
+/**
+ * What `ps -o lstart=` printed for a process when moshctl learned of it,
+ * words joined by single spaces: with the pid, it names that process and no
+ * later one (pids are reused, after a reboot within seconds). Only letters,
+ * digits, spaces and colons: it is put into remote commands.
+ */
+export const LSTART = /^[A-Za-z0-9 :]{10,40}$/;
+
+/** A recorded start time, if it is one a command may carry; undefined otherwise (then only the command line is checked). */
+export function checkStarted(started: string | undefined): string | undefined {
+  return started !== undefined && LSTART.test(started) ? started : undefined;
+}
+
+/** sh: a command that succeeds when pid $p started at `started`; undefined without one. */
+function startedAt(started: string | undefined): string | undefined {
+  const w = checkStarted(started);
+  return w === undefined
+    ? undefined
+    : `{ set -- $(ps -o lstart= -p "$p" 2>/dev/null); [ "$*" = ${shellQuote(w)} ]; }`;
+}
+
+export function stopByPidCommand(pid: number, marker: string, started?: string): string {
+  const p = checkPid(pid);
+  const same = startedAt(started);
+  // Only while the process is there: a gone one says so, whatever its start.
+  const start = same
+    ? `if [ -n "$(ps -o stat= -p "$p" 2>/dev/null)" ] && ! ${same}; then echo other; exit 0; fi; `
+    : '';
+  return `${SH} -c ${shellQuote(`p=${p}; ${start}${stopPidScript(marker)}`)}`;
 }
 
 /** The sh script behind stopByPidCommand, for a pid already in `$p` (digits only). */
@@ -54,11 +81,15 @@ export function parseStop(stdout: string): StopOutcome | undefined {
 }
 
 /** For each pid prints "PID alive" or "PID dead", checking the marker the same way as stop. */
-export function aliveCommand(processes: { pid: number; marker: string }[]): string {
+export function aliveCommand(processes: { pid: number; marker: string; started?: string }[]): string {
   const script = processes
-    .map(({ pid, marker }) => {
+    .map(({ pid, marker, started }) => {
       const p = checkPid(pid);
-      return `case "$(ps -o stat= -p ${p} 2>/dev/null)" in ''|Z*) echo "${p} dead";; *) case "$(ps -o args= -p ${p} 2>/dev/null)" in *${shellQuote(marker)}*) echo "${p} alive";; *) echo "${p} dead";; esac;; esac`;
+      const same = startedAt(started);
+      const yes = same
+        ? `p=${p}; if ${same}; then echo "${p} alive"; else echo "${p} dead"; fi`
+        : `echo "${p} alive"`;
+      return `case "$(ps -o stat= -p ${p} 2>/dev/null)" in ''|Z*) echo "${p} dead";; *) case "$(ps -o args= -p ${p} 2>/dev/null)" in *${shellQuote(marker)}*) ${yes};; *) echo "${p} dead";; esac;; esac`;
     })
     .join('; ');
   return `${SH} -c ${shellQuote(script)}`;

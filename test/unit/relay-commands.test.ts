@@ -127,9 +127,16 @@ describe('parseRelayOutput', () => {
 });
 
 describe('stop and alive commands', () => {
-  it('pass the pid as an argument after the script', () => {
-    expect(stopRelayCommand(4242)).toMatch(/^\/bin\/sh -c '[\s\S]*STOPPED[\s\S]*' moshctl-relay-stop 4242$/);
-    expect(relayAliveCommand(4242)).toMatch(/^\/bin\/sh -c '[\s\S]*' moshctl-relay-alive 4242$/);
+  it('pass the pid and the recorded start time (or nothing) as arguments after the script', () => {
+    expect(stopRelayCommand(4242)).toMatch(
+      /^\/bin\/sh -c '[\s\S]*STOPPED[\s\S]*' moshctl-relay-stop 4242 ''$/,
+    );
+    expect(relayAliveCommand(4242)).toMatch(/^\/bin\/sh -c '[\s\S]*' moshctl-relay-alive 4242 ''$/);
+    expect(stopRelayCommand(4242, 'Wed Nov 25 03:36:59 2026')).toMatch(
+      / moshctl-relay-stop 4242 'Wed Nov 25 03:36:59 2026'$/,
+    );
+    // Anything else in its place is dropped, never passed on.
+    expect(relayAliveCommand(4242, "x'; reboot")).toMatch(/ moshctl-relay-alive 4242 ''$/);
   });
   it('refuse pids that would signal init or every process', () => {
     for (const pid of [0, 1, -1, 2.5, Number.NaN]) {

@@ -10,8 +10,10 @@ import {
   moshServerKeptCommand,
   parseMoshServerOutput,
   parseServerExit,
+  parseServerStarted,
 } from '../../src/remote/mosh-server.js';
 import { aliveCommand, parseAlive, parseStop, stopByPidCommand } from '../../src/remote/processes.js';
+import { parseRelayStop, stopRelayCommand } from '../../src/relay/commands.js';
 
 const step = {
   ports: { from: 60000, to: 61000 },
@@ -119,6 +121,17 @@ describe('mosh-server in a kept channel', () => {
       expect(code).toBe(0);
       const parsed = parseMoshServerOutput(out, out);
       pid = parsed?.pid ?? 0;
+      // Its start time, as ps says, for stops over another connection.
+      const started = out
+        .split('\n')
+        .map(parseServerStarted)
+        .find((x) => x !== undefined);
+      expect(started).toBe(
+        execFileSync('ps', ['-o', 'lstart=', '-p', String(pid)], { encoding: 'utf8' })
+          .trim()
+          .split(/\s+/)
+          .join(' '),
+      );
       expect(parsed).toMatchObject({ port: 60003, key: 'PkxRd7ZoPZVjHA5L7g5wWA' });
       expect(alive(pid)).toBe(true);
       r.child.stdin.write(`${pid}\n`);
@@ -195,9 +208,116 @@ describe('stopping and checking processes by pid', () => {
     }
   });
 
+  it('with a recorded start time, leaves alone a process with that pid that started at another time', () => {
+    const pid = Number(sh('sleep 30 >/dev/null 2>&1 & echo $!').trim());
+    const real = sh(`ps -o lstart= -p ${pid}`).trim().split(/\s+/).join(' ');
+    const wrong = 'Thu Jan 1 00:00:00 1970';
+    try {
+      expect(parseAlive(sh(aliveCommand([{ pid, marker: 'sleep', started: wrong }])))).toEqual(
+        new Map([[pid, false]]),
+      );
+      expect(parseAlive(sh(aliveCommand([{ pid, marker: 'sleep', started: real }])))).toEqual(
+        new Map([[pid, true]]),
+      );
+      expect(parseStop(sh(stopByPidCommand(pid, 'sleep 30', wrong)))).toBe('other');
+      expect(parseRelayStop(sh(stopRelayCommand(pid, wrong)))).toBe('other');
+      process.kill(pid, 0); // untouched
+      expect(parseStop(sh(stopByPidCommand(pid, 'sleep 30', real)))).toBe('stopped');
+    } finally {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // stopped by the test
+      }
+    }
+  });
+
   it('refuses a pid that is not a plain positive number', () => {
     expect(() => stopByPidCommand(0, 'x')).toThrow(/invalid pid/);
     expect(() => stopByPidCommand(1.5, 'x')).toThrow(/invalid pid/);
     expect(() => stopByPidCommand(4194305, 'x')).toThrow(/invalid pid/);
+  });
+});
+
+describe('mosh-server in a kept tmux or screen session (mosh.session)', () => {
+  const tmux = { program: 'tmux', name: 'moshctl-web' } as const;
+  const screen = { program: 'screen', name: 'moshctl-web=' } as const;
+
+  it('checks for the program in the same exec, then runs the session as mosh-server’s command', () => {
+    expect(moshServerCommand({ ...step, session: tmux })).toBe(
+      "if tmux -V >/dev/null 2>&1 || [ $? -lt 126 ]; then env 'MOSH_SERVER_NETWORK_TMOUT=86400' 'MOSH_SERVER_SIGNAL_TMOUT=60' mosh-server new -p 60000:61000 -l 'LANG=C.UTF-8' -- tmux new-session -A -D -s moshctl-web; else echo 'moshctl: not installed or cannot run: tmux' >&2; false; fi",
+    );
+    expect(moshServerCommand({ ...step, session: screen, command: ['htop', '-d', '5'] })).toBe(
+      "if screen -v >/dev/null 2>&1 || [ $? -lt 126 ]; then env 'MOSH_SERVER_NETWORK_TMOUT=86400' 'MOSH_SERVER_SIGNAL_TMOUT=60' mosh-server new -p 60000:61000 -l 'LANG=C.UTF-8' -- screen -D -RR -S 'moshctl-web=' -- htop -d 5; else echo 'moshctl: not installed or cannot run: screen' >&2; false; fi",
+    );
+  });
+
+  /** A PATH with env, and stand-ins: mosh-server prints its words; tmux/screen per `keeper`. */
+  const fakePath = (keeper: 'runs' | 'missing' | 'cannot-run' | 'fails-version'): string => {
+    const dir = mkdtempSync(join(tmpdir(), 'moshctl-keeper-'));
+    symlinkSync(execFileSync('sh', ['-c', 'command -v env'], { encoding: 'utf8' }).trim(), join(dir, 'env'));
+    writeFileSync(join(dir, 'mosh-server'), '#!/bin/sh\nprintf "%s|" "$@"\n', { mode: 0o755 });
+    const script = keeper === 'fails-version' ? '#!/bin/sh\nexit 1\n' : '#!/bin/sh\nexit 0\n';
+    for (const p of ['tmux', 'screen']) {
+      if (keeper === 'missing') continue;
+      // Like a program a lab hides: the file is there but cannot be run.
+      writeFileSync(join(dir, p), script, { mode: keeper === 'cannot-run' ? 0o644 : 0o755 });
+    }
+    return dir;
+  };
+  const runKept = async (dir: string, s: Parameters<typeof moshServerKeptCommand>[0]) => {
+    const child = spawn('/bin/sh', ['-c', moshServerKeptCommand(s)], {
+      env: { ...process.env, PATH: dir },
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    child.stdin.end();
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    await new Promise((r) => child.on('close', r));
+    const lines = out.trim().split('\n');
+    const code = parseServerExit(lines.pop() ?? '');
+    return { out: lines.join('\n'), code };
+  };
+
+  it.each(['tmux', 'screen'] as const)(
+    'without %s: mosh-server never starts, and the failure says what to install',
+    async (program) => {
+      for (const how of ['missing', 'cannot-run'] as const) {
+        const dir = fakePath(how);
+        try {
+          const session = program === 'tmux' ? tmux : screen;
+          const { out, code } = await runKept(dir, { ...step, session });
+          expect(code).toBe(1);
+          expect(out).not.toContain('new|'); // the stand-in mosh-server printed nothing
+          const f = moshServerFailure(code ?? null, out);
+          expect(f.message).toBe(
+            `${program} is not installed (or cannot run) there, and mosh.session: ${program} runs the shell in it`,
+          );
+          expect(f.hint).toMatch(
+            new RegExp(
+              `^install ${program} on that host \\(Debian/Ubuntu: apt install ${program};.*or set mosh\\.session: none`,
+            ),
+          );
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      }
+    },
+  );
+
+  it('passes the session and the command to mosh-server as the same words; a failing -v still counts as there', async () => {
+    const dir = fakePath('fails-version');
+    try {
+      const cmd = ['printf', '%s|', 'a b', "c'd", '$(x)'];
+      const r = await runKept(dir, { ...step, session: screen, command: cmd });
+      expect(r.code).toBe(0);
+      expect(r.out).toBe(
+        "new|-p|60000:61000|-l|LANG=C.UTF-8|--|screen|-D|-RR|-S|moshctl-web=|--|printf|%s||a b|c'd|$(x)|",
+      );
+      const t = await runKept(dir, { ...step, session: tmux });
+      expect(t.out).toBe('new|-p|60000:61000|-l|LANG=C.UTF-8|--|tmux|new-session|-A|-D|-s|moshctl-web|');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

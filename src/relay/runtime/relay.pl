@@ -305,6 +305,16 @@ sub run {
     }
 }
 
+# `ps -o lstart=` of this process, words joined by one space, or '': with the pid it
+# names this process and no later one, so a stop by pid never hits a reused pid.
+sub started {
+    no warnings 'exec';    # a host without ps (procps is not Essential): say nothing, record no start
+    open(my $ps, '-|', 'ps', '-o', 'lstart=', '-p', $$) or return '';
+    my $text = join ' ', split ' ', do { local $/; <$ps> // '' };
+    close $ps;
+    return $text =~ /\A[A-Za-z0-9 :]{10,40}\z/ ? $text : '';
+}
+
 sub main {
     $SIG{PIPE} = 'IGNORE';    # EPIPE instead: see out()
     $SIG{HUP}  = 'IGNORE';    # the ssh session ending is not our end
@@ -314,7 +324,8 @@ sub main {
     my ($listen, $port);
     for my $p ($o->{lo} .. $o->{hi}) { $listen = bind_one($p) and do { $port = $p; last } }
     fail(3, "no free UDP port in $o->{lo}-$o->{hi}") unless $listen;
-    out("$PREFIX LISTEN $port PID $$ RUNTIME $RUNTIME");
+    my $since = started();
+    out("$PREFIX LISTEN $port PID $$ RUNTIME $RUNTIME" . ($since ? " STARTED $since" : ''));
     $r{$_} = $o->{$_} for qw(idle first max target);
     $r{refused_exit} = $o->{refused};
     $r{ttl}          = $r{idle} < $ENTRY_TTL_MAX ? $r{idle} : $ENTRY_TTL_MAX;

@@ -398,6 +398,25 @@ class Relay(object):
             len(self.entries), proven, self.n_in, self.n_out, self.dropped, ago, show(self.target))
 
 
+def started():
+    """`ps -o lstart=` of this process, words joined by one space, or None: with the pid it
+    names this process and no later one, so a stop by pid never hits a reused pid."""
+    import subprocess  # here, not above: only this once, at start
+
+    try:
+        out = subprocess.run(
+            ["ps", "-o", "lstart=", "-p", str(os.getpid())],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            timeout=5,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    text = " ".join(out.decode("ascii", "replace").split())
+    return text if re.match(r"\A[A-Za-z0-9 :]{10,40}\Z", text) else None
+
+
 def main():
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # EPIPE instead: see Out
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the ssh session ending is not our end
@@ -409,7 +428,11 @@ def main():
     except OSError:
         pass  # already a group leader
     listen, port = bind_first_free(*opts["ports"])
-    Out.line("%s LISTEN %d PID %d RUNTIME %s" % (PREFIX, port, os.getpid(), RUNTIME))
+    since = started()
+    Out.line(
+        "%s LISTEN %d PID %d RUNTIME %s%s"
+        % (PREFIX, port, os.getpid(), RUNTIME, " STARTED " + since if since else "")
+    )
     sys.exit(Relay(listen, opts).run())
 
 
