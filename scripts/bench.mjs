@@ -569,7 +569,7 @@ const stopNoRoam = Math.max(
 const exitMed = (k) => median(roam[k].map((r) => r.exitMs));
 const stopMed = (k) => median(roam[k].map((r) => r.teardownMs));
 p(
-  `Ending each session afterwards (Ctrl-C to the command until \`moshctl up\` exited with everything stopped) took a median of ${ms(exitMed('relay'))} with the relay and ${ms(exitMed('direct'))} without; of that, moshctl's longest teardown step (\`MOSHCTL_TIMING\`) took ${ms(stopMed('relay'))} and ${ms(stopMed('direct'))}. Without a roam the longest \`stop\` step took ${ms(stopNoRoam)} (table 1's timings, 1 bastion, ssh2): the ssh connections moshctl keeps for teardown were opened from the old address and are dead after the roam, so teardown first waits for a command on them to time out, then connects again.`,
+  `Ending each session afterwards (Ctrl-C to the command until \`moshctl up\` exited with everything stopped) took a median of ${ms(exitMed('relay'))} with the relay and ${ms(exitMed('direct'))} without; of that, moshctl's longest teardown step (\`MOSHCTL_TIMING\`) took ${ms(stopMed('relay'))} and ${ms(stopMed('direct'))}. Without a roam the longest \`stop\` step took ${ms(stopNoRoam)} (table 1's timings, 1 bastion, ssh2): the ssh connections moshctl keeps were opened from the old address and are dead after the roam; moshctl notices the address change, and teardown connects again at once instead of waiting on them.`,
 );
 for (const problem of roam.problems) p(`- Problem: ${problem}`);
 p();
@@ -640,9 +640,9 @@ if (whys.length) {
       'Read from the per-step timings above (`MOSHCTL_TIMING=1`):',
       '',
       "- **connect** (380-490 ms): moshctl's own login through the chain costs about what `ssh -J` needs for its whole run. moshctl logs in to every hop, `ssh -J` only to the target through a stdio forward, so this part cannot get much smaller.",
-      "- **server and relays** (180-470 ms, now side by side): each is one remote exec, and each exec pays a channel open plus the hop user's login shell, which sshd always runs (here root's `.bashrc` runs pyenv init, about 150 ms on its own), and for a relay the interpreter's start. With two bastions the inner relay's exec also crosses two tunnels. Starting each relay while the later hops are still connecting (per-hop readiness in both ssh clients) would overlap this with connect; that is the next step.",
+      "- **server and relays** (150-400 ms each, side by side): each is one remote exec, and each exec pays a channel open plus the hop user's login shell, which sshd always runs (here root's `.bashrc` runs pyenv init, about 150 ms on its own), and for a relay the interpreter's start. A relay starts as soon as its hop is open, while the later hops still connect (the `open` lines above), so only the target's mosh-server and the last relays' wiring come after connect. On this 2-CPU machine the parallel execs also compete with the local ssh processes for CPU, which stretches each.",
       "- **client** (about 345 ms): mosh-client's own start to its first frame (its UDP handshake with mosh-server through the relays), which `ssh -J` does not have at all. This alone is about 0.7× of `ssh -J`'s first output here.",
-      '- **teardown** (100-170 ms): relays quit over their channels at once; mosh-server is stopped by pid over one more exec.',
+      '- **teardown** (10-50 ms): relays quit over their control channels and mosh-server is stopped over the channel it was started in, all at once; no new exec.',
       '',
       "So with mosh-client's fixed cost of about 0.7×, first output below 1.3× would need connect and setup to fit in about 0.6× of `ssh -J`, which the login shell's start on every exec does not leave room for on this machine.",
     ].join('\n'),
