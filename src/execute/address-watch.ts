@@ -3,16 +3,17 @@
 // keepalives would take 45 s to say so. A change only prompts a check.
 import { networkInterfaces } from 'node:os';
 
-function snapshot(): string {
+/** This machine's addresses, as one comparable string. */
+export function localAddresses(): string {
   const all = Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((a) => a.address));
   return all.sort().join(' ');
 }
 
 /** Calls `onChange` when the set of local addresses changes; returns the function that stops watching. */
 export function watchLocalAddresses(onChange: () => void, everyMs = 1000): () => void {
-  let last = snapshot();
+  let last = localAddresses();
   const timer = setInterval(() => {
-    const now = snapshot();
+    const now = localAddresses();
     if (now === last) return;
     last = now;
     onChange();

@@ -23,7 +23,7 @@ import { awaitLine } from '../transport/line-channel.js';
 import type { ConnectChain, ExecResult, LineChannel, Prompter, RemoteChain } from '../transport/types.js';
 import { preloadClient, startMoshClient, type ClientProcess } from './client.js';
 import { SshdSessions } from './sshd-sessions.js';
-import { watchLocalAddresses } from './address-watch.js';
+import { localAddresses, watchLocalAddresses } from './address-watch.js';
 import { RelayHealer, type RelayRestarted, type WatchedRelay } from './relay-heal.js';
 import { launchRelay, startFallback, startRelayOn, wireRelay, type RelayOnHop } from './relay-start.js';
 import type { ProcessKind, RelayStarted, Runner, ServerStarted } from './runner.js';
@@ -99,6 +99,8 @@ export class SshRunner implements Runner {
   private readonly sshd = new SshdSessions();
   /** This machine's addresses changed while mosh-client ran, and the chain has not answered since. */
   private suspect = false;
+  /** This machine's addresses when the open chain was opened. */
+  private openedFrom = '';
   /** Whether connect() opened the first chain; later chains learn their sshd sessions at once. */
   private connected = false;
   /** While connect() runs: the chain so far, for steps on the hops already open. */
@@ -268,7 +270,11 @@ export class SshRunner implements Runner {
     if (chain) {
       try {
         await chain.exec(first.name, 'true', { timeoutMs: RECHECK_TIMEOUT_MS });
-        if (this.chain === chain) this.suspect = false;
+        if (this.chain === chain) {
+          // It answered after the change: the change did not concern it.
+          this.suspect = false;
+          this.openedFrom = localAddresses();
+        }
         return;
       } catch {
         if (this.chain === chain) this.drop();
@@ -289,9 +295,10 @@ export class SshRunner implements Runner {
     kind: ProcessKind,
     started?: string,
   ): Promise<'stopped' | 'gone' | 'other'> {
-    // The addresses changed and the chain has not answered since: after a roam it
-    // is dead, and a QUIT and an exec over it would only wait out their timeouts.
-    if (this.suspect) {
+    // The addresses changed since the chain opened (even too briefly before for
+    // the watcher to see) and it has not answered since: after a roam it is dead,
+    // and a QUIT and an exec over it would only wait out their timeouts.
+    if (this.chain && (this.suspect || localAddresses() !== this.openedFrom)) {
       this.suspect = false;
       this.drop();
     }
@@ -433,6 +440,7 @@ export class SshRunner implements Runner {
     );
     this.chain = chain;
     this.reach = hops;
+    this.openedFrom = localAddresses();
     // Once any hop drops, everything behind it is gone too: reopen on next use.
     chain.onClose((host) => {
       if (this.chain === chain) this.reach = 0;

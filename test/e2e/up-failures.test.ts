@@ -369,11 +369,13 @@ describe.skipIf(reason).each(SSH_CLIENTS)('moshctl up: failures, signals and tea
         const r = await lab.exec('client', ['sh', '-c', `command -v ${p}`]);
         symlinkSync(r.stdout.trim(), join(bin, p));
       }
+      // sshd keeps the first SetEnv of a block: PATH joins the lab's own SetEnv lines, or comes first.
       const base = readFileSync(join(lab.dir, 'target', 'sshd_config'), 'utf8')
         .split('\n')
-        .map((l) => l.replace(/^ListenAddress (\S+):22$/, 'ListenAddress $1:2222'));
+        .map((l) => l.replace(/^ListenAddress (\S+):22$/, 'ListenAddress $1:2222'))
+        .map((l) => l.replace(/^(\s*SetEnv .*)$/, `$1 PATH=${bin}`));
       const conf = join(lab.dir, 'target', 'sshd_config.2222');
-      writeFileSync(conf, [...base, `SetEnv PATH=${bin}`, ''].join('\n'), { mode: 0o600 });
+      writeFileSync(conf, [`SetEnv PATH=${bin}`, ...base, ''].join('\n'), { mode: 0o600 });
       sshdPid = lab.spawn('target', ['/usr/sbin/sshd', '-D', '-e', '-f', conf], {
         logFile: join(lab.dir, 'target', 'sshd.2222.log'),
       });

@@ -48,7 +48,8 @@ export async function status(ctx: CommandContext): Promise<number> {
   const store = new SessionStore(stateDir(ctx.io.env));
   const { records, unreadable } = store.list();
   const sessions: SessionStatus[] = [];
-  for (const r of records) sessions.push(await check(r, ctx.io.env));
+  // Each check opens its own chain: several at once, the order kept (50 sessions took 25 s one by one).
+  sessions.push(...(await inBatches(records, STATUS_CONCURRENCY, (r) => check(r, ctx.io.env))));
   if (ctx.values.json) {
     // `unreadable` only when there is one, so the output of a clean state folder stays as it was.
     const bad = unreadable.map(({ file, why, newer }) => ({ file, why, newer }));
@@ -155,4 +156,21 @@ function age(seconds: number): string {
   if (seconds < 120) return `${seconds}s`;
   if (seconds < 7200) return `${Math.round(seconds / 60)}m`;
   return `${Math.round(seconds / 3600)}h`;
+}
+
+/** Sessions checked at once: each holds an ssh connection per hop while it is checked. */
+const STATUS_CONCURRENCY = 8;
+
+/** `f` over `items`, at most `n` at a time; results in the order of `items`. */
+async function inBatches<T, R>(items: readonly T[], n: number, f: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await f(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
+  return out;
 }
