@@ -6,13 +6,13 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { writeLabFiles, type LabFilePaths } from './lab-files.js';
-import { hideMounts, sshdArgv, type PrivateMount } from './mounts.js';
+import { checkLabMounts, hideMounts, sshdArgv, writeLabMounts, type PrivateMount } from './mounts.js';
 import { renderHostsFile, writeEtcNetns } from './names.js';
 import { buildNetwork } from './network.js';
 import { isAlive, refOf, type RunResult } from './proc.js';
 import type { SshdFiles } from './sshd.js';
 import type { HostName, TopologyPlan } from './topology.js';
-import type { ExecOptions, LabHost } from './types.js';
+import type { ExecOptions, LabHost, LabMount } from './types.js';
 import { writeClientUserFiles, type ClientUserFiles, type LabUser } from './users.js';
 
 export interface BuildContext {
@@ -24,6 +24,10 @@ export interface BuildContext {
   kbdInteractive: readonly HostName[];
   sshClient: 'ssh2' | 'openssh';
   hide: Partial<Record<HostName, string[]>>;
+  /** Per host, lines first in its sshd_config (LabOptions.sshdConfig). */
+  sshdConfig?: Partial<Record<HostName, string[]>>;
+  /** Per host, lab files over system paths (LabOptions.mounts). */
+  mounts?: Partial<Record<HostName, LabMount[]>>;
   otpCode: string;
   clientUser: { user: LabUser; files: ClientUserFiles } | undefined;
   host(name: HostName): LabHost;
@@ -32,7 +36,9 @@ export interface BuildContext {
 }
 
 /** Checks options against the plan before anything is created. */
-export function checkOptions(ctx: Pick<BuildContext, 'plan' | 'kbdInteractive' | 'hide'>): void {
+export function checkOptions(
+  ctx: Pick<BuildContext, 'plan' | 'kbdInteractive' | 'hide' | 'sshdConfig' | 'mounts'>,
+): void {
   const servers = new Set(ctx.plan.hosts.filter((h) => h.runsSshd).map((h) => h.name));
   for (const h of ctx.kbdInteractive) {
     if (!servers.has(h)) throw new Error(`kbdInteractive: "${h}" is not a host with sshd in this lab`);
@@ -40,6 +46,18 @@ export function checkOptions(ctx: Pick<BuildContext, 'plan' | 'kbdInteractive' |
   for (const [h, paths] of Object.entries(ctx.hide)) {
     if (!servers.has(h as HostName)) throw new Error(`hide: "${h}" is not a host with sshd in this lab`);
     hideMounts(paths); // throws for a path that is not absolute or does not exist
+  }
+  for (const [h, lines] of Object.entries(ctx.sshdConfig ?? {})) {
+    if (!servers.has(h as HostName))
+      throw new Error(`sshdConfig: "${h}" is not a host with sshd in this lab`);
+    for (const l of lines) {
+      if (/[\r\n]/.test(l) || /^\s*match\b/i.test(l))
+        throw new Error(`sshdConfig: "${l}" must be one line and not a Match block`);
+    }
+  }
+  for (const [h, mounts] of Object.entries(ctx.mounts ?? {})) {
+    if (!servers.has(h as HostName)) throw new Error(`mounts: "${h}" is not a host with sshd in this lab`);
+    checkLabMounts(mounts);
   }
 }
 
@@ -74,6 +92,7 @@ export async function buildLab(ctx: BuildContext): Promise<void> {
       kbdInteractive: ctx.kbdInteractive,
       sshClient: ctx.sshClient,
       otpCode: ctx.otpCode,
+      ...(ctx.sshdConfig ? { sshdConfig: ctx.sshdConfig } : {}),
     }),
   ]);
   if (network.status === 'rejected') throw network.reason;
@@ -83,7 +102,10 @@ export async function buildLab(ctx: BuildContext): Promise<void> {
   await Promise.all(
     servers.map(async (h, i) => {
       const f = files.sshd[i] as SshdFiles;
-      const mounts: PrivateMount[] = hideMounts(ctx.hide[h.name] ?? []);
+      const mounts: PrivateMount[] = [
+        ...hideMounts(ctx.hide[h.name] ?? []),
+        ...writeLabMounts(ctx.dir, h.name, ctx.mounts?.[h.name] ?? []),
+      ];
       if (ctx.kbdInteractive.includes(h.name) && files.pamFile) {
         mounts.push({ source: files.pamFile, target: '/etc/pam.d/sshd' });
       }

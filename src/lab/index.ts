@@ -17,11 +17,11 @@ import { fileURLToPath } from 'node:url';
 import { buildLab, checkOptions } from './build.js';
 import { labConfigText, labFilePaths, type ConfigTextOptions, type LabFilePaths } from './lab-files.js';
 import { LabCore } from './lab-core.js';
-import { newOtpCode } from './mounts.js';
+import { labMountSource, newOtpCode } from './mounts.js';
 import { refOf } from './proc.js';
 import { DEFAULT_PREFIX, cleanupStale } from './registry.js';
 import type { HostName } from './topology.js';
-import type { LabOptions, SshArgvOptions } from './types.js';
+import type { LabMount, LabOptions, SshArgvOptions } from './types.js';
 import {
   asUserArgv,
   clientUserFilePaths,
@@ -33,12 +33,13 @@ import {
 
 export type { HostName, LinkName } from './topology.js';
 export type { RunResult } from './proc.js';
-export type { ExecOptions, LabHost, LabHosts, LabOptions, SshArgvOptions } from './types.js';
+export type { ExecOptions, LabHost, LabHosts, LabMount, LabOptions, SshArgvOptions } from './types.js';
 export type { ConfigTextOptions } from './lab-files.js';
 export { Tmux, type TmuxOptions } from './tmux.js';
 export { DEFAULT_PREFIX } from './registry.js';
 export { findLeftovers, type Leftovers } from './leftovers.js';
 export { realProgramPath } from './mounts.js';
+export { multiplexerServers, stopMultiplexerServers, type MultiplexerServer } from './multiplexers.js';
 export { CLIENT_USER, LOGIN_USERS, findLabUsers, type ClientUserFiles, type LabUser } from './users.js';
 
 /** The repository root, from dist/lab/ or src/lab/ alike. */
@@ -60,6 +61,8 @@ export class Lab extends LabCore {
   /** The ssh client the lab's moshproxy.yaml asks for. */
   readonly sshClient: 'ssh2' | 'openssh';
   readonly hide: Readonly<Partial<Record<HostName, string[]>>>;
+  readonly sshdConfig: Readonly<Partial<Record<HostName, string[]>>>;
+  readonly mounts: Readonly<Partial<Record<HostName, LabMount[]>>>;
   /** The test login users that exist here (LOGIN_USERS has the shell each should have). */
   readonly loginUsers: readonly LabUser[];
   /** The ordinary local user that runs moshctl in tests, when it exists. */
@@ -75,7 +78,15 @@ export class Lab extends LabCore {
     this.kbdInteractive = [...(opts.kbdInteractive ?? [])];
     this.sshClient = opts.sshClient ?? 'ssh2';
     this.hide = { ...opts.hide };
-    checkOptions({ plan: this.plan, kbdInteractive: this.kbdInteractive, hide: this.hide });
+    this.sshdConfig = { ...opts.sshdConfig };
+    this.mounts = { ...opts.mounts };
+    checkOptions({
+      plan: this.plan,
+      kbdInteractive: this.kbdInteractive,
+      hide: this.hide,
+      sshdConfig: this.sshdConfig,
+      mounts: this.mounts,
+    });
     this.paths = labFilePaths(dir);
     this.configFile = this.paths.configFile;
     this.keyFile = this.paths.keyFile;
@@ -132,12 +143,25 @@ export class Lab extends LabCore {
       kbdInteractive: this.kbdInteractive,
       sshClient: this.sshClient,
       hide: this.hide,
+      sshdConfig: this.sshdConfig,
+      mounts: this.mounts,
       otpCode: this.otpCode,
       clientUser: clientUser && clientUserFiles ? { user: clientUser, files: clientUserFiles } : undefined,
       host: (h) => this.host(h),
       spawn: (h, argv, o) => this.spawn(h, argv, o),
       exec: (h, argv, o) => this.exec(h, argv, o),
     });
+  }
+
+  /**
+   * The lab's copy of what LabOptions.mounts put over `target` on `host`: a
+   * file to rewrite in place, or the folder to fill. Sessions started after a
+   * change see it.
+   */
+  mountedFile(host: HostName, target: string): string {
+    const index = (this.mounts[host] ?? []).findIndex((m) => m.target === target);
+    if (index < 0) throw new Error(`this lab mounts nothing over ${target} on ${host}`);
+    return labMountSource(this.dir, host, index, target);
   }
 
   /** argv prefix that runs a command as the client (append the command). */

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { certPaths, makeCas, makeCertOnlyKey, signHostKey, writeCaKnownHosts } from './certs.js';
 import { renderLabConfig } from './config-file.js';
 import { writeOtpFiles } from './mounts.js';
+import { makeSocketDirs } from './multiplexers.js';
 import { generateKey, makeHostKey, writeKnownHosts, writeSshdConfig, type SshdFiles } from './sshd.js';
 import type { HostName, HostPlan } from './topology.js';
 import { CLIENT_USER, LOGIN_USERS } from './users.js';
@@ -43,6 +44,8 @@ export interface LabFilesInput {
   kbdInteractive: readonly HostName[];
   sshClient: 'ssh2' | 'openssh';
   otpCode: string;
+  /** Per host, lines put first in its sshd_config (LabOptions.sshdConfig). */
+  sshdConfig?: Partial<Record<HostName, string[]>>;
 }
 
 export interface LabFiles {
@@ -77,6 +80,8 @@ export async function writeLabFiles(paths: LabFilePaths, input: LabFilesInput): 
         hostCertificate: cert,
         trustedUserCaKeys: cas.userCaPubFile,
         kbdInteractive: input.kbdInteractive.includes(h.name),
+        socketDirs: makeSocketDirs(input.dir, h.name),
+        ...(input.sshdConfig?.[h.name] ? { extraConfig: input.sshdConfig[h.name] } : {}),
       });
     }),
   ]);

@@ -2,13 +2,16 @@
 // sessions see: sshd is started in a private mount namespace where lab files
 // are bind-mounted over system paths. Two uses: a PAM config for sshd that
 // asks for a one-time code (keyboard-interactive, like Duo), and /dev/null
-// over a program so that host looks as if it were not installed there.
+// over a program so that host looks as if it were not installed there. Tests
+// may also put lab files of their own there (LabOptions.mounts): a stand-in
+// program, a noisy ~/.bashrc, an empty locale folder.
 
 import { spawnSync } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { existsSync, mkdirSync, realpathSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, normalize } from 'node:path';
 import { SSHD } from './sshd.js';
+import type { LabMount } from './types.js';
 
 export interface PrivateMount {
   /** What is mounted (a lab file, or /dev/null to hide a program). */
@@ -112,4 +115,46 @@ export function realProgramPath(name: string): string {
   const found = r.stdout.trim();
   if (r.status !== 0 || !found.startsWith('/')) throw new Error(`${name} is not installed`);
   return realpathSync(found);
+}
+
+/** Where the lab keeps what LabOptions.mounts puts over `target` on `host` (the n-th mount of that host). */
+export function labMountSource(labDir: string, host: string, index: number, target: string): string {
+  const base = target.split('/').filter(Boolean).pop() ?? 'root';
+  return join(labDir, 'mounts', host, `${index}-${base}`);
+}
+
+/** Checks LabOptions.mounts of one host before anything is created. */
+export function checkLabMounts(mounts: readonly LabMount[]): void {
+  for (const m of mounts) {
+    const p = m.target;
+    if (!isAbsolute(p) || normalize(p) !== p) throw new Error(`mounts: "${p}" is not a plain absolute path`);
+    if (!existsSync(p)) throw new Error(`mounts: ${p} does not exist (a mount needs something to cover)`);
+    if (!('emptyDir' in m) && statSync(p).isDirectory())
+      throw new Error(`mounts: ${p} is a folder; cover it with emptyDir`);
+    if ('emptyDir' in m && !statSync(p).isDirectory())
+      throw new Error(`mounts: ${p} is not a folder; cover it with text`);
+  }
+}
+
+/**
+ * Writes the lab's side of each mount (world-readable: login users' shells
+ * read a mounted ~/.bashrc) and returns them for sshdArgv.
+ */
+export function writeLabMounts(labDir: string, host: string, mounts: readonly LabMount[]): PrivateMount[] {
+  if (mounts.length === 0) return [];
+  const dir = join(labDir, 'mounts', host);
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  chmodSync(join(labDir, 'mounts'), 0o755);
+  chmodSync(dir, 0o755);
+  return mounts.map((m, i) => {
+    const source = labMountSource(labDir, host, i, m.target);
+    if ('emptyDir' in m) {
+      mkdirSync(source, { mode: 0o755 });
+      chmodSync(source, 0o755);
+    } else {
+      writeFileSync(source, m.text, { mode: 0o755 });
+      chmodSync(source, 0o755);
+    }
+    return { source, target: m.target };
+  });
 }

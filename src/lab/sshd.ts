@@ -4,6 +4,7 @@
 
 import { appendFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { SocketDirs } from './multiplexers.js';
 import { mustRun } from './proc.js';
 
 export const SSHD = '/usr/sbin/sshd';
@@ -44,6 +45,10 @@ export interface SshdConfigOptions {
    * caller mounts the lab's PAM config over /etc/pam.d/sshd for this sshd.
    */
   kbdInteractive: boolean;
+  /** This host's own tmux and screen socket folders (multiplexers.ts), given to every session. */
+  socketDirs?: SocketDirs;
+  /** Lines put first, so they win over the lab's own (LabOptions.sshdConfig). */
+  extraConfig?: readonly string[];
 }
 
 export function writeSshdConfig(files: SshdFiles, o: SshdConfigOptions): void {
@@ -58,6 +63,8 @@ export function writeSshdConfig(files: SshdFiles, o: SshdConfigOptions): void {
     : ['UsePAM no', 'PermitRootLogin prohibit-password', 'KbdInteractiveAuthentication no'];
   const lines = [
     `# moshctl lab: sshd for "${o.host}"`,
+    // First: sshd keeps the first value of a keyword, so these override the lab's lines below.
+    ...(o.extraConfig ?? []),
     ...o.listen.map((a) => `ListenAddress ${a}:22`),
     `HostKey ${files.hostKey}`,
     `HostCertificate ${o.hostCertificate}`,
@@ -80,6 +87,14 @@ export function writeSshdConfig(files: SshdFiles, o: SshdConfigOptions): void {
     // Tests open many sessions quickly; the default 10:30:100 would drop some.
     'MaxStartups 100',
     'LogLevel VERBOSE',
+    // Last: a Match block runs to the end of the file. SetEnv there replaces the global one.
+    ...(o.socketDirs
+      ? [
+          `SetEnv TMUX_TMPDIR=${o.socketDirs.tmux}`,
+          'Match User root',
+          `  SetEnv TMUX_TMPDIR=${o.socketDirs.tmux} SCREENDIR=${o.socketDirs.screenRoot}`,
+        ]
+      : []),
     '',
   ];
   writeFileSync(files.config, lines.join('\n'), { mode: 0o600 });

@@ -22,7 +22,26 @@ export interface LabOptions {
   hide?: Partial<Record<HostName, string[]>>;
   /** `ssh_client:` under `defaults:` in the lab's moshproxy.yaml; default ssh2 (the line is left out). */
   sshClient?: 'ssh2' | 'openssh';
+  /**
+   * Per host, lines put first in its sshd_config, so they win over the lab's
+   * own (sshd keeps a keyword's first value): `AllowTcpForwarding no`,
+   * `Banner /etc/issue.net`, `PrintMotd yes`. No `Match`: it would capture
+   * the lab's lines after it.
+   */
+  sshdConfig?: Partial<Record<HostName, string[]>>;
+  /**
+   * Per host, lab files bind-mounted over system paths that only that host's
+   * sshd and its sessions see (as `hide` does with /dev/null): a stand-in
+   * program, a login user's ~/.bashrc, /etc/motd, or an empty folder over a
+   * locale folder. Lab.mountedFile() names the lab's copy; rewriting a file
+   * in place (writeFileSync keeps its inode) or filling the folder changes
+   * what new sessions there see.
+   */
+  mounts?: Partial<Record<HostName, LabMount[]>>;
 }
+
+/** What `mounts` puts over one path: a file with `text` (mode 0755), or an empty folder. */
+export type LabMount = { target: string; text: string } | { target: string; emptyDir: true };
 
 export interface LabHost {
   ns: string;

@@ -240,3 +240,53 @@ export function useSessions(
     },
   };
 }
+
+/** How a moshctl run without a terminal ended. */
+export interface Completed {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** How long it ran. */
+  ms: number;
+}
+
+/**
+ * Runs moshctl as the client to completion with no terminal at all: stdin is
+ * a pipe and, through setsid, there is no controlling terminal either, so it
+ * can neither ask for a passphrase nor start mosh-client (`up` needs
+ * --no-connect). `noAgent` takes SSH_AUTH_SOCK away; `asClientUser` runs it as
+ * the lab's ordinary client user, whose clean environment has no agent anyway.
+ */
+export async function runWithoutTerminal(
+  lab: Lab,
+  args: string[],
+  opts: {
+    config?: string;
+    env?: Record<string, string>;
+    asClientUser?: boolean;
+    noAgent?: boolean;
+    timeoutMs?: number;
+  } = {},
+): Promise<Completed> {
+  const moshctl = [
+    process.execPath,
+    join(REPO_ROOT, 'bin', 'moshctl.js'),
+    '-f',
+    opts.config ?? lab.configFile,
+    ...args,
+  ];
+  const env = opts.env ?? {};
+  const argv = opts.asClientUser
+    ? ['setsid', '--wait', ...lab.asClientUser(moshctl, env)]
+    : [
+        'setsid',
+        '--wait',
+        'env',
+        ...(opts.noAgent ? ['-u', 'SSH_AUTH_SOCK'] : []),
+        ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
+        ...moshctl,
+      ];
+  const started = Date.now();
+  const r = await lab.exec('client', argv, { timeoutMs: opts.timeoutMs ?? 60_000 });
+  return { code: r.code, stdout: r.stdout, stderr: r.stderr, ms: Date.now() - started };
+}
