@@ -19,6 +19,7 @@ import type { CommandContext } from '../main.js';
 import { report } from '../main.js';
 import { terminalPrompter } from '../prompt.js';
 import { load } from './common.js';
+import { transportOption } from './transport.js';
 import { findOnPath } from '../../which.js';
 import { loadSsh2 } from '../../ssh/ssh2-module.js';
 
@@ -37,7 +38,13 @@ export async function up(ctx: CommandContext): Promise<number> {
   const files = loaded.files;
   const name = ctx.positionals[0] ?? '';
   const config = await resolveRoute(loaded, name, { ...sshGContext(ctx.io.env) });
-  const plan = planUp(config, name, {}, { command: ctx.rest, noConnect });
+  const transport = transportOption(ctx.values.transport);
+  const plan = planUp(
+    config,
+    name,
+    {},
+    { command: ctx.rest, noConnect, ...(transport ? { transport } : {}) },
+  );
   // Checked before anything starts on a host: without mosh-client the session could never be used.
   if (!noConnect && !findOnPath('mosh-client', ctx.io.env.PATH)) {
     throw new EnvError(
@@ -84,9 +91,10 @@ export async function up(ctx: CommandContext): Promise<number> {
   const log = (line: string): void => ctx.io.stderr(`moshctl: ${line}\n`);
   let finished = false;
   const trap = new SignalTrap((sig, count) => {
-    if (count > 1 && !finished) {
-      // A second signal: the user will not wait for teardown (a hop that drops
-      // packets can take tens of seconds). What may still run stays recorded.
+    if (count > 1 && sig !== 'SIGHUP' && !finished) {
+      // A second Ctrl-C or SIGTERM: the user will not wait for teardown (a hop
+      // that drops packets can take tens of seconds). What may still run stays
+      // recorded. Not SIGHUP: a closing terminal may send it more than once.
       store.write(record);
       log(
         `stopped waiting (${sig} again); what may still run is in the record: run "moshctl down ${name}" to finish`,
