@@ -39,6 +39,10 @@ export const globalOptions: Record<string, OptionSpec> = {
 };
 
 const json: OptionSpec = { type: 'boolean', help: 'print JSON instead of text' };
+const transport: OptionSpec = {
+  type: 'string',
+  help: "udp (relays on every hop) or tcp (mosh's datagrams inside the ssh chain, nothing on the bastions, for networks that drop UDP); overrides mosh.transport",
+};
 
 export const commands: CommandSpec[] = [
   {
@@ -67,18 +71,18 @@ export const commands: CommandSpec[] = [
   },
   {
     name: 'plan',
-    usage: 'moshctl plan NAME [--json] [--no-connect] [-- COMMAND...]',
+    usage: 'moshctl plan NAME [--json] [--no-connect] [--transport udp|tcp] [-- COMMAND...]',
     summary: 'print the steps `up NAME` would take',
     description:
       'Prints, in order, every step `up NAME` would take (ssh hops, mosh-server, one relay per hop, the client) with its host and why, then the teardown. Touches no host.',
-    options: { json, 'no-connect': { type: 'boolean', help: 'plan `up --no-connect`' } },
+    options: { json, 'no-connect': { type: 'boolean', help: 'plan `up --no-connect`' }, transport },
     min: 1,
     max: 1,
     rest: true,
   },
   {
     name: 'up',
-    usage: 'moshctl up NAME [--no-connect] [-- COMMAND...]',
+    usage: 'moshctl up NAME [--no-connect] [--transport udp|tcp] [-- COMMAND...]',
     summary: 'open a mosh session to NAME through its jump hosts',
     description:
       "Connects through the via chain (NAME may be a host of moshproxy.yaml or one ssh knows from ssh_config), starts mosh-server on NAME and a UDP relay on every hop, then hands the terminal to mosh-client. When the client exits everything is torn down and moshctl exits with the client's exit code. COMMAND runs instead of the login shell. Needs a terminal on stdin unless --no-connect.",
@@ -87,6 +91,7 @@ export const commands: CommandSpec[] = [
         type: 'boolean',
         help: 'start server and relays, record the session and print host, port, key and a mosh-client line for a client elsewhere (the key goes to stdout); "moshctl down NAME" ends it',
       },
+      transport,
     },
     min: 1,
     max: 1,

@@ -23,6 +23,7 @@ import type {
   HostConfig,
   HostKeyPolicy,
   MoshSettings,
+  MoshTransport,
   PortRange,
   RelayRuntime,
   ResolvedConfig,
@@ -43,6 +44,7 @@ export const builtins = {
     signal_timeout: 60,
     locale: 'C.UTF-8',
     session: 'none' as SessionKeeper,
+    transport: 'udp' as MoshTransport,
   },
   relay: { ports: '60000-61000', runtime: 'auto' as RelayRuntime },
 } as const;
@@ -53,6 +55,7 @@ interface RawMosh {
   signal_timeout?: number;
   locale?: string;
   session?: SessionKeeper;
+  transport?: MoshTransport;
 }
 interface RawRelay {
   ports?: string | number;
@@ -351,6 +354,7 @@ function mosh(...layers: (RawMosh | undefined)[]): MoshSettings {
     signal_timeout: pick('signal_timeout') ?? builtins.mosh.signal_timeout,
     locale: pick('locale') ?? builtins.mosh.locale,
     session: pick('session') ?? builtins.mosh.session,
+    transport: pick('transport') ?? builtins.mosh.transport,
   };
 }
 

@@ -17,7 +17,12 @@ export interface MoshSettings {
   locale: string;
   /** What mosh-server runs the shell in: tmux or screen keep it for the next `up` (mosh cannot reattach). */
   session: SessionKeeper;
+  /** How mosh's datagrams travel: udp through relays, or tcp inside the ssh chain (no relays, no UDP needed). */
+  transport: MoshTransport;
 }
+
+export const moshTransports = ['udp', 'tcp'] as const;
+export type MoshTransport = (typeof moshTransports)[number];
 
 export const sessionKeepers = ['none', 'tmux', 'screen'] as const;
 /** none: the shell is mosh-server's child and ends with it; tmux, screen: the shell outlives a lost client. */

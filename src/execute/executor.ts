@@ -115,6 +115,13 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
         }
         return `relay on ${step.host} → ${step.forwardTo.address}:${forward}`;
       }
+      case 'forward': {
+        const serverPort = await portOf(step.to.port.step).promise;
+        await check('forward');
+        const f = await o.runner.startForward(step, serverPort);
+        portOf(step.id).resolve(f.port);
+        return `forwarder on ${step.host} (${f.runtime}) ← 127.0.0.1 UDP ${f.port} here, through the ssh chain`;
+      }
       default:
         return undefined;
     }
@@ -123,8 +130,11 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
     server: 'start mosh-server',
     relay: 'start relay',
     wire: 'wire relay',
+    forward: 'start forwarder',
   };
-  const runnable = plan.steps.filter((s) => s.kind === 'server' || s.kind === 'relay' || s.kind === 'wire');
+  const runnable = plan.steps.filter(
+    (s) => s.kind === 'server' || s.kind === 'relay' || s.kind === 'wire' || s.kind === 'forward',
+  );
   // A connect step is done when runner.connect() says its hop is open: steps on
   // that hop start while the hops behind it still connect.
   const opened = new Map(connects.map((s) => [s.host, future<undefined>()] as const));
@@ -179,7 +189,8 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
     await check('client');
     if (!client) throw new Error('bug: plan without a client step');
     const port = await portOf(client.connectTo.port.step).promise;
-    const address = reached.get(client.connectTo.address.reachedBy);
+    const to = client.connectTo.address;
+    const address = 'local' in to ? to.local : reached.get(to.reachedBy);
     if (key === undefined || address === undefined)
       throw new Error('bug: client step without an address or key');
     if (client.kind === 'hand-over') {

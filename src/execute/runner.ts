@@ -1,12 +1,12 @@
 // The seam between the plan and the world. The executor calls only this; the
 // ssh runner drives real hosts, a recording fake drives unit tests.
 import type { RelayRuntime } from '../config/types.js';
-import type { RelayStep, ServerStep } from '../plan/types.js';
+import type { ForwardStep, RelayStep, ServerStep } from '../plan/types.js';
 
 export interface ServerStarted {
   pid: number;
   port: number;
-  /** `ps -o lstart=` on the target, when it could be read (see RecordedProcess). */
+  /** Its start on the target, when it could be read (see RecordedProcess). */
   started?: string;
   /** Held in memory only, handed to mosh-client's environment. */
   key: string;
@@ -15,7 +15,7 @@ export interface ServerStarted {
 export interface RelayStarted {
   pid: number;
   port: number;
-  /** `ps -o lstart=` on the hop, when the relay could read it (see RecordedProcess). */
+  /** Its start on the hop, when the relay could read it (see RecordedProcess). */
   started?: string;
   runtime: RelayRuntime;
   /** Set when the runtime is weaker than python3 (socat fallback, nc). */
@@ -41,6 +41,12 @@ export interface Runner {
   startRelay(step: RelayStep, forwardPort?: number): Promise<RelayStarted | undefined>;
   /** Tells the relay of `step` where to forward; resolves with the relay when it only starts now. */
   wireRelay(step: RelayStep, forwardPort: number): Promise<RelayStarted | undefined>;
+  /**
+   * tcp transport: a UDP port on this machine's loopback whose datagrams reach
+   * `serverPort` on the target's loopback inside the ssh chain, kept up (a new
+   * forwarder over a new chain after a roam) until close().
+   */
+  startForward(step: ForwardStep, serverPort: number): Promise<{ port: number; runtime: string }>;
   /** Runs mosh-client in the foreground against a numeric address; resolves with its exit code. */
   runClient(address: string, port: number, key: string): Promise<number>;
   /** Stops a process by pid; "gone" when it had already exited. */

@@ -7,7 +7,10 @@ import type { SshHost } from '../config/types.js';
 import { parseRelayAlive, parseRelayStop, relayAliveCommand, stopRelayCommand } from '../relay/commands.js';
 import { EnvError } from '../errors.js';
 import { routeClient } from '../plan/route-client.js';
-import type { RelayStep, ServerStep } from '../plan/types.js';
+import type { ForwardStep, RelayStep, ServerStep } from '../plan/types.js';
+import { forwarderLaunch } from '../tcp/launch.js';
+import { readForwarderPrograms } from '../tcp/script.js';
+import { TcpTunnel } from './tcp-tunnel.js';
 import {
   moshServerFailure,
   moshServerKeptCommand,
@@ -97,6 +100,9 @@ export class SshRunner implements Runner {
   private unreachableFrom: { index: number; error: unknown } | undefined;
   /** The sshd process of each connection, so those of dead connections can be ended (a roam). */
   private readonly sshd = new SshdSessions();
+  /** tcp transport: the local port and the forwarder behind it, and the chain its stream runs over. */
+  private tunnel: TcpTunnel | undefined;
+  private tunnelChain: RemoteChain | undefined;
   /** This machine's addresses changed while mosh-client ran, and the chain has not answered since. */
   private suspect = false;
   /** This machine's addresses when the open chain was opened. */
@@ -222,6 +228,7 @@ export class SshRunner implements Runner {
     onTrouble: (host: string, why: string) => void,
   ): () => void {
     this.quiet = true;
+    this.trouble = onTrouble;
     const healer = new RelayHealer({
       relays: () => [...this.relays.values()],
       alive: async (r) =>
@@ -236,6 +243,29 @@ export class SshRunner implements Runner {
       this.quiet = false;
     };
   }
+
+  async startForward(step: ForwardStep, serverPort: number): Promise<{ port: number; runtime: string }> {
+    const launch = forwarderLaunch(
+      { runtime: 'auto', to: { address: step.to.address, port: serverPort }, idleTimeout: step.idleTimeout },
+      await readForwarderPrograms(),
+    );
+    const tunnel = new TcpTunnel({
+      host: step.host,
+      // The first forwarder is part of setup; later ones come back quietly over a new chain.
+      open: async (first) => {
+        const chain = await this.ensure(step.host, first, first);
+        this.tunnelChain = chain;
+        return chain.openStream(step.host, launch.command, { stdin: launch.stdin });
+      },
+      onTrouble: (why) => this.trouble?.(step.host, `the tcp tunnel could not come back yet: ${why}`),
+    });
+    this.tunnel = tunnel;
+    const port = await tunnel.start();
+    return { port, runtime: tunnel.runtime };
+  }
+
+  /** Where background trouble goes while mosh-client owns the terminal (set by watchRelays). */
+  private trouble: ((host: string, why: string) => void) | undefined;
 
   async runClient(address: string, port: number, key: string): Promise<number> {
     this.client = await startMoshClient(address, port, key);
@@ -361,8 +391,14 @@ export class SshRunner implements Runner {
     }
   }
 
+  /** The end of the session: the tcp tunnel, then old sshd sessions being ended, then the chain. */
   async close(): Promise<void> {
+    this.tunnel?.stop();
     await this.sshd.settled();
+    await this.closeChain();
+  }
+
+  private async closeChain(): Promise<void> {
     const chain = this.chain;
     this.chain = undefined;
     this.reach = 0;
@@ -380,6 +416,7 @@ export class SshRunner implements Runner {
     this.chain = undefined;
     this.reach = 0;
     if (chain) this.sshd.lost(chain, chain.hostNames);
+    if (chain && chain === this.tunnelChain) this.tunnel?.streamLost();
     chain?.destroy();
   }
 
@@ -421,7 +458,7 @@ export class SshRunner implements Runner {
     abortable = true,
     onReady?: (chain: RemoteChain, hops: number) => void,
   ): Promise<RemoteChain> {
-    await this.close();
+    await this.closeChain();
     const connectChain = await transport(this.route);
     // One wrapper per chain: the one onReady hands out is the one that is returned.
     const wrapped = new WeakMap<RemoteChain, RemoteChain>();
@@ -445,6 +482,7 @@ export class SshRunner implements Runner {
     chain.onClose((host) => {
       if (this.chain === chain) this.reach = 0;
       this.sshd.lost(chain, [host]);
+      if (chain === this.tunnelChain) this.tunnel?.streamLost();
     });
     if (this.connected) {
       this.sshd.endOrphans(chain);

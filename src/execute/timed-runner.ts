@@ -25,6 +25,7 @@ export function timed(inner: Runner, log: (line: string) => void): Runner {
     startServer: wrap('server', inner.startServer.bind(inner)),
     startRelay: wrap('relay', inner.startRelay.bind(inner)),
     wireRelay: wrap('wire', inner.wireRelay.bind(inner)),
+    startForward: wrap('forward', inner.startForward.bind(inner)),
     ...(inner.watchRelays ? { watchRelays: inner.watchRelays.bind(inner) } : {}),
     runClient: wrap('client', inner.runClient.bind(inner)),
     stop: wrap('stop', inner.stop.bind(inner)),

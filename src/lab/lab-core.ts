@@ -6,7 +6,7 @@
 import { spawn as spawnChild } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { writeNames } from './build.js';
-import { findLink, moveAddress, setDropShare, setLinkState } from './network.js';
+import { findLink, moveAddress, setDropShare, setLinkState, setUdpBlocked } from './network.js';
 import { refOf, run, type ProcRef, type RunResult } from './proc.js';
 import { pidsInNamespace, teardown, writeRecord, type LabRecord } from './registry.js';
 import { addressesOf, nextClientAddress, planTopology, type HostName, type LinkName } from './topology.js';
@@ -140,8 +140,16 @@ export class LabCore {
     return setDropShare(findLink(this.plan, link), (h) => this.host(h).ns, percent);
   }
 
+  /** Drop all UDP on a link, both ways (a network that lets only TCP through); false lets it pass again. */
+  blockUdp(link: LinkName, on: boolean): Promise<void> {
+    return setUdpBlocked(findLink(this.plan, link), (h) => this.host(h).ns, on);
+  }
+
   async clearDrops(): Promise<void> {
-    for (const l of this.plan.links) await this.dropShare(l.name, 0);
+    for (const l of this.plan.links) {
+      await this.dropShare(l.name, 0);
+      await this.blockUdp(l.name, false);
+    }
   }
 
   /** Remove everything; safe to call more than once and after a failed create(). */

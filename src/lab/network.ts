@@ -136,3 +136,29 @@ table netdev ${table} {
 `;
   await mustRun(['ip', 'netns', 'exec', ns, 'nft', '-f', '-'], { input: script });
 }
+
+function udpTable(link: LinkName): string {
+  return `moshctl_lab_noudp_${link}`;
+}
+
+/**
+ * Drop every UDP datagram on a link, both ways (hotel Wi-Fi that lets only TCP
+ * through); `on: false` removes the rule. IPv4 and IPv6 alike; ARP and TCP pass.
+ */
+export async function setUdpBlocked(link: LinkPlan, nsOf: NamespaceOf, on: boolean): Promise<void> {
+  const ns = nsOf(link.near);
+  const table = udpTable(link.name);
+  if (!on) {
+    await run(['ip', 'netns', 'exec', ns, 'nft', 'delete', 'table', 'netdev', table]);
+    return;
+  }
+  const dev = link.nearDev;
+  const script = `add table netdev ${table}
+delete table netdev ${table}
+table netdev ${table} {
+  chain from_far { type filter hook ingress device "${dev}" priority 0; meta l4proto udp drop; }
+  chain to_far { type filter hook egress device "${dev}" priority 0; meta l4proto udp drop; }
+}
+`;
+  await mustRun(['ip', 'netns', 'exec', ns, 'nft', '-f', '-'], { input: script });
+}

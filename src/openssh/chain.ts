@@ -8,8 +8,16 @@ import { spawn } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { EnvError } from '../errors.js';
 import { closedWhileRunning, connectionClosed, execTimeout } from '../transport/errors.js';
+import { byteChannel } from '../transport/byte-channel.js';
 import { LineQueue } from '../transport/line-channel.js';
-import type { CloseListener, ExecOptions, ExecResult, LineChannel, RemoteChain } from '../transport/types.js';
+import type {
+  ByteChannel,
+  CloseListener,
+  ExecOptions,
+  ExecResult,
+  LineChannel,
+  RemoteChain,
+} from '../transport/types.js';
 import { execArgv } from './argv.js';
 import { removeControlDir } from './control-dir.js';
 import { droppedError } from './failures.js';
@@ -87,6 +95,21 @@ export class OpenSshChain implements RemoteChain {
     child.stdout.on('data', (d: string) => channel.push(d));
     child.stderr.on('data', (d: string) => channel.pushStderr(d));
     child.stdin.on('error', () => undefined);
+    child.on('error', () => channel.finish());
+    child.on('close', () => channel.finish());
+    child.stdin.write(opts.stdin);
+    return Promise.resolve(channel);
+  }
+
+  openStream(hostName: string, command: string, opts: { stdin: string }): Promise<ByteChannel> {
+    const master = this.masters.find((m) => m.host.name === hostName);
+    if (!master) return Promise.reject(new Error(`host ${hostName} is not part of this SSH chain`));
+    if (this.closing || !master.running) return Promise.reject(connectionClosed(hostName));
+    const child = spawn(this.sshPath, execArgv(master.controlSocket, master.host.ssh_name, command), {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true,
+    });
+    const channel = byteChannel(child.stdin, child.stdout, child.stderr);
     child.on('error', () => channel.finish());
     child.on('close', () => channel.finish());
     child.stdin.write(opts.stdin);

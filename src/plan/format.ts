@@ -1,7 +1,7 @@
 // The plan as a person reads it: one line per step with its host and what it
 // starts, and a "why" line under it. Tests compare this text whole.
 import { formatPortRange } from '../config/types.js';
-import type { Plan, Step } from './types.js';
+import type { AddressOf, Plan, Step } from './types.js';
 
 const RUNTIME: Record<string, string> = {
   auto: 'python3, else perl, else socat',
@@ -17,6 +17,7 @@ const KIND_WIDTH = 11;
 export function formatPlan(plan: Plan): string {
   const lines = [
     `moshctl up ${plan.target}: local → ${plan.route.join(' → ')} (ssh client: ${plan.sshClient})`,
+    `transport: ${plan.transport.kind} (${plan.transport.why})`,
   ];
   const width = Math.max(5, ...plan.route.map((h) => h.length));
   const row = (s: Step): void => {
@@ -56,15 +57,23 @@ function describe(s: Step): string {
         : `UDP relay (${RUNTIME[s.runtime] ?? s.runtime}) on a free port in ${formatPortRange(s.listen)}, exits after ${s.idleTimeout} s idle`;
     case 'wire':
       return `tell the relay of step ${s.of} to forward to ${s.forwardTo.address}:<port of step ${s.forwardTo.port.step}>`;
+    case 'forward':
+      return `datagram forwarder (python3, else perl) on the target → ${s.to.address}:<port of step ${s.to.port.step}>, fed through the ssh chain from a UDP port on this machine's loopback; exits when its stream ends or after ${s.idleTimeout} s idle`;
     case 'client':
-      return `mosh-client → <address step ${s.connectTo.address.reachedBy} reached>:<port of step ${s.connectTo.port.step}>, key in its environment only`;
+      return `mosh-client → ${address(s.connectTo.address)}:<port of step ${s.connectTo.port.step}>, key in its environment only`;
     case 'hand-over':
-      return `print host, port and key for a mosh client elsewhere (to <address step ${s.connectTo.address.reachedBy} reached>:<port of step ${s.connectTo.port.step}>), then leave the session running`;
+      return `print host, port and key for a mosh client elsewhere (to ${address(s.connectTo.address)}:<port of step ${s.connectTo.port.step}>), then leave the session running`;
     case 'stop-relay':
       return `stop the relay of step ${s.of} (QUIT over its channel, else by its pid)`;
+    case 'stop-forward':
+      return `end the stream of step ${s.of} (the forwarder exits on its own)`;
     case 'stop-server':
       return `stop mosh-server of step ${s.of} by its pid`;
     case 'disconnect':
       return 'close the ssh connection';
   }
+}
+
+function address(a: AddressOf): string {
+  return 'local' in a ? a.local : `<address step ${a.reachedBy} reached>`;
 }

@@ -2,7 +2,7 @@
 // options. No I/O here, so whole plans are tested as text without any host.
 import { UserError } from '../errors.js';
 import { suggest } from '../config/suggest.js';
-import type { RelayRuntime, ResolvedConfig } from '../config/types.js';
+import type { MoshTransport, RelayRuntime, ResolvedConfig } from '../config/types.js';
 import type { Plan, SetupStep, TeardownStep } from './types.js';
 import { routeClient } from './route-client.js';
 import { keptSession } from './session.js';
@@ -18,6 +18,8 @@ export interface PlanOptions {
   command?: string[];
   /** `up --no-connect`: print what a mosh client elsewhere needs instead of running one here. */
   noConnect?: boolean;
+  /** `up --transport`: overrides the target's mosh.transport. */
+  transport?: MoshTransport;
 }
 
 export function planUp(
@@ -41,6 +43,19 @@ export function planUp(
     if (!host) throw new Error(`bug: chain of ${name} names unknown host ${h}`);
     return host;
   });
+  const transport = options.transport
+    ? { kind: options.transport, why: '--transport' }
+    : {
+        kind: target.mosh.transport,
+        why: target.mosh.transport === 'udp' ? 'the default, mosh.transport: udp' : 'mosh.transport: tcp',
+      };
+  const tcp = transport.kind === 'tcp';
+  if (tcp && options.noConnect) {
+    throw UserError.one(
+      `--no-connect cannot hand over a tcp session of "${name}": mosh's datagrams travel inside this moshctl process, which --no-connect ends`,
+      'use --transport udp with --no-connect, or run moshctl up without --no-connect',
+    );
+  }
   const steps: SetupStep[] = [];
   const next = (): number => steps.length + 1;
 
@@ -81,8 +96,9 @@ export function planUp(
   });
 
   // Every relay starts as soon as its hop is connected, alongside mosh-server;
-  // a wire step then tells it the next hop's port, once that is known.
-  const relayCount = hosts.length - 1;
+  // a wire step then tells it the next hop's port, once that is known. With
+  // tcp there are none: mosh's datagrams travel inside the ssh chain.
+  const relayCount = tcp ? 0 : hosts.length - 1;
   const relayId = (i: number): number => serverId + 1 + i;
   const portStep = (i: number): number => (i + 1 === relayCount ? serverId : relayId(i + 1));
   const relayIds: number[] = [];
@@ -125,22 +141,43 @@ export function planUp(
   const upstream =
     first === undefined ? { id: serverId, host: target } : { id: first, host: hosts[0] ?? target };
 
-  steps.push({
-    id: next(),
-    kind: options.noConnect ? 'hand-over' : 'client',
-    host: 'local',
-    connectTo: {
-      host: upstream.host.name,
-      address: { reachedBy: connectIds[0] ?? 0 },
-      port: { step: upstream.id },
-    },
-    dependsOn: waitFor.length > 0 ? waitFor : [serverId],
-    cause:
-      (hosts.length > 1
-        ? `the first hop, ${upstream.host.name}, is the only one this machine reaches`
-        : `${name} is reached directly`) +
-      (options.noConnect ? '; --no-connect: a mosh client elsewhere takes it from here' : ''),
-  });
+  if (tcp) {
+    const forwardId = next();
+    steps.push({
+      id: forwardId,
+      kind: 'forward',
+      host: name,
+      to: { address: '127.0.0.1', port: { step: serverId } },
+      idleTimeout: target.mosh.network_timeout,
+      dependsOn: [serverId],
+      cause: `tcp transport: mosh's datagrams reach mosh-server inside the ssh chain (${transport.why})`,
+    });
+    steps.push({
+      id: next(),
+      kind: 'client',
+      host: 'local',
+      connectTo: { host: 'local', address: { local: '127.0.0.1' }, port: { step: forwardId } },
+      dependsOn: [forwardId],
+      cause: "moshctl's end of the tunnel listens on this machine's loopback; it lives as long as moshctl up",
+    });
+  } else {
+    steps.push({
+      id: next(),
+      kind: options.noConnect ? 'hand-over' : 'client',
+      host: 'local',
+      connectTo: {
+        host: upstream.host.name,
+        address: { reachedBy: connectIds[0] ?? 0 },
+        port: { step: upstream.id },
+      },
+      dependsOn: waitFor.length > 0 ? waitFor : [serverId],
+      cause:
+        (hosts.length > 1
+          ? `the first hop, ${upstream.host.name}, is the only one this machine reaches`
+          : `${name} is reached directly`) +
+        (options.noConnect ? '; --no-connect: a mosh client elsewhere takes it from here' : ''),
+    });
+  }
 
   const teardown: TeardownStep[] = [];
   const tnext = (): number => steps.length + teardown.length + 1;
@@ -158,6 +195,16 @@ export function planUp(
         cause: 'started by this session',
       });
   }
+  const forward = steps.find((s) => s.kind === 'forward');
+  if (forward)
+    teardown.push({
+      id: tnext(),
+      kind: 'stop-forward',
+      host: name,
+      of: forward.id,
+      dependsOn: [],
+      cause: 'started by this session; it exits as soon as its stream ends',
+    });
   teardown.push({
     id: tnext(),
     kind: 'stop-server',
@@ -180,5 +227,13 @@ export function planUp(
         cause: 'opened by this session',
       });
   }
-  return { version: PLAN_VERSION, target: name, route, sshClient: routeClient(hosts), steps, teardown };
+  return {
+    version: PLAN_VERSION,
+    target: name,
+    route,
+    sshClient: routeClient(hosts),
+    transport,
+    steps,
+    teardown,
+  };
 }

@@ -1,22 +1,25 @@
 // A plan is data: what `up` will do, in order, each step with the host it acts
 // on, why it exists, and which steps it waits for. The executor follows it and
 // makes no decisions of its own.
-import type { PortRange, RelayRuntime, SshClientKind } from '../config/types.js';
+import type { MoshTransport, PortRange, RelayRuntime, SshClientKind } from '../config/types.js';
 
 // 2: `sshClient`, and the client step's address refers to the connect step that reached it.
 // 3: relays start as soon as their hop is connected; `wire` steps tell them where to forward.
 // 4: the server step's `session` (mosh.session: tmux or screen keeps the shell for the next `up`).
-export const PLAN_VERSION = 4;
+// 5: `transport`; with tcp a `forward` step instead of relays, and the client's address may be local.
+export const PLAN_VERSION = 5;
 
 /** A port not known until a step ran (mosh-server's or a relay's chosen port). */
 export interface PortOf {
   step: number;
 }
 
-/** The numeric address a connect step's connection reached (mosh-client takes no names). */
-export interface AddressOf {
-  reachedBy: number;
-}
+/**
+ * Where mosh-client sends: the numeric address a connect step's connection
+ * reached (mosh-client takes no names), or, with the tcp transport, this
+ * machine's loopback, where moshctl's end of the tunnel listens.
+ */
+export type AddressOf = { reachedBy: number } | { local: '127.0.0.1' };
 
 interface StepBase {
   /** 1-based, in execution order; teardown steps continue the numbering. */
@@ -73,6 +76,19 @@ export interface RelayStep extends StepBase {
   targetAtStart: boolean;
 }
 
+/**
+ * tcp transport: a forwarder on the target (python3 or perl, over stdin)
+ * turns the stream moshctl feeds it through the ssh chain back into datagrams
+ * to mosh-server on the target's loopback; moshctl's end is a UDP port on this
+ * machine's loopback, which mosh-client is given.
+ */
+export interface ForwardStep extends StepBase {
+  kind: 'forward';
+  to: { address: '127.0.0.1'; port: PortOf };
+  /** Exits after this many seconds without a datagram either way (and at once when its stream ends). */
+  idleTimeout: number;
+}
+
 /** Tells a started relay where to forward, once the next hop's port is known (its control channel's TO). */
 export interface WireStep extends StepBase {
   kind: 'wire';
@@ -88,7 +104,7 @@ export interface ClientStep extends StepBase {
 }
 
 export interface StopStep extends StepBase {
-  kind: 'stop-relay' | 'stop-server';
+  kind: 'stop-relay' | 'stop-server' | 'stop-forward';
   /** The step whose process this stops (by the pid it reported). */
   of: number;
 }
@@ -97,7 +113,7 @@ export interface DisconnectStep extends StepBase {
   kind: 'disconnect';
 }
 
-export type SetupStep = ConnectStep | ServerStep | RelayStep | WireStep | ClientStep;
+export type SetupStep = ConnectStep | ServerStep | RelayStep | WireStep | ForwardStep | ClientStep;
 export type TeardownStep = StopStep | DisconnectStep;
 export type Step = SetupStep | TeardownStep;
 
@@ -108,6 +124,8 @@ export interface Plan {
   route: string[];
   /** Which ssh client carries every connection of the route. */
   sshClient: SshClientKind;
+  /** How mosh's datagrams travel (mosh.transport, or `up --transport`), and why. */
+  transport: { kind: MoshTransport; why: string };
   steps: SetupStep[];
   teardown: TeardownStep[];
 }

@@ -6,8 +6,16 @@ import type { Client, ClientChannel } from 'ssh2';
 import type { SshHost } from '../config/types.js';
 import { EnvError } from '../errors.js';
 import { closedWhileRunning, connectionClosed, execTimeout } from '../transport/errors.js';
+import { byteChannel } from '../transport/byte-channel.js';
 import { LineQueue } from '../transport/line-channel.js';
-import type { CloseListener, ExecOptions, ExecResult, LineChannel, RemoteChain } from '../transport/types.js';
+import type {
+  ByteChannel,
+  CloseListener,
+  ExecOptions,
+  ExecResult,
+  LineChannel,
+  RemoteChain,
+} from '../transport/types.js';
 
 export interface Hop {
   host: SshHost;
@@ -80,6 +88,27 @@ export class SshChain implements RemoteChain {
           ch.stderr.setEncoding('utf8');
           ch.on('data', (d: string) => channel.push(d));
           ch.stderr.on('data', (d: string) => channel.pushStderr(d));
+          ch.on('close', () => channel.finish());
+          ch.write(opts.stdin);
+          resolve(channel);
+        });
+      } catch (err) {
+        // ssh2 throws synchronously when the connection is already gone.
+        reject(connectionClosed(hostName, err));
+      }
+    });
+  }
+
+  openStream(hostName: string, command: string, opts: { stdin: string }): Promise<ByteChannel> {
+    const hop = this.find(hostName);
+    return new Promise<ByteChannel>((resolve, reject) => {
+      try {
+        hop.client.exec(command, (err, ch) => {
+          if (err) {
+            reject(connectionClosed(hostName, err));
+            return;
+          }
+          const channel = byteChannel(ch, ch, ch.stderr);
           ch.on('close', () => channel.finish());
           ch.write(opts.stdin);
           resolve(channel);

@@ -3,7 +3,7 @@
 // client carries logging code. What a command reads on stdin is never logged,
 // nor its stdout (mosh-server's holds the session key); anything shaped like a
 // key is masked in what is logged all the same.
-import type { ExecOptions, ExecResult, LineChannel, RemoteChain } from './types.js';
+import type { ByteChannel, ExecOptions, ExecResult, LineChannel, RemoteChain } from './types.js';
 
 /** mosh-server's ready line and the variable mosh-client reads the key from. */
 const KEY_PATTERNS: [RegExp, string][] = [
@@ -94,6 +94,20 @@ export function debugChain(
           return channel;
         },
         (_, after) => `channel open after ${after}`,
+      ),
+    openStream: (host, command, opts) =>
+      traced(
+        host,
+        command,
+        '(stream) ',
+        async (id): Promise<ByteChannel> => {
+          const channel = await inner.openStream(host, command, opts);
+          const opened = clock();
+          const closed = (): void => say(`${id} stream closed after ${since(opened)} open`);
+          channel.closed.then(closed, closed);
+          return channel;
+        },
+        (_, after) => `stream open after ${after}`,
       ),
     onClose: (cb) => inner.onClose(cb),
     destroy: () => inner.destroy(),

@@ -37,6 +37,23 @@ export interface LineChannel {
   stderr(): string;
 }
 
+/**
+ * A command kept running with stdin and stdout as raw bytes (the tcp
+ * transport's forwarder: datagrams in frames). Closes when the command exits
+ * or the connection drops.
+ */
+export interface ByteChannel {
+  write(data: Buffer | string): void;
+  /** Every chunk of stdout, as it comes; only one listener. */
+  onData(cb: (chunk: Buffer) => void): void;
+  /** Ends our side: the command reads EOF. */
+  end(): void;
+  readonly closed: Promise<void>;
+  readonly isClosed: boolean;
+  /** The last few KB the command wrote on stderr, for messages. */
+  stderr(): string;
+}
+
 export interface RemoteChain {
   /** The route this chain reaches, client side first. */
   readonly hostNames: string[];
@@ -63,6 +80,8 @@ export interface RemoteChain {
    * channel open: its stdout comes line by line, lines can be sent to it.
    */
   openChannel(host: string, command: string, opts: { stdin: string }): Promise<LineChannel>;
+  /** Like openChannel, with stdout and stdin as raw bytes after `stdin` was written. */
+  openStream(host: string, command: string, opts: { stdin: string }): Promise<ByteChannel>;
   /**
    * Called when a connection drops while the chain is open (not on close());
    * when a hop drops, every hop behind it is reported too. Returns an unsubscribe.

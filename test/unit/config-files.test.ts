@@ -50,6 +50,7 @@ describe('checked-in config files', () => {
       signal_timeout: 60,
       locale: 'C.UTF-8',
       session: 'none',
+      transport: 'udp',
     });
     expect(config.hosts.bastion?.relay).toEqual({ ports: { from: 60000, to: 60100 }, runtime: 'auto' });
   });

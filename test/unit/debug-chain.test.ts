@@ -32,6 +32,7 @@ function fakeChain(clock: { now: number }) {
       const closed = new Promise<void>((resolve) => (closeChannel = resolve));
       return { closed } as unknown as LineChannel;
     },
+    openStream: () => Promise.reject(new Error('unused')),
     onClose: (cb) => {
       listeners.push(cb);
       return () => undefined;

@@ -63,6 +63,10 @@ class FakeRunner implements Runner {
       runtime: 'python3',
     });
   }
+  startForward(): Promise<{ port: number; runtime: string }> {
+    this.calls.push('forward');
+    return Promise.resolve({ port: 50000, runtime: 'python3' });
+  }
   runClient(address: string, port: number, key: string): Promise<number> {
     this.calls.push(`client ${address}:${port} key=${key.length}`);
     this.maybeFail('client');
@@ -79,10 +83,14 @@ class FakeRunner implements Runner {
   }
 }
 
-function setup(runner: FakeRunner, interrupted?: () => NodeJS.Signals | undefined) {
+function setup(
+  runner: FakeRunner,
+  interrupted?: () => NodeJS.Signals | undefined,
+  transport?: 'udp' | 'tcp',
+) {
   const dir = tempTree({ 'moshproxy.yaml': yaml });
   const { config } = loadConfig([join(dir, 'moshproxy.yaml')], {});
-  const plan = planUp(config, 'box');
+  const plan = planUp(config, 'box', {}, transport ? { transport } : {});
   const record: SessionRecord = {
     version: RECORD_VERSION,
     id: 'box-1',
@@ -214,5 +222,16 @@ describe('execute', () => {
     expect(logs.at(-1)).toBe(
       'what is left exits on its own after 600 s without a client; or run "moshctl down box" again',
     );
+  });
+
+  it('tcp: no relay; the forwarder after the server, then mosh-client on the loopback port it gave', async () => {
+    const runner = new FakeRunner();
+    const { plan, options } = setup(runner, undefined, 'tcp');
+    const outcome = await execute(plan, options);
+    expect(outcome.clientCode).toBe(7);
+    expect(runner.calls.filter((c) => c.startsWith('relay') || c.startsWith('wire'))).toEqual([]);
+    const calls = runner.calls;
+    expect(before(calls, 'server', 'forward')).toBe(true);
+    expect(before(calls, 'forward', 'client 127.0.0.1:50000 key=22')).toBe(true);
   });
 });

@@ -44,6 +44,7 @@ describe('planUp', () => {
   it('plans a two-hop chain: connects, then server and relays at once, wires, client, teardown at once', () => {
     expect(formatPlan(planUp(chains, 'gpu'))).toMatchInlineSnapshot(`
       "moshctl up gpu: local → outer → inner → gpu (ssh client: ssh2)
+      transport: udp (the default, mosh.transport: udp)
         1. connect     outer  ssh alice@gate.example.org:2222, direct
                               at once; why: hop 1 of 2 towards gpu; it relays UDP and tunnels ssh
         2. connect     inner  ssh alice@192.168.40.1:22, tunnelled through outer
@@ -80,6 +81,7 @@ describe('planUp', () => {
   it('plans plain mosh for a host without via: no relay', () => {
     expect(formatPlan(planUp(chains, 'direct', {}, { command: ['htop', '-d', '5'] }))).toMatchInlineSnapshot(`
       "moshctl up direct: local → direct (ssh client: ssh2)
+      transport: udp (the default, mosh.transport: udp)
         1. connect     direct  ssh ops@direct.example.org:22, direct
                                at once; why: mosh-server runs here
         2. server      direct  mosh-server new -p 60000:61000 -l LANG=C.UTF-8, network timeout 86400 s, signal timeout 60 s, runs "htop -d 5"
@@ -102,7 +104,7 @@ describe('planUp', () => {
 
   it('gives data with a version and dependencies for --json', () => {
     const plan = planUp(chains, 'web');
-    expect(plan.version).toBe(4);
+    expect(plan.version).toBe(5);
     expect(plan.route).toEqual(['outer', 'web']);
     expect(plan.steps.map((s) => [s.id, s.kind, s.host, s.dependsOn])).toEqual([
       [1, 'connect', 'outer', []],
@@ -156,6 +158,7 @@ describe('planUp with mosh.session', () => {
   it('runs the login shell in the host’s tmux session, and keeps it at teardown', () => {
     expect(formatPlan(planUp(kept, 'dev.box'))).toMatchInlineSnapshot(`
       "moshctl up dev.box: local → gate → dev.box (ssh client: ssh2)
+      transport: udp (the default, mosh.transport: udp)
         1. connect     gate     ssh alice@gate.example.org:22, direct
                                 at once; why: hop 1 of 1 towards dev.box; it relays UDP and tunnels ssh
         2. connect     dev.box  ssh alice@10.0.3.12:22, tunnelled through gate
@@ -183,7 +186,7 @@ describe('planUp with mosh.session', () => {
 
   it('says a command runs only when the session is new (a host’s own screen setting)', () => {
     const plan = planUp(kept, 'old', {}, { command: ['htop', '-d', '5'] });
-    expect(formatPlan(plan).split('\n')[3]).toBe(
+    expect(formatPlan(plan).split('\n')[4]).toBe(
       '  2. server      old    mosh-server new -p 60000:61000 -l LANG=C.UTF-8, network timeout 86400 s, signal timeout 60 s, runs "htop -d 5" in a new screen session moshctl-old=, or attaches to that session if it exists (the command then does not run)',
     );
     expect(plan.steps.find((s) => s.kind === 'server')).toMatchObject({
@@ -214,5 +217,51 @@ describe('keptSession', () => {
     const web2 = keptSession('screen', 'web2')?.name ?? '';
     expect([web, web2]).toEqual(['moshctl-web=', 'moshctl-web2=']);
     expect(web2.startsWith(web)).toBe(false);
+  });
+});
+
+describe('planUp with the tcp transport', () => {
+  const dir = tempTree({
+    'moshproxy.yaml': `version: 1
+hosts:
+  gate: {address: 192.0.2.1}
+  box: {address: 203.0.113.10, via: [gate], mosh: {transport: tcp}}
+`,
+  });
+  const { config } = loadConfig([join(dir, 'moshproxy.yaml')], {});
+
+  it('starts no relay: a forwarder on the target, and mosh-client on this machine’s loopback', () => {
+    const plan = planUp(config, 'box');
+    expect(plan.transport).toEqual({ kind: 'tcp', why: 'mosh.transport: tcp' });
+    expect(plan.steps.map((s) => `${s.kind} ${s.host}`)).toEqual([
+      'connect gate',
+      'connect box',
+      'server box',
+      'forward box',
+      'client local',
+    ]);
+    const forward = plan.steps.find((s) => s.kind === 'forward');
+    const client = plan.steps.find((s) => s.kind === 'client');
+    expect(forward?.dependsOn).toEqual([3]);
+    expect(client).toMatchObject({ connectTo: { address: { local: '127.0.0.1' }, port: { step: 4 } } });
+    expect(plan.teardown.map((s) => s.kind)).toEqual([
+      'stop-forward',
+      'stop-server',
+      'disconnect',
+      'disconnect',
+    ]);
+    expect(formatPlan(plan)).toContain('transport: tcp (mosh.transport: tcp)');
+  });
+
+  it('--transport overrides the config either way, and says so', () => {
+    expect(planUp(config, 'box', {}, { transport: 'udp' }).steps.some((s) => s.kind === 'relay')).toBe(true);
+    const gate = planUp(config, 'gate', {}, { transport: 'tcp' });
+    expect(gate.transport).toEqual({ kind: 'tcp', why: '--transport' });
+  });
+
+  it('refuses --no-connect with tcp, saying why', () => {
+    expect(() => planUp(config, 'box', {}, { noConnect: true })).toThrow(
+      /--no-connect cannot hand over a tcp session/,
+    );
   });
 });
