@@ -20,7 +20,7 @@ export interface WatchedRelay {
   /** The next hop's port it forwards to (changes when an inner relay had to move). */
   forwardPort: number;
   pid: number;
-  /** `ps -o lstart=` of the relay, when known: alive checks and stops by pid check it. */
+  /** The relay's start (see STARTED in remote/processes.ts), when known: alive checks and stops by pid check it. */
   started?: string | undefined;
   port: number;
   channel: LineChannel | undefined;

@@ -93,7 +93,7 @@ export function parseRelayOutput(
   return undefined;
 }
 
-/** `started`: the relay's recorded start time (see LSTART); without one, its command line alone decides. */
+/** `started`: the relay's recorded start (see STARTED in remote/processes.ts); without one, its command line alone decides. */
 export function stopRelayCommand(pid: number, started?: string): string {
   return `${SH} -c ${shellJoin([STOP_RELAY_SH, 'moshctl-relay-stop', checkPid(pid), checkStarted(started) ?? ''])}`;
 }

@@ -2,7 +2,7 @@
 // lines it answers on stdout. Pure: no I/O. Both runtimes (runtime/relay.py and
 // runtime/relay.pl) speak exactly this; every reply is one line.
 //
-//   (at start)      MOSHCTL-RELAY LISTEN <port> PID <pid> RUNTIME <python3|perl> [STARTED <ps -o lstart=>]
+//   (at start)      MOSHCTL-RELAY LISTEN <port> PID <pid> RUNTIME <python3|perl> [STARTED <field 22 of /proc/PID/stat>]
 //                   MOSHCTL-RELAY ERROR <why>           then exit 2, 3 or 5
 //   TO <host> <port>  -> OK TO <ip> <port>  |  ERR TO <why>
 //   PING              -> PONG
@@ -42,7 +42,7 @@ export type ListenLine =
 /** The relay's first line: where it listens and which process it is, or why it did not start. */
 export function parseListen(line: string): ListenLine | undefined {
   const ok = new RegExp(
-    `^MOSHCTL-RELAY LISTEN ${PORT} PID (\\d{1,10}) RUNTIME (python3|perl)(?: STARTED ([A-Za-z0-9 :]{10,40}))?${EOL}`,
+    `^MOSHCTL-RELAY LISTEN ${PORT} PID (\\d{1,10}) RUNTIME (python3|perl)(?: STARTED (\\d{1,20}))?${EOL}`,
   ).exec(line);
   if (ok) {
     const p = port(ok[1]);

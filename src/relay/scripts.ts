@@ -12,14 +12,16 @@ const ALIVE = `alive() {
 
 /**
  * Whether a pid still belongs to a relay of ours, so a reused pid is never
- * signalled: its command line, and its start time when one was recorded ($2,
- * words joined by single spaces as `ps -o lstart=` prints them).
+ * signalled: its command line, and its start when one was recorded ($2: field
+ * 22 of /proc/PID/stat, see STARTED in remote/processes.ts).
  */
 const MINE = `mine() {
   if [ -n "$2" ]; then
     w=$2 q=$1
-    set -- $(ps -o lstart= -p "$q" 2>/dev/null)
-    [ "$*" = "$w" ] || return 1
+    set -- $(sed 's/^.*) //' "/proc/$q/stat" 2>/dev/null)
+    [ $# -ge 20 ] || return 1
+    shift 19
+    [ "$1" = "$w" ] || return 1
     set -- "$q"
   fi
   [ ! -r "/proc/$1/cmdline" ] && return 0

@@ -3,7 +3,7 @@
 // `env`, which also works when the login shell is not sh-like (fish, csh).
 import { SH, shellJoin, shellQuote } from '../relay/shell.js';
 import type { KeptSession, ServerStep } from '../plan/types.js';
-import { checkStarted, stopPidScript } from './processes.js';
+import { checkStarted, START_OF_SH, stopPidScript } from './processes.js';
 
 export function moshServerCommand(
   step: Pick<ServerStep, 'ports' | 'networkTimeout' | 'signalTimeout' | 'locale' | 'command' | 'session'>,
@@ -77,7 +77,8 @@ export function moshServerKeptCommand(step: Parameters<typeof moshServerCommand>
     `case "$out" in *${DETACHED_AT}*) ;; *) s=;; esac`,
     `case "$s" in ''|*[!0-9]*) s=;; esac`,
     // Its start time, so a stop by pid over another connection never hits a reused pid.
-    `if [ -n "$s" ]; then set -- $(ps -o lstart= -p "$s" 2>/dev/null); echo "${STARTED_MARK} $*"; fi`,
+    START_OF_SH,
+    `if [ -n "$s" ]; then echo "${STARTED_MARK} $(startof "$s")"; fi`,
     'echo "MOSHCTL-SERVER EXIT $c"',
     '[ -n "$s" ] || exit 0',
     // An asynchronous list reads /dev/null unless told otherwise: fd 3 is the channel.
@@ -88,7 +89,7 @@ export function moshServerKeptCommand(step: Parameters<typeof moshServerCommand>
   return `${SH} -c ${shellQuote(script)}`;
 }
 
-/** The start time in `MOSHCTL-SERVER STARTED …`, when it is one a command may carry (see LSTART). */
+/** The start in `MOSHCTL-SERVER STARTED …`, when it is one a command may carry (see STARTED in processes.ts). */
 export function parseServerStarted(line: string): string | undefined {
   if (!line.startsWith(`${STARTED_MARK} `)) return undefined;
   return checkStarted(line.slice(STARTED_MARK.length + 1).trim());

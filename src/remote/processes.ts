@@ -27,24 +27,29 @@ export function checkPid(pid: number): number {
  * something else and is left alone).
  */
 /**
- * What `ps -o lstart=` printed for a process when moshctl learned of it,
- * words joined by single spaces: with the pid, it names that process and no
- * later one (pids are reused, after a reboot within seconds). Only letters,
- * digits, spaces and colons: it is put into remote commands.
+ * A process's start, as field 22 of /proc/PID/stat (clock ticks after boot):
+ * with the pid (and the host's boot) it names that process and no later one,
+ * pids being reused, after a reboot within seconds. Exact, unlike
+ * `ps -o lstart=`, whose seconds jitter between calls. Only digits: it is put
+ * into remote commands. Hosts without /proc record none.
  */
-export const LSTART = /^[A-Za-z0-9 :]{10,40}$/;
+export const STARTED = /^\d{1,20}$/;
 
-/** A recorded start time, if it is one a command may carry; undefined otherwise (then only the command line is checked). */
+/** A recorded start, if it is one a command may carry; undefined otherwise (then only the command line is checked). */
 export function checkStarted(started: string | undefined): string | undefined {
-  return started !== undefined && LSTART.test(started) ? started : undefined;
+  return started !== undefined && STARTED.test(started) ? started : undefined;
 }
+
+/**
+ * sh: `startof PID` prints field 22 of /proc/PID/stat, or nothing. The fields
+ * after the command name (which may hold spaces) start at field 3.
+ */
+export const START_OF_SH = `startof() { set -- $(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null); [ $# -ge 20 ] && { shift 19; echo "$1"; }; }`;
 
 /** sh: a command that succeeds when pid $p started at `started`; undefined without one. */
 function startedAt(started: string | undefined): string | undefined {
   const w = checkStarted(started);
-  return w === undefined
-    ? undefined
-    : `{ set -- $(ps -o lstart= -p "$p" 2>/dev/null); [ "$*" = ${shellQuote(w)} ]; }`;
+  return w === undefined ? undefined : `[ "$(startof "$p")" = ${w} ]`;
 }
 
 export function stopByPidCommand(pid: number, marker: string, started?: string): string {
@@ -54,7 +59,7 @@ export function stopByPidCommand(pid: number, marker: string, started?: string):
   const start = same
     ? `if [ -n "$(ps -o stat= -p "$p" 2>/dev/null)" ] && ! ${same}; then echo other; exit 0; fi; `
     : '';
-  return `${SH} -c ${shellQuote(`p=${p}; ${start}${stopPidScript(marker)}`)}`;
+  return `${SH} -c ${shellQuote(`${same ? `${START_OF_SH}; ` : ''}p=${p}; ${start}${stopPidScript(marker)}`)}`;
 }
 
 /** The sh script behind stopByPidCommand, for a pid already in `$p` (digits only). */
@@ -92,7 +97,7 @@ export function aliveCommand(processes: { pid: number; marker: string; started?:
       return `case "$(ps -o stat= -p ${p} 2>/dev/null)" in ''|Z*) echo "${p} dead";; *) case "$(ps -o args= -p ${p} 2>/dev/null)" in *${shellQuote(marker)}*) ${yes};; *) echo "${p} dead";; esac;; esac`;
     })
     .join('; ');
-  return `${SH} -c ${shellQuote(script)}`;
+  return `${SH} -c ${shellQuote(`${START_OF_SH}; ${script}`)}`;
 }
 
 export function parseAlive(stdout: string): Map<number, boolean> {

@@ -6,27 +6,27 @@
 // the next connection it opens. The start time is kept with the pid, so a pid
 // reused since (by the user's own ssh session, say) is never signalled.
 import { SH, shellQuote } from '../relay/shell.js';
+import { START_OF_SH, STARTED } from './processes.js';
 
 export interface SshdSession {
   pid: number;
-  /** `ps -o lstart=` of that pid when it was learned. */
+  /** Its start (field 22 of /proc/PID/stat) when it was learned. */
   started: string;
 }
 
 const MARK = 'MOSHCTL-SSHD';
-/** What `ps -o lstart=` prints: a date in letters, digits, spaces and colons. */
-const LSTART = /^[A-Za-z0-9 :]{10,40}$/;
 
 // The nearest ancestor of this shell that is sshd (OpenSSH 9.8+: sshd-session):
 // the unprivileged process of this very connection.
 const WALK = [
+  START_OF_SH,
   'p=$$',
   'while [ "${p:-1}" -gt 1 ]; do case "$(ps -o comm= -p "$p" 2>/dev/null)" in sshd|sshd-session) break;; esac; p=$(ps -o ppid= -p "$p" 2>/dev/null | tr -d " "); done',
 ].join('; ');
 
-/** Prints `MOSHCTL-SSHD PID LSTART` for the connection it runs over, or `MOSHCTL-SSHD none`. */
+/** Prints `MOSHCTL-SSHD PID START` for the connection it runs over, or `MOSHCTL-SSHD none`. */
 export function ownSshdCommand(): string {
-  const script = `${WALK}; if [ "\${p:-1}" -gt 1 ]; then echo "${MARK} $p $(ps -o lstart= -p "$p" | tr -s " ")"; else echo "${MARK} none"; fi`;
+  const script = `${WALK}; if [ "\${p:-1}" -gt 1 ]; then echo "${MARK} $p $(startof "$p")"; else echo "${MARK} none"; fi`;
   return `${SH} -c ${shellQuote(script)}`;
 }
 
@@ -34,7 +34,7 @@ export function parseOwnSshd(stdout: string): SshdSession | undefined {
   const m = new RegExp(`^${MARK} (\\d+) (.+?)\\s*$`, 'm').exec(stdout);
   if (!m) return undefined;
   const started = (m[2] ?? '').trim();
-  return LSTART.test(started) ? { pid: Number(m[1]), started } : undefined;
+  return STARTED.test(started) ? { pid: Number(m[1]), started } : undefined;
 }
 
 /**
@@ -45,13 +45,13 @@ export function parseOwnSshd(stdout: string): SshdSession | undefined {
 export function endSshdCommand(sessions: readonly SshdSession[]): string {
   const checks = sessions.map(({ pid, started }) => {
     if (!Number.isInteger(pid) || pid < 2) throw new Error(`bug: sshd pid ${pid}`);
-    if (!LSTART.test(started)) throw new Error(`bug: sshd start time ${JSON.stringify(started)}`);
+    if (!STARTED.test(started)) throw new Error(`bug: sshd start time ${JSON.stringify(started)}`);
     return [
       `o=${pid}`,
       `if [ "$o" = "$p" ]; then echo "$o self"`,
       `elif [ -z "$(ps -o comm= -p "$o" 2>/dev/null)" ]; then echo "$o gone"`,
       `elif [ "$(ps -o comm= -p "$o")" != sshd ] && [ "$(ps -o comm= -p "$o")" != sshd-session ]; then echo "$o other"`,
-      `elif [ "$(ps -o lstart= -p "$o" | tr -s " ")" != ${shellQuote(started)} ]; then echo "$o other"`,
+      `elif [ "$(startof "$o")" != ${shellQuote(started)} ]; then echo "$o other"`,
       `elif kill "$o" 2>/dev/null; then echo "$o ended"`,
       `else echo "$o other"; fi`,
     ].join('; ');

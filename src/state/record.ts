@@ -18,7 +18,7 @@ export interface RecordedProcess {
   host: string;
   pid: number;
   port: number;
-  /** `ps -o lstart=` of the process on its host, when known: stops check it, so a reused pid is never signalled. */
+  /** The process's start on its host (field 22 of /proc/PID/stat), when known: stops check it, so a reused pid is never signalled. */
   started?: string;
 }
 

@@ -79,8 +79,8 @@ const hop = object({
 });
 
 const started = expect(
-  'a start time as ps prints it (letters, digits, spaces, colons)',
-  (v) => typeof v === 'string' && /^[A-Za-z0-9 :]{10,40}$/.test(v),
+  'a process start (digits: clock ticks after boot)',
+  (v) => typeof v === 'string' && /^\d{1,20}$/.test(v),
 );
 const recordedProcess = { host: str, pid, port, started: optional(started) };
 

@@ -132,9 +132,7 @@ describe('stop and alive commands', () => {
       /^\/bin\/sh -c '[\s\S]*STOPPED[\s\S]*' moshctl-relay-stop 4242 ''$/,
     );
     expect(relayAliveCommand(4242)).toMatch(/^\/bin\/sh -c '[\s\S]*' moshctl-relay-alive 4242 ''$/);
-    expect(stopRelayCommand(4242, 'Wed Nov 25 03:36:59 2026')).toMatch(
-      / moshctl-relay-stop 4242 'Wed Nov 25 03:36:59 2026'$/,
-    );
+    expect(stopRelayCommand(4242, '123456')).toMatch(/ moshctl-relay-stop 4242 123456$/);
     // Anything else in its place is dropped, never passed on.
     expect(relayAliveCommand(4242, "x'; reboot")).toMatch(/ moshctl-relay-alive 4242 ''$/);
   });

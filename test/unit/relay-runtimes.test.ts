@@ -1,7 +1,7 @@
 // relay v2 for real, in both runtimes, each started exactly as a hop would start it:
 // launch.ts's command through /bin/sh -c, its stdin, then control lines. Loopback
 // only (127.0.0.1 and ::1), with a local UDP echo server as the next hop.
-import { execFileSync, spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import dgram from 'node:dgram';
 import {
   existsSync,
@@ -166,12 +166,9 @@ async function start(
   if (!listen || !('pid' in listen)) throw new Error(`relay did not start: ${JSON.stringify(r.lines)}`);
   pids.push(listen.pid);
   expect(listen.runtime).toBe(runtime);
-  // The relay names its own start time, as ps prints it, for stops by pid.
+  // The relay names its own start (field 22 of /proc/PID/stat), for stops by pid.
   expect(listen.started).toBe(
-    execFileSync('ps', ['-o', 'lstart=', '-p', String(listen.pid)], { encoding: 'utf8' })
-      .trim()
-      .split(/\s+/)
-      .join(' '),
+    readFileSync(`/proc/${listen.pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[19],
   );
   return { ...r, port: listen.port, pid: listen.pid };
 }

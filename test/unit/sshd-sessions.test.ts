@@ -6,7 +6,7 @@ import { SshdSessions } from '../../src/execute/sshd-sessions.js';
 import { endSshdCommand, ownSshdCommand, parseEndSshd, parseOwnSshd } from '../../src/remote/sshd-session.js';
 import type { ExecResult, RemoteChain } from '../../src/transport/types.js';
 
-const STARTED = 'Wed Nov 25 03:36:59 2026';
+const STARTED = '123456';
 
 /** A chain whose hosts answer the learn command with a pid each, and record every command. */
 function fakeChain(
@@ -27,6 +27,7 @@ function fakeChain(
     },
     execUntil: () => Promise.reject(new Error('unused')),
     openChannel: () => Promise.reject(new Error('unused')),
+    openStream: () => Promise.reject(new Error('unused')),
     onClose: () => () => undefined,
     destroy: () => undefined,
     close: () => Promise.resolve(),
@@ -88,6 +89,7 @@ describe('sshd session commands', () => {
     expect(parseOwnSshd(`noise\nMOSHCTL-SSHD 4242 ${STARTED}\n`)).toEqual({ pid: 4242, started: STARTED });
     expect(parseOwnSshd('MOSHCTL-SSHD none\n')).toBeUndefined();
     expect(parseOwnSshd("MOSHCTL-SSHD 4242 $(reboot)'\n")).toBeUndefined();
+    expect(parseOwnSshd('MOSHCTL-SSHD 4242 Wed Nov 25 03:36:59 2026\n')).toBeUndefined();
   });
 
   it('signals no process that is not sshd, and says gone for a pid that is not there', () => {

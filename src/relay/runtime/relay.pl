@@ -305,14 +305,15 @@ sub run {
     }
 }
 
-# `ps -o lstart=` of this process, words joined by one space, or '': with the pid it
-# names this process and no later one, so a stop by pid never hits a reused pid.
+# Field 22 of /proc/self/stat (clock ticks after boot), or '': with the pid it names
+# this process and no later one, so a stop by pid never hits a reused pid.
 sub started {
-    no warnings 'exec';    # a host without ps (procps is not Essential): say nothing, record no start
-    open(my $ps, '-|', 'ps', '-o', 'lstart=', '-p', $$) or return '';
-    my $text = join ' ', split ' ', do { local $/; <$ps> // '' };
-    close $ps;
-    return $text =~ /\A[A-Za-z0-9 :]{10,40}\z/ ? $text : '';
+    open(my $fh, '<', "/proc/$$/stat") or return '';
+    my $stat = do { local $/; <$fh> // '' };
+    close $fh;
+    $stat =~ s/\A.*\) //s or return '';
+    my @f = split ' ', $stat;
+    return defined $f[19] && $f[19] =~ /\A\d+\z/ ? $f[19] : '';
 }
 
 sub main {
