@@ -4,6 +4,7 @@
 // relays keep their ssh channel as a control channel: they report their port
 // at once, are told where to forward (TO), and are stopped with QUIT.
 import { EnvError } from '../errors.js';
+import { closedWhileRunning } from '../transport/errors.js';
 import type { RelayStep } from '../plan/types.js';
 import {
   chooseRuntime,
@@ -58,10 +59,11 @@ export async function launchRelay(
     await readRelayPrograms(),
   );
   const channel = await chain.openChannel(step.host, launch.command, { stdin: launch.stdin });
-  const first = await channel.nextLine(START_TIMEOUT_MS).catch(() => undefined);
-  const listen = first === undefined ? undefined : parseListen(first);
+  // A login script may print first (an rc file that echoes): read past it to the relay's own line.
+  const listen = await awaitLine(channel, parseListen, START_TIMEOUT_MS);
   if (!listen) {
     channel.end();
+    if (channel.isClosed && !channel.stderr().trim()) throw closedWhileRunning(step.host, 'the relay launch');
     const last = channel.stderr().trim().split('\n').pop() || 'no answer';
     throw new EnvError(
       `the relay did not start: ${last}`,

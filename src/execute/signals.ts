@@ -5,15 +5,13 @@ const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 export class SignalTrap {
   private received: NodeJS.Signals | undefined;
-  private count = 0;
   private readonly handlers = new Map<NodeJS.Signals, () => void>();
 
-  /** `onSignal` gets each signal with how many have come so far (1 for the first). */
-  constructor(onSignal: (signal: NodeJS.Signals, count: number) => void) {
+  constructor(onSignal: (signal: NodeJS.Signals) => void) {
     for (const sig of SIGNALS) {
       const handler = (): void => {
         this.received ??= sig;
-        onSignal(sig, ++this.count);
+        onSignal(sig);
       };
       this.handlers.set(sig, handler);
       process.on(sig, handler);

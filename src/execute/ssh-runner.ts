@@ -15,8 +15,10 @@ import {
   moshServerFailure,
   moshServerKeptCommand,
   parseMoshServerOutput,
+  parseKeeper,
   parseServerExit,
   parseServerStarted,
+  stopKeeperCommand,
   redactKey,
 } from '../remote/mosh-server.js';
 import { checkPid, parseStop, stopByPidCommand } from '../remote/processes.js';
@@ -161,10 +163,17 @@ export class SshRunner implements Runner {
     // Once a pid is parsed the server runs, whatever the exit code: it must be recorded to be stopped.
     const parsed = parseMoshServerOutput(output, output);
     // The message may quote mosh-server's output; never let a key through.
-    const said = redactKey(`${channel.stderr()}\n${output}`);
+    // moshctl's own marker lines are not mosh-server's words.
+    const said = redactKey(
+      `${channel.stderr()}\n${lines.filter((l) => !l.startsWith('MOSHCTL-SERVER ')).join('\n')}`,
+    );
     if (!parsed) {
       channel.end();
       if (code === undefined) {
+        // A mosh-server that said nothing in time is stopped with its keeper, not left behind.
+        const keeper = lines.map(parseKeeper).find((x) => x !== undefined);
+        if (keeper !== undefined && !channel.isClosed)
+          await this.ask(step.host, stopKeeperCommand(keeper)).catch(() => undefined);
         throw channel.isClosed
           ? closedWhileRunning(step.host, 'mosh-server new')
           : execTimeout(step.host, 'mosh-server new', {
@@ -431,8 +440,9 @@ export class SshRunner implements Runner {
     while (this.opening) await this.opening.catch(() => undefined);
     if (this.chain && this.reach > index) return this.chain;
     if (this.unreachableFrom && index >= this.unreachableFrom.index) throw this.unreachableFrom.error;
-    // Open as far as the route goes, so a later request for a deeper host reuses it.
-    this.opening = this.open(this.route.length, abortable);
+    // Open as far as the route goes (short of a hop known to be unreachable, which
+    // would only cost its timeout again), so a later request for a deeper host reuses it.
+    this.opening = this.open(this.unreachableFrom?.index ?? this.route.length, abortable);
     try {
       return await this.opening;
     } catch (e) {

@@ -3,7 +3,7 @@
 // `env`, which also works when the login shell is not sh-like (fish, csh).
 import { SH, shellJoin, shellQuote } from '../relay/shell.js';
 import type { KeptSession, ServerStep } from '../plan/types.js';
-import { checkStarted, START_OF_SH, stopPidScript } from './processes.js';
+import { checkPid, checkStarted, START_OF_SH, stopPidScript } from './processes.js';
 
 export function moshServerCommand(
   step: Pick<ServerStep, 'ports' | 'networkTimeout' | 'signalTimeout' | 'locale' | 'command' | 'session'>,
@@ -53,7 +53,34 @@ function keptSessionArgv(session: KeptSession, command: readonly string[]): stri
 
 const EXITED = /^MOSHCTL-SERVER EXIT (\d+)$/;
 const STARTED_MARK = 'MOSHCTL-SERVER STARTED';
+const KEEPER_MARK = 'MOSHCTL-SERVER KEEPER';
 const DETACHED_AT = "'[mosh-server detached, pid = '";
+
+/** The keeper shell's pid from its first line. */
+export function parseKeeper(line: string): number | undefined {
+  const m = new RegExp(`^${KEEPER_MARK} (\\d{1,10})$`).exec(line);
+  const pid = m ? Number(m[1]) : NaN;
+  return pid >= 2 ? pid : undefined;
+}
+
+/**
+ * Stops a keeper whose mosh-server never answered, and every process under
+ * it (a mosh-server that hangs), if that pid is still a keeper. By pid, never
+ * by process group: the group may hold more than this channel. Prints
+ * stopped or other.
+ */
+export function stopKeeperCommand(pid: number): string {
+  const p = checkPid(pid);
+  const script = [
+    `p=${p}`,
+    `case "$(ps -o args= -p "$p" 2>/dev/null)" in *${shellQuote(KEEPER_MARK)}*) ;; *) echo other; exit 0;; esac`,
+    // Every descendant of p, from the pid/ppid table (POSIX ps and awk).
+    `d=$(ps -e -o pid= -o ppid= | awk -v r="$p" '{ up[$1] = $2 } END { for (x in up) { y = x; n = 0; while ((y in up) && y != r && y > 1 && n++ < 64) y = up[y]; if (y == r && x != r) print x } }')`,
+    'kill -TERM $d "$p" 2>/dev/null',
+    'echo stopped',
+  ].join('; ');
+  return `${SH} -c ${shellQuote(script)}`;
+}
 
 /**
  * mosh-server started in a channel that stays open afterwards, so teardown
@@ -69,17 +96,21 @@ export function moshServerKeptCommand(step: Parameters<typeof moshServerCommand>
   // One line, `;`-joined, for login shells that take no newline inside quotes
   // (csh); `&` ends a command by itself, so no `;` follows it.
   const script = [
+    // A write to a channel whose connection died fails instead of killing the shell.
+    "trap '' PIPE",
+    // Its own pid first: a mosh-server that hangs before saying anything is stopped with it.
+    `echo "${KEEPER_MARK} $$"`,
     `out=$(${moshServerCommand(step)} 2>&1)`,
     'c=$?',
-    `printf '%s\\n' "$out"`,
     `s=\${out##*${DETACHED_AT}}`,
     "s=${s%%']'*}",
     `case "$out" in *${DETACHED_AT}*) ;; *) s=;; esac`,
     `case "$s" in ''|*[!0-9]*) s=;; esac`,
-    // Its start time, so a stop by pid over another connection never hits a reused pid.
     START_OF_SH,
-    `if [ -n "$s" ]; then echo "${STARTED_MARK} $(startof "$s")"; fi`,
-    'echo "MOSHCTL-SERVER EXIT $c"',
+    // Its start, so a stop by pid over another connection never hits a reused pid. When
+    // nobody hears this (the connection died meanwhile), no record will name this
+    // mosh-server: it is stopped here rather than left for its own timeout.
+    `{ printf '%s\\n' "$out" && { [ -z "$s" ] || echo "${STARTED_MARK} $(startof "$s")"; } && echo "MOSHCTL-SERVER EXIT $c"; } || { [ -z "$s" ] || kill "$s"; exit 0; }`,
     '[ -n "$s" ] || exit 0',
     // An asynchronous list reads /dev/null unless told otherwise: fd 3 is the channel.
     'exec 3<&0',
@@ -142,6 +173,12 @@ export function moshServerFailure(code: number | null, stderr: string): { messag
       hint: 'install mosh on that host (Debian/Ubuntu: apt install mosh; Fedora: dnf install mosh)',
     };
   }
+  if (/UTF-8 native locale|locale requested by .* isn't available|Unknown locale/i.test(stderr)) {
+    return {
+      message: 'mosh-server found no UTF-8 locale it can use there (mosh.locale)',
+      hint: 'set mosh.locale to one that `locale -a` lists on that host (C.UTF-8 on most), or install it (Debian: the locales package, dpkg-reconfigure locales)',
+    };
+  }
   if (/bind|Address already in use|no port/i.test(stderr)) {
     return {
       message: 'mosh-server found no free UDP port in its range',
@@ -149,6 +186,12 @@ export function moshServerFailure(code: number | null, stderr: string): { messag
     };
   }
   const last = stderr.trim().split('\n').filter(Boolean).pop() ?? 'no output';
+  if (code === 0) {
+    return {
+      message: `mosh-server exited without printing its MOSH CONNECT line; its last words: ${last}`,
+      hint: 'run "mosh-server new" on that host by hand: a wrapper script or an old or broken mosh can do this',
+    };
+  }
   return {
     message: `mosh-server exited with code ${code ?? 'none'}: ${last}`,
     hint: 'run "mosh-server new" on that host by hand to see why; mosh needs a UTF-8 locale (mosh.locale)',

@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,8 +9,10 @@ import {
   moshServerFailure,
   moshServerKeptCommand,
   parseMoshServerOutput,
+  parseKeeper,
   parseServerExit,
   parseServerStarted,
+  stopKeeperCommand,
 } from '../../src/remote/mosh-server.js';
 import { aliveCommand, parseAlive, parseStop, stopByPidCommand } from '../../src/remote/processes.js';
 import { parseRelayStop, stopRelayCommand } from '../../src/relay/commands.js';
@@ -50,6 +52,18 @@ describe('mosh-server command', () => {
     expect(parseMoshServerOutput('MOSH CONNECT 60003 short', err)).toBeUndefined();
   });
 
+  it('names a missing UTF-8 locale, and a mosh-server that exits 0 without MOSH CONNECT', () => {
+    const locale = moshServerFailure(
+      1,
+      "mosh-server needs a UTF-8 native locale to run.\nThe locale requested by LANG=xx_XX.UTF-8 isn't available here.",
+    );
+    expect(locale.message).toMatch(/no UTF-8 locale/);
+    expect(locale.hint).toMatch(/locale -a/);
+    expect(moshServerFailure(0, 'just a wrapper').message).toBe(
+      'mosh-server exited without printing its MOSH CONNECT line; its last words: just a wrapper',
+    );
+  });
+
   it('explains failures without the output that may hold the key', () => {
     expect(moshServerFailure(127, 'env: ‘mosh-server’: No such file or directory').message).toMatch(
       /not installed/,
@@ -62,6 +76,16 @@ describe('mosh-server command', () => {
     );
   });
 });
+
+/** Whether no process's command line holds `marker` (within 3 s). */
+async function gone(marker: string): Promise<boolean> {
+  for (let i = 0; i < 30; i++) {
+    const r = spawnSync('pgrep', ['-f', marker], { encoding: 'utf8' });
+    if (r.stdout.trim() === '') return true;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  return false;
+}
 
 /** Field 22 of /proc/PID/stat, as the remote commands read it. */
 function startOf(pid: number): string {
@@ -161,6 +185,40 @@ describe('mosh-server in a kept channel', () => {
       expect(await r.exited).toBe(0);
     } finally {
       if (pid && alive(pid)) process.kill(pid, 'SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('stops a mosh-server nobody hears of (the connection died before its lines went out)', async () => {
+    const { dir, env } = fake();
+    const child = spawn('/bin/sh', ['-c', moshServerKeptCommand(step)], {
+      env,
+      stdio: ['pipe', 'pipe', 'ignore'],
+    });
+    child.stdout.destroy(); // the channel is gone: writing to it fails
+    try {
+      await new Promise((r) => child.on('exit', r));
+      // The stand-in's detached process (perl -e 'sleep 30' mosh-server-child) was stopped.
+      expect(await gone('mosh-server-child')).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a mosh-server that hangs without a word is stopped with its keeper', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'moshctl-kept-'));
+    writeFileSync(join(dir, 'mosh-server'), '#!/bin/sh\nexec perl -e "sleep 60" hung-mosh-server\n');
+    chmodSync(join(dir, 'mosh-server'), 0o755);
+    const r = run({ ...process.env, PATH: `${dir}:${process.env.PATH ?? ''}` });
+    try {
+      const keeper = parseKeeper(await r.next());
+      expect(keeper).toBeGreaterThan(1);
+      // Run from another process group, as over a fresh ssh connection.
+      const out = execFileSync('setsid', ['sh', '-c', stopKeeperCommand(keeper ?? 0)], { encoding: 'utf8' });
+      expect(parseStop(out)).toBe('stopped');
+      await r.exited;
+      expect(await gone('hung-mosh-server')).toBe(true);
+    } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });
@@ -274,7 +332,11 @@ describe('mosh-server in a kept tmux or screen session (mosh.session)', () => {
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
     await new Promise((r) => child.on('close', r));
-    const lines = out.trim().split('\n');
+    // moshctl's own marker lines (the keeper's pid) are not mosh-server's output.
+    const lines = out
+      .trim()
+      .split('\n')
+      .filter((l) => !l.startsWith('MOSHCTL-SERVER KEEPER '));
     const code = parseServerExit(lines.pop() ?? '');
     return { out: lines.join('\n'), code };
   };

@@ -90,11 +90,13 @@ export async function up(ctx: CommandContext): Promise<number> {
   });
   const log = (line: string): void => ctx.io.stderr(`moshctl: ${line}\n`);
   let finished = false;
-  const trap = new SignalTrap((sig, count) => {
-    if (count > 1 && sig !== 'SIGHUP' && !finished) {
+  /** Ctrl-Cs and SIGTERMs so far: a hangup (a closing terminal, maybe twice) is not the user's impatience. */
+  let asked = 0;
+  const trap = new SignalTrap((sig) => {
+    if (sig !== 'SIGHUP') asked++;
+    if (asked > 1 && sig !== 'SIGHUP' && !finished) {
       // A second Ctrl-C or SIGTERM: the user will not wait for teardown (a hop
-      // that drops packets can take tens of seconds). What may still run stays
-      // recorded. Not SIGHUP: a closing terminal may send it more than once.
+      // that drops packets can take tens of seconds). What may still run stays recorded.
       store.write(record);
       log(
         `stopped waiting (${sig} again); what may still run is in the record: run "moshctl down ${name}" to finish`,
