@@ -4,7 +4,6 @@
 // relays keep their ssh channel as a control channel: they report their port
 // at once, are told where to forward (TO), and are stopped with QUIT.
 import { EnvError } from '../errors.js';
-import { closedWhileRunning } from '../transport/errors.js';
 import type { RelayStep } from '../plan/types.js';
 import {
   chooseRuntime,
@@ -63,7 +62,12 @@ export async function launchRelay(
   const listen = await awaitLine(channel, parseListen, START_TIMEOUT_MS);
   if (!listen) {
     channel.end();
-    if (channel.isClosed && !channel.stderr().trim()) throw closedWhileRunning(step.host, 'the relay launch');
+    if (channel.isClosed && !channel.stderr().trim())
+      throw new EnvError(
+        `the relay command on ${step.host} ended without a word (it ran nothing, or the connection dropped)`,
+        `a bastion that runs no commands for you (ForceCommand, a nologin shell) can still carry the session with --transport tcp (nothing runs on the bastions); otherwise check the network path to ${step.host}`,
+        where,
+      );
     const last = channel.stderr().trim().split('\n').pop() || 'no answer';
     throw new EnvError(
       `the relay did not start: ${last}`,

@@ -15,6 +15,7 @@ import {
   stderrOf,
   typeAndCheck,
   useSessions,
+  waitForExit,
   waitForPrompt,
 } from './moshctl.js';
 import { e2eSkipReason, useLab } from './support.js';
@@ -87,6 +88,23 @@ describe.skipIf(reason)('tcp transport through a jump-only bastion', () => {
     await typeAndCheck(lab, s);
     expect(await exitSession(s)).toBe(0);
     expect(await settleNoSessionProcesses(lab), stderrOf(s)).toEqual([]);
+    expect(records(s)).toEqual([]);
+  });
+});
+
+describe.skipIf(reason)('udp transport through a jump-only bastion', () => {
+  const ctx = useLab({ sshdConfig: { bastion: ['ForceCommand /bin/false'] } });
+  const sessions = useSessions(ctx);
+
+  it('fails at the relay step, naming the bastion and suggesting --transport tcp; nothing left', async () => {
+    const { lab } = ctx;
+    const s = await sessions.start(['up', 'target', '--transport', 'udp']);
+    const code = await waitForExit(s, 40_000);
+    const err = stderrOf(s);
+    expect(code, err).toBe(1);
+    expect(err).toMatch(/start relay on bastion: the relay command on bastion ended without a word/);
+    expect(err).toMatch(/--transport tcp/);
+    expect(await settleNoSessionProcesses(lab), err).toEqual([]);
     expect(records(s)).toEqual([]);
   });
 });
