@@ -3,6 +3,7 @@
 // output streams, so a password or one-time code is never echoed nor logged.
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { ReadStream, WriteStream } from 'node:tty';
+import { Interrupted } from '../errors.js';
 import type { Prompter } from '../transport/types.js';
 
 export function terminalPrompter(): Prompter {
@@ -60,7 +61,7 @@ function read(prompt: string, echo: boolean): Promise<string> {
         if (ch === '\r' || ch === '\n') return done();
         if (ch === '\u0003') {
           // Raw mode swallows the terminal's SIGINT: raise it, so Ctrl-C at a prompt ends `up` like Ctrl-C anywhere.
-          done(new Error('interrupted at a prompt'));
+          done(new Interrupted('SIGINT'));
           process.kill(process.pid, 'SIGINT');
           return;
         }

@@ -4,7 +4,7 @@
 // PKCS#11 and the rest of ssh_config then work as they do for ssh.
 
 import { lookup } from 'node:dns/promises';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import type { SshHost } from '../config/types.js';
 import { EnvError } from '../errors.js';
 import { checkRoute } from '../transport/errors.js';
@@ -13,7 +13,8 @@ import { findOnPath } from '../which.js';
 import { controlPath, isShellSafe, logPath, masterArgv } from './argv.js';
 import { OpenSshChain } from './chain.js';
 import { makeControlDir, removeControlDir } from './control-dir.js';
-import { masterFailure, parseReachedAddress } from './failures.js';
+import { isEncryptedKey, masterFailure, parseReachedAddress } from './failures.js';
+import { readKnownHosts } from '../ssh/connect.js';
 import { Master, MasterExited } from './master.js';
 
 export { OpenSshChain } from './chain.js';
@@ -59,6 +60,28 @@ function securityKeyNote(host: SshHost): string | undefined {
   return sk ? `${host.name}: touch your security key when it blinks (${sk})` : undefined;
 }
 
+/** Whether the agent ssh will use for `host` has a socket: IdentityAgent, else moshctl's default, else SSH_AUTH_SOCK. */
+function agentSocketExists(host: SshHost, defaultAgent: string | undefined): boolean {
+  const path = host.identity_agent ?? defaultAgent ?? process.env.SSH_AUTH_SOCK;
+  if (!path || path === 'none') return false;
+  try {
+    return statSync(path).isSocket();
+  } catch {
+    return false;
+  }
+}
+
+/** The identity files of `host` that need a passphrase (missing or unreadable ones are left to ssh). */
+function encryptedKeys(host: SshHost): string[] {
+  return host.identity_files.filter((file) => {
+    try {
+      return isEncryptedKey(readFileSync(file));
+    } catch {
+      return false;
+    }
+  });
+}
+
 /** mosh-client takes only a numeric address: the one the first connection reached. */
 async function reachedAddress(first: SshHost, master: Master): Promise<string | undefined> {
   if (first.proxy_command) return undefined;
@@ -82,6 +105,9 @@ export const connectOpenSshChain: ConnectChain = async (hops, opts: ConnectOptio
   const { signal } = opts;
   signal?.throwIfAborted();
   const sshPath = findSsh(hops);
+  // ssh takes an unreadable known_hosts for one without the key, and would say the key is unknown.
+  for (const h of hops) await readKnownHosts(h);
+  signal?.throwIfAborted();
   const controlDir = makeControlDir(hops.length);
   // ConnectOptions.agent applies to hosts that name no agent; absent, ssh's own default ($SSH_AUTH_SOCK).
   const defaultAgent = 'agent' in opts ? (opts.agent ?? 'none') : undefined;
@@ -133,6 +159,9 @@ export const connectOpenSshChain: ConnectChain = async (hops, opts: ConnectOptio
           prev: prev?.host,
           log: `${master.log}\n${master.stderr}`,
           prevLog: prev ? prev.logSince(prevLogStart) : '',
+          agent: agentSocketExists(host, defaultAgent),
+          interactive: opts.prompter?.interactive === true,
+          encryptedKeys: encryptedKeys(host),
         });
       }
     }

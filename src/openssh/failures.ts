@@ -19,6 +19,28 @@ export interface MasterFailure {
    * forward refused there is explained only there ("channel 3: open failed: …").
    */
   prevLog: string;
+  /** Whether an ssh-agent socket existed for this hop; undefined: unknown, assume so unless IdentityAgent none. */
+  agent?: boolean;
+  /** Whether ssh had a terminal to ask for a passphrase on. */
+  interactive?: boolean;
+  /** The hop's identity files that are encrypted (see isEncryptedKey). */
+  encryptedKeys?: string[];
+}
+
+/** Whether a private key file (OpenSSH or PEM format) needs a passphrase. */
+export function isEncryptedKey(data: Buffer): boolean {
+  const text = data.toString('latin1');
+  if (/^Proc-Type: 4,ENCRYPTED/m.test(text) || text.includes('BEGIN ENCRYPTED PRIVATE KEY')) return true;
+  const m = /-----BEGIN OPENSSH PRIVATE KEY-----([\s\S]*?)-----END OPENSSH PRIVATE KEY-----/.exec(text);
+  if (!m) return false;
+  const blob = Buffer.from((m[1] ?? '').replace(/\s+/g, ''), 'base64');
+  const magic = 'openssh-key-v1\0';
+  if (blob.subarray(0, magic.length).toString('latin1') !== magic || blob.length < magic.length + 4)
+    return false;
+  // The first field after the magic is the cipher's name: "none" for a key without a passphrase.
+  const len = blob.readUInt32BE(magic.length);
+  const cipher = blob.subarray(magic.length + 4, magic.length + 4 + len).toString('latin1');
+  return cipher !== 'none';
 }
 
 function lines(text: string): string[] {
@@ -81,7 +103,7 @@ export function masterFailure(f: MasterFailure): EnvError {
   if (hostKey) return hostKey;
 
   const denied = /Permission denied \(([^)]*)\)|Too many authentication failures/.exec(log);
-  if (denied) return loginRefused(host, log, denied[1]);
+  if (denied) return loginRefused(f, denied[1]);
 
   if (prev) {
     const forward = forwardFailure(host, prev, f.prevLog, log);
@@ -153,9 +175,20 @@ function hostKeyFailure(host: SshHost, prev: SshHost | undefined, log: string): 
   return undefined;
 }
 
-function loginRefused(host: SshHost, log: string, methods: string | undefined): EnvError {
+function loginRefused(f: MasterFailure, methods: string | undefined): EnvError {
+  const { host, log } = f;
+  const hasAgent = f.agent ?? host.identity_agent !== 'none';
+  const locked = f.encryptedKeys?.[0];
+  if (locked && !hasAgent && f.interactive === false) {
+    // ssh could not ask for the passphrase, so the key was never offered: "authorize the key" would mislead.
+    return new EnvError(
+      `identity file ${locked} for ${host.name} is encrypted, and there is neither a terminal to ask for its passphrase nor an ssh-agent`,
+      `load it into ssh-agent (eval "$(ssh-agent)" && ssh-add ${locked}), or run moshctl in a terminal`,
+      where(host),
+    );
+  }
   const keys = [...host.identity_files, ...host.certificate_files];
-  const agent = host.identity_agent === 'none' ? '' : 'the ssh-agent';
+  const agent = hasAgent ? 'the ssh-agent' : '';
   const tried = [keys.join(', '), agent].filter(Boolean).join(' and ') || 'no key';
   // Why a key could not even be offered (bad permissions, a security key that failed to sign).
   const notes = lines(log).filter((l) => /^Load key |signing failed|UNPROTECTED PRIVATE KEY/.test(l));

@@ -10,9 +10,10 @@ import type {
   AuthenticationType,
   AuthHandlerMiddleware,
   KeyboardInteractiveAuthMethod,
+  ParsedKey,
 } from 'ssh2';
 import type { SshHost } from '../config/types.js';
-import { EnvError } from '../errors.js';
+import { EnvError, Interrupted } from '../errors.js';
 import type { Prompter } from '../transport/types.js';
 import { isSecurityKey, privateKeyType, securityKeyRefusal } from './limits.js';
 import type { Ssh2Module } from './ssh2-module.js';
@@ -28,12 +29,28 @@ export interface HopAuth {
   keys: KeyFile[];
   /** For messages: what will be offered, e.g. `ssh-agent keys and key ~/.ssh/id_ed25519`. */
   tried: string;
+  /** Set when neither a key file nor an agent can serve (only prompts are left): why, for the message. */
+  noKey?: string | undefined;
 }
 
 /** Brackets a prompt so the connect timeout does not run while a person types. */
 export interface PromptClock {
   pause: () => void;
   resume: () => void;
+  /** Ends the connect with this error: Ctrl-C at a prompt is not a refused login. */
+  interrupt: (err: Interrupted) => void;
+}
+
+/**
+ * Keys unlocked during this run, by file, so a passphrase is asked once per
+ * key file rather than once per hop. Only in memory, and only for the process
+ * (one `moshctl up`); the file's bytes are kept to notice it changed.
+ */
+const unlocked = new Map<string, { data: Buffer; key: ParsedKey }>();
+
+/** Forgets every unlocked key (tests). */
+export function forgetUnlockedKeys(): void {
+  unlocked.clear();
 }
 
 async function isSocket(path: string): Promise<boolean> {
@@ -98,20 +115,29 @@ export async function prepareAuth(
     ...keys.map((k) => `key ${k.path}`),
     ...(interactive ? ['keyboard-interactive and password prompts'] : []),
   ];
+  const why =
+    host.identity_agent === 'none'
+      ? 'IdentityAgent none'
+      : wanted
+        ? `no socket at ${wanted}`
+        : 'SSH_AUTH_SOCK is not set';
+  const noKey =
+    !agent && keys.length === 0
+      ? `no identity file (none named, and no ~/.ssh/id_ed25519, id_ecdsa or id_rsa), no ssh-agent (${why})`
+      : undefined;
   if (tried.length === 0) {
-    const why =
-      host.identity_agent === 'none'
-        ? 'IdentityAgent none'
-        : wanted
-          ? `no socket at ${wanted}`
-          : 'SSH_AUTH_SOCK is not set';
     throw new EnvError(
-      `no key to log in to ${host.name} with: no identity file (none named, and no ~/.ssh/id_ed25519, id_ecdsa or id_rsa), no ssh-agent (${why}), and no terminal to ask for a password`,
-      `set identity_file for ${host.name}, create a key (ssh-keygen -t ed25519), or start ssh-agent and ssh-add your key`,
+      `no key to log in to ${host.name} with: ${noKey ?? ''}, and no terminal to ask for a password`,
+      noKeyHint(host),
       where,
     );
   }
-  return { agent, keys, tried: tried.join(', ') };
+  return { agent, keys, tried: tried.join(', '), noKey };
+}
+
+/** How to get a key, for "no key to log in with". */
+export function noKeyHint(host: SshHost): string {
+  return `set identity_file for ${host.name}, create a key (ssh-keygen -t ed25519), or start ssh-agent and ssh-add your key`;
 }
 
 type Method = AnyAuthMethod;
@@ -148,11 +174,16 @@ export function authHandler(
       kind: 'publickey',
       make: async () => {
         if (!k.encrypted) return { type: 'publickey', username, key: k.data };
+        const known = unlocked.get(k.path);
+        if (known?.data.equals(k.data)) return { type: 'publickey', username, key: known.key };
         // A wrong passphrase gets three tries, as ssh gives.
         for (let i = 0; i < 3; i++) {
           const passphrase = await ask(`Enter passphrase for key '${k.path}': `, false);
-          if (!(ssh2.utils.parseKey(k.data, passphrase) instanceof Error))
-            return { type: 'publickey', username, key: k.data, passphrase };
+          const key = ssh2.utils.parseKey(k.data, passphrase);
+          if (!(key instanceof Error)) {
+            unlocked.set(k.path, { data: k.data, key });
+            return { type: 'publickey', username, key };
+          }
           prompter?.say('Bad passphrase, try again.');
         }
         return undefined;
@@ -167,7 +198,10 @@ export function authHandler(
         const answers: string[] = [];
         for (const p of prompts) answers.push(await ask(`(${host.name}) ${p.prompt}`, p.echo === true));
         finish(answers);
-      })().catch(() => finish([]));
+      })().catch((err: unknown) => {
+        if (err instanceof Interrupted) clock.interrupt(err);
+        else finish([]);
+      });
     };
     queue.push({
       kind: 'keyboard-interactive',
@@ -193,7 +227,11 @@ export function authHandler(
     })().then(
       // ssh2 takes false for "no more methods"; its typings leave that out.
       (m) => next(m as Method),
-      () => next(false as unknown as Method),
+      (err: unknown) => {
+        // Interrupted: the connect ends here (the socket is dropped), so ssh2 is not told to go on.
+        if (err instanceof Interrupted) clock.interrupt(err);
+        else next(false as unknown as Method);
+      },
     );
   };
 }

@@ -10,7 +10,7 @@ import { dirname } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { ClientChannel, ServerHostKeyAlgorithm } from 'ssh2';
 import type { SshHost } from '../config/types.js';
-import { EnvError } from '../errors.js';
+import { EnvError, Interrupted } from '../errors.js';
 import { checkRoute } from '../transport/errors.js';
 import type { ConnectChain, ConnectOptions, Prompter } from '../transport/types.js';
 import { authHandler, prepareAuth, type HopAuth } from './auth.js';
@@ -94,29 +94,31 @@ interface Settings {
 }
 
 /** A connect timeout that stops while a person is typing at a prompt. */
-function promptAwareTimer(
+export function promptAwareTimer(
   ms: number,
   onTimeout: () => void,
 ): { pause: () => void; resume: () => void; stop: () => void } {
   let left = ms;
   let started = Date.now();
+  // A prompt answered after the hop failed (its connection dropped meanwhile) must not start the timer again.
+  let stopped = false;
   let timer: NodeJS.Timeout | undefined = setTimeout(onTimeout, left);
   return {
     pause: () => {
-      if (!timer) return;
+      if (!timer || stopped) return;
       clearTimeout(timer);
       timer = undefined;
       left -= Date.now() - started;
     },
     resume: () => {
-      if (timer) return;
+      if (timer || stopped) return;
       started = Date.now();
       timer = setTimeout(onTimeout, Math.max(left, 1000));
     },
     stop: () => {
+      stopped = true;
       clearTimeout(timer);
       timer = undefined;
-      left = Infinity;
     },
   };
 }
@@ -148,7 +150,17 @@ function openHop(plan: HopPlan, sock: Duplex, s: Settings, register: (hop: Hop) 
       ready = true;
       timer.stop();
       sock.destroy();
-      reject(connectError(err, host, prev, { tried: auth.tried, readyTimeoutMs: timeoutMs, hostKey }));
+      // Ctrl-C at a login prompt ends `up` as Ctrl-C anywhere does, not as a refused login.
+      reject(
+        err instanceof Interrupted
+          ? err
+          : connectError(err, host, prev, {
+              tried: auth.tried,
+              noKey: auth.noKey,
+              readyTimeoutMs: timeoutMs,
+              hostKey,
+            }),
+      );
     };
     const timer = promptAwareTimer(timeoutMs, () =>
       fail(Object.assign(new Error('Timed out while waiting for handshake'), { level: 'client-timeout' })),
@@ -174,7 +186,7 @@ function openHop(plan: HopPlan, sock: Duplex, s: Settings, register: (hop: Hop) 
       client.connect({
         sock,
         username: host.user,
-        authHandler: authHandler(host, auth, s.ssh2, s.prompter, timer),
+        authHandler: authHandler(host, auth, s.ssh2, s.prompter, { ...timer, interrupt: fail }),
         // moshctl's own timer (above) pauses while a person answers a prompt; ssh2's would not.
         readyTimeout: 0,
         keepaliveInterval: host.server_alive_interval * 1000,

@@ -4,6 +4,7 @@
 
 import type { SshHost } from '../config/types.js';
 import { EnvError } from '../errors.js';
+import { noKeyHint } from './auth.js';
 import { fingerprintSha256, knownHostsName, type HostKeyVerdict } from './known-hosts.js';
 
 export interface HostKeySeen {
@@ -47,7 +48,13 @@ export function connectError(
   err: unknown,
   host: SshHost,
   prev: SshHost | undefined,
-  ctx: { tried: string; readyTimeoutMs: number; hostKey: HostKeySeen | undefined },
+  ctx: {
+    tried: string;
+    /** Why no key file nor agent could serve, when only prompts were left (see HopAuth.noKey). */
+    noKey?: string | undefined;
+    readyTimeoutMs: number;
+    hostKey: HostKeySeen | undefined;
+  },
 ): EnvError {
   if (err instanceof EnvError) return err;
   const e = (err instanceof Error ? err : new Error(String(err))) as Ssh2Error;
@@ -58,6 +65,15 @@ export function connectError(
 
   if (ctx.hostKey && ctx.hostKey.verdict.status !== 'ok') return hostKeyError(host, prev, ctx.hostKey, e);
 
+  if (e.level === 'client-authentication' && ctx.noKey) {
+    // Only prompts were offered: "authorize the key" would point at a key there is not.
+    return new EnvError(
+      `no key to log in to ${host.name} with: ${ctx.noKey}, and ${label} did not let user ${host.user} in with a password or keyboard-interactive prompt`,
+      noKeyHint(host),
+      where(host),
+      { cause: e },
+    );
+  }
   if (e.level === 'client-authentication') {
     return new EnvError(
       `${label} refused to log in user ${host.user} with ${ctx.tried}`,

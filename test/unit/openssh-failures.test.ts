@@ -1,9 +1,19 @@
 // What OpenSSH 9.2 logged (`ssh -E FILE`; lines end in \r\n there too), and
 // the errors moshctl makes of it.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { SshHost } from '../../src/config/types.js';
 import type { EnvError } from '../../src/errors.js';
-import { droppedError, lastLines, masterFailure, parseReachedAddress } from '../../src/openssh/failures.js';
+import {
+  droppedError,
+  isEncryptedKey,
+  lastLines,
+  masterFailure,
+  parseReachedAddress,
+} from '../../src/openssh/failures.js';
 import { sshHost } from '../support/ssh-host.js';
 
 function host(over: Partial<SshHost> = {}): SshHost {
@@ -212,5 +222,65 @@ describe('lastLines and droppedError', () => {
     expect(e.message).toBe(
       'the connection to bastion (root@192.0.2.1:22) closed: Timeout, server 192.0.2.1 not responding.',
     );
+  });
+});
+
+describe('a refused login without a terminal', () => {
+  const denied = crlf(['root@192.0.2.1: Permission denied (publickey).']);
+  const withAgentDefault = host({ identity_agent: undefined });
+
+  it('says an encrypted key could not be unlocked when there is neither a terminal nor an agent', () => {
+    const e = masterFailure({
+      host: withAgentDefault,
+      prev: undefined,
+      log: denied,
+      prevLog: '',
+      agent: false,
+      interactive: false,
+      encryptedKeys: ['/root/.ssh/id_ed25519'],
+    });
+    expect(e.message).toBe(
+      'identity file /root/.ssh/id_ed25519 for bastion is encrypted, and there is neither a terminal to ask for its passphrase nor an ssh-agent',
+    );
+    expect(e.hint).toBe(
+      'load it into ssh-agent (eval "$(ssh-agent)" && ssh-add /root/.ssh/id_ed25519), or run moshctl in a terminal',
+    );
+  });
+
+  it('does not claim to have tried the ssh-agent when no agent socket exists', () => {
+    const e = masterFailure({
+      host: withAgentDefault,
+      prev: undefined,
+      log: denied,
+      prevLog: '',
+      agent: false,
+    });
+    expect(e.message).toBe(
+      'bastion (root@192.0.2.1:22) refused to log in user root; tried /root/.ssh/id_ed25519 (it accepts: publickey)',
+    );
+    const withAgent = masterFailure({
+      host: withAgentDefault,
+      prev: undefined,
+      log: denied,
+      prevLog: '',
+      agent: true,
+    });
+    expect(withAgent.message).toContain('tried /root/.ssh/id_ed25519 and the ssh-agent');
+  });
+
+  it('tells an encrypted key file from one without a passphrase (OpenSSH and PEM formats)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'moshctl-keys-'));
+    try {
+      const key = (name: string, args: string[]): Buffer => {
+        execFileSync('ssh-keygen', ['-q', '-f', join(dir, name), ...args]);
+        return readFileSync(join(dir, name));
+      };
+      expect(isEncryptedKey(key('plain', ['-t', 'ed25519', '-N', '']))).toBe(false);
+      expect(isEncryptedKey(key('locked', ['-t', 'ed25519', '-N', 'secret 1']))).toBe(true);
+      expect(isEncryptedKey(key('pem', ['-t', 'ecdsa', '-m', 'PEM', '-N', 'secret 1']))).toBe(true);
+      expect(isEncryptedKey(key('pem-plain', ['-t', 'ecdsa', '-m', 'PEM', '-N', '']))).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
