@@ -124,7 +124,11 @@ function machine() {
 }
 
 // ---------------------------------------------------------------- 1 + 2: up and down
-async function upAndDown(lab, bastions, sshClient) {
+/**
+ * `ssh -J` against `moshctl up` in alternating rounds; with `tcp`, `moshctl up
+ * --transport tcp` (section 8) takes its turn in the same rounds.
+ */
+async function upAndDown(lab, bastions, sshClient, { tcp = false } = {}) {
   const ns = lab.hosts.client.ns;
   const q = (s) => `'${s.replace(/'/g, `'\\''`)}'`;
   const ssh = `ip netns exec ${ns} ${lab.sshArgv('target').map(q).join(' ')} ${q(REMOTE)}`;
@@ -132,17 +136,21 @@ async function upAndDown(lab, bastions, sshClient) {
   const env = { XDG_STATE_HOME: state };
   const moshctl = `ip netns exec ${ns} ${process.execPath} ${MOSHCTL} -f ${lab.configFile}`;
   const up = `${moshctl} up target -- ${REMOTE}`;
+  const upTcp = `${moshctl} up target --transport tcp -- ${REMOTE}`;
   try {
     if (!SMOKE) {
       await timeRun(ssh); // warm caches (binaries, keys) for both sides before measuring
       await timeRun(up, env);
+      if (tcp) await timeRun(upTcp, env);
     }
-    const res = { ssh: [], up: [], down: [] };
+    const res = { ssh: [], up: [], tcp: [], down: [] };
     for (let i = 0; i < ROUNDS; i++) {
       res.ssh.push(await timeRun(ssh));
       res.up.push(await timeRun(up, env));
+      if (tcp) res.tcp.push(await timeRun(upTcp, env));
     }
     const timing = timingLines((await timeRun(up, { ...env, MOSHCTL_TIMING: '1' })).out);
+    const tcpTiming = tcp ? timingLines((await timeRun(upTcp, { ...env, MOSHCTL_TIMING: '1' })).out) : [];
     // down of a live session: up --no-connect leaves server and relay running.
     const argv = ['ip', 'netns', 'exec', ns, process.execPath, MOSHCTL, '-f', lab.configFile];
     for (let i = 0; i < DOWNS; i++) {
@@ -153,7 +161,11 @@ async function upAndDown(lab, bastions, sshClient) {
     const downTiming = timingLines(
       timeSync([...argv, 'down', 'target'], { ...env, MOSHCTL_TIMING: '1' }).out,
     );
-    const med = (k) => ({ ssh: median(res.ssh.map((r) => r[k])), up: median(res.up.map((r) => r[k])) });
+    const med = (k) => ({
+      ssh: median(res.ssh.map((r) => r[k])),
+      up: median(res.up.map((r) => r[k])),
+      tcp: tcp ? median(res.tcp.map((r) => r[k])) : undefined,
+    });
     return {
       bastions,
       sshClient,
@@ -161,6 +173,8 @@ async function upAndDown(lab, bastions, sshClient) {
       total: med('total'),
       down: median(res.down),
       timing,
+      tcpTiming,
+      tcpRounds: res.tcp.length,
       downTiming,
     };
   } finally {
@@ -377,8 +391,9 @@ for (const bastions of [1, 2]) {
     try {
       log(`lab: ${bastions} bastion(s), ssh_client ${sshClient}`);
       lab = await Lab.create({ bastions, sshClient });
-      upRows.push(await upAndDown(lab, bastions, sshClient));
-      if (bastions === 1 && sshClient === 'ssh2') {
+      const single = bastions === 1 && sshClient === 'ssh2';
+      upRows.push(await upAndDown(lab, bastions, sshClient, { tcp: single }));
+      if (single) {
         relayRows = await relayLatency(lab);
         footRows = await relayFootprint(lab);
         log('cold start');
@@ -387,7 +402,19 @@ for (const bastions of [1, 2]) {
         directAddress = lab.hosts.outsider.sshAddress;
         sessions = await manySessions(lab, { count: SESSIONS, idleS: IDLE_S, config, moshctl: MOSHCTL, log });
         // Last in this lab: roaming moves the client to new addresses.
-        roam = await measureRoaming(lab, { rounds: ROUNDS, config, moshctl: MOSHCTL, Tmux, log });
+        // Sections 6 and 8 in the same alternating rounds: relay and tcp both reach `target`.
+        roam = await measureRoaming(lab, {
+          rounds: ROUNDS,
+          config,
+          moshctl: MOSHCTL,
+          Tmux,
+          log,
+          sides: {
+            relay: { host: 'target' },
+            direct: { host: 'direct' },
+            tcp: { host: 'target', args: ['--transport', 'tcp'] },
+          },
+        });
       }
     } finally {
       await lab?.destroy();
@@ -542,7 +569,7 @@ p(
   `\`moshctl up target -- sh -c '${TICKER}'\` through the relay on the bastion, next to the same session without a relay: \`moshctl up direct\`, a host on the client's own LAN (the lab's outsider, ${directAddress}, with the same sshd and mosh-server; the lab's target is reachable only through the bastion).`,
 );
 p(
-  `Once ticks show, the client's address changes (192.0.2.N → N+1, as a phone changing networks); the figure is the time from the change to the first tick on mosh-client's screen stamped after it (screen read through tmux every 20 ms). One new session per figure; medians of ${roam.relay.length} alternating rounds.`,
+  `Once ticks show, the client's address changes (192.0.2.N → N+1, as a phone changing networks); the figure is the time from the change to the first tick on mosh-client's screen stamped after it (screen read through tmux every 20 ms). One new session per figure; medians of ${roam.relay.length} alternating rounds (section 8's \`--transport tcp\` session takes its turn in the same rounds).`,
 );
 p(
   "This is mosh's own timing: mosh-server sends to the old address until a packet from the new one verifies, and mosh-client sends its next one when a delayed ack is due (about 0.1 s) or else at its 3 s heartbeat, so single rounds of either kind land near 0.1 s or near 3 s. No goal is set for it.",
@@ -628,6 +655,50 @@ if (!cpuMet)
   whys.push(`- **Why idle CPU per session misses (${S.cpuPerSessionPct.toFixed(2)} %):** _to be explained_.`);
 for (const problem of S.problems) p(`- Problem: ${problem}`);
 p();
+const T = single;
+p('## 8. tcp transport');
+p();
+p(
+  "`moshctl up target --transport tcp` through one bastion (ssh_client ssh2): mosh's datagrams carried inside the ssh chain to a forwarder on the target, no relay on the bastion. UDP is not blocked here, so each figure sits next to `ssh -J` and `moshctl up target` (udp, through the relay) from the same alternating rounds.",
+);
+p();
+p(
+  `First output and end to end as in table 1 (remote command \`${REMOTE}\`), medians of ${T.tcpRounds} rounds in which \`ssh -J\`, \`moshctl up\` and \`moshctl up --transport tcp\` take turns.`,
+);
+p();
+p('| | ssh -J | moshctl up (udp) | moshctl up --transport tcp | tcp / ssh -J | tcp / udp |');
+p('|---|---:|---:|---:|---:|---:|');
+for (const [label, k] of [
+  ['first output', 'first'],
+  ['end to end', 'total'],
+])
+  p(
+    `| ${label} | ${ms(T[k].ssh)} | ${ms(T[k].up)} | ${ms(T[k].tcp)} | ${ratio(T[k].tcp, T[k].ssh)} | ${ratio(T[k].tcp, T[k].up)} |`,
+  );
+p();
+p('Per-step timings of one `MOSHCTL_TIMING=1 moshctl up target --transport tcp` run (stderr):');
+p();
+p('```');
+for (const l of T.tcpTiming.length ? T.tcpTiming : ['(no timing lines)']) p(l);
+p('```');
+p();
+p(
+  `Recovery after a roam, as in section 6 (client address changes, time to the first tick stamped after it), medians of ${roam.tcp.length} rounds alternating with section 6's sessions. With tcp, moshctl notices the address change, connects the chain again and starts a new forwarder; mosh-server then sees a new source port.`,
+);
+p();
+p('| session | median | min | max | ratio (median) |');
+p('|---|---:|---:|---:|---:|');
+roamRow('tcp (moshctl up target --transport tcp)', 'tcp', ratio(roamMed('tcp'), roamMed('relay')));
+roamRow('baseline: udp through the relay (moshctl up target)', 'relay', '1.00×');
+p();
+p(
+  `Each round (ms), tcp / udp: ${roam.tcp.map((r, i) => `${r.ms.toFixed(0)} / ${roam.relay[i]?.ms.toFixed(0) ?? '–'}`).join(', ')}. Ending the session afterwards (Ctrl-C until \`moshctl up\` exited) took a median of ${ms(exitMed('tcp'))} with tcp (longest teardown step ${ms(stopMed('tcp'))}), ${ms(exitMed('relay'))} with udp.`,
+);
+p();
+p(
+  "Added latency is not measured here: a typed echo through mosh-client is not precise enough. The forwarder's own cost is measured by `test/unit/tcp-forwarder.test.ts` (about 25-160 µs per round trip on loopback); through the chain each datagram also pays a frame through every ssh hop (encryption and TCP on each), and under loss TCP's head-of-line blocking holds back every datagram behind a lost segment. No goal is set for tcp.",
+);
+p();
 p('## Missed goals');
 p();
 if (whys.length) {
@@ -661,7 +732,7 @@ if (SMOKE) {
     process.exit(1);
   }
   console.log(
-    `bench smoke ok: ${upRows.length} up/down configs, ${relayRows.length} relays, ${sessions.usableAtEnd}/${SESSIONS} sessions usable, ${roam.relay.length + roam.direct.length} roams, ${L.length} report lines (${took.toFixed(0)} s)`,
+    `bench smoke ok: ${upRows.length} up/down configs, ${relayRows.length} relays, ${sessions.usableAtEnd}/${SESSIONS} sessions usable, ${roam.relay.length + roam.direct.length + roam.tcp.length} roams (${roam.tcp.length} tcp), ${T.tcpRounds} tcp ups (first ${ms(T.first.tcp)}, udp ${ms(T.first.up)}, roam ${ms(roamMed('tcp'))}, udp ${ms(roamMed('relay'))}), ${L.length} report lines (${took.toFixed(0)} s)`,
   );
 } else {
   console.log(`bench: wrote ${OUT} in ${took.toFixed(0)} s`);

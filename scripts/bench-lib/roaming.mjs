@@ -7,6 +7,8 @@
 // the roam, so it can only have come back through the client's new address:
 // the time from the roam's end to that screen is the figure. The screen is read
 // through tmux (the lab's Tmux driver), which renders mosh-client's frames.
+// A side may add `up` arguments (e.g. `--transport tcp`), so the same method
+// compares transports too.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -33,16 +35,17 @@ async function tickAfter(tmux, after, timeoutMs) {
 }
 
 /**
- * One session of `moshctl up HOST -- sh -c TICKER` in tmux: wait for ticks, let
- * it settle, roam, time the next tick, end the session with Ctrl-C (the ticker
- * exits, so do mosh-server, mosh-client and moshctl, which tears down).
+ * One session of `moshctl up HOST [ARGS] -- sh -c TICKER` in tmux: wait for
+ * ticks, let it settle, roam, time the next tick, end the session with Ctrl-C
+ * (the ticker exits, so do mosh-server, mosh-client and moshctl, which tears down).
  */
-async function roamOnce(lab, o, host, n) {
+async function roamOnce(lab, o, side, n) {
   const { Tmux } = o;
-  const name = `roam-${host}-${n}`;
+  const { host, args = [] } = o.sides[side];
+  const name = `roam-${side}-${n}`;
   const err = join(o.dir, `${name}.err`);
   const state = join(o.dir, `state-${name}`);
-  const up = [process.execPath, o.moshctl, '-f', o.config, 'up', host, '--', 'sh', '-c', TICKER];
+  const up = [process.execPath, o.moshctl, '-f', o.config, 'up', host, ...args, '--', 'sh', '-c', TICKER];
   const tmux = await Tmux.start(lab, {
     name,
     // sh only to keep moshctl's stderr off the screen; exec leaves moshctl the pane's program.
@@ -67,7 +70,7 @@ async function roamOnce(lab, o, host, n) {
     const seen = await tickAfter(tmux, after, o.timeoutMs);
     result = { ms: seen - after, roamMs: after - before, address };
   } catch (e) {
-    throw new Error(`roaming (${host}): ${e.message}\nmoshctl stderr:\n${stderr()}`, { cause: e });
+    throw new Error(`roaming (${side}): ${e.message}\nmoshctl stderr:\n${stderr()}`, { cause: e });
   } finally {
     const t = Date.now();
     await tmux.sendKey('C-c').catch(() => undefined);
@@ -89,7 +92,7 @@ async function roamOnce(lab, o, host, n) {
         },
       );
       o.problems.push(
-        `roaming (${host}): ${left.length} session record(s) left after moshctl up exited ${code}; moshctl down --all: exit ${down.status}`,
+        `roaming (${side}): ${left.length} session record(s) left after moshctl up exited ${code}; moshctl down --all: exit ${down.status}`,
       );
     }
     if (result) {
@@ -102,7 +105,7 @@ async function roamOnce(lab, o, host, n) {
       result.exitCode = code;
       if (code !== 0)
         o.problems.push(
-          `roaming (${host}): moshctl up exited ${code ?? '(still running, killed)'}: ${stderr().trim()}`,
+          `roaming (${side}): moshctl up exited ${code ?? '(still running, killed)'}: ${stderr().trim()}`,
         );
     }
   }
@@ -115,20 +118,30 @@ function leftRecords(state) {
 }
 
 /**
- * `rounds` rounds, each one session through the bastion's relay (host
- * `target`) and one straight to a host on the client's LAN (`direct`, no
- * relay), in alternating order. Returns every round's figures.
+ * `rounds` rounds, each one session per side, in alternating order (reversed
+ * every other round). Sides are `{ NAME: { host, args? } }`, `args` added to
+ * `up`; by default one through the bastion's relay (`relay`: host `target`)
+ * and one straight to a host on the client's LAN (`direct`, no relay).
+ * Returns every round's figures by side.
  */
 export async function measureRoaming(lab, opts) {
-  const o = { settleMs: 1000, timeoutMs: 30000, exitTimeoutMs: 30000, problems: [], ...opts };
+  const o = {
+    settleMs: 1000,
+    timeoutMs: 30000,
+    exitTimeoutMs: 30000,
+    problems: [],
+    sides: { relay: { host: 'target' }, direct: { host: 'direct' } },
+    ...opts,
+  };
   o.dir = mkdtempSync(join(tmpdir(), 'moshctl-bench-roam-'));
-  const res = { relay: [], direct: [] };
+  const names = Object.keys(o.sides);
+  const res = Object.fromEntries(names.map((k) => [k, []]));
   try {
     for (let i = 0; i < o.rounds; i++) {
-      const order = i % 2 === 0 ? ['relay', 'direct'] : ['direct', 'relay'];
+      const order = i % 2 === 0 ? names : [...names].reverse();
       for (const side of order) {
         o.log?.(`roaming round ${i + 1}/${o.rounds}: ${side}`);
-        res[side].push(await roamOnce(lab, o, side === 'relay' ? 'target' : 'direct', i + 1));
+        res[side].push(await roamOnce(lab, o, side, i + 1));
       }
     }
   } finally {
