@@ -57,11 +57,18 @@ async function numericAddress(host: SshHost): Promise<string> {
     );
   }
 }
-const STOP_TIMEOUT_MS = 15_000;
 /** A live connection runs `true` well within this; a dead one never does. */
 const RECHECK_TIMEOUT_MS = 3_000;
 /** On a chain opened long ago, which may be dead without knowing it; a relay stop takes up to 2 s. */
 const REUSED_STOP_TIMEOUT_MS = 5_000;
+
+/**
+ * A stop or status command on a fresh chain: the host's connect_timeout (how
+ * long the user lets a hop answer) plus the few seconds a stop itself takes.
+ */
+function stopTimeoutMs(host: SshHost | undefined): number {
+  return ((host?.connect_timeout ?? 10) + 5) * 1000;
+}
 
 export interface SshRunnerOptions {
   signal?: AbortSignal;
@@ -389,14 +396,16 @@ export class SshRunner implements Runner {
     const chain = await this.ensure(host, false);
     try {
       return await chain.exec(host, command, {
-        timeoutMs: reused ? REUSED_STOP_TIMEOUT_MS : STOP_TIMEOUT_MS,
+        timeoutMs: reused ? REUSED_STOP_TIMEOUT_MS : stopTimeoutMs(this.route[this.indexOf(host)]),
       });
     } catch (e) {
       if (!reused) throw e;
       // A roam takes the client's address away under the open connections, and
       // keepalives take 45 s to notice: drop the chain and try once on a new one.
       if (this.chain === chain) this.drop();
-      return (await this.ensure(host, false)).exec(host, command, { timeoutMs: STOP_TIMEOUT_MS });
+      return (await this.ensure(host, false)).exec(host, command, {
+        timeoutMs: stopTimeoutMs(this.route[this.indexOf(host)]),
+      });
     }
   }
 
