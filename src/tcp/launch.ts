@@ -19,9 +19,16 @@
 // while mosh-server is gone); received counts datagrams framed onto stdout; refused
 // counts ICMP port unreachable, seen on a send or a receive.
 
-import { isIPv4, isIPv6 } from 'node:net';
 import { checkInt, invalid } from '../relay/checks.js';
-import { SH, shellJoin, shellQuote } from '../relay/shell.js';
+import {
+  checkHostArg,
+  hostPort,
+  launchCommand,
+  launchScript,
+  noRuntimeLines,
+  perlBoot,
+  pythonBoot,
+} from '../relay/two-runtimes.js';
 
 export type ForwarderRuntime = 'python3' | 'perl';
 
@@ -59,78 +66,31 @@ export const ForwarderExit = {
   shortProgram: 91,
 } as const;
 
-// Both bootstraps are single lines free of `'` and backslashes: they sit inside the sh
-// script, which the login shell (bash, dash, zsh, fish or csh) sees single-quoted.
+/** The forwarder's bootstraps and launch script, as relay v2's (src/relay/two-runtimes.ts). */
+export const PYTHON_BOOT = pythonBoot('moshctl-fwd.py');
 
 /**
- * argv: `-c BOOT P L ARGS...`; reads P + L bytes and runs the first P. As relay v2's:
- * Python-2-compatible syntax (an old python exits 90, silently), os.read (a buffered
- * reader would swallow the first frames), the current folder off sys.path (a stray
- * socket.py in the home folder must not shadow the standard library), exit 91 on EOF.
- */
-export const PYTHON_BOOT =
-  'import sys,os;sys.exit(90) if sys.version_info<(3,6) else None;sys.path[:]=[p for p in sys.path if p];' +
-  'n=int(sys.argv.pop(1));m=n+int(sys.argv.pop(1));b=bytearray();' +
-  'any(b.extend(os.read(0,m-len(b)) or sys.exit(91)) for _ in iter(lambda:len(b)<m,False));' +
-  'exec(compile(bytes(b[:n]),"moshctl-fwd.py","exec"),{"__name__":"__main__"})';
-
-/**
- * argv: `-e BOOT -- P L ARGS...`; reads P + L bytes and runs the last L. Checks for
- * what forwarder.pl needs (Socket with getaddrinfo: perl 5.14) before touching stdin.
+ * Checks for what forwarder.pl needs (Socket with getaddrinfo: perl 5.14).
  * binmode first: with PERL_UNICODE set, sysread on a :utf8 handle is fatal.
  */
-export const PERL_BOOT =
-  '$] >= 5.010 or exit 90; for my $m (qw(Socket POSIX)) { eval "require $m; 1" or exit 90 } ' +
-  'defined &Socket::getaddrinfo or exit 90; binmode STDIN; ' +
-  'sub moshctl_fwd { eval(shift(@_) . ";1") or do { print STDERR $@; exit 1 } } ' +
-  'my ($p, $l) = splice @ARGV, 0, 2; my $s = ""; ' +
-  'while (length($s) < $p + $l) { sysread(STDIN, $s, $p + $l - length($s), length($s)) or exit 91 } ' +
-  'moshctl_fwd(substr($s, $p))';
+export const PERL_BOOT = perlBoot({
+  sub: 'moshctl_fwd',
+  needs: 'defined &Socket::getaddrinfo',
+  before: 'binmode STDIN;',
+});
 
-const NO_RUNTIME = {
-  auto: 'no forwarder runtime: neither python3 (>= 3.6) nor perl runs here; install python3 (apt install python3) or perl (the perl-base package)',
-  python3:
-    'no forwarder runtime: python3 (>= 3.6) does not run here; install it (apt install python3) or use runtime auto',
-  perl: 'no forwarder runtime: perl does not run here; install it (the perl-base package) or use runtime auto',
-};
+/** `/bin/sh -c LAUNCH_SH moshctl-fwd MODE P L FORWARDER-ARGS...` (see launchScript). */
+export const LAUNCH_SH = launchScript({
+  pythonBoot: PYTHON_BOOT,
+  perlBoot: PERL_BOOT,
+  prefix: 'MOSHCTL-FWD',
+  noRuntime: noRuntimeLines('forwarder'),
+  noRuntimeExit: ForwarderExit.noRuntime,
+});
 
-/** 126/127: not executable or not found (sh); 90: the bootstrap declined. Anything else is the forwarder's own. */
-const tryRuntime = (run: string): string => `${run}; r=$?; case $r in 126|127|90) ;; *) exit "$r";; esac`;
-
-/**
- * `/bin/sh -c LAUNCH_SH moshctl-fwd MODE P L FORWARDER-ARGS...`: MODE auto, python3 or
- * perl; P and L the byte lengths of the two programs on stdin (0 for one not sent).
- * One line joined with `; ` so a csh login shell takes it too.
- */
-export const LAUNCH_SH = [
-  'm=$1 p=$2 l=$3',
-  'shift 3',
-  `if [ "$m" != perl ]; then ${tryRuntime(`python3 -c '${PYTHON_BOOT}' "$p" "$l" "$@"`)}; fi`,
-  `if [ "$m" != python3 ]; then ${tryRuntime(`perl -e '${PERL_BOOT}' -- "$p" "$l" "$@"`)}; fi`,
-  `case $m in python3) echo "MOSHCTL-FWD ERROR ${NO_RUNTIME.python3}";; ` +
-    `perl) echo "MOSHCTL-FWD ERROR ${NO_RUNTIME.perl}";; ` +
-    `*) echo "MOSHCTL-FWD ERROR ${NO_RUNTIME.auto}";; esac`,
-  `exit ${ForwarderExit.noRuntime}`,
-].join('; ');
-
-/**
- * An IPv4 or IPv6 literal or a DNS name (the rule of a relay's next hop): never a
- * leading `-`, shell syntax, a zone index or an empty label.
- */
+/** An IPv4 or IPv6 literal or a DNS name (the rule of a relay's next hop). */
 export function checkForwardHost(address: string): string {
-  const label = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
-  const name =
-    address.length <= 253 && !/^[\d.]+$/.test(address) && address.split('.').every((l) => label.test(l));
-  const ok = isIPv4(address) || (isIPv6(address) && /^[0-9A-Fa-f:.]+$/.test(address)) || name;
-  if (!ok) invalid('mosh-server address', address, 'use 127.0.0.1, ::1 or another address of the target');
-  return address;
-}
-
-function checkProgram(name: string, text: string): string {
-  // Byte counts travel as character counts below: only ASCII keeps them equal.
-  if (Buffer.byteLength(text) !== text.length || text.length === 0)
-    throw new Error(`forwarder launch: ${name} must be non-empty ASCII`);
-  return text;
+  return checkHostArg(address, 'mosh-server address', 'use 127.0.0.1, ::1 or another address of the target');
 }
 
 export function forwarderLaunch(spec: ForwarderLaunchSpec, programs: ForwarderPrograms): ForwarderLaunch {
@@ -141,16 +101,19 @@ export function forwarderLaunch(spec: ForwarderLaunchSpec, programs: ForwarderPr
   const port = checkInt('mosh-server port', spec.to.port, 1, 65535);
   const args = [
     '--to',
-    isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`,
+    hostPort(host, port),
     '--idle-timeout',
     checkInt('forwarder idle timeout', spec.idleTimeout, 1, 604800),
   ];
-  const python = runtime === 'perl' ? '' : checkProgram('forwarder.py', programs.python3);
-  const perl = runtime === 'python3' ? '' : checkProgram('forwarder.pl', programs.perl);
-  return {
-    command: `${SH} -c ${shellQuote(LAUNCH_SH)} moshctl-fwd ${shellJoin([runtime, python.length, perl.length, ...args])}`,
-    stdin: python + perl,
-  };
+  return launchCommand({
+    script: LAUNCH_SH,
+    name: 'moshctl-fwd',
+    label: 'forwarder',
+    runtime,
+    programs,
+    files: { python3: 'forwarder.py', perl: 'forwarder.pl' },
+    args,
+  });
 }
 
 const EOL = String.raw`\r?\n?$`;
