@@ -4,7 +4,7 @@
 // one, ending the connection kills them, and mosh-server and the relays must
 // outlive it (they are stopped by pid).
 
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { EnvError } from '../errors.js';
 import { closedWhileRunning, connectionClosed, execTimeout } from '../transport/errors.js';
@@ -78,30 +78,37 @@ export class OpenSshChain implements RemoteChain {
   }
 
   openChannel(hostName: string, command: string, opts: { stdin: string }): Promise<LineChannel> {
-    const master = this.masters.find((m) => m.host.name === hostName);
-    if (!master) return Promise.reject(new Error(`host ${hostName} is not part of this SSH chain`));
-    if (this.closing || !master.running) return Promise.reject(connectionClosed(hostName));
-    // Detached, as for exec: a Ctrl-C on the terminal must not cut a relay's channel.
-    const child = spawn(this.sshPath, execArgv(master.controlSocket, master.host.ssh_name, command), {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      detached: true,
+    return this.muxClient(hostName, command, opts.stdin, (child) => {
+      const channel = new LineQueue(
+        (text) => void child.stdin.write(text),
+        () => child.stdin.end(),
+      );
+      child.stdout.setEncoding('utf8');
+      child.stderr.setEncoding('utf8');
+      child.stdout.on('data', (d: string) => channel.push(d));
+      child.stderr.on('data', (d: string) => channel.pushStderr(d));
+      child.stdin.on('error', () => undefined);
+      return channel;
     });
-    const channel = new LineQueue(
-      (text) => void child.stdin.write(text),
-      () => child.stdin.end(),
-    );
-    child.stdout.setEncoding('utf8');
-    child.stderr.setEncoding('utf8');
-    child.stdout.on('data', (d: string) => channel.push(d));
-    child.stderr.on('data', (d: string) => channel.pushStderr(d));
-    child.stdin.on('error', () => undefined);
-    child.on('error', () => channel.finish());
-    child.on('close', () => channel.finish());
-    child.stdin.write(opts.stdin);
-    return Promise.resolve(channel);
   }
 
   openStream(hostName: string, command: string, opts: { stdin: string }): Promise<ByteChannel> {
+    return this.muxClient(hostName, command, opts.stdin, (child) =>
+      byteChannel(child.stdin, child.stdout, child.stderr),
+    );
+  }
+
+  /**
+   * A mux client kept running for `command`, wrapped by `wrap` (which must
+   * not write), then `stdin` written; the channel finishes when it exits.
+   * Detached, as for exec: a Ctrl-C on the terminal must not cut a relay's channel.
+   */
+  private muxClient<C extends { finish: () => void }>(
+    hostName: string,
+    command: string,
+    stdin: string,
+    wrap: (child: ChildProcessWithoutNullStreams) => C,
+  ): Promise<C> {
     const master = this.masters.find((m) => m.host.name === hostName);
     if (!master) return Promise.reject(new Error(`host ${hostName} is not part of this SSH chain`));
     if (this.closing || !master.running) return Promise.reject(connectionClosed(hostName));
@@ -109,10 +116,10 @@ export class OpenSshChain implements RemoteChain {
       stdio: ['pipe', 'pipe', 'pipe'],
       detached: true,
     });
-    const channel = byteChannel(child.stdin, child.stdout, child.stderr);
+    const channel = wrap(child);
     child.on('error', () => channel.finish());
     child.on('close', () => channel.finish());
-    child.stdin.write(opts.stdin);
+    child.stdin.write(stdin);
     return Promise.resolve(channel);
   }
 

@@ -71,47 +71,39 @@ export class SshChain implements RemoteChain {
   }
 
   /** Run `command` on `hostName` and wait for it to end. The command may appear in error messages; stdin never does. */
-  openChannel(hostName: string, command: string, opts: { stdin: string }): Promise<LineChannel> {
-    const hop = this.find(hostName);
-    return new Promise<LineChannel>((resolve, reject) => {
-      try {
-        hop.client.exec(command, (err, ch) => {
-          if (err) {
-            reject(connectionClosed(hostName, err));
-            return;
-          }
-          const channel = new LineQueue(
-            (text) => ch.write(text),
-            () => ch.end(),
-          );
-          ch.setEncoding('utf8');
-          ch.stderr.setEncoding('utf8');
-          ch.on('data', (d: string) => channel.push(d));
-          ch.stderr.on('data', (d: string) => channel.pushStderr(d));
-          ch.on('close', () => channel.finish());
-          ch.write(opts.stdin);
-          resolve(channel);
-        });
-      } catch (err) {
-        // ssh2 throws synchronously when the connection is already gone.
-        reject(connectionClosed(hostName, err));
-      }
-    });
+  async openChannel(hostName: string, command: string, opts: { stdin: string }): Promise<LineChannel> {
+    const ch = await this.startChannel(hostName, command, opts.stdin);
+    const channel = new LineQueue(
+      (text) => ch.write(text),
+      () => ch.end(),
+    );
+    ch.setEncoding('utf8');
+    ch.stderr.setEncoding('utf8');
+    ch.on('data', (d: string) => channel.push(d));
+    ch.stderr.on('data', (d: string) => channel.pushStderr(d));
+    ch.on('close', () => channel.finish());
+    return channel;
   }
 
-  openStream(hostName: string, command: string, opts: { stdin: string }): Promise<ByteChannel> {
+  async openStream(hostName: string, command: string, opts: { stdin: string }): Promise<ByteChannel> {
+    const ch = await this.startChannel(hostName, command, opts.stdin);
+    const channel = byteChannel(ch, ch, ch.stderr);
+    ch.on('close', () => channel.finish());
+    return channel;
+  }
+
+  /** An exec channel kept open, `stdin` already written; its events come after the caller subscribed. */
+  private startChannel(hostName: string, command: string, stdin: string): Promise<ClientChannel> {
     const hop = this.find(hostName);
-    return new Promise<ByteChannel>((resolve, reject) => {
+    return new Promise<ClientChannel>((resolve, reject) => {
       try {
         hop.client.exec(command, (err, ch) => {
           if (err) {
             reject(connectionClosed(hostName, err));
             return;
           }
-          const channel = byteChannel(ch, ch, ch.stderr);
-          ch.on('close', () => channel.finish());
-          ch.write(opts.stdin);
-          resolve(channel);
+          ch.write(stdin);
+          resolve(ch);
         });
       } catch (err) {
         // ssh2 throws synchronously when the connection is already gone.
