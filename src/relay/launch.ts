@@ -19,6 +19,8 @@ import {
   noRuntimeLines,
   perlBoot,
   pythonBoot,
+  type TwoPrograms,
+  type TwoRuntimeLaunch,
 } from './two-runtimes.js';
 
 export type RelayRuntime = 'python3' | 'perl';
@@ -39,17 +41,10 @@ export interface RelayLaunchSpec {
   to?: { address: string; port: number };
 }
 
-export interface RelayPrograms {
-  python3: string;
-  perl: string;
-}
+export type RelayPrograms = TwoPrograms;
 
-export interface RelayLaunch {
-  /** For the hop's login shell, whatever it is: everything runs under /bin/sh by path. */
-  command: string;
-  /** The program(s), to write before any control line; then keep stdin open as the control channel. */
-  stdin: string;
-}
+/** The command, and the program(s) to write on stdin first. */
+export type RelayLaunch = TwoRuntimeLaunch;
 
 /** Exit codes of the launch script and the relays (beyond 0). */
 export const RelayExit = {

@@ -48,6 +48,18 @@ export function perlBoot(o: { sub: string; needs: string; before?: string }): st
   );
 }
 
+/** The text of both programs, as read from dist (a runtime not tried may be left out of stdin). */
+export interface TwoPrograms {
+  python3: string;
+  perl: string;
+}
+
+/** A launch: the command for the host's login shell (everything runs under /bin/sh by path) and what goes on stdin first. */
+export interface TwoRuntimeLaunch {
+  command: string;
+  stdin: string;
+}
+
 /** 126/127: not executable or not found (sh); 90: the bootstrap declined. Anything else is the program's own. */
 const tryRuntime = (run: string): string => `${run}; r=$?; case $r in 126|127|90) ;; *) exit "$r";; esac`;
 
@@ -96,10 +108,10 @@ export function launchCommand(o: {
   /** What is launched, for the message about a bad program: relay, forwarder. */
   label: string;
   runtime: 'auto' | 'python3' | 'perl';
-  programs: { python3: string; perl: string };
-  files: { python3: string; perl: string };
+  programs: TwoPrograms;
+  files: TwoPrograms;
   args: readonly (string | number)[];
-}): { command: string; stdin: string } {
+}): TwoRuntimeLaunch {
   const check = (file: string, text: string): string => {
     if (Buffer.byteLength(text) !== text.length || text.length === 0)
       throw new Error(`${o.label} launch: ${file} must be non-empty ASCII`);

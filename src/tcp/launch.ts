@@ -28,6 +28,8 @@ import {
   noRuntimeLines,
   perlBoot,
   pythonBoot,
+  type TwoPrograms,
+  type TwoRuntimeLaunch,
 } from '../relay/two-runtimes.js';
 
 export type ForwarderRuntime = 'python3' | 'perl';
@@ -41,17 +43,10 @@ export interface ForwarderLaunchSpec {
   idleTimeout: number;
 }
 
-export interface ForwarderPrograms {
-  python3: string;
-  perl: string;
-}
+export type ForwarderPrograms = TwoPrograms;
 
-export interface ForwarderLaunch {
-  /** For the target's login shell, whatever it is: everything runs under /bin/sh by path. */
-  command: string;
-  /** The program(s), to write before the first frame; then stdin is the frame stream. */
-  stdin: string;
-}
+/** The command, and the program(s) to write on stdin first. */
+export type ForwarderLaunch = TwoRuntimeLaunch;
 
 /** Exit codes of the launch script and the forwarders (beyond 0). */
 export const ForwarderExit = {
