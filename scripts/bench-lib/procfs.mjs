@@ -41,18 +41,8 @@ export const cmdline = (pid) => {
   }
 };
 
-/** Direct children of a process. */
-export const childrenOf = (pid) => {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
-      .trim()
-      .split(/\s+/)
-      .filter(Boolean)
-      .map(Number);
-  } catch {
-    return [];
-  }
-};
+/** Direct children of a process: the lab's own helper. */
+export { childrenOf } from '../../dist/lab/index.js';
 
 /** The parent's pid (0 when gone). */
 export const parentOf = (pid) => {

@@ -33,6 +33,7 @@ import {
 
 export type { HostName, LinkName } from './topology.js';
 export type { RunResult } from './proc.js';
+export { childrenOf } from './proc.js';
 export type { ExecOptions, LabHost, LabHosts, LabMount, LabOptions, SshArgvOptions } from './types.js';
 export type { ConfigTextOptions } from './lab-files.js';
 export { Tmux, type TmuxOptions } from './tmux.js';

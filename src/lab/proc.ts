@@ -90,6 +90,19 @@ export interface ProcRef {
   startTime?: number;
 }
 
+/** Direct children of a process (Linux /proc); none when it is gone. */
+export function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
 export function refOf(pid: number): ProcRef {
   return { pid, startTime: processStartTime(pid) };
 }

@@ -6,7 +6,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { mustRun, refOf, run, stopAll, type ProcRef } from './proc.js';
+import { childrenOf, mustRun, refOf, run, stopAll, type ProcRef } from './proc.js';
 import type { HostName } from './topology.js';
 
 /** The parts of a Lab the driver needs (a structural type avoids an import cycle). */
@@ -159,17 +159,5 @@ export class Tmux {
     // The hangup starts the program's own teardown (moshctl stops what it started
     // on every host): give it the time a user's terminal would, not a few ms.
     await stopAll([...programs, ...this.refs], 15_000);
-  }
-}
-
-function childrenOf(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
-      .trim()
-      .split(/\s+/)
-      .filter(Boolean)
-      .map(Number);
-  } catch {
-    return [];
   }
 }

@@ -4,7 +4,6 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { REPO_ROOT, type Lab } from '../../src/lab/index.js';
 import {
   records,
   settleNoSessionProcesses,
@@ -13,27 +12,11 @@ import {
   waitForPrompt,
   type UpSession,
   useSessions,
+  moshctlBeside,
 } from './moshctl.js';
 import { e2eSkipReason, SSH_CLIENTS, useLab } from './support.js';
 
 const reason = e2eSkipReason();
-
-/** Runs moshctl as the client, outside tmux, with the same state directory as `s`. */
-async function moshctl(lab: Lab, s: UpSession, args: string[], config = lab.configFile) {
-  return lab.exec(
-    'client',
-    [
-      'env',
-      `XDG_STATE_HOME=${s.stateHome}`,
-      process.execPath,
-      join(REPO_ROOT, 'bin/moshctl.js'),
-      '-f',
-      config,
-      ...args,
-    ],
-    { timeoutMs: 60_000 },
-  );
-}
 
 function recordOf(s: UpSession): {
   pid: number;
@@ -81,7 +64,7 @@ describe.skipIf(reason).each(SSH_CLIENTS)('moshctl down and status (%s)', (sshCl
     const s = await sessions.start(['up', 'target']);
     await waitForPrompt(s);
     const rec = recordOf(s);
-    const text = await moshctl(lab, s, ['status']);
+    const text = await moshctlBeside(lab, s, ['status']);
     expect(text.code, text.stderr).toBe(0);
     expect(text.stdout).toMatch(/^target {2}target-\S+ {2}up \d+s {2}client alive$/m);
     expect(text.stdout).toContain('  route   local → bastion → target');
@@ -89,7 +72,7 @@ describe.skipIf(reason).each(SSH_CLIENTS)('moshctl down and status (%s)', (sshCl
       `  relay   bastion UDP ${rec.relays[0]?.port} (python3, pid ${rec.relays[0]?.pid}): alive`,
     );
     expect(text.stdout).toMatch(new RegExp(`server  target UDP \\d+ \\(pid ${rec.server.pid}\\): alive`));
-    const json = JSON.parse((await moshctl(lab, s, ['status', '--json'])).stdout) as {
+    const json = JSON.parse((await moshctlBeside(lab, s, ['status', '--json'])).stdout) as {
       version: number;
       sessions: { name: string; server: { state: string }; relays: { state: string }[] }[];
     };
@@ -102,7 +85,7 @@ describe.skipIf(reason).each(SSH_CLIENTS)('moshctl down and status (%s)', (sshCl
     let healed = '';
     for (let i = 0; i < 50 && !healed.includes('restarted 1×'); i++) {
       await new Promise((r) => setTimeout(r, 200));
-      healed = (await moshctl(lab, s, ['status'])).stdout;
+      healed = (await moshctlBeside(lab, s, ['status'])).stdout;
     }
     expect(healed).toMatch(/relay {3}bastion UDP \d+ \(python3, pid \d+, restarted 1×\): alive/);
     expect(healed).not.toContain(`pid ${rec.relays[0]?.pid},`);
@@ -111,13 +94,13 @@ describe.skipIf(reason).each(SSH_CLIENTS)('moshctl down and status (%s)', (sshCl
     process.kill(now.pid, 'SIGKILL');
     await lab.exec('bastion', ['kill', String(now.relays[0]?.pid)]);
     await new Promise((r) => setTimeout(r, 500));
-    const dead = (await moshctl(lab, s, ['status'])).stdout;
+    const dead = (await moshctlBeside(lab, s, ['status'])).stdout;
     expect(dead).toContain(`(python3, pid ${now.relays[0]?.pid}, restarted 1×): dead`);
     expect(dead).toMatch(/client crashed$/m);
     expect(dead).toMatch(
       new RegExp(`crashed its moshctl up is gone: pid ${now.pid} (no longer runs|has exited)`),
     );
-    expect((await moshctl(lab, s, ['down'])).code).toBe(0);
+    expect((await moshctlBeside(lab, s, ['down'])).code).toBe(0);
   });
 
   it('down from another terminal ends the session: its mosh-client exits and nothing is left', async () => {
@@ -125,20 +108,20 @@ describe.skipIf(reason).each(SSH_CLIENTS)('moshctl down and status (%s)', (sshCl
     const s = await sessions.start(['up', 'target']);
     await waitForPrompt(s);
     await typeAndCheck(lab, s);
-    const r = await moshctl(lab, s, ['down', 'target']);
+    const r = await moshctlBeside(lab, s, ['down', 'target']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^target-\S+: stopped by its moshctl up process \(pid \d+\)$/m);
     expect(await waitForExit(s)).toBe(143);
     expect(await settleNoSessionProcesses(lab)).toEqual([]);
     expect(records(s)).toEqual([]);
-    const again = await moshctl(lab, s, ['down', 'target']);
+    const again = await moshctlBeside(lab, s, ['down', 'target']);
     expect(again).toMatchObject({ code: 0, stdout: 'no session named target to stop\n' });
   });
 
   it('down after moshctl was killed stops the server and the relay from the record', async () => {
     const { lab } = ctx;
     const { s, rec } = await crashedSession();
-    const r = await moshctl(lab, s, ['down']);
+    const r = await moshctlBeside(lab, s, ['down']);
     expect(r.code, r.stderr).toBe(0);
     // Hosts are torn down concurrently, so the two may come in either order.
     expect(r.stdout).toMatch(/^target-\S+: stopped /m);
@@ -149,7 +132,7 @@ describe.skipIf(reason).each(SSH_CLIENTS)('moshctl down and status (%s)', (sshCl
     );
     expect(await settleNoSessionProcesses(lab)).toEqual([]);
     expect(records(s)).toEqual([]);
-    expect((await moshctl(lab, s, ['status'])).stdout).toBe('no sessions\n');
+    expect((await moshctlBeside(lab, s, ['status'])).stdout).toBe('no sessions\n');
   });
 
   it('down goes on when a host is gone, keeps what it could not stop, and finishes on a second run', async () => {
@@ -159,11 +142,11 @@ describe.skipIf(reason).each(SSH_CLIENTS)('moshctl down and status (%s)', (sshCl
     await lab.dropShare('target', 100);
     try {
       // status still asks the bastion about its relay, and says the target cannot be reached.
-      const st = await moshctl(lab, s, ['status']);
+      const st = await moshctlBeside(lab, s, ['status']);
       expect(st.stdout).toContain(`(python3, pid ${rec.relays[0]?.pid}): alive`);
       expect(st.stdout).toMatch(new RegExp(`server  target UDP \\d+ \\(pid ${rec.server.pid}\\): unknown`));
       expect(st.stdout).toMatch(/^ {2}target not reachable: /m);
-      const r = await moshctl(lab, s, ['down', '--all']);
+      const r = await moshctlBeside(lab, s, ['down', '--all']);
       expect(r.code).toBe(1);
       expect(r.stderr).toContain('not stopped: mosh-server on target');
       expect(r.stderr).toContain('run "moshctl down target" again');
@@ -173,7 +156,7 @@ describe.skipIf(reason).each(SSH_CLIENTS)('moshctl down and status (%s)', (sshCl
     } finally {
       await lab.clearDrops();
     }
-    const again = await moshctl(lab, s, ['down', '--all']);
+    const again = await moshctlBeside(lab, s, ['down', '--all']);
     expect(again.code, again.stderr).toBe(0);
     expect(records(s)).toEqual([]);
     expect(await settleNoSessionProcesses(lab)).toEqual([]);
@@ -189,7 +172,7 @@ describe.skipIf(reason).each(SSH_CLIENTS)('moshctl down and status (%s)', (sshCl
     expect(records(a)).toHaveLength(2);
     await typeAndCheck(lab, a);
     await typeAndCheck(lab, b);
-    const r = await moshctl(lab, a, ['down', 'target']);
+    const r = await moshctlBeside(lab, a, ['down', 'target']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.match(/stopped by its moshctl up process/g)).toHaveLength(2);
     expect(records(a)).toEqual([]);
@@ -202,19 +185,19 @@ describe.skipIf(reason).each(SSH_CLIENTS)('moshctl down and status (%s)', (sshCl
       const { lab } = ctx;
       const { s, rec } = await crashedSession();
       editRecord(s, { machine: 'elsewhere.example' });
-      const st = await moshctl(lab, s, ['status']);
+      const st = await moshctlBeside(lab, s, ['status']);
       expect(st.stdout).toMatch(/client on elsewhere\.example$/m);
       expect(st.stdout).not.toContain('crashed');
-      const r = await moshctl(lab, s, ['down', '--all']);
+      const r = await moshctlBeside(lab, s, ['down', '--all']);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toContain(
         `: left alone: its moshctl up runs on elsewhere.example (pid ${rec.pid}); "moshctl down target" there, or "moshctl down target --force" here, ends it`,
       );
       expect(records(s)).toHaveLength(1);
-      expect((await moshctl(lab, s, ['status'])).stdout).toContain(
+      expect((await moshctlBeside(lab, s, ['status'])).stdout).toContain(
         `(python3, pid ${rec.relays[0]?.pid}): alive`,
       );
-      const forced = await moshctl(lab, s, ['down', 'target', '--force']);
+      const forced = await moshctlBeside(lab, s, ['down', 'target', '--force']);
       expect(forced.code, forced.stderr).toBe(0);
       expect(forced.stdout).toMatch(/relay on bastion \(pid \d+, UDP \d+\) \(stopped\)/);
       expect(records(s)).toEqual([]);
@@ -233,10 +216,10 @@ describe.skipIf(reason).each(SSH_CLIENTS)('moshctl down and status (%s)', (sshCl
       if (pid === undefined) throw new Error('could not start sleep');
       others.push(pid);
       editRecord(s, { pid });
-      const st = await moshctl(lab, s, ['status']);
+      const st = await moshctlBeside(lab, s, ['status']);
       expect(st.stdout).toMatch(/client crashed$/m);
       expect(st.stdout).toContain(`pid ${pid} is another process now, started at another time`);
-      const r = await moshctl(lab, s, ['down']);
+      const r = await moshctlBeside(lab, s, ['down']);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stderr).toContain('crashed: its moshctl up is gone');
       expect(r.stdout).toMatch(/^target-\S+: stopped /m);

@@ -53,6 +53,23 @@ export async function startMoshctl(lab: Lab, args: string[], opts: StartOptions 
   return { tmux, stateHome, errFile, env };
 }
 
+/** moshctl run as the client, outside tmux, with the same state folder as `s` (so `down` and `status` find its record). */
+export function moshctlBeside(lab: Lab, s: UpSession, args: string[], config = lab.configFile) {
+  return lab.exec(
+    'client',
+    [
+      'env',
+      `XDG_STATE_HOME=${s.stateHome}`,
+      process.execPath,
+      join(REPO_ROOT, 'bin/moshctl.js'),
+      '-f',
+      config,
+      ...args,
+    ],
+    { timeoutMs: 60_000 },
+  );
+}
+
 export function stderrOf(s: UpSession): string {
   return existsSync(s.errFile) ? readFileSync(s.errFile, 'utf8') : '';
 }

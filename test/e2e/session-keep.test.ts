@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import {
-  REPO_ROOT,
+  childrenOf,
   multiplexerServers,
   realProgramPath,
   stopMultiplexerServers,
@@ -18,6 +18,7 @@ import {
 import {
   cmdline,
   exitSession,
+  moshctlBeside,
   records,
   settleNoSessionProcesses,
   stderrOf,
@@ -50,39 +51,10 @@ function sessionConfig(lab: Lab, session: 'tmux' | 'screen', perHost = false): s
   return file;
 }
 
-/** moshctl as the client, outside tmux, with the same state directory as `s` (so `down` finds its record). */
-function moshctl(lab: Lab, s: UpSession, config: string, args: string[]) {
-  return lab.exec(
-    'client',
-    [
-      'env',
-      `XDG_STATE_HOME=${s.stateHome}`,
-      process.execPath,
-      join(REPO_ROOT, 'bin/moshctl.js'),
-      '-f',
-      config,
-      ...args,
-    ],
-    { timeoutMs: 60_000 },
-  );
-}
-
 function recordOf(s: UpSession): { pid: number; server: { pid: number } } {
   const file = records(s)[0];
   if (!file) throw new Error('no session record');
   return JSON.parse(readFileSync(join(s.stateHome, 'moshctl', 'sessions', file), 'utf8')) as never;
-}
-
-function childrenOf(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
-      .trim()
-      .split(/\s+/)
-      .filter(Boolean)
-      .map(Number);
-  } catch {
-    return [];
-  }
 }
 
 let proofs = 0;
@@ -152,11 +124,11 @@ describe.skipIf(reason)('mosh.session keeps the shell for the next up', () => {
     expect(await eventually(() => Promise.resolve(!alive(rec.server.pid)), 45_000)).toBe(true);
 
     // The dead laptop's session: its relay is still up; down stops it (and finds the server gone).
-    const downFirst = await moshctl(lab, first, config, ['down', 'target']);
+    const downFirst = await moshctlBeside(lab, first, ['down', 'target'], config);
     expect(downFirst.code, downFirst.stderr).toBe(0);
     expect(records(first)).toEqual([]);
     // down ends mosh-server and moshctl, not the kept session: that is the point of it.
-    const downSecond = await moshctl(lab, second, config, ['down', 'target']);
+    const downSecond = await moshctlBeside(lab, second, ['down', 'target'], config);
     expect(downSecond.code, downSecond.stderr).toBe(0);
     expect(await waitForExit(second)).toBe(143);
     expect(records(second)).toEqual([]);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { REPO_ROOT, type HostName, type Lab } from '../../src/lab/index.js';
+import type { HostName, Lab } from '../../src/lab/index.js';
 import {
   cmdline,
   records,
@@ -20,6 +20,7 @@ import {
   exitSession,
   type UpSession,
   useSessions,
+  moshctlBeside,
 } from './moshctl.js';
 import { e2eSkipReason, SSH_CLIENTS, useLab } from './support.js';
 
@@ -240,20 +241,7 @@ describe.skipIf(reason).each(SSH_CLIENTS)('moshctl up: failures, signals and tea
       } finally {
         await lab.linkUp('client');
       }
-      const down = await lab.exec(
-        'client',
-        [
-          'env',
-          `XDG_STATE_HOME=${s.stateHome}`,
-          process.execPath,
-          join(REPO_ROOT, 'bin/moshctl.js'),
-          '-f',
-          lab.configFile,
-          'down',
-          'target',
-        ],
-        { timeoutMs: 60_000 },
-      );
+      const down = await moshctlBeside(lab, s, ['down', 'target']);
       expect(down.code, down.stderr).toBe(0);
       expect(await settleNoSessionProcesses(lab)).toEqual([]);
       expect(records(s)).toEqual([]);
