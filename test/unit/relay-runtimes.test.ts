@@ -194,7 +194,8 @@ afterEach(async () => {
     .replace(/^(Killed|Terminated|Interrupt|Hangup)\n/gm, '');
   expect(said).toBe('');
 });
-describe.each(variants)('relay v2 in $label', ({ runtime, path, prelude }) => {
+// Real interpreters on a loaded CI machine: a start can take seconds.
+describe.each(variants)('relay v2 in $label', { timeout: 20_000 }, ({ runtime, path, prelude }) => {
   const bin = mkdtempSync(join(tmpdir(), 'moshctl-runtimes-'));
   beforeAll(() => {
     // `-e BOOT -- ARGS` becomes `-e PRELUDE -e BOOT -- ARGS`; flag wx: never write through a link
