@@ -41,7 +41,7 @@ export const globalOptions: Record<string, OptionSpec> = {
 const json: OptionSpec = { type: 'boolean', help: 'print JSON instead of text' };
 const transport: OptionSpec = {
   type: 'string',
-  help: "udp (relays on every hop) or tcp (mosh's datagrams inside the ssh chain, nothing on the bastions, for networks that drop UDP); overrides mosh.transport",
+  help: "udp (relays on every hop), tcp (mosh's datagrams inside the ssh chain, nothing on the bastions, for networks that drop UDP) or auto (udp, switching to tcp when UDP gets no reply); overrides mosh.transport",
 };
 
 export const commands: CommandSpec[] = [
@@ -71,7 +71,7 @@ export const commands: CommandSpec[] = [
   },
   {
     name: 'plan',
-    usage: 'moshctl plan NAME [--json] [--no-connect] [--transport udp|tcp] [-- COMMAND...]',
+    usage: 'moshctl plan NAME [--json] [--no-connect] [--transport udp|tcp|auto] [-- COMMAND...]',
     summary: 'print the steps `up NAME` would take',
     description:
       'Prints, in order, every step `up NAME` would take (ssh hops, mosh-server, one relay per hop, the client) with its host and why, then the teardown. Touches no host.',
@@ -82,7 +82,7 @@ export const commands: CommandSpec[] = [
   },
   {
     name: 'up',
-    usage: 'moshctl up NAME [--no-connect] [--transport udp|tcp] [-- COMMAND...]',
+    usage: 'moshctl up NAME [--no-connect] [--transport udp|tcp|auto] [-- COMMAND...]',
     summary: 'open a mosh session to NAME through its jump hosts',
     description:
       "Connects through the via chain (NAME may be a host of moshproxy.yaml or one ssh knows from ssh_config), starts mosh-server on NAME and a UDP relay on every hop, then hands the terminal to mosh-client. When the client exits everything is torn down and moshctl exits with the client's exit code. COMMAND runs instead of the login shell. Needs a terminal on stdin unless --no-connect.",

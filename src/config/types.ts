@@ -21,7 +21,7 @@ export interface MoshSettings {
   transport: MoshTransport;
 }
 
-export const moshTransports = ['udp', 'tcp'] as const;
+export const moshTransports = ['udp', 'tcp', 'auto'] as const;
 export type MoshTransport = (typeof moshTransports)[number];
 
 export const sessionKeepers = ['none', 'tmux', 'screen'] as const;

@@ -56,6 +56,12 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
   };
   const connects = plan.steps.filter((s) => s.kind === 'connect');
   const reached = new Map<number, string>();
+  // The first hop's address, for a forward step that may run before runner.connect() returns.
+  const firstReached = future<string>();
+  // transport auto: why the UDP path could not be set up (a step with a fallback failed).
+  let udpFailed: string | undefined;
+  // Said after mosh-client exits: it owns the terminal until then.
+  const notes: string[] = [];
   const ports = new Map<number, ReturnType<typeof future<number>>>();
   const portOf = (id: number): ReturnType<typeof future<number>> => {
     let p = ports.get(id);
@@ -117,10 +123,24 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
       }
       case 'forward': {
         const serverPort = await portOf(step.to.port.step).promise;
+        const via = step.udpFirst?.to;
+        const udp =
+          via && udpFailed === undefined
+            ? {
+                address: 'local' in via.address ? via.address.local : await firstReached.promise,
+                port: await portOf(via.port.step).promise,
+              }
+            : undefined;
         await check('forward');
-        const f = await o.runner.startForward(step, serverPort);
+        const f = await o.runner.startForward(step, serverPort, udp, (why) =>
+          notes.push(`transport auto: switched to tcp, ${why}`),
+        );
         portOf(step.id).resolve(f.port);
-        return `forwarder on ${step.host} (${f.runtime}) ← 127.0.0.1 UDP ${f.port} here, through the ssh chain`;
+        const tcp = `forwarder on ${step.host} (${f.runtime ?? '?'}) ← 127.0.0.1 UDP ${f.port} here, through the ssh chain`;
+        if (!step.udpFirst) return tcp;
+        return f.mode === 'udp'
+          ? `transport auto: UDP through ${via?.host ?? step.host} ← 127.0.0.1 UDP ${f.port} here; tcp stands by`
+          : `transport auto: tcp (${udpFailed ?? 'no UDP path'}); ${tcp}`;
       }
       default:
         return undefined;
@@ -141,9 +161,19 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
   const done = new Map<number, Promise<string | undefined>>(
     connects.map((s) => [s.id, (opened.get(s.host) as ReturnType<typeof future<undefined>>).promise]),
   );
+  // transport auto: a relay or wire step with a fallback that fails (not a
+  // signal) only sends the session by tcp; its forward step learns why.
+  const withFallback = (step: SetupStep): Promise<string | undefined> =>
+    runStep(step).catch((e: unknown) => {
+      if (e instanceof Interrupted || !('fallback' in step) || step.fallback === undefined) throw e;
+      const why = e instanceof Error ? e.message : String(e);
+      udpFailed ??= `${step.kind} on ${step.host} failed: ${why}`;
+      portOf(step.id).reject(e); // what waits for this step's port must not wait forever
+      return `${step.kind} on ${step.host} failed, so tcp: ${why}`;
+    });
   for (const step of runnable) {
     const deps = step.dependsOn.map((id) => done.get(id)).filter((p) => p !== undefined);
-    const p = Promise.all(deps).then(() => runStep(step));
+    const p = Promise.all(deps).then(() => withFallback(step));
     // A failed step fails the port others wait for, so nothing waits forever.
     p.catch((e: unknown) => portOf(step.id).reject(e));
     done.set(step.id, p);
@@ -173,6 +203,7 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
     try {
       const r = await o.runner.connect((host) => opened.get(host)?.resolve(undefined));
       if (first) reached.set(first.id, r.reachedAddress);
+      firstReached.resolve(r.reachedAddress);
       // Every hop is open now, whether or not the runner said so one by one.
       for (const f of opened.values()) f.resolve(undefined);
       o.log(`connected in ${Math.round(performance.now() - started)} ms`);
@@ -180,6 +211,7 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
     } catch (e) {
       // Nothing waits for a hop that never opened.
       for (const f of opened.values()) f.reject(e);
+      firstReached.reject(e);
       throw e;
     } finally {
       // A failed step ends the list at once, but what the others started must be in the record before teardown.
@@ -224,7 +256,7 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
         clientCode = await o.runner.runClient(address, port, key);
       } finally {
         unwatch?.();
-        for (const line of healed) o.log(line);
+        for (const line of [...notes, ...healed]) o.log(line);
       }
     }
   } catch (e) {

@@ -22,6 +22,14 @@ export interface RelayStarted {
   warning?: string;
 }
 
+export interface ForwardStarted {
+  /** The port on this machine's loopback mosh-client is given. */
+  port: number;
+  /** How datagrams travel now: udp (auto, while replies come) or tcp through a forwarder in `runtime`. */
+  mode: 'udp' | 'tcp';
+  runtime?: string;
+}
+
 export type ProcessKind = 'mosh-server' | 'relay';
 
 export interface Runner {
@@ -45,8 +53,16 @@ export interface Runner {
    * tcp transport: a UDP port on this machine's loopback whose datagrams reach
    * `serverPort` on the target's loopback inside the ssh chain, kept up (a new
    * forwarder over a new chain after a roam) until close().
+   * transport auto (`udp` given): the port sends on to `udp` instead, and
+   * switches to the forwarder when UDP goes unanswered (step.udpFirst says how
+   * long), telling `onSwitch` why.
    */
-  startForward(step: ForwardStep, serverPort: number): Promise<{ port: number; runtime: string }>;
+  startForward(
+    step: ForwardStep,
+    serverPort: number,
+    udp?: { address: string; port: number },
+    onSwitch?: (why: string) => void,
+  ): Promise<ForwardStarted>;
   /** Runs mosh-client in the foreground against a numeric address; resolves with its exit code. */
   runClient(address: string, port: number, key: string): Promise<number>;
   /** Stops a process by pid; "gone" when it had already exited. */

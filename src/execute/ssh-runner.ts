@@ -31,7 +31,7 @@ import { SshdSessions } from './sshd-sessions.js';
 import { localAddresses, watchLocalAddresses } from './address-watch.js';
 import { RelayHealer, type RelayRestarted, type WatchedRelay } from './relay-heal.js';
 import { launchRelay, startFallback, startRelayOn, wireRelay, type RelayOnHop } from './relay-start.js';
-import type { ProcessKind, RelayStarted, Runner, ServerStarted } from './runner.js';
+import type { ForwardStarted, ProcessKind, RelayStarted, Runner, ServerStarted } from './runner.js';
 
 const SERVER_TIMEOUT_MS = 20_000;
 /** A relay answers QUIT at once; past this, it is stopped by pid over a fresh exec. */
@@ -260,7 +260,12 @@ export class SshRunner implements Runner {
     };
   }
 
-  async startForward(step: ForwardStep, serverPort: number): Promise<{ port: number; runtime: string }> {
+  async startForward(
+    step: ForwardStep,
+    serverPort: number,
+    udp?: { address: string; port: number },
+    onSwitch?: (why: string) => void,
+  ): Promise<ForwardStarted> {
     const launch = forwarderLaunch(
       { runtime: 'auto', to: { address: step.to.address, port: serverPort }, idleTimeout: step.idleTimeout },
       await readForwarderPrograms(),
@@ -274,10 +279,21 @@ export class SshRunner implements Runner {
         return chain.openStream(step.host, launch.command, { stdin: launch.stdin });
       },
       onTrouble: (why) => this.trouble?.(step.host, `the tcp tunnel could not come back yet: ${why}`),
+      ...(udp && step.udpFirst
+        ? {
+            udpFirst: {
+              ...udp,
+              host: step.udpFirst.to.host,
+              switchAfterMs: step.udpFirst.switchAfterMs,
+              silenceMs: step.udpFirst.silenceMs,
+              onSwitch: (why: string) => onSwitch?.(why),
+            },
+          }
+        : {}),
     });
     this.tunnel = tunnel;
     const port = await tunnel.start();
-    return { port, runtime: tunnel.runtime };
+    return { port, mode: tunnel.mode, ...(tunnel.runtime ? { runtime: tunnel.runtime } : {}) };
   }
 
   /** Where background trouble goes while mosh-client owns the terminal (set by watchRelays). */

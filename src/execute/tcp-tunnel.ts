@@ -4,12 +4,15 @@
 // When the stream ends (a roam killed the chain), a new forwarder is started
 // over a new chain and the datagrams go on: mosh-client keeps its port and
 // sees only a pause, mosh-server sees a new source port (an authenticated roam).
+// transport auto: the port first sends on by UDP (UdpPath); the stream only
+// starts when UDP goes unanswered, and then carries the rest of the session.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { EnvError } from '../errors.js';
 import { encodeFrame } from '../tcp/framing.js';
 import type { ReadyLine } from '../tcp/launch.js';
 import { ForwarderOutput } from '../tcp/output.js';
 import type { ByteChannel } from '../transport/types.js';
+import { UdpPath, type UdpPathOptions } from './udp-path.js';
 
 const READY_TIMEOUT_MS = 20_000;
 /** Between attempts to bring the stream back: soon at first, then every few seconds. */
@@ -21,6 +24,8 @@ export interface TunnelOptions {
   open: (first: boolean) => Promise<ByteChannel>;
   /** Why the stream could not be brought back (said after mosh-client exits). */
   onTrouble?: (why: string) => void;
+  /** transport auto: UDP first; the stream starts when it goes unanswered, and `onSwitch` is told why. */
+  udpFirst?: Omit<UdpPathOptions, 'onReply' | 'onSilent'> & { onSwitch: (why: string) => void };
 }
 
 export class TcpTunnel {
@@ -28,6 +33,7 @@ export class TcpTunnel {
   /** mosh-client's address, from its latest datagram: replies go there. */
   private peer: RemoteInfo | undefined;
   private stream: ByteChannel | undefined;
+  private udp: UdpPath | undefined;
   private stopping = false;
   private retry: NodeJS.Timeout | undefined;
   runtime = '';
@@ -36,21 +42,44 @@ export class TcpTunnel {
 
   constructor(private readonly opts: TunnelOptions) {}
 
-  /** Binds the local port and starts the first forwarder; resolves with the port for mosh-client. */
+  /** How datagrams travel now. */
+  get mode(): 'udp' | 'tcp' {
+    return this.udp ? 'udp' : 'tcp';
+  }
+
+  /** Binds the local port and starts the first forwarder (or the UDP leg); resolves with the port for mosh-client. */
   async start(): Promise<number> {
     const socket = createSocket('udp4');
     this.socket = socket;
     socket.on('message', (msg, rinfo) => {
       this.peer = rinfo;
+      if (this.udp) this.udp.send(msg);
       // With no stream (being brought back) the datagram is dropped: mosh sends again.
-      this.stream?.write(encodeFrame(msg));
+      else this.stream?.write(encodeFrame(msg));
     });
     socket.on('error', () => undefined);
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
       socket.bind(0, '127.0.0.1', () => resolve());
     });
-    await this.connect(true);
+    const udpFirst = this.opts.udpFirst;
+    if (!udpFirst) {
+      await this.connect(true);
+      return socket.address().port;
+    }
+    this.udp = new UdpPath({
+      ...udpFirst,
+      onReply: (d) => {
+        const peer = this.peer;
+        if (peer) this.socket?.send(d, peer.port, peer.address);
+      },
+      onSilent: (why) => {
+        // For the rest of the session: a path that went silent once is not trusted to stay.
+        this.udp = undefined;
+        udpFirst.onSwitch(why);
+        if (!this.stopping) this.bringBack(0);
+      },
+    });
     return socket.address().port;
   }
 
@@ -72,6 +101,8 @@ export class TcpTunnel {
     if (this.retry) clearTimeout(this.retry);
     this.stream?.end();
     this.stream = undefined;
+    this.udp?.close();
+    this.udp = undefined;
     this.socket?.close();
     this.socket = undefined;
   }

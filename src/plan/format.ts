@@ -52,12 +52,19 @@ function describe(s: Step): string {
       return `mosh-server new -p ${ports} -l LANG=${s.locale}, network timeout ${s.networkTimeout} s, signal timeout ${s.signalTimeout} s, ${what}`;
     }
     case 'relay':
-      return s.targetAtStart
-        ? `UDP relay (${RUNTIME[s.runtime] ?? s.runtime}) on a free port in ${formatPortRange(s.listen)} → ${s.forwardTo.address}:<port of step ${s.forwardTo.port.step}>, exits after ${s.idleTimeout} s idle`
-        : `UDP relay (${RUNTIME[s.runtime] ?? s.runtime}) on a free port in ${formatPortRange(s.listen)}, exits after ${s.idleTimeout} s idle`;
+      return (
+        (s.targetAtStart
+          ? `UDP relay (${RUNTIME[s.runtime] ?? s.runtime}) on a free port in ${formatPortRange(s.listen)} → ${s.forwardTo.address}:<port of step ${s.forwardTo.port.step}>, exits after ${s.idleTimeout} s idle`
+          : `UDP relay (${RUNTIME[s.runtime] ?? s.runtime}) on a free port in ${formatPortRange(s.listen)}, exits after ${s.idleTimeout} s idle`) +
+        fallback(s.fallback)
+      );
     case 'wire':
-      return `tell the relay of step ${s.of} to forward to ${s.forwardTo.address}:<port of step ${s.forwardTo.port.step}>`;
+      return `tell the relay of step ${s.of} to forward to ${s.forwardTo.address}:<port of step ${s.forwardTo.port.step}>${fallback(s.fallback)}`;
     case 'forward':
+      if (s.udpFirst) {
+        const u = s.udpFirst;
+        return `a UDP port on this machine's loopback for mosh-client, sending on by UDP to ${address(u.to.address)}:<port of step ${u.to.port.step}>; when no reply comes within ${u.switchAfterMs / 1000} s (or for ${u.silenceMs / 1000} s later), or step ${u.to.port.step} failed: a datagram forwarder (python3, else perl) on the target → ${s.to.address}:<port of step ${s.to.port.step}>, fed through the ssh chain, for the rest of the session`;
+      }
       return `datagram forwarder (python3, else perl) on the target → ${s.to.address}:<port of step ${s.to.port.step}>, fed through the ssh chain from a UDP port on this machine's loopback; exits when its stream ends or after ${s.idleTimeout} s idle`;
     case 'client':
       return `mosh-client → ${address(s.connectTo.address)}:<port of step ${s.connectTo.port.step}>, key in its environment only`;
@@ -72,6 +79,10 @@ function describe(s: Step): string {
     case 'disconnect':
       return 'close the ssh connection';
   }
+}
+
+function fallback(step: number | undefined): string {
+  return step === undefined ? '' : `; if it fails, step ${step} goes by tcp`;
 }
 
 function address(a: AddressOf): string {

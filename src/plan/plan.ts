@@ -8,6 +8,11 @@ import { routeClient } from './route-client.js';
 import { keptSession } from './session.js';
 import { PLAN_VERSION } from './types.js';
 
+/** transport auto: how long UDP may go unanswered before the stream takes over (see ForwardStep.udpFirst). */
+export const AUTO_SWITCH_MS = 2_000;
+// mosh sends at least every 3 s each way while both ends live, so 8 s of silence is not an idle session.
+export const AUTO_SILENCE_MS = 8_000;
+
 export interface Observed {
   /** Relay runtime found on a hop by probing it; absent before `up` probes. */
   runtimes?: Readonly<Record<string, RelayRuntime>>;
@@ -43,13 +48,22 @@ export function planUp(
     if (!host) throw new Error(`bug: chain of ${name} names unknown host ${h}`);
     return host;
   });
-  const transport = options.transport
+  const asked = options.transport
     ? { kind: options.transport, why: '--transport' }
     : {
         kind: target.mosh.transport,
-        why: target.mosh.transport === 'udp' ? 'the default, mosh.transport: udp' : 'mosh.transport: tcp',
+        why:
+          target.mosh.transport === 'udp'
+            ? 'the default, mosh.transport: udp'
+            : `mosh.transport: ${target.mosh.transport}`,
       };
+  // A handed-over session has no moshctl in its path to switch, so auto is udp there.
+  const transport =
+    asked.kind === 'auto' && options.noConnect
+      ? { kind: 'udp' as const, why: `${asked.why}, and --no-connect hands over a udp session` }
+      : asked;
   const tcp = transport.kind === 'tcp';
+  const auto = transport.kind === 'auto';
   if (tcp && options.noConnect) {
     throw UserError.one(
       `--no-connect cannot hand over a tcp session of "${name}": mosh's datagrams travel inside this moshctl process, which --no-connect ends`,
@@ -141,17 +155,27 @@ export function planUp(
   const upstream =
     first === undefined ? { id: serverId, host: target } : { id: first, host: hosts[0] ?? target };
 
-  if (tcp) {
+  if (tcp || auto) {
     const forwardId = next();
+    const udpTo = {
+      host: upstream.host.name,
+      address: { reachedBy: connectIds[0] ?? 0 },
+      port: { step: upstream.id },
+    };
     steps.push({
       id: forwardId,
       kind: 'forward',
       host: name,
       to: { address: '127.0.0.1', port: { step: serverId } },
       idleTimeout: target.mosh.network_timeout,
-      dependsOn: [serverId],
-      cause: `tcp transport: mosh's datagrams reach mosh-server inside the ssh chain (${transport.why})`,
+      ...(auto ? { udpFirst: { to: udpTo, switchAfterMs: AUTO_SWITCH_MS, silenceMs: AUTO_SILENCE_MS } } : {}),
+      dependsOn: auto ? [serverId, ...waitFor] : [serverId],
+      cause: auto
+        ? `transport auto (${transport.why}): UDP through ${relayIds.length > 0 ? 'the relays' : `to ${name}`} while replies come; tcp inside the ssh chain when none come, or when a relay cannot start`
+        : `tcp transport: mosh's datagrams reach mosh-server inside the ssh chain (${transport.why})`,
     });
+    // A relay that cannot start (a bastion that runs nothing) only means tcp from the start.
+    if (auto) for (const s of steps) if (s.kind === 'relay' || s.kind === 'wire') s.fallback = forwardId;
     steps.push({
       id: next(),
       kind: 'client',

@@ -7,7 +7,8 @@ import type { MoshTransport, PortRange, RelayRuntime, SshClientKind } from '../c
 // 3: relays start as soon as their hop is connected; `wire` steps tell them where to forward.
 // 4: the server step's `session` (mosh.session: tmux or screen keeps the shell for the next `up`).
 // 5: `transport`; with tcp a `forward` step instead of relays, and the client's address may be local.
-export const PLAN_VERSION = 5;
+// 6: transport auto: relay and wire steps may have a `fallback`, a forward step `udpFirst`.
+export const PLAN_VERSION = 6;
 
 /** A port not known until a step ran (mosh-server's or a relay's chosen port). */
 export interface PortOf {
@@ -74,6 +75,8 @@ export interface RelayStep extends StepBase {
    * port; python3 and perl start at once and are told later by a wire step.
    */
   targetAtStart: boolean;
+  /** transport auto: when this fails, the session goes by this forward step's tcp instead of failing. */
+  fallback?: number;
 }
 
 /**
@@ -87,6 +90,17 @@ export interface ForwardStep extends StepBase {
   to: { address: '127.0.0.1'; port: PortOf };
   /** Exits after this many seconds without a datagram either way (and at once when its stream ends). */
   idleTimeout: number;
+  /**
+   * transport auto: moshctl's port sends on by UDP to `to` (the first relay,
+   * or mosh-server with no bastion) and starts the forwarder only when no UDP
+   * reply comes: within `switchAfterMs` of the first datagram, or for
+   * `silenceMs` once replies came. Absent: tcp from the start.
+   */
+  udpFirst?: {
+    to: { host: string; address: AddressOf; port: PortOf };
+    switchAfterMs: number;
+    silenceMs: number;
+  };
 }
 
 /** Tells a started relay where to forward, once the next hop's port is known (its control channel's TO). */
@@ -95,6 +109,8 @@ export interface WireStep extends StepBase {
   /** The relay step this wires. */
   of: number;
   forwardTo: { host: string; address: string; port: PortOf };
+  /** transport auto: as RelayStep's. */
+  fallback?: number;
 }
 
 export interface ClientStep extends StepBase {

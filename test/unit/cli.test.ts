@@ -69,7 +69,7 @@ describe('moshctl command line', () => {
       version: number;
       steps: { kind: string; command?: string[] }[];
     };
-    expect(plan.version).toBe(5);
+    expect(plan.version).toBe(6);
     expect(plan.steps.map((s) => s.kind)).toEqual([
       'connect',
       'connect',

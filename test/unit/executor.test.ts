@@ -63,9 +63,16 @@ class FakeRunner implements Runner {
       runtime: 'python3',
     });
   }
-  startForward(): Promise<{ port: number; runtime: string }> {
-    this.calls.push('forward');
-    return Promise.resolve({ port: 50000, runtime: 'python3' });
+  startForward(
+    _step: unknown,
+    serverPort: number,
+    udp?: { address: string; port: number },
+  ): Promise<{ port: number; mode: 'udp' | 'tcp'; runtime?: string }> {
+    this.calls.push(`forward → ${serverPort}${udp ? ` udp first → ${udp.address}:${udp.port}` : ''}`);
+    this.maybeFail('forward' as FailAt);
+    return Promise.resolve(
+      udp ? { port: 50000, mode: 'udp' } : { port: 50000, mode: 'tcp', runtime: 'python3' },
+    );
   }
   runClient(address: string, port: number, key: string): Promise<number> {
     this.calls.push(`client ${address}:${port} key=${key.length}`);
@@ -86,7 +93,7 @@ class FakeRunner implements Runner {
 function setup(
   runner: FakeRunner,
   interrupted?: () => NodeJS.Signals | undefined,
-  transport?: 'udp' | 'tcp',
+  transport?: 'udp' | 'tcp' | 'auto',
 ) {
   const dir = tempTree({ 'moshproxy.yaml': yaml });
   const { config } = loadConfig([join(dir, 'moshproxy.yaml')], {});
@@ -231,7 +238,58 @@ describe('execute', () => {
     expect(outcome.clientCode).toBe(7);
     expect(runner.calls.filter((c) => c.startsWith('relay') || c.startsWith('wire'))).toEqual([]);
     const calls = runner.calls;
-    expect(before(calls, 'server', 'forward')).toBe(true);
-    expect(before(calls, 'forward', 'client 127.0.0.1:50000 key=22')).toBe(true);
+    expect(before(calls, 'server', 'forward → 60001')).toBe(true);
+    expect(before(calls, 'forward → 60001', 'client 127.0.0.1:50000 key=22')).toBe(true);
+  });
+
+  it('auto: the forward step sends by UDP to the first relay once it is wired, and mosh-client uses the loopback port', async () => {
+    const runner = new FakeRunner();
+    const { plan, options, logs } = setup(runner, undefined, 'auto');
+    const outcome = await execute(plan, options);
+    expect(outcome.error).toBeUndefined();
+    expect(outcome.clientCode).toBe(7);
+    const forward = 'forward → 60001 udp first → 192.0.2.1:61001';
+    expect(before(runner.calls, 'wire outer → 62001', forward)).toBe(true);
+    expect(before(runner.calls, forward, 'client 127.0.0.1:50000 key=22')).toBe(true);
+    expect(logs.some((l) => l.includes('switched'))).toBe(false);
+  });
+
+  it('auto: a relay that cannot start means tcp from the start, not a failed up', async () => {
+    const runner = new FakeRunner('relay:inner');
+    const { plan, options, record } = setup(runner, undefined, 'auto');
+    const titles: string[] = [];
+    options.runTasks = async (tasks: ListrTask[]) => {
+      for (const t of tasks) {
+        const task = { title: '', output: '' };
+        await (t.task as (c: unknown, t: unknown) => Promise<void>)({}, task);
+        titles.push(task.title);
+      }
+    };
+    const outcome = await execute(plan, options);
+    expect(outcome.error).toBeUndefined();
+    expect(outcome.clientCode).toBe(7);
+    expect(runner.calls).toContain('forward → 60001');
+    expect(runner.calls.some((c) => c.includes('udp first'))).toBe(false);
+    expect(runner.calls).toContain('client 127.0.0.1:50000 key=22');
+    expect(titles).toContain('relay on inner failed, so tcp: relay:inner failed');
+    expect(
+      titles.some((t) => t.startsWith('transport auto: tcp (relay on inner failed: relay:inner failed)')),
+    ).toBe(true);
+    // What did start is stopped all the same.
+    expect(runner.calls).toContain('stop relay outer 300');
+    expect(record.relays).toEqual([]);
+  });
+
+  it('auto: a signal during a relay step still stops up', async () => {
+    const runner = new FakeRunner();
+    let sig: NodeJS.Signals | undefined;
+    const { plan, options } = setup(runner, () => sig, 'auto');
+    options.beforeStep = (kind) => {
+      if (kind === 'relay') sig = 'SIGINT';
+      return Promise.resolve();
+    };
+    const outcome = await execute(plan, options);
+    expect(outcome.error).toBeInstanceOf(Interrupted);
+    expect(runner.calls.some((c) => c.startsWith('forward') || c.startsWith('client'))).toBe(false);
   });
 });

@@ -104,7 +104,7 @@ describe('planUp', () => {
 
   it('gives data with a version and dependencies for --json', () => {
     const plan = planUp(chains, 'web');
-    expect(plan.version).toBe(5);
+    expect(plan.version).toBe(6);
     expect(plan.route).toEqual(['outer', 'web']);
     expect(plan.steps.map((s) => [s.id, s.kind, s.host, s.dependsOn])).toEqual([
       [1, 'connect', 'outer', []],
@@ -263,5 +263,81 @@ hosts:
     expect(() => planUp(config, 'box', {}, { noConnect: true })).toThrow(
       /--no-connect cannot hand over a tcp session/,
     );
+  });
+});
+
+describe('planUp with the auto transport', () => {
+  const dir = tempTree({
+    'moshproxy.yaml': `version: 1
+hosts:
+  gate: {address: 192.0.2.1}
+  box: {address: 203.0.113.10, via: [gate], mosh: {transport: auto}}
+  near: {address: 198.51.100.7, mosh: {transport: auto}}
+`,
+  });
+  const { config } = loadConfig([join(dir, 'moshproxy.yaml')], {});
+
+  it('plans the relays with a fallback, then a forward step that sends by UDP to the first relay first', () => {
+    const plan = planUp(config, 'box');
+    expect(plan.transport).toEqual({ kind: 'auto', why: 'mosh.transport: auto' });
+    expect(plan.steps.map((s) => `${s.id} ${s.kind} ${s.host}`)).toEqual([
+      '1 connect gate',
+      '2 connect box',
+      '3 server box',
+      '4 relay gate',
+      '5 wire gate',
+      '6 forward box',
+      '7 client local',
+    ]);
+    const byId = (id: number) => plan.steps[id - 1];
+    expect(byId(4)).toMatchObject({ fallback: 6 });
+    expect(byId(5)).toMatchObject({ fallback: 6 });
+    expect(byId(6)).toMatchObject({
+      dependsOn: [3, 5],
+      to: { address: '127.0.0.1', port: { step: 3 } },
+      udpFirst: {
+        to: { host: 'gate', address: { reachedBy: 1 }, port: { step: 4 } },
+        switchAfterMs: 2000,
+        silenceMs: 8000,
+      },
+    });
+    expect(byId(7)).toMatchObject({ connectTo: { address: { local: '127.0.0.1' }, port: { step: 6 } } });
+    expect(plan.teardown.map((s) => s.kind)).toEqual([
+      'stop-relay',
+      'stop-forward',
+      'stop-server',
+      'disconnect',
+      'disconnect',
+    ]);
+    const text = formatPlan(plan);
+    expect(text).toContain('transport: auto (mosh.transport: auto)');
+    expect(text).toContain('if it fails, step 6 goes by tcp');
+    expect(text).toContain('when no reply comes within 2 s (or for 8 s later), or step 4 failed');
+  });
+
+  it('with no bastion, sends by UDP straight to mosh-server first', () => {
+    const plan = planUp(config, 'near');
+    expect(plan.steps.some((s) => s.kind === 'relay')).toBe(false);
+    expect(plan.steps.find((s) => s.kind === 'forward')).toMatchObject({
+      dependsOn: [2],
+      udpFirst: { to: { host: 'near', address: { reachedBy: 1 }, port: { step: 2 } } },
+    });
+  });
+
+  it('is udp with --no-connect, which hands over a session no moshctl is in the path of', () => {
+    const plan = planUp(config, 'box', {}, { noConnect: true });
+    expect(plan.transport).toEqual({
+      kind: 'udp',
+      why: 'mosh.transport: auto, and --no-connect hands over a udp session',
+    });
+    expect(plan.steps.some((s) => s.kind === 'forward')).toBe(false);
+    expect(plan.steps.some((s) => 'fallback' in s)).toBe(false);
+    expect(plan.steps.at(-1)?.kind).toBe('hand-over');
+  });
+
+  it('--transport auto works on a udp host', () => {
+    const plan = planUp(config, 'gate', {}, { transport: 'auto' });
+    expect(plan.transport).toEqual({ kind: 'auto', why: '--transport' });
+    expect(plan.steps.find((s) => s.kind === 'forward')).toHaveProperty('udpFirst');
   });
 });

@@ -1,4 +1,4 @@
-// `--transport udp|tcp`, checked here so a typo names the option and the choices.
+// `--transport udp|tcp|auto`, checked here so a typo names the option and the choices.
 import { moshTransports, type MoshTransport } from '../../config/types.js';
 import { UserError } from '../../errors.js';
 
