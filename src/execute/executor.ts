@@ -62,6 +62,8 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
   let udpFailed: string | undefined;
   // Said after mosh-client exits: it owns the terminal until then.
   const notes: string[] = [];
+  // Said once the task list is done: a line logged while it renders would be drawn over.
+  const setupNotes: string[] = [];
   const ports = new Map<number, ReturnType<typeof future<number>>>();
   const portOf = (id: number): ReturnType<typeof future<number>> => {
     let p = ports.get(id);
@@ -138,9 +140,11 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
         portOf(step.id).resolve(f.port);
         const tcp = `forwarder on ${step.host} (${f.runtime ?? '?'}) ← 127.0.0.1 UDP ${f.port} here, through the ssh chain`;
         if (!step.udpFirst) return tcp;
-        return f.mode === 'udp'
-          ? `transport auto: UDP through ${via?.host ?? step.host} ← 127.0.0.1 UDP ${f.port} here; tcp stands by`
-          : `transport auto: tcp (${udpFailed ?? 'no UDP path'}); ${tcp}`;
+        if (f.mode === 'udp')
+          return `transport auto: UDP through ${via?.host ?? step.host} ← 127.0.0.1 UDP ${f.port} here; tcp stands by`;
+        // A choice the user should see even where the task list does not stay on screen.
+        setupNotes.push(`transport auto: tcp from the start, ${udpFailed ?? 'no UDP path'}`);
+        return `transport auto: tcp; ${tcp}`;
       }
       default:
         return undefined;
@@ -216,6 +220,7 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
     } finally {
       // A failed step ends the list at once, but what the others started must be in the record before teardown.
       await all;
+      for (const line of setupNotes) o.log(line);
     }
     for (const step of runnable) await done.get(step.id);
     await check('client');

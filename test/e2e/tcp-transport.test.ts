@@ -2,7 +2,12 @@
 // UDP between the client and the first hop is dropped (nftables), the session
 // works through the forwarder on the target, survives a client address change
 // and a 15 s outage, and leaves nothing on any host; and a jump-only bastion
-// (ForceCommand: it runs nothing for the user) carries it too.
+// (ForceCommand: it runs nothing for the user) carries it too. transport auto
+// takes udp where it passes and switches to tcp where it does not, without the
+// user's help; tcp with no python3 or perl on the target says what to install.
+import { existsSync, realpathSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import type { Lab } from '../../src/lab/index.js';
@@ -23,6 +28,13 @@ import { e2eSkipReason, useLab } from './support.js';
 const reason = e2eSkipReason();
 const RECOVERY_MS = 30_000;
 const OUTAGE_MS = 15_000;
+
+/** The forwarder on the target and its launching sh (their argv names mosh-server's loopback port), as "host pid cmdline". */
+async function forwarders(lab: Lab): Promise<string[]> {
+  return (await sessionProcesses(lab)).filter(
+    (p) => p.startsWith('target ') && p.includes('--to 127.0.0.1:'),
+  );
+}
 
 function udpBlocked(ctx: { readonly lab: Lab }): () => Promise<void> {
   return async () => {
@@ -60,6 +72,29 @@ describe.skipIf(reason)('tcp transport where UDP is dropped', () => {
     expect(await settleNoSessionProcesses(lab), stderrOf(s)).toEqual([]);
     expect(records(s)).toEqual([]);
     // Old forwarders and the sshd sessions of dead connections are gone too.
+    expect(await settleNoHopProcesses(lab), stderrOf(s)).toEqual([]);
+  });
+
+  it('auto finds UDP blocked and switches to tcp within seconds, without restarting mosh-client; nothing left', async () => {
+    const { lab } = ctx;
+    await lab.blockUdp('client', true);
+    const s = await sessions.start(['up', 'target', '--transport', 'auto']);
+    await waitForPrompt(s, 40_000);
+    await typeAndCheck(lab, s);
+    // The relay was started (auto tries UDP first); the forwarder carries the session now.
+    expect(await forwarders(lab)).not.toEqual([]);
+    const clients = (await sessionProcesses(lab)).filter((p) => p.includes('mosh-client'));
+    expect(clients).toHaveLength(1);
+    await lab.roam();
+    await typeAndCheck(lab, s, RECOVERY_MS);
+    // The same mosh-client throughout.
+    expect((await sessionProcesses(lab)).filter((p) => p.includes('mosh-client'))).toEqual(clients);
+    expect(await exitSession(s)).toBe(0);
+    expect(stderrOf(s)).toMatch(
+      /transport auto: switched to tcp, no UDP reply from bastion \(\S+\) within 2 s of the first datagram/,
+    );
+    expect(await settleNoSessionProcesses(lab), stderrOf(s)).toEqual([]);
+    expect(records(s)).toEqual([]);
     expect(await settleNoHopProcesses(lab), stderrOf(s)).toEqual([]);
   });
 
@@ -104,6 +139,79 @@ describe.skipIf(reason)('udp transport through a jump-only bastion', () => {
     expect(code, err).toBe(1);
     expect(err).toMatch(/start relay on bastion: the relay command on bastion ended without a word/);
     expect(err).toMatch(/--transport tcp/);
+    expect(await settleNoSessionProcesses(lab), err).toEqual([]);
+    expect(records(s)).toEqual([]);
+  });
+});
+
+describe.skipIf(reason)('auto transport where UDP passes', () => {
+  const ctx = useLab({});
+  const sessions = useSessions(ctx);
+
+  it('stays on udp through the relay (no forwarder ever starts), survives a roam, and leaves nothing', async () => {
+    const { lab } = ctx;
+    const s = await sessions.start(['up', 'target', '--transport', 'auto']);
+    await waitForPrompt(s, 40_000);
+    await typeAndCheck(lab, s);
+    const running = await sessionProcesses(lab);
+    expect(
+      running.filter((p) => p.startsWith('bastion ')),
+      running.join('\n'),
+    ).not.toEqual([]);
+    expect(await forwarders(lab)).toEqual([]);
+    await lab.roam();
+    await typeAndCheck(lab, s, RECOVERY_MS);
+    await sleep(3_000); // longer than the 2 s switch: a quiet session is not a blocked one
+    await typeAndCheck(lab, s);
+    expect(await forwarders(lab)).toEqual([]);
+    expect(await exitSession(s)).toBe(0);
+    expect(stderrOf(s)).not.toMatch(/switched to tcp/);
+    expect(await settleNoSessionProcesses(lab), stderrOf(s)).toEqual([]);
+    expect(records(s)).toEqual([]);
+  });
+});
+
+describe.skipIf(reason)('auto transport through a jump-only bastion', () => {
+  const ctx = useLab({ sshdConfig: { bastion: ['ForceCommand /bin/false'] } });
+  const sessions = useSessions(ctx);
+
+  it('goes by tcp from the start when the relay cannot start there, and says why', async () => {
+    const { lab } = ctx;
+    const s = await sessions.start(['up', 'target', '--transport', 'auto']);
+    await waitForPrompt(s, 40_000);
+    await typeAndCheck(lab, s);
+    expect(await forwarders(lab)).not.toEqual([]);
+    expect(await exitSession(s)).toBe(0);
+    expect(stderrOf(s), stderrOf(s)).toMatch(/transport auto: tcp from the start, relay on bastion failed: /);
+    expect(await settleNoSessionProcesses(lab), stderrOf(s)).toEqual([]);
+    expect(records(s)).toEqual([]);
+  });
+});
+
+/** Where python3 and perl live on this machine (the lab's hosts share its file system). */
+function interpreters(): string[] {
+  const candidates = [
+    '/usr/bin/python3',
+    '/usr/local/bin/python3',
+    join(homedir(), '.pyenv/shims/python3'),
+    '/usr/bin/perl',
+  ];
+  return [...new Set(candidates.filter((p) => existsSync(p)).map((p) => realpathSync(p)))];
+}
+
+describe.skipIf(reason)('tcp transport with neither python3 nor perl on the target', () => {
+  const ctx = useLab({ hide: { target: interpreters() } });
+  const sessions = useSessions(ctx);
+
+  it('exits 1 naming what to install and the other transport, and stops the mosh-server it started', async () => {
+    const { lab } = ctx;
+    const s = await sessions.start(['up', 'target', '--transport', 'tcp']);
+    const code = await waitForExit(s, 40_000);
+    const err = stderrOf(s);
+    expect(code, err).toBe(1);
+    expect(err).toMatch(/start forwarder on target: the datagram forwarder did not start/);
+    expect(err).toContain('install python3 or perl on target');
+    expect(err).toMatch(/stopped 1 process\(es\)/);
     expect(await settleNoSessionProcesses(lab), err).toEqual([]);
     expect(records(s)).toEqual([]);
   });
