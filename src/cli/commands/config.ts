@@ -3,7 +3,7 @@ import { resolveAll } from '../../config/hosts.js';
 import { sshGContext } from '../../config/ssh-g.js';
 import type { HostConfig } from '../../config/types.js';
 import { ExitCode } from '../../errors.js';
-import type { CommandContext } from '../main.js';
+import type { CommandContext } from '../context.js';
 import { load } from './common.js';
 
 export async function run(ctx: CommandContext): Promise<number> {

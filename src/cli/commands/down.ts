@@ -13,7 +13,7 @@ import { teardown } from '../../execute/teardown.js';
 import { owner } from '../../state/owner.js';
 import type { SessionRecord } from '../../state/record.js';
 import { describeUnreadable, SessionStore, stateDir, type UnreadableRecord } from '../../state/store.js';
-import type { CommandContext } from '../main.js';
+import type { CommandContext } from '../context.js';
 
 /** How long the owning `up` process gets to tear down by itself after SIGTERM (a dropped chain costs a reconnect per hop). */
 const OWNER_GRACE_MS = 60_000;

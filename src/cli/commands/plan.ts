@@ -4,7 +4,7 @@ import { ExitCode } from '../../errors.js';
 import { formatPlan } from '../../plan/format.js';
 import { planUp } from '../../plan/plan.js';
 import { transportOption } from './transport.js';
-import type { CommandContext } from '../main.js';
+import type { CommandContext } from '../context.js';
 import { load } from './common.js';
 
 export async function run(ctx: CommandContext): Promise<number> {

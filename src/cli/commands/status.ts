@@ -12,7 +12,7 @@ import { debugChainOption } from '../../transport/debug-chain.js';
 import { terminalPrompter } from '../prompt.js';
 import { aliveCommand, parseAlive } from '../../remote/processes.js';
 import { parseRelayAlive, relayAliveCommand } from '../../relay/commands.js';
-import type { CommandContext } from '../main.js';
+import type { CommandContext } from '../context.js';
 
 type Liveness = 'alive' | 'dead' | 'unknown';
 

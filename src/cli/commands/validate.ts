@@ -1,5 +1,5 @@
 import { ExitCode } from '../../errors.js';
-import type { CommandContext } from '../main.js';
+import type { CommandContext } from '../context.js';
 import { load } from './common.js';
 
 export async function run(ctx: CommandContext): Promise<number> {
