@@ -6,7 +6,8 @@
 import { isIP } from 'node:net';
 import type { SshHost } from '../config/types.js';
 import { EnvError } from '../errors.js';
-import { duration, hopLabel } from '../ssh/hop-errors.js';
+import { hopLabel } from '../ssh/hop-errors.js';
+import { duration } from '../transport/errors.js';
 import { knownHostsName } from '../ssh/known-hosts.js';
 
 export interface MasterFailure {

@@ -5,7 +5,7 @@
 import { checkInt, invalid } from './checks.js';
 import { FALLBACK_RELAY_SH, PROBE_SH, RELAY_ALIVE_SH, STOP_RELAY_SH } from './scripts.js';
 import { checkPid, checkStarted } from '../remote/processes.js';
-import { SH, shellJoin } from './shell.js';
+import { SH, shellJoin } from '../remote/shell.js';
 
 /** The runtimes started the old way (one exec, no control channel); python3 and perl are launch.ts's. */
 export type RelayRuntimeName = 'socat' | 'nc';

@@ -8,7 +8,7 @@
 // single-quoted, and fish reads `\\` and `\'` inside single quotes as escapes.
 import { isIPv4, isIPv6 } from 'node:net';
 import { invalid } from './checks.js';
-import { SH, shellJoin, shellQuote } from './shell.js';
+import { SH, shellJoin, shellQuote } from '../remote/shell.js';
 
 /**
  * argv: `-c BOOT P L ARGS...`. Reads P + L bytes and runs the first P: perl's

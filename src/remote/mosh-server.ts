@@ -1,7 +1,7 @@
 // The mosh-server command line and what it prints. sshd drops environment
 // requests it does not list in AcceptEnv, so the timeouts go inline through
 // `env`, which also works when the login shell is not sh-like (fish, csh).
-import { SH, shellJoin, shellQuote } from '../relay/shell.js';
+import { SH, shellJoin, shellQuote } from './shell.js';
 import type { KeptSession, ServerStep } from '../plan/types.js';
 import { checkPid, checkStarted, START_OF_SH, stopPidScript } from './processes.js';
 

@@ -3,7 +3,7 @@
 // so a pid reused by an unrelated process after a reboot is never touched.
 // Every command is safe to run twice: a process already gone is "gone".
 import { UserError } from '../errors.js';
-import { SH, shellQuote } from '../relay/shell.js';
+import { SH, shellQuote } from './shell.js';
 
 /**
  * Pids come from state records, which a person can edit: pid 1 and below would

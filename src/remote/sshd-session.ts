@@ -5,7 +5,7 @@
 // forever; moshctl learns the pid while the connection works and ends it over
 // the next connection it opens. The start time is kept with the pid, so a pid
 // reused since (by the user's own ssh session, say) is never signalled.
-import { SH, shellQuote } from '../relay/shell.js';
+import { SH, shellQuote } from './shell.js';
 import { START_OF_SH, STARTED } from './processes.js';
 
 export interface SshdSession {

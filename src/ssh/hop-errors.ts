@@ -4,6 +4,7 @@
 
 import type { SshHost } from '../config/types.js';
 import { EnvError } from '../errors.js';
+import { duration } from '../transport/errors.js';
 import { noKeyHint } from './auth.js';
 import { fingerprintSha256, knownHostsName, type HostKeyVerdict } from './known-hosts.js';
 
@@ -18,11 +19,6 @@ interface Ssh2Error extends Error {
   level?: string;
   code?: string | number;
   reason?: number | string;
-}
-
-/** A duration for messages: `20 s`, or `300 ms` when under a second. */
-export function duration(ms: number): string {
-  return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`;
 }
 
 export function hopLabel(h: SshHost): string {

@@ -1,7 +1,11 @@
 // The errors of running a command over either ssh client, in one wording:
 // a person sees the same message whichever client carried the command.
 import { EnvError } from '../errors.js';
-import { duration } from '../ssh/hop-errors.js';
+
+/** A duration for messages: `20 s`, or `300 ms` when under a second. */
+export function duration(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`;
+}
 
 /** Commands appear in messages, so callers pass secrets on stdin only; this bounds their length. */
 export function shortCommand(command: string): string {

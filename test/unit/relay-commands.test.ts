@@ -11,7 +11,7 @@ import {
   stopRelayCommand,
   type RelaySpec,
 } from '../../src/relay/commands.js';
-import { shellQuote } from '../../src/relay/shell.js';
+import { shellQuote } from '../../src/remote/shell.js';
 
 /** What sh makes of a quoted word: the argument list printf receives. */
 function shWords(quoted: string): string[] {

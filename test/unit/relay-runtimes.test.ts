@@ -27,7 +27,7 @@ import {
   toLine,
 } from '../../src/relay/control.js';
 import { LAUNCH_SH, relayLaunch, type RelayLaunchSpec, type RelayRuntime } from '../../src/relay/launch.js';
-import { SH, shellJoin, shellQuote } from '../../src/relay/shell.js';
+import { SH, shellJoin, shellQuote } from '../../src/remote/shell.js';
 
 const programs = {
   python3: readFileSync(new URL('../../src/relay/runtime/relay.py', import.meta.url), 'utf8'),

@@ -26,7 +26,7 @@ import {
   type ReadyLine,
 } from '../../src/tcp/launch.js';
 import { ForwarderOutput } from '../../src/tcp/output.js';
-import { SH, shellJoin, shellQuote } from '../../src/relay/shell.js';
+import { SH, shellJoin, shellQuote } from '../../src/remote/shell.js';
 
 const programs = {
   python3: readFileSync(new URL('../../src/tcp/runtime/forwarder.py', import.meta.url), 'utf8'),

@@ -12,7 +12,7 @@ import {
   type ForwarderLaunchSpec,
 } from '../../src/tcp/launch.js';
 import { readForwarderPrograms } from '../../src/tcp/script.js';
-import { shellQuote } from '../../src/relay/shell.js';
+import { shellQuote } from '../../src/remote/shell.js';
 
 const programs = {
   python3: readFileSync(new URL('../../src/tcp/runtime/forwarder.py', import.meta.url), 'utf8'),
