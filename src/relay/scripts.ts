@@ -1,6 +1,7 @@
 // POSIX sh run on a hop for the socat and nc fallbacks and for stop/alive checks.
 // Constant texts: every value reaches them as a quoted positional argument, never
 // spliced in. Tested with dash; no bashisms, no `\\` (fish reads that inside quotes).
+import { OURS_SH } from '../remote/processes.js';
 
 /** Process alive and not a zombie; relays are reparented to an init that may never reap them. */
 const ALIVE = `alive() {
@@ -10,23 +11,8 @@ const ALIVE = `alive() {
   else kill -0 "$1" 2>/dev/null; fi
 }`;
 
-/**
- * Whether a pid still belongs to a relay of ours, so a reused pid is never
- * signalled: its command line, and its start when one was recorded ($2: field
- * 22 of /proc/PID/stat, see STARTED in remote/processes.ts).
- */
-const MINE = `mine() {
-  if [ -n "$2" ]; then
-    w=$2 q=$1
-    set -- $(sed 's/^.*) //' "/proc/$q/stat" 2>/dev/null)
-    [ $# -ge 20 ] || return 1
-    shift 19
-    [ "$1" = "$w" ] || return 1
-    set -- "$q"
-  fi
-  [ ! -r "/proc/$1/cmdline" ] && return 0
-  tr '\\0' ' ' <"/proc/$1/cmdline" | grep -q -e moshctl-relay -e --idle-timeout -e UDP4-LISTEN
-}`;
+/** What a relay's command line contains (python3/perl: moshctl-relay, socat: UDP4-LISTEN, nc: --idle-timeout's wrapper). */
+const RELAY_MARKERS = 'moshctl-relay --idle-timeout UDP4-LISTEN';
 
 /**
  * socat and nc relays. Invoked as `/bin/sh -c 'eval "$MOSHCTL_RELAY"' moshctl-relay MODE ...`
@@ -82,24 +68,22 @@ serve-nc)
 esac`;
 
 /** Stop a relay by pid: TERM its process group, wait up to 2 s, then KILL. Safe to run twice. */
-export const STOP_RELAY_SH = `${ALIVE}
-${MINE}
+export const STOP_RELAY_SH = `${OURS_SH}
 p=$1
-if alive "$p"; then
-  mine "$p" "$2" || { echo "MOSHCTL-RELAY NOT-OURS $p"; exit 0; }
+if running "$p"; then
+  ours "$p" "$2" ${RELAY_MARKERS} || { echo "MOSHCTL-RELAY NOT-OURS $p"; exit 0; }
   kill -TERM -"$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null
   i=0
-  while alive "$p" && [ "$i" -lt 20 ]; do sleep 0.1; i=$((i + 1)); done
+  while running "$p" && [ "$i" -lt 20 ]; do sleep 0.1; i=$((i + 1)); done
 fi
 # With no process p left, a group p can only be the relay's own (a pid is not reused
 # while its group lives on), so stragglers such as socat children go too.
 kill -KILL -"$p" 2>/dev/null
-alive "$p" && kill -KILL "$p" 2>/dev/null
+running "$p" && kill -KILL "$p" 2>/dev/null
 echo "MOSHCTL-RELAY STOPPED $p"`;
 
-export const RELAY_ALIVE_SH = `${ALIVE}
-${MINE}
-if alive "$1" && mine "$1" "$2"; then echo "MOSHCTL-RELAY ALIVE $1"; else echo "MOSHCTL-RELAY GONE $1"; fi`;
+export const RELAY_ALIVE_SH = `${OURS_SH}
+if running "$1" && ours "$1" "$2" ${RELAY_MARKERS}; then echo "MOSHCTL-RELAY ALIVE $1"; else echo "MOSHCTL-RELAY GONE $1"; fi`;
 
 export const PROBE_SH = `if command -v python3 >/dev/null 2>&1; then
   v=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)

@@ -3,7 +3,7 @@
 // `env`, which also works when the login shell is not sh-like (fish, csh).
 import { SH, shellJoin, shellQuote } from './shell.js';
 import type { KeptSession, ServerStep } from '../plan/types.js';
-import { checkPid, checkStarted, START_OF_SH, stopPidScript } from './processes.js';
+import { checkPid, checkStarted, OURS_SH, stopPidScript } from './processes.js';
 
 export function moshServerCommand(
   step: Pick<ServerStep, 'ports' | 'networkTimeout' | 'signalTimeout' | 'locale' | 'command' | 'session'>,
@@ -106,7 +106,7 @@ export function moshServerKeptCommand(step: Parameters<typeof moshServerCommand>
     "s=${s%%']'*}",
     `case "$out" in *${DETACHED_AT}*) ;; *) s=;; esac`,
     `case "$s" in ''|*[!0-9]*) s=;; esac`,
-    START_OF_SH,
+    OURS_SH,
     // Its start, so a stop by pid over another connection never hits a reused pid. When
     // nobody hears this (the connection died meanwhile), no record will name this
     // mosh-server: it is stopped here rather than left for its own timeout.
@@ -114,7 +114,8 @@ export function moshServerKeptCommand(step: Parameters<typeof moshServerCommand>
     '[ -n "$s" ] || exit 0',
     // An asynchronous list reads /dev/null unless told otherwise: fd 3 is the channel.
     'exec 3<&0',
-    `{ IFS= read -r p && [ "$p" = "$s" ] && { ${stopPidScript('mosh-server')}; }; } <&3 & exec 3<&-`,
+    // The pid it started, so no start to compare: `w` stays empty.
+    `{ IFS= read -r p && [ "$p" = "$s" ] && { w=; ${stopPidScript('mosh-server')}; }; } <&3 & exec 3<&-`,
     'while kill -0 "$s" 2>/dev/null; do sleep 2; done',
   ].join('; ');
   return `${SH} -c ${shellQuote(script)}`;

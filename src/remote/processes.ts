@@ -46,32 +46,37 @@ export function checkStarted(started: string | undefined): string | undefined {
  */
 export const START_OF_SH = `startof() { set -- $(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null); [ $# -ge 20 ] && { shift 19; echo "$1"; }; }`;
 
-/** sh: a command that succeeds when pid $p started at `started`; undefined without one. */
-function startedAt(started: string | undefined): string | undefined {
-  const w = checkStarted(started);
-  return w === undefined ? undefined : `[ "$(startof "$p")" = ${w} ]`;
-}
+/**
+ * sh, the one answer to "is this pid still ours" for every process moshctl
+ * stops or checks on a host (mosh-server, relays):
+ * - `running PID`: it exists and is no zombie (a zombie has exited already;
+ *   only its parent can reap it). ps, so also where there is no /proc.
+ * - `ours PID STARTED MARKER...`: its start is STARTED when one was recorded
+ *   (field 22 of /proc/PID/stat; hosts without /proc record none), and its
+ *   command line (ps again) contains one of the markers. A reused pid fails one or the other.
+ * No backslashes: the text travels quoted through the login shell, which may be fish.
+ */
+export const OURS_SH = [
+  START_OF_SH,
+  `running() { case "$(ps -o stat= -p "$1" 2>/dev/null)" in ''|Z*) return 1;; esac; }`,
+  `ours() { o_p=$1 o_w=$2; shift 2; if [ -n "$o_w" ]; then [ "$(startof "$o_p")" = "$o_w" ] || return 1; fi; o_a=$(ps -o args= -p "$o_p" 2>/dev/null); for o_m in "$@"; do case "$o_a" in *"$o_m"*) return 0;; esac; done; return 1; }`,
+].join('; ');
 
 export function stopByPidCommand(pid: number, marker: string, started?: string): string {
-  const p = checkPid(pid);
-  const same = startedAt(started);
-  // Only while the process is there: a gone one says so, whatever its start.
-  const start = same
-    ? `if [ -n "$(ps -o stat= -p "$p" 2>/dev/null)" ] && ! ${same}; then echo other; exit 0; fi; `
-    : '';
-  return `${SH} -c ${shellQuote(`${same ? `${START_OF_SH}; ` : ''}p=${p}; ${start}${stopPidScript(marker)}`)}`;
+  const w = checkStarted(started) ?? "''";
+  return `${SH} -c ${shellQuote(`${OURS_SH}; p=${checkPid(pid)} w=${w}; ${stopPidScript(marker)}`)}`;
 }
 
-/** The sh script behind stopByPidCommand, for a pid already in `$p` (digits only). */
+/**
+ * The sh script behind stopByPidCommand, for a pid already in `$p` (digits
+ * only) and its recorded start in `$w` (digits, or empty); needs OURS_SH.
+ */
 export function stopPidScript(marker: string): string {
-  // Only the marker is quoted: a quoted `*` in a case pattern is a literal star.
-  const m = `*${shellQuote(marker)}*`;
   // Under /bin/sh (not found via PATH, which a login may narrow), so a fish or csh
   // login shell on the host runs it the same.
   return [
-    // A zombie has exited already; only its parent can reap it.
-    `case "$(ps -o stat= -p "$p" 2>/dev/null)" in ''|Z*) echo gone; exit 0;; esac`,
-    `case "$(ps -o args= -p "$p" 2>/dev/null)" in ${m}) ;; *) echo other; exit 0;; esac`,
+    `running "$p" || { echo gone; exit 0; }`,
+    `ours "$p" "$w" ${shellQuote(marker)} || { echo other; exit 0; }`,
     `kill "$p" 2>/dev/null`,
     // `&` ends its own command: no `;` may follow it.
     `(i=0; while kill -0 "$p" 2>/dev/null && [ "$i" -lt 50 ]; do sleep 0.1; i=$((i+1)); done; kill -9 "$p" 2>/dev/null) </dev/null >/dev/null 2>&1 & echo stopped`,
@@ -90,14 +95,10 @@ export function aliveCommand(processes: { pid: number; marker: string; started?:
   const script = processes
     .map(({ pid, marker, started }) => {
       const p = checkPid(pid);
-      const same = startedAt(started);
-      const yes = same
-        ? `p=${p}; if ${same}; then echo "${p} alive"; else echo "${p} dead"; fi`
-        : `echo "${p} alive"`;
-      return `case "$(ps -o stat= -p ${p} 2>/dev/null)" in ''|Z*) echo "${p} dead";; *) case "$(ps -o args= -p ${p} 2>/dev/null)" in *${shellQuote(marker)}*) ${yes};; *) echo "${p} dead";; esac;; esac`;
+      return `if running ${p} && ours ${p} ${checkStarted(started) ?? "''"} ${shellQuote(marker)}; then echo "${p} alive"; else echo "${p} dead"; fi`;
     })
     .join('; ');
-  return `${SH} -c ${shellQuote(`${START_OF_SH}; ${script}`)}`;
+  return `${SH} -c ${shellQuote(`${OURS_SH}; ${script}`)}`;
 }
 
 export function parseAlive(stdout: string): Map<number, boolean> {
