@@ -68,6 +68,8 @@ export interface Runner {
   /** Stops a process by pid; "gone" when it had already exited. */
   /** `started`: the recorded start time, checked before signalling when given. */
   stop(host: string, pid: number, kind: ProcessKind, started?: string): Promise<'stopped' | 'gone' | 'other'>;
+  /** Whether that process still runs as itself (pid, start, command line); undefined when the host's answer made no sense. */
+  alive(host: string, pid: number, kind: ProcessKind, started?: string): Promise<boolean | undefined>;
   /**
    * Keeps the relays alive while mosh-client runs: a dead one is started again
    * and reported. Returns the function that stops watching (before teardown).

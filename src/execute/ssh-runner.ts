@@ -21,7 +21,7 @@ import {
   stopKeeperCommand,
   redactKey,
 } from '../remote/mosh-server.js';
-import { checkPid, parseStop, stopByPidCommand } from '../remote/processes.js';
+import { aliveCommand, checkPid, parseAlive, parseStop, stopByPidCommand } from '../remote/processes.js';
 import { parseSimple, QUIT } from '../relay/control.js';
 import { closedWhileRunning, execTimeout } from '../transport/errors.js';
 import { awaitLine } from '../transport/line-channel.js';
@@ -247,8 +247,7 @@ export class SshRunner implements Runner {
     this.trouble = onTrouble;
     const healer = new RelayHealer({
       relays: () => [...this.relays.values()],
-      alive: async (r) =>
-        parseRelayAlive((await this.ask(r.step.host, relayAliveCommand(r.pid, r.started))).stdout),
+      alive: (r) => this.alive(r.step.host, r.pid, 'relay', r.started),
       start: async (step, forwardPort) =>
         startRelayOn(await this.ensure(step.host, false), step, forwardPort),
       onRestart,
@@ -380,6 +379,17 @@ export class SshRunner implements Runner {
       );
     }
     return outcome;
+  }
+
+  /**
+   * Whether a process moshctl started still runs as that process (same pid,
+   * start and command line); undefined when the host's answer made no sense.
+   */
+  async alive(host: string, pid: number, kind: ProcessKind, started?: string): Promise<boolean | undefined> {
+    if (kind === 'relay')
+      return parseRelayAlive((await this.ask(host, relayAliveCommand(pid, started))).stdout);
+    const command = aliveCommand([{ pid, marker: 'mosh-server', ...(started ? { started } : {}) }]);
+    return parseAlive((await this.ask(host, command)).stdout).get(pid);
   }
 
   /** QUIT over the relay's control channel; undefined when that did not work. */

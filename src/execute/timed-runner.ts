@@ -29,6 +29,7 @@ export function timed(inner: Runner, log: (line: string) => void): Runner {
     ...(inner.watchRelays ? { watchRelays: inner.watchRelays.bind(inner) } : {}),
     runClient: wrap('client', inner.runClient.bind(inner)),
     stop: wrap('stop', inner.stop.bind(inner)),
+    alive: wrap('alive', inner.alive.bind(inner)),
     close: wrap('close', inner.close.bind(inner)),
   };
 }

@@ -79,6 +79,9 @@ class FakeRunner implements Runner {
     this.maybeFail('client');
     return Promise.resolve(7);
   }
+  alive(): Promise<boolean> {
+    return Promise.resolve(true);
+  }
   stop(host: string, pid: number, kind: ProcessKind): Promise<'stopped'> {
     this.calls.push(`stop ${kind} ${host} ${pid}`);
     if (this.unreachable.includes(host)) throw new EnvError(`${host} unreachable`, 'later', { host });

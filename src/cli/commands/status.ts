@@ -10,8 +10,6 @@ import { EnvError } from '../../errors.js';
 import { SshRunner, sshConfigOption } from '../../execute/ssh-runner.js';
 import { debugChainOption } from '../../transport/debug-chain.js';
 import { terminalPrompter } from '../prompt.js';
-import { aliveCommand, parseAlive } from '../../remote/processes.js';
-import { parseRelayAlive, relayAliveCommand } from '../../relay/commands.js';
 import type { CommandContext } from '../context.js';
 
 type Liveness = 'alive' | 'dead' | 'unknown';
@@ -87,30 +85,9 @@ export async function status(ctx: CommandContext): Promise<number> {
 }
 
 async function check(record: SessionRecord, env: CommandContext['io']['env']): Promise<SessionStatus> {
-  // Each process with the command that asks whether it still runs and how to read the answer.
   const processes = [
-    ...record.relays.map((r) => ({
-      host: r.host,
-      pid: r.pid,
-      ask: relayAliveCommand(r.pid, r.started),
-      read: parseRelayAlive,
-    })),
-    ...(record.server
-      ? [
-          {
-            host: record.server.host,
-            pid: record.server.pid,
-            ask: aliveCommand([
-              {
-                pid: record.server.pid,
-                marker: 'mosh-server',
-                ...(record.server.started ? { started: record.server.started } : {}),
-              },
-            ]),
-            read: (out: string) => parseAlive(out).get(record.server?.pid ?? 0),
-          },
-        ]
-      : []),
+    ...record.relays.map((r) => ({ ...r, kind: 'relay' as const })),
+    ...(record.server ? [{ ...record.server, kind: 'mosh-server' as const }] : []),
   ];
   const states = new Map<number, Liveness>();
   const unreachable: Record<string, string> = {};
@@ -125,7 +102,7 @@ async function check(record: SessionRecord, env: CommandContext['io']['env']): P
     for (const p of processes) {
       if (unreachable[p.host]) continue;
       try {
-        const alive = p.read((await runner.ask(p.host, p.ask)).stdout);
+        const alive = await runner.alive(p.host, p.pid, p.kind, p.started);
         if (alive !== undefined) states.set(p.pid, alive ? 'alive' : 'dead');
       } catch (e) {
         const host = e instanceof EnvError ? (e.where.host ?? p.host) : p.host;
