@@ -47,10 +47,11 @@ const transport: OptionSpec = {
 export const commands: CommandSpec[] = [
   {
     name: 'validate',
-    usage: 'moshctl validate',
+    usage: 'moshctl validate [--json]',
     summary: 'check the config file',
-    description: 'Checks the config and prints "ok", or every problem with file, line and column (exit 2).',
-    options: {},
+    description:
+      'Checks the config and prints "ok", or every problem with file, line and column (exit 2). --json gives the same as data on stdout, problems included.',
+    options: { json },
     min: 0,
     max: 0,
   },
@@ -82,7 +83,7 @@ export const commands: CommandSpec[] = [
   },
   {
     name: 'up',
-    usage: 'moshctl up NAME [--no-connect] [--transport udp|tcp|auto] [-- COMMAND...]',
+    usage: 'moshctl up NAME [--no-connect [--json]] [--transport udp|tcp|auto] [-- COMMAND...]',
     summary: 'open a mosh session to NAME through its jump hosts',
     description:
       "Connects through the via chain (NAME may be a host of moshproxy.yaml or one ssh knows from ssh_config), starts mosh-server on NAME and a UDP relay on every hop, then hands the terminal to mosh-client. When the client exits everything is torn down and moshctl exits with the client's exit code. COMMAND runs instead of the login shell. Needs a terminal on stdin unless --no-connect.",
@@ -91,6 +92,7 @@ export const commands: CommandSpec[] = [
         type: 'boolean',
         help: 'start server and relays, record the session and print host, port, key and a mosh-client line for a client elsewhere (the key goes to stdout); "moshctl down NAME" ends it',
       },
+      json: { type: 'boolean', help: 'with --no-connect: print the hand-over as JSON' },
       transport,
     },
     min: 1,

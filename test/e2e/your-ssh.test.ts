@@ -322,6 +322,28 @@ describe.skipIf(reason)('no terminal, and --no-connect', () => {
     }
     expect(sessionFiles(env.XDG_STATE_HOME)).toEqual([]);
   });
+
+  it('--no-connect --json hands over the same as data, with a version; the key only there', async () => {
+    const { lab } = ctx;
+    const env = { XDG_STATE_HOME: join(lab.dir, 'state-nc-json') };
+    const r = await moshctl(lab, ['-f', lab.configFile, 'up', 'target', '--no-connect', '--json'], env);
+    expect(r.code, r.stderr).toBe(0);
+    const data = JSON.parse(r.stdout) as Record<string, unknown>;
+    expect(data).toMatchObject({
+      version: 1,
+      name: 'target',
+      host: 'bastion',
+      address: lab.hosts.bastion.sshAddress,
+      port: expect.any(Number) as number,
+      key: expect.stringMatching(/^[A-Za-z0-9/+]{22}$/) as string,
+      session: expect.stringMatching(/^target-/) as string,
+    });
+    expect(r.stderr).not.toContain(String(data.key));
+    const down = await moshctl(lab, ['-f', lab.configFile, 'down', 'target'], env);
+    expect(down.code, down.stderr).toBe(0);
+    expect(sessionFiles(env.XDG_STATE_HOME)).toEqual([]);
+    expect(await sessionProcesses(lab)).toEqual([]);
+  });
 });
 
 describe.skipIf(reason)('as an ordinary user, logging in as users with bash, dash, zsh and fish', () => {

@@ -23,6 +23,33 @@ describe('moshctl command line', () => {
     });
   });
 
+  it('validate --json gives ok with the files read, or every problem with file and line (exit 2), with a version', async () => {
+    const cwd = tempTree({ 'moshproxy.yaml': good });
+    const ok = await run(['validate', '--json'], { cwd });
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout)).toEqual({
+      version: 1,
+      ok: true,
+      files: ['<dir>/moshproxy.yaml'], // run() writes the temp folder as <dir>
+      problems: [],
+    });
+    const bad = await run(['validate', '--json'], {
+      cwd: tempTree({ 'moshproxy.yaml': 'version: 1\nhosts:\n  box: {adress: x}\n' }),
+    });
+    expect(bad.code).toBe(ExitCode.usage);
+    const data = JSON.parse(bad.stdout) as { version: number; ok: boolean; problems: { line?: number }[] };
+    expect(data).toMatchObject({ version: 1, ok: false });
+    expect(data.problems.length).toBeGreaterThan(0);
+    expect(data.problems[0]?.line).toBe(3);
+    expect(bad.stderr).toBe('');
+  });
+
+  it('up --json without --no-connect is refused: it would print no data', async () => {
+    const r = await run(['up', 'box', '--json'], { cwd: tempTree({ 'moshproxy.yaml': good }) });
+    expect(r.code).toBe(ExitCode.usage);
+    expect(r.stderr).toContain('--json goes with --no-connect');
+  });
+
   it.each(names)('%s --help shows usage and the exit codes', async (name) => {
     const r = await run([name, '--help'], { cwd: tempTree({}) });
     expect(r.code).toBe(0);

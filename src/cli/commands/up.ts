@@ -23,8 +23,17 @@ import { transportOption } from './transport.js';
 import { findOnPath } from '../../which.js';
 import { loadSsh2 } from '../../ssh/ssh2-module.js';
 
+/** The format of `up --no-connect --json`; bumped when a field changes meaning. */
+const HAND_OVER_JSON_VERSION = 1;
+
 export async function up(ctx: CommandContext): Promise<number> {
   const noConnect = ctx.values['no-connect'] === true;
+  const json = ctx.values.json === true;
+  if (json && !noConnect)
+    throw UserError.one(
+      '--json goes with --no-connect: without it, up hands the terminal to mosh-client and prints no data',
+      `use "moshctl up ${ctx.positionals[0] ?? 'NAME'} --no-connect --json"`,
+    );
   // mosh-client needs a terminal; without one it would die with tcgetattr after everything started.
   if (!noConnect && !ctx.io.stdinIsTTY) {
     throw UserError.one(
@@ -121,7 +130,9 @@ export async function up(ctx: CommandContext): Promise<number> {
         // The one place the key leaves moshctl, on request: stdout, for a mosh client elsewhere.
         const first = route[0];
         ctx.io.stdout(
-          `host ${first?.name ?? ''} (${address})\nport ${port}\nkey ${key}\nMOSH_KEY=${key} mosh-client ${address} ${port}\n`,
+          json
+            ? `${JSON.stringify({ version: HAND_OVER_JSON_VERSION, session: record.id, name, host: first?.name ?? '', address, port, key }, null, 2)}\n`
+            : `host ${first?.name ?? ''} (${address})\nport ${port}\nkey ${key}\nMOSH_KEY=${key} mosh-client ${address} ${port}\n`,
         );
         log(`session ${record.id} left running for a client elsewhere; "moshctl down ${name}" ends it`);
       },
