@@ -21,6 +21,7 @@ import {
   cmdline,
   exitSession,
   sessionProcesses,
+  settleNoSessionProcesses,
   stderrOf,
   typeAndCheck,
   waitForPrompt,
@@ -342,7 +343,7 @@ describe.skipIf(reason)('no terminal, and --no-connect', () => {
     const down = await moshctl(lab, ['-f', lab.configFile, 'down', 'target'], env);
     expect(down.code, down.stderr).toBe(0);
     expect(sessionFiles(env.XDG_STATE_HOME)).toEqual([]);
-    expect(await sessionProcesses(lab)).toEqual([]);
+    expect(await settleNoSessionProcesses(lab)).toEqual([]);
   });
 });
 

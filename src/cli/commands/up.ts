@@ -124,7 +124,7 @@ export async function up(ctx: CommandContext): Promise<number> {
       forget: (r) => store.remove(r.id),
       interrupted: () => trap.signal,
       log,
-      runTasks: (tasks) => runListr(tasks),
+      runTasks: (tasks) => runListr(tasks, noConnect),
       beforeStep: holdForTests(ctx.io.env.MOSHCTL_TEST_HOLD, log, abort.signal),
       handOver: ({ address, port, key }) => {
         // The one place the key leaves moshctl, on request: stdout, for a mosh client elsewhere.
@@ -159,19 +159,33 @@ export async function up(ctx: CommandContext): Promise<number> {
   }
 }
 
-async function runListr(tasks: ListrTask[]): Promise<void> {
-  const { Listr } = await import('listr2');
-  const tty = process.stderr.isTTY === true;
-  await new Listr(tasks, {
+/**
+ * The steps as a task list, on stderr: stdout carries data only (`--no-connect`'s
+ * hand-over). listr2 draws its live list on stdout, so it is used only where
+ * both are the same terminal; anywhere else plain lines go to stderr.
+ */
+async function runListr(tasks: ListrTask[], handsOver: boolean): Promise<void> {
+  const { Listr, ListrLogger, ProcessOutput } = await import('listr2');
+  const common = {
     // Steps run by their dependencies on their own; the list shows them side by side.
     concurrent: true,
     exitOnError: true,
     // listr2's own handler calls process.exit without cleanup; moshctl handles signals itself.
     registerSignalListeners: false,
-    renderer: tty ? 'default' : 'simple',
-    fallbackRenderer: 'simple',
-    rendererOptions: { collapseErrors: false },
-  }).run();
+  } as const;
+  if (!handsOver && process.stdout.isTTY === true && process.stderr.isTTY === true) {
+    await new Listr(tasks, {
+      ...common,
+      renderer: 'default',
+      rendererOptions: { collapseErrors: false },
+    }).run();
+    return;
+  }
+  const logger = new ListrLogger({
+    processOutput: new ProcessOutput(process.stderr, process.stderr),
+    useIcons: true,
+  });
+  await new Listr(tasks, { ...common, renderer: 'simple', rendererOptions: { logger } }).run();
 }
 
 /**
