@@ -17,6 +17,7 @@ const loaders: Record<string, () => Promise<Run>> = {
   up: async () => (await import('./commands/session.js')).up,
   down: async () => (await import('./commands/session.js')).down,
   status: async () => (await import('./commands/session.js')).status,
+  completion: async () => (await import('./commands/completion.js')).run,
 };
 
 /** `--debug` anywhere before `--`, for errors thrown before the command line is parsed. */

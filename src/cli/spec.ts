@@ -125,4 +125,14 @@ export const commands: CommandSpec[] = [
     min: 0,
     max: 0,
   },
+  {
+    name: 'completion',
+    usage: 'moshctl completion bash|zsh|fish',
+    summary: 'print a shell completion script',
+    description:
+      'Prints a script that completes commands, options, --transport values and host names (from moshproxy.yaml and ~/.ssh/config, read at each TAB) in bash, zsh or fish. bash: eval "$(moshctl completion bash)" in ~/.bashrc; zsh: source <(moshctl completion zsh) in ~/.zshrc, after compinit; fish: moshctl completion fish > ~/.config/fish/completions/moshctl.fish.',
+    options: {},
+    min: 1,
+    max: 1,
+  },
 ];
