@@ -9,6 +9,11 @@ export function localAddresses(): string {
   return all.sort().join(' ');
 }
 
+/** Whether `address` is still one of this machine's. */
+export function isLocalAddress(address: string): boolean {
+  return Object.values(networkInterfaces()).some((list) => (list ?? []).some((a) => a.address === address));
+}
+
 /** Calls `onChange` when the set of local addresses changes; returns the function that stops watching. */
 export function watchLocalAddresses(onChange: () => void, everyMs = 1000): () => void {
   let last = localAddresses();

@@ -28,7 +28,7 @@ import { awaitLine } from '../transport/line-channel.js';
 import type { ConnectChain, ExecResult, LineChannel, Prompter, RemoteChain } from '../transport/types.js';
 import { preloadClient, startMoshClient, type ClientProcess } from './client.js';
 import { SshdSessions } from './sshd-sessions.js';
-import { localAddresses, watchLocalAddresses } from './address-watch.js';
+import { isLocalAddress, localAddresses, watchLocalAddresses } from './address-watch.js';
 import { RelayHealer, type RelayRestarted, type WatchedRelay } from './relay-heal.js';
 import { launchRelay, startFallback, startRelayOn, wireRelay, type RelayOnHop } from './relay-start.js';
 import type { ForwardStarted, ProcessKind, RelayStarted, Runner, ServerStarted } from './runner.js';
@@ -328,7 +328,10 @@ export class SshRunner implements Runner {
     const first = this.route[0];
     const last = this.route[this.route.length - 1];
     if (!first || !last) return;
-    if (chain) {
+    // The address it left from is gone: dead for sure, no probe to wait out.
+    if (chain?.localAddress && !isLocalAddress(chain.localAddress)) {
+      if (this.chain === chain) this.drop();
+    } else if (chain) {
       try {
         await chain.exec(first.name, 'true', { timeoutMs: RECHECK_TIMEOUT_MS });
         if (this.chain === chain) {

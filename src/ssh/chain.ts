@@ -45,6 +45,9 @@ export class SshChain implements RemoteChain {
     public reachedAddress: string | undefined = undefined,
   ) {}
 
+  /** See RemoteChain.localAddress. */
+  localAddress: string | undefined;
+
   /** @internal */
   add(hop: Hop): void {
     this.hops.push(hop);

@@ -304,7 +304,10 @@ export const connectChain: ConnectChain = async (hops, opts: ConnectOptions = {}
       else {
         const tcp: Socket = tcpConnect({ host: plan.host.address, port: plan.host.port });
         // mosh-client takes only a numeric address: the one this connection really reached.
-        tcp.once('connect', () => (chain.reachedAddress = tcp.remoteAddress));
+        tcp.once('connect', () => {
+          chain.reachedAddress = tcp.remoteAddress;
+          chain.localAddress = tcp.localAddress;
+        });
         sock = tcp;
       }
       if (stopped) {

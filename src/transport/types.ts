@@ -63,6 +63,12 @@ export interface RemoteChain {
    * first hop was reached through a ProxyCommand.
    */
   readonly reachedAddress: string | undefined;
+  /**
+   * This machine's address the first connection left from, when known (ssh2
+   * without a ProxyCommand): once it is gone from this machine, the chain is
+   * dead for sure and need not be probed.
+   */
+  readonly localAddress?: string | undefined;
   /** Run `command` on `host` and wait for it to end. The command may appear in error messages; stdin never does. */
   exec(host: string, command: string, opts?: ExecOptions): Promise<ExecResult>;
   /**
