@@ -1,28 +1,14 @@
 // A bastion where no relay runtime runs: python3, perl and socat exist there
 // but cannot execute (bind-mounted over with /dev/null for its sshd). `up`
 // must say what to install, exit 1, and stop the mosh-server it had started.
-import { existsSync, realpathSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { records, settleNoSessionProcesses, stderrOf, useSessions, waitForExit } from './moshctl.js';
-import { e2eSkipReason, useLab } from './support.js';
+import { e2eSkipReason, programFiles, useLab } from './support.js';
 
 const reason = e2eSkipReason();
 
-function runtimes(): string[] {
-  const candidates = [
-    '/usr/bin/python3',
-    '/usr/local/bin/python3',
-    join(homedir(), '.pyenv/shims/python3'),
-    '/usr/bin/perl',
-    '/usr/bin/socat',
-  ];
-  return [...new Set(candidates.filter((p) => existsSync(p)).map((p) => realpathSync(p)))];
-}
-
 describe.skipIf(reason)('a bastion where neither python3, perl nor socat runs', () => {
-  const ctx = useLab({ hide: { bastion: runtimes() } });
+  const ctx = useLab({ hide: { bastion: programFiles(['python3', 'perl', 'socat']) } });
   const { start } = useSessions(ctx);
 
   it('up exits 1 naming what to install, and stops the mosh-server it started', async () => {

@@ -3,17 +3,7 @@
 // mosh-client has hopped to a new source port), ignores spoofed datagrams from
 // a third host, never shows the session key to a bastion, and leaves nothing
 // behind when moshctl and mosh-client die without tearing down.
-import {
-  existsSync,
-  readdirSync,
-  readFileSync,
-  readlinkSync,
-  realpathSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
-import { homedir } from 'node:os';
+import { readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
@@ -30,7 +20,7 @@ import {
   type UpSession,
   useSessions,
 } from './moshctl.js';
-import { e2eSkipReason, SSH_CLIENTS, useLab } from './support.js';
+import { e2eSkipReason, programFiles, SSH_CLIENTS, useLab } from './support.js';
 
 const reason = e2eSkipReason();
 
@@ -481,23 +471,8 @@ describe.skipIf(reason).each(SSH_CLIENTS)('roaming through two bastions (%s)', (
   });
 });
 
-/**
- * Every python3 a root session on the bastion could run (Debian's, and pyenv's
- * shim, which root's .bashrc puts first on PATH), and socat: bind-mounted over
- * with /dev/null for that host's sshd, so they exist but cannot execute.
- */
-function pythonAndSocat(): string[] {
-  const candidates = [
-    '/usr/bin/python3',
-    '/usr/local/bin/python3',
-    join(homedir(), '.pyenv/shims/python3'),
-    '/usr/bin/socat',
-  ];
-  return [...new Set(candidates.filter((p) => existsSync(p)).map((p) => realpathSync(p)))];
-}
-
 describe.skipIf(reason)('roaming through a bastion with neither python3 nor socat (the perl relay)', () => {
-  const ctx = useLab({ hide: { bastion: pythonAndSocat() } });
+  const ctx = useLab({ hide: { bastion: programFiles(['python3', 'socat']) } });
   const sessions = useSessions(ctx, restoreNetwork(ctx));
 
   it('starts the perl relay in the same exec, and survives a roam and a 15 s outage', async () => {

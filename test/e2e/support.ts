@@ -2,7 +2,9 @@
 // one lab per test file (built in beforeAll, removed in afterAll).
 
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, existsSync, realpathSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import { Lab, type LabOptions } from '../../src/lab/index.js';
 
@@ -81,4 +83,19 @@ export function useLab(opts: LabOptions = {}): { readonly lab: Lab } {
       return lab;
     },
   };
+}
+
+/**
+ * Every file a root session on a lab host could run as each of `programs`
+ * (Debian's, /usr/local's, and for python3 pyenv's shim, which root's .bashrc
+ * puts first on PATH), resolved, for `LabOptions.hide`: bind-mounted over with
+ * /dev/null for that host's sshd, they exist but cannot execute.
+ */
+export function programFiles(programs: readonly ('python3' | 'perl' | 'socat')[]): string[] {
+  const candidates = programs.flatMap((p) => [
+    `/usr/bin/${p}`,
+    `/usr/local/bin/${p}`,
+    ...(p === 'python3' ? [join(homedir(), '.pyenv/shims/python3')] : []),
+  ]);
+  return [...new Set(candidates.filter((p) => existsSync(p)).map((p) => realpathSync(p)))];
 }

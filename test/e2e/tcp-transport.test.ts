@@ -5,9 +5,6 @@
 // (ForceCommand: it runs nothing for the user) carries it too. transport auto
 // takes udp where it passes and switches to tcp where it does not, without the
 // user's help; tcp with no python3 or perl on the target says what to install.
-import { existsSync, realpathSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import type { Lab } from '../../src/lab/index.js';
@@ -23,7 +20,7 @@ import {
   waitForExit,
   waitForPrompt,
 } from './moshctl.js';
-import { e2eSkipReason, useLab } from './support.js';
+import { e2eSkipReason, programFiles, useLab } from './support.js';
 
 const reason = e2eSkipReason();
 const RECOVERY_MS = 30_000;
@@ -188,19 +185,8 @@ describe.skipIf(reason)('auto transport through a jump-only bastion', () => {
   });
 });
 
-/** Where python3 and perl live on this machine (the lab's hosts share its file system). */
-function interpreters(): string[] {
-  const candidates = [
-    '/usr/bin/python3',
-    '/usr/local/bin/python3',
-    join(homedir(), '.pyenv/shims/python3'),
-    '/usr/bin/perl',
-  ];
-  return [...new Set(candidates.filter((p) => existsSync(p)).map((p) => realpathSync(p)))];
-}
-
 describe.skipIf(reason)('tcp transport with neither python3 nor perl on the target', () => {
-  const ctx = useLab({ hide: { target: interpreters() } });
+  const ctx = useLab({ hide: { target: programFiles(['python3', 'perl']) } });
   const sessions = useSessions(ctx);
 
   it('exits 1 naming what to install and the other transport, and stops the mosh-server it started', async () => {
