@@ -48,6 +48,14 @@ export class UserError extends Error {
 }
 
 /**
+ * Which part of logging in to a hop failed, set where the ssh layers classify
+ * a connect failure, so `doctor` maps it to a check without reading messages:
+ * reaching it, its host key, authentication, or the previous hop refusing to
+ * forward to it (that fault is the previous hop's; `host` is still this one).
+ */
+export type ConnectFault = 'reach' | 'host-key' | 'auth' | 'forward';
+
+/**
  * The environment refused: a hop unreachable, auth refused, host key unknown,
  * mosh-server missing, ports exhausted. `step` and `host` say where.
  */
@@ -57,7 +65,7 @@ export class EnvError extends Error {
   constructor(
     message: string,
     readonly hint: string,
-    readonly where: { host?: string; step?: string } = {},
+    readonly where: { host?: string; step?: string; fault?: ConnectFault } = {},
     options?: ErrorOptions,
   ) {
     super(message, options);

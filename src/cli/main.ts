@@ -18,6 +18,7 @@ const loaders: Record<string, () => Promise<Run>> = {
   down: async () => (await import('./commands/session.js')).down,
   status: async () => (await import('./commands/session.js')).status,
   completion: async () => (await import('./commands/completion.js')).run,
+  doctor: async () => (await import('./commands/doctor.js')).run,
 };
 
 /** `--debug` anywhere before `--`, for errors thrown before the command line is parsed. */

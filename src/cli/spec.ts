@@ -135,4 +135,14 @@ export const commands: CommandSpec[] = [
     min: 1,
     max: 1,
   },
+  {
+    name: 'doctor',
+    usage: 'moshctl doctor [NAME] [--json]',
+    summary: "check NAME's route hop by hop and say what to fix",
+    description:
+      'Checks each hop of the route to NAME in order: reachable within connect_timeout, host key known, login, TCP forwarding to the next hop, the relay runtime a bastion will use; on NAME, mosh-server and its version and a UTF-8 mosh.locale; then a UDP round trip through the relays to a short-lived echo on NAME (in place of mosh-server, on a port of mosh.server_ports) and, when that fails, the same through the tcp transport. Prints one line per check and the first failure with its fix (exit 1), or "all checks passed" (exit 0). Everything it starts is stopped. Without NAME, every host of moshproxy.yaml, one after another.',
+    options: { json },
+    min: 0,
+    max: 1,
+  },
 ];

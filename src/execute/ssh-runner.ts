@@ -438,6 +438,14 @@ export class SshRunner implements Runner {
     }
   }
 
+  /**
+   * Starts `command` on `host` with `stdin` written first and keeps its channel
+   * open (doctor's UDP echo). The caller ends it; the command must exit on EOF.
+   */
+  async openChannel(host: string, command: string, stdin: string): Promise<LineChannel> {
+    return (await this.ensure(host)).openChannel(host, command, { stdin });
+  }
+
   /** The end of the session: the tcp tunnel, then old sshd sessions being ended, then the chain. */
   async close(): Promise<void> {
     this.tunnel?.stop();

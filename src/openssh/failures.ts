@@ -5,7 +5,7 @@
 
 import { isIP } from 'node:net';
 import type { SshHost } from '../config/types.js';
-import { EnvError } from '../errors.js';
+import { EnvError, type ConnectFault } from '../errors.js';
 import { hopLabel } from '../ssh/hop-errors.js';
 import { duration } from '../transport/errors.js';
 import { knownHostsName } from '../ssh/known-hosts.js';
@@ -74,8 +74,9 @@ export function parseReachedAddress(log: string): string | undefined {
   return ip && isIP(ip) ? ip : undefined;
 }
 
-function where(h: SshHost): { host: string; step: 'connect' } {
-  return { host: h.name, step: 'connect' };
+/** `fault`: which part of logging in failed (see ConnectFault); none for a connection that dropped later. */
+function where(h: SshHost, fault?: ConnectFault): { host: string; step: 'connect'; fault?: ConnectFault } {
+  return { host: h.name, step: 'connect', ...(fault ? { fault } : {}) };
 }
 
 function reachFrom(host: SshHost, prev: SshHost | undefined): string {
@@ -114,7 +115,7 @@ export function masterFailure(f: MasterFailure): EnvError {
     return new EnvError(
       `cannot reach ${label}: ${host.address} does not resolve${prev ? ` on ${prev.name}` : ''}`,
       `check the address of ${host.name}${prev ? ` (as ${prev.name} resolves it)` : ''}`,
-      where(host),
+      where(host, 'reach'),
     );
   }
   for (const [re, what] of NETWORK_CAUSES) {
@@ -122,7 +123,7 @@ export function masterFailure(f: MasterFailure): EnvError {
       return new EnvError(
         `cannot reach ${label}${prev ? ` through ${prev.name}` : ''}: ${what}`,
         `check the address and port of ${host.name} and ${reachFrom(host, prev)}`,
-        where(host),
+        where(host, 'reach'),
       );
     }
   }
@@ -130,14 +131,14 @@ export function masterFailure(f: MasterFailure): EnvError {
     return new EnvError(
       `${label} did not answer${prev ? ` through ${prev.name}` : ''} within ${duration(host.connect_timeout * 1000)}`,
       `check that sshd listens at ${host.address}:${host.port} and ${reachFrom(host, prev)} (a firewall that drops packets looks like this)`,
-      where(host),
+      where(host, 'reach'),
     );
   }
   const said = lastLines(log);
   return new EnvError(
     `ssh to ${label} failed${said ? `: ${said}` : ' without saying why'}`,
     `run \`ssh -v ${host.ssh_name}\` to see more; check the settings \`moshctl config --resolved\` shows for ${host.name}`,
-    where(host),
+    where(host, 'reach'),
   );
 }
 
@@ -149,7 +150,7 @@ function hostKeyFailure(host: SshHost, prev: SshHost | undefined, log: string): 
     return new EnvError(
       `host key of ${label} is marked @revoked in its known_hosts (${files})`,
       `do not connect; the key was revoked on purpose. Ask the administrator of ${host.name} for its new key`,
-      where(host),
+      where(host, 'host-key'),
     );
   }
   if (/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key for \S+ has changed/.test(log)) {
@@ -160,7 +161,7 @@ function hostKeyFailure(host: SshHost, prev: SshHost | undefined, log: string): 
     return new EnvError(
       `host key of ${label} does not match ${at}${fp ? ` (it presented ${fp})` : ''}: someone could be intercepting the connection (man-in-the-middle attack), or the host key was changed`,
       `if the key was changed on purpose, confirm ${fp ?? 'its fingerprint'} out of band (on the host: ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), then remove the old entry (ssh-keygen -R '${name}' -f ${file}) and log in once with ssh to record the new one`,
-      where(host),
+      where(host, 'host-key'),
     );
   }
   const unknown = /No (\S+) host key is known for (\S+) and you have requested strict checking/.exec(log);
@@ -170,7 +171,7 @@ function hostKeyFailure(host: SshHost, prev: SshHost | undefined, log: string): 
     return new EnvError(
       `host key of ${label} ${what}${said}`,
       `check its fingerprint through a channel you trust (on the host: ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), then log in once with ssh to record it (or append \`ssh-keyscan -p ${host.port} ${host.address}\`${prev ? ` run on ${prev.name}` : ''} to ${host.known_hosts[0] ?? 'known_hosts'}), or set host_key_policy: accept-new for ${host.name} to record new hosts' keys as ssh's accept-new does`,
-      where(host),
+      where(host, 'host-key'),
     );
   }
   return undefined;
@@ -185,7 +186,7 @@ function loginRefused(f: MasterFailure, methods: string | undefined): EnvError {
     return new EnvError(
       `identity file ${locked} for ${host.name} is encrypted, and there is neither a terminal to ask for its passphrase nor an ssh-agent`,
       `load it into ssh-agent (eval "$(ssh-agent)" && ssh-add ${locked}), or run moshctl in a terminal`,
-      where(host),
+      where(host, 'auth'),
     );
   }
   const keys = [...host.identity_files, ...host.certificate_files];
@@ -199,7 +200,7 @@ function loginRefused(f: MasterFailure, methods: string | undefined): EnvError {
     tooMany
       ? `the agent offers too many keys before the right one: set IdentitiesOnly yes for ${host.ssh_name} in ssh_config, or give ${host.name} the identity_file it accepts`
       : `authorize the key for ${host.user} on ${host.name} (append ${host.identity_files[0] ? `${host.identity_files[0]}.pub` : 'the public key'} to ~${host.user}/.ssh/authorized_keys there), or set user/identity_file of ${host.name} to ones it accepts; \`ssh -v ${host.ssh_name}\` shows what ssh offered`,
-    where(host),
+    where(host, 'auth'),
   );
 }
 
@@ -211,7 +212,7 @@ function forwardFailure(host: SshHost, prev: SshHost, prevLog: string, log: stri
     return new EnvError(
       `${prev.name} refused to forward a connection to ${host.name} (${target}): administratively prohibited`,
       `allow TCP forwarding for ${prev.user} on ${prev.name}: AllowTcpForwarding yes (or local) and a PermitOpen that includes ${target} in its sshd_config, and no no-port-forwarding/restrict option on the key in authorized_keys`,
-      where(host),
+      where(host, 'forward'),
     );
   }
   if (open) {
@@ -220,21 +221,21 @@ function forwardFailure(host: SshHost, prev: SshHost, prevLog: string, log: stri
     return new EnvError(
       `cannot reach ${hopLabel(host)} through ${prev.name}: ${cause}`,
       `check the address and port of ${host.name} and that ${prev.name} can reach ${target} (on ${prev.name}: nc -vz ${host.address} ${host.port})`,
-      where(host),
+      where(host, 'reach'),
     );
   }
   if (/Control socket connect/.test(log)) {
     return new EnvError(
       `the connection to ${prev.name} closed before ${host.name} could be reached through it`,
       `check the network path to ${prev.name}`,
-      where(host),
+      where(host, 'reach'),
     );
   }
   if (/Stdio forwarding request failed/.test(log)) {
     return new EnvError(
       `${prev.name} did not open a connection to ${hopLabel(host)}: the forwarding request was refused`,
       `check that ${prev.name} allows TCP forwarding for ${prev.user} (AllowTcpForwarding, PermitOpen in its sshd_config) and can reach ${target}`,
-      where(host),
+      where(host, 'forward'),
     );
   }
   return undefined;

@@ -69,7 +69,7 @@ export async function prepareAuth(
 ): Promise<HopAuth> {
   const wanted = host.identity_agent === 'none' ? undefined : (host.identity_agent ?? defaultAgent);
   const agent = wanted && (await isSocket(wanted)) ? wanted : undefined;
-  const where = { host: host.name, step: 'connect' };
+  const where = { host: host.name, step: 'connect', fault: 'auth' as const };
   const interactive = prompter?.interactive === true;
   const keys: KeyFile[] = [];
   for (const path of host.identity_files) {

@@ -71,7 +71,7 @@ export async function readKnownHosts(host: SshHost): Promise<KnownHostsText[]> {
         throw new EnvError(
           `cannot read known_hosts file ${file} of ${host.name}: ${code ?? 'read failed'}`,
           `make it readable by this user, or fix known_hosts of ${host.name}`,
-          { host: host.name, step: 'connect' },
+          { host: host.name, step: 'connect', fault: 'host-key' },
           { cause: err },
         );
       }

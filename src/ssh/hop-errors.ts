@@ -3,7 +3,7 @@
 // say what to change. Nothing here may quote key material or command input.
 
 import type { SshHost } from '../config/types.js';
-import { EnvError } from '../errors.js';
+import { EnvError, type ConnectFault } from '../errors.js';
 import { duration } from '../transport/errors.js';
 import { noKeyHint } from './auth.js';
 import { fingerprintSha256, knownHostsName, type HostKeyVerdict } from './known-hosts.js';
@@ -25,8 +25,8 @@ export function hopLabel(h: SshHost): string {
   return `${h.name} (${h.user}@${h.address}:${h.port})`;
 }
 
-function where(h: SshHost): { host: string; step: string } {
-  return { host: h.name, step: 'connect' };
+function where(h: SshHost, fault: ConnectFault): { host: string; step: string; fault: ConnectFault } {
+  return { host: h.name, step: 'connect', fault };
 }
 
 const socketCodes: Record<string, string> = {
@@ -66,7 +66,7 @@ export function connectError(
     return new EnvError(
       `no key to log in to ${host.name} with: ${ctx.noKey}, and ${label} did not let user ${host.user} in with a password or keyboard-interactive prompt`,
       noKeyHint(host),
-      where(host),
+      where(host, 'auth'),
       { cause: e },
     );
   }
@@ -74,7 +74,7 @@ export function connectError(
     return new EnvError(
       `${label} refused to log in user ${host.user} with ${ctx.tried}`,
       `authorize the key for ${host.user} on ${host.name} (append ${host.identity_files[0] ? `${host.identity_files[0]}.pub` : 'the public key'} to ~${host.user}/.ssh/authorized_keys there), or set user/identity_file of ${host.name} to ones it accepts; if ssh itself logs in with a certificate or security key, use ssh_client: openssh`,
-      where(host),
+      where(host, 'auth'),
       { cause: e },
     );
   }
@@ -82,7 +82,7 @@ export function connectError(
     return new EnvError(
       `${label} did not complete the SSH handshake within ${duration(ctx.readyTimeoutMs)}`,
       `check that sshd listens at ${host.address}:${host.port} and ${reach} (a firewall that drops packets looks like this)`,
-      where(host),
+      where(host, 'reach'),
       { cause: e },
     );
   }
@@ -91,14 +91,14 @@ export function connectError(
     return new EnvError(
       `cannot reach ${label}: ${what}`,
       `check the address and port of ${host.name} and ${reach}`,
-      where(host),
+      where(host, 'reach'),
       { cause: e },
     );
   }
   return new EnvError(
     `SSH connection to ${label} failed: ${e.message}`,
     `check that ${host.address}:${host.port} is an OpenSSH server and ${reach}`,
-    where(host),
+    where(host, 'reach'),
     { cause: e },
   );
 }
@@ -114,21 +114,21 @@ function hostKeyError(host: SshHost, prev: SshHost | undefined, seen: HostKeySee
       return new EnvError(
         `host key of ${label} (${fp}) is marked @revoked in ${v.file} line ${v.line}`,
         `do not connect; the key was revoked on purpose. Ask the administrator of ${host.name} for its new key`,
-        where(host),
+        where(host, 'host-key'),
         { cause },
       );
     case 'changed':
       return new EnvError(
         `host key of ${label} does not match ${v.file} line ${v.line} (it presented ${fp}; that line records another ${v.keyType} key): someone could be intercepting the connection (man-in-the-middle attack), or the host key was changed`,
         `if the key was changed on purpose, confirm ${fingerprintSha256(seen.key)} out of band (on the host: ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), then remove the old entry (ssh-keygen -R '${name}' -f ${v.file}) and add the new one`,
-        where(host),
+        where(host, 'host-key'),
         { cause },
       );
     default:
       return new EnvError(
         `host key of ${label} is not in ${files}${seen.knownHostsMissing ? ' (none of them exists)' : ''}: ${fp}`,
         `check that its fingerprint is ${fingerprintSha256(seen.key)} through a channel you trust (on the host: ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), then log in once with ssh to record it (or append \`ssh-keyscan -p ${host.port} ${host.address}\`${prev ? ` run on ${prev.name}` : ''} to ${host.known_hosts[0] ?? 'known_hosts'}), or set host_key_policy: accept-new for ${host.name} to record new hosts' keys as ssh's accept-new does`,
-        where(host),
+        where(host, 'host-key'),
         { cause },
       );
   }
@@ -143,7 +143,7 @@ export function forwardError(err: unknown, host: SshHost, prev: SshHost): EnvErr
     return new EnvError(
       `${prev.name} refused to forward a connection to ${host.name} (${target}): administratively prohibited`,
       `allow TCP forwarding for ${prev.user} on ${prev.name}: AllowTcpForwarding yes (or local) and a PermitOpen that includes ${target} in its sshd_config, and no no-port-forwarding/restrict option on the key in authorized_keys`,
-      where(host),
+      where(host, 'forward'),
       { cause: e },
     );
   }
@@ -152,7 +152,7 @@ export function forwardError(err: unknown, host: SshHost, prev: SshHost): EnvErr
   return new EnvError(
     `cannot reach ${hopLabel(host)} through ${prev.name}: ${why}`,
     `check the address and port of ${host.name} and that ${prev.name} can reach ${target} (on ${prev.name}: nc -vz ${host.address} ${host.port})`,
-    where(host),
+    where(host, 'reach'),
     { cause: e },
   );
 }
@@ -161,6 +161,6 @@ export function forwardTimeout(host: SshHost, prev: SshHost, ms: number): EnvErr
   return new EnvError(
     `${prev.name} did not open a connection to ${hopLabel(host)} within ${duration(ms)}`,
     `check that ${prev.name} can reach ${host.address}:${host.port} (a firewall that drops packets looks like this)`,
-    where(host),
+    where(host, 'reach'),
   );
 }

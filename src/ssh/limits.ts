@@ -4,24 +4,28 @@
 // the host and the way out, `ssh_client: openssh`, which hands all of it to
 // the user's own ssh.
 import type { SshHost } from '../config/types.js';
-import { EnvError } from '../errors.js';
+import { EnvError, type ConnectFault } from '../errors.js';
 import { knownHostsName, knownOnlyByCertAuthority, type KnownHostsText } from './known-hosts.js';
 
-function refuse(host: SshHost, what: string): EnvError {
+function refuse(host: SshHost, what: string, fault: ConnectFault): EnvError {
   return new EnvError(
     `${host.name} needs ${what}, which the built-in ssh2 client cannot do`,
     `set ssh_client: openssh for ${host.name} (or under defaults:) in moshproxy.yaml, so your own ssh carries the connection`,
-    { host: host.name, step: 'connect' },
+    { host: host.name, step: 'connect', fault },
   );
 }
 
 export function ssh2Refusal(host: SshHost, known: readonly KnownHostsText[]): EnvError | undefined {
-  if (host.proxy_command) return refuse(host, `a ProxyCommand (${host.proxy_command.slice(0, 60)})`);
+  if (host.proxy_command) return refuse(host, `a ProxyCommand (${host.proxy_command.slice(0, 60)})`, 'reach');
   const cert = host.certificate_files[0];
-  if (cert) return refuse(host, `an OpenSSH user certificate (${cert})`);
+  if (cert) return refuse(host, `an OpenSSH user certificate (${cert})`, 'auth');
   const name = knownHostsName(host.address, host.port, host.host_key_alias);
   if (knownOnlyByCertAuthority(known, name))
-    return refuse(host, `a host certificate: its key is known only through an @cert-authority line`);
+    return refuse(
+      host,
+      `a host certificate: its key is known only through an @cert-authority line`,
+      'host-key',
+    );
   return undefined;
 }
 
@@ -57,5 +61,5 @@ export function isSecurityKey(keyType: string | undefined): boolean {
 }
 
 export function securityKeyRefusal(host: SshHost, path: string): EnvError {
-  return refuse(host, `a FIDO security key (${path})`);
+  return refuse(host, `a FIDO security key (${path})`, 'auth');
 }

@@ -277,7 +277,7 @@ describe.skipIf(reason !== undefined)('openssh chain through one bastion', () =>
       `host key of target (root@${ref.lab.hosts.target.sshAddress}:22) is not in ${empty}`,
     );
     expect(err.hint).toContain(`ssh-keyscan -p 22 ${ref.lab.hosts.target.sshAddress}\` run on bastion`);
-    expect(err.where).toEqual({ host: 'target', step: 'connect' });
+    expect(err.where).toEqual({ host: 'target', step: 'connect', fault: 'host-key' });
     expect(processesNaming(env.runtimeDir)).toEqual([]);
     expect(controlDirs(env.runtimeDir)).toEqual([]);
   });

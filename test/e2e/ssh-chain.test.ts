@@ -227,7 +227,7 @@ describe.skipIf(skipReason !== undefined)('SSH chain against a real sshd', () =>
     expect(err.hint).toContain(`ssh-keyscan -p ${port} 127.0.0.1`);
     expect(err.hint).toContain('run on bastion');
     expect(err.hint).toContain(join(dir, 'absent'));
-    expect(err.where).toEqual({ host: 'newhost', step: 'connect' });
+    expect(err.where).toEqual({ host: 'newhost', step: 'connect', fault: 'host-key' });
   });
 
   it('refuses a changed host key, naming the file and line', async () => {

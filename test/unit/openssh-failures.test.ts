@@ -57,7 +57,7 @@ describe('masterFailure', () => {
     expect(e.message).toBe('host key of target (root@203.0.113.10:22) is not in /root/.ssh/known_hosts');
     expect(e.hint).toContain('`ssh-keyscan -p 22 203.0.113.10` run on bastion to /root/.ssh/known_hosts');
     expect(e.hint).toContain('host_key_policy: accept-new for target');
-    expect(e.where).toEqual({ host: 'target', step: 'connect' });
+    expect(e.where).toEqual({ host: 'target', step: 'connect', fault: 'host-key' });
   });
 
   it('explains a changed host key with the file, line, fingerprint and ssh-keygen -R', () => {

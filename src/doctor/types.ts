@@ -1,0 +1,68 @@
+// What `moshctl doctor` reports: one result per check, in route order, and the
+// first failure with its fix. Plain data, so text and JSON come from the same place.
+import type { MoshTransport } from '../config/types.js';
+import type { SshRunner } from '../execute/ssh-runner.js';
+
+/** Format version of `doctor --json`; bump it when a field changes meaning. */
+export const DOCTOR_VERSION = 1;
+
+/**
+ * Each hop's checks, in the order a failure stops the next: reaching it, its
+ * host key, logging in, then (bastions) forwarding to the next hop and the
+ * relay runtime, or (the target) mosh-server and a UTF-8 locale. The two round
+ * trips cross the whole route and come last.
+ */
+export const CHECKS = [
+  'reachable',
+  'host-key',
+  'auth',
+  'forwarding',
+  'relay-runtime',
+  'mosh-server',
+  'locale',
+  'udp-round-trip',
+  'tcp-round-trip',
+] as const;
+export type CheckId = (typeof CHECKS)[number];
+
+/** What a check is called in the text output. */
+export const CHECK_LABELS: Record<CheckId, string> = {
+  reachable: 'reachable',
+  'host-key': 'host key',
+  auth: 'login',
+  forwarding: 'forwarding',
+  'relay-runtime': 'relay runtime',
+  'mosh-server': 'mosh-server',
+  locale: 'locale',
+  'udp-round-trip': 'udp round trip',
+  'tcp-round-trip': 'tcp round trip',
+};
+
+export type CheckStatus = 'ok' | 'fail' | 'skip';
+
+export interface CheckResult {
+  host: string;
+  check: CheckId;
+  status: CheckStatus;
+  detail: string;
+  /** How to fix it; with a failure. */
+  hint?: string;
+}
+
+export interface DoctorReport {
+  version: typeof DOCTOR_VERSION;
+  target: string;
+  /** Hops, client side first, then the target. */
+  route: string[];
+  /** mosh.transport of the target; what `up` would use. */
+  transport: MoshTransport;
+  checks: CheckResult[];
+  /** The first check that failed, in route order; null when none did. */
+  firstFailure: CheckResult | null;
+}
+
+/** What doctor needs of a runner; SshRunner has it all, a recording fake stands in for it in tests. */
+export type DoctorRunner = Pick<
+  SshRunner,
+  'connect' | 'ask' | 'openChannel' | 'startRelay' | 'wireRelay' | 'startForward' | 'stop'
+>;
