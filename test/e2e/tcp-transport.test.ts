@@ -108,12 +108,12 @@ describe.skipIf(reason)('tcp transport where UDP is dropped', () => {
   });
 });
 
-describe.skipIf(reason)('tcp transport through a jump-only bastion', () => {
+describe.skipIf(reason)('a jump-only bastion, with each transport', () => {
   // ForceCommand: the bastion runs nothing for its users, but still forwards TCP (ProxyJump).
   const ctx = useLab({ sshdConfig: { bastion: ['ForceCommand /bin/false'] } });
   const sessions = useSessions(ctx);
 
-  it('works with tcp, where nothing can be started on the bastion', async () => {
+  it('tcp: works, where nothing can be started on the bastion', async () => {
     const { lab } = ctx;
     const s = await sessions.start(['up', 'target', '--transport', 'tcp']);
     await waitForPrompt(s, 40_000);
@@ -122,13 +122,20 @@ describe.skipIf(reason)('tcp transport through a jump-only bastion', () => {
     expect(await settleNoSessionProcesses(lab), stderrOf(s)).toEqual([]);
     expect(records(s)).toEqual([]);
   });
-});
 
-describe.skipIf(reason)('udp transport through a jump-only bastion', () => {
-  const ctx = useLab({ sshdConfig: { bastion: ['ForceCommand /bin/false'] } });
-  const sessions = useSessions(ctx);
+  it('auto: goes by tcp from the start when the relay cannot start there, and says why', async () => {
+    const { lab } = ctx;
+    const s = await sessions.start(['up', 'target', '--transport', 'auto']);
+    await waitForPrompt(s, 40_000);
+    await typeAndCheck(lab, s);
+    expect(await forwarders(lab)).not.toEqual([]);
+    expect(await exitSession(s)).toBe(0);
+    expect(stderrOf(s), stderrOf(s)).toMatch(/transport auto: tcp from the start, relay on bastion failed: /);
+    expect(await settleNoSessionProcesses(lab), stderrOf(s)).toEqual([]);
+    expect(records(s)).toEqual([]);
+  });
 
-  it('fails at the relay step, naming the bastion and suggesting --transport tcp; nothing left', async () => {
+  it('udp: fails at the relay step, naming the bastion and suggesting --transport tcp; nothing left', async () => {
     const { lab } = ctx;
     const s = await sessions.start(['up', 'target', '--transport', 'udp']);
     const code = await waitForExit(s, 40_000);
@@ -163,23 +170,6 @@ describe.skipIf(reason)('auto transport where UDP passes', () => {
     expect(await forwarders(lab)).toEqual([]);
     expect(await exitSession(s)).toBe(0);
     expect(stderrOf(s)).not.toMatch(/switched to tcp/);
-    expect(await settleNoSessionProcesses(lab), stderrOf(s)).toEqual([]);
-    expect(records(s)).toEqual([]);
-  });
-});
-
-describe.skipIf(reason)('auto transport through a jump-only bastion', () => {
-  const ctx = useLab({ sshdConfig: { bastion: ['ForceCommand /bin/false'] } });
-  const sessions = useSessions(ctx);
-
-  it('goes by tcp from the start when the relay cannot start there, and says why', async () => {
-    const { lab } = ctx;
-    const s = await sessions.start(['up', 'target', '--transport', 'auto']);
-    await waitForPrompt(s, 40_000);
-    await typeAndCheck(lab, s);
-    expect(await forwarders(lab)).not.toEqual([]);
-    expect(await exitSession(s)).toBe(0);
-    expect(stderrOf(s), stderrOf(s)).toMatch(/transport auto: tcp from the start, relay on bastion failed: /);
     expect(await settleNoSessionProcesses(lab), stderrOf(s)).toEqual([]);
     expect(records(s)).toEqual([]);
   });
