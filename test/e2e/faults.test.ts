@@ -579,7 +579,7 @@ const BANNER = 'Authorized use only. All activity is logged.\n';
 const MOTD = 'The programs included with this lab are free software.\n';
 
 describe.skipIf(reason || users.missing)(
-  'logins that talk: a banner and a motd on every hop, a noisy ~/.bashrc on the target',
+  'logins that talk: a banner and a motd on every hop, a noisy ~/.bashrc on the bastion and the target',
   () => {
     const home = users.login.find((u) => u.name === 'mctl-bash')?.home ?? '/home/mctl-bash';
     const sshd = ['Banner /etc/issue.net', 'PrintMotd yes'];
@@ -589,7 +589,10 @@ describe.skipIf(reason || users.missing)(
     ];
     const ctx = useLab({
       sshdConfig: { bastion: sshd, target: sshd },
-      mounts: { bastion: banner, target: [...banner, { target: join(home, '.bashrc'), text: NOISY_RC }] },
+      mounts: {
+        bastion: [...banner, { target: join(home, '.bashrc'), text: NOISY_RC }],
+        target: [...banner, { target: join(home, '.bashrc'), text: NOISY_RC }],
+      },
     });
     const made: string[] = [];
     const { start } = useSessions(ctx);
@@ -598,7 +601,7 @@ describe.skipIf(reason || users.missing)(
     });
 
     it.each(['ssh2', 'openssh'] as const)(
-      '%s, as mctl-bash on the target: mosh-server starts through the noise, typing reaches the target, exit 0',
+      '%s, as mctl-bash on both hops: the relay and mosh-server start through the noise, typing reaches the target, exit 0',
       async (client) => {
         const { lab } = ctx;
         // The premise, seen from plain ssh: the target's login talks on both streams.
@@ -606,8 +609,14 @@ describe.skipIf(reason || users.missing)(
         expect(probe.stdout).toContain('Welcome to');
         expect(probe.stderr).toContain('You have new mail.');
         expect(probe.stderr).toContain(BANNER.trim());
+        const probeBastion = await lab.exec(
+          'client',
+          lab.sshArgv('bastion', ['true'], { user: 'mctl-bash' }),
+        );
+        expect(probeBastion.stdout).toContain('Welcome to');
+        // The relay's own line is looked for past whatever the bastion's rc printed first.
         const text = readFileSync(config(lab, client), 'utf8').replace(
-          /^( {2}target:\n)/m,
+          /^( {2}(?:bastion|target):\n)/gm,
           '$1    user: mctl-bash\n',
         );
         const file = join(lab.dir, `faults-talk-${client}.yaml`);
