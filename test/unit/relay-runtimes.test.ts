@@ -1,18 +1,10 @@
 // relay v2 for real, in both runtimes, each started exactly as a hop would start it:
 // launch.ts's command through /bin/sh -c, its stdin, then control lines. Loopback
 // only (127.0.0.1 and ::1), with a local UDP echo server as the next hop.
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import dgram from 'node:dgram';
-import {
-  existsSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -28,45 +20,13 @@ import {
 } from '../../src/relay/control.js';
 import { LAUNCH_SH, relayLaunch, type RelayLaunchSpec, type RelayRuntime } from '../../src/relay/launch.js';
 import { SH, shellJoin, shellQuote } from '../../src/remote/shell.js';
+import { installRuntime, runtimeVariants } from '../support/interpreters.js';
 
 const programs = {
   python3: readFileSync(new URL('../../src/relay/runtime/relay.py', import.meta.url), 'utf8'),
   perl: readFileSync(new URL('../../src/relay/runtime/relay.pl', import.meta.url), 'utf8'),
 };
-// The interpreters themselves (python3 on PATH may be a pyenv wrapper that starts slowly),
-// and python 3.6, the oldest the relay supports, where pyenv keeps one.
-const interpreter = (cmd: string, args: string[]) =>
-  spawnSync(cmd, args, { encoding: 'utf8' }).stdout?.trim() || undefined;
-const pyenv = join(process.env.PYENV_ROOT ?? join(homedir(), '.pyenv'), 'versions');
-const py36 = existsSync(pyenv) ? readdirSync(pyenv).find((v) => v.startsWith('3.6.')) : undefined;
-const perl = interpreter('perl', ['-e', 'print $^X']);
-// Debian's Essential perl-base keeps its modules in one folder: a perl that sees only
-// that folder proves the relay needs nothing more.
-const perlBase = interpreter('perl', ['-e', 'print grep { m{/perl-base$} } @INC']);
-interface Variant {
-  label: string;
-  runtime: RelayRuntime;
-  path: string;
-  /** Perl code run before the bootstrap (a wrapper script instead of a plain link). */
-  prelude?: string;
-}
-const variants = (
-  [
-    {
-      label: 'python3',
-      runtime: 'python3',
-      path: interpreter('python3', ['-c', 'import sys; print(sys.executable)']),
-    },
-    { label: 'perl', runtime: 'perl', path: perl },
-    { label: 'python 3.6', runtime: 'python3', path: py36 && join(pyenv, py36, 'bin', 'python3.6') },
-    {
-      label: 'perl with perl-base modules only',
-      runtime: 'perl',
-      path: perlBase && perl,
-      prelude: `BEGIN { @INC = ("${perlBase}") }`,
-    },
-  ] as { label: string; runtime: RelayRuntime; path: string | undefined; prelude?: string }[]
-).filter((v): v is Variant => !!v.path && existsSync(v.path));
+
 /** Set per variant: PATH finds that variant's interpreter first, under the runtime's name. */
 let env: NodeJS.ProcessEnv = process.env;
 
@@ -195,13 +155,11 @@ afterEach(async () => {
   expect(said).toBe('');
 });
 // Real interpreters on a loaded CI machine: a start can take seconds.
-describe.each(variants)('relay v2 in $label', { timeout: 20_000 }, ({ runtime, path, prelude }) => {
+describe.each(runtimeVariants)('relay v2 in $label', { timeout: 20_000 }, (variant) => {
+  const { runtime } = variant;
   const bin = mkdtempSync(join(tmpdir(), 'moshctl-runtimes-'));
   beforeAll(() => {
-    // `-e BOOT -- ARGS` becomes `-e PRELUDE -e BOOT -- ARGS`; flag wx: never write through a link
-    const wrapper = `#!/bin/sh\nb=$2; shift 2\nexec ${path} -e '${prelude};' -e "$b" "$@"\n`;
-    if (prelude) writeFileSync(join(bin, runtime), wrapper, { mode: 0o755, flag: 'wx' });
-    else symlinkSync(path, join(bin, runtime));
+    installRuntime(bin, variant);
     env = { ...process.env, PATH: `${bin}:/usr/bin:/bin` };
   });
   afterAll(() => rmSync(bin, { recursive: true, force: true }));
@@ -481,7 +439,7 @@ describe.each(variants)('relay v2 in $label', { timeout: 20_000 }, ({ runtime, p
         `${name}: rtt p50 ${s.p50} µs, p99 ${s.p99} µs, ${s.perSec} round trips/s`;
       console.log(
         [
-          `relay v2 ${runtime} (${path}), loopback`,
+          `relay v2 ${runtime} (${variant.path}), loopback`,
           line('  direct ', direct),
           line('  relayed', relayed),
           `  relayed, 32 in flight: ${rate} datagrams/s each way, relay CPU ~${cpu.toFixed(1)} µs per datagram`,

@@ -2,18 +2,10 @@
 // the target would start it: launch.ts's command through a login shell's -c, the
 // programs on stdin, then frames. Loopback only, with a local UDP echo server standing
 // in for mosh-server. Every process started here is tracked by pid and killed by pid.
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import dgram from 'node:dgram';
-import {
-  existsSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { encodeFrame, encodeFrames } from '../../src/tcp/framing.js';
@@ -27,47 +19,20 @@ import {
 } from '../../src/tcp/launch.js';
 import { ForwarderOutput } from '../../src/tcp/output.js';
 import { SH, shellJoin, shellQuote } from '../../src/remote/shell.js';
+import {
+  installRuntime,
+  interpreter,
+  PERL,
+  PYTHON,
+  pyenvBin,
+  runtimeVariants,
+} from '../support/interpreters.js';
 
 const programs = {
   python3: readFileSync(new URL('../../src/tcp/runtime/forwarder.py', import.meta.url), 'utf8'),
   perl: readFileSync(new URL('../../src/tcp/runtime/forwarder.pl', import.meta.url), 'utf8'),
 };
-// The interpreters themselves: python3 on PATH may be a pyenv wrapper that starts slowly.
-const interpreter = (cmd: string, args: string[]) =>
-  spawnSync(cmd, args, { encoding: 'utf8' }).stdout?.trim() || undefined;
-const PYTHON = interpreter('python3', ['-c', 'import sys; print(sys.executable)']);
-const PERL = interpreter('perl', ['-e', 'print $^X']);
-const pyenv = join(process.env.PYENV_ROOT ?? join(homedir(), '.pyenv'), 'versions');
-const pyenvBin = (prefix: string, exe: string) => {
-  const v = existsSync(pyenv) ? readdirSync(pyenv).find((d) => d.startsWith(prefix)) : undefined;
-  return v && existsSync(join(pyenv, v, 'bin', exe)) ? join(pyenv, v, 'bin', exe) : undefined;
-};
-const PYTHON36 = pyenvBin('3.6.', 'python3.6');
 const PYTHON27 = pyenvBin('2.7.', 'python2.7');
-// Debian's Essential perl-base keeps its modules in one folder: a perl that sees only
-// that folder proves the forwarder needs nothing more.
-const PERL_BASE = interpreter('perl', ['-e', 'print grep { m{/perl-base$} } @INC']);
-
-interface Variant {
-  label: string;
-  runtime: ForwarderRuntime;
-  path: string | undefined;
-  /** Perl code run before the bootstrap (a wrapper script instead of a plain link). */
-  prelude?: string;
-}
-const variants = (
-  [
-    { label: 'python3', runtime: 'python3', path: PYTHON },
-    { label: 'perl', runtime: 'perl', path: PERL },
-    { label: 'python 3.6', runtime: 'python3', path: PYTHON36 },
-    {
-      label: 'perl with perl-base modules only',
-      runtime: 'perl',
-      path: PERL_BASE && PERL,
-      prelude: `BEGIN { @INC = ("${PERL_BASE}") }`,
-    },
-  ] as Variant[]
-).filter((v) => v.path && existsSync(v.path));
 
 // ---- bookkeeping: every process and socket is ours to end ----
 
@@ -280,278 +245,272 @@ function stats(rtts: number[]) {
 // ---- the forwarder in each runtime ----
 
 // Real interpreters on a loaded CI machine: a start can take seconds.
-describe.each(variants)(
-  'the forwarder in $label',
-  { timeout: 20_000 },
-  ({ label, runtime, path, prelude }) => {
-    let env: NodeJS.ProcessEnv = {};
-    beforeAll(() => {
-      const bin = mkdtempSync(join(tmpdir(), 'moshctl-fwd-'));
-      dirs.push(bin);
-      // `-e BOOT -- ARGS` becomes `-e PRELUDE -e BOOT -- ARGS`; flag wx: never write through a link
-      const wrapper = `#!/bin/sh\nb=$2; shift 2\nexec ${path} -e '${prelude};' -e "$b" "$@"\n`;
-      if (prelude) writeFileSync(join(bin, runtime), wrapper, { mode: 0o755, flag: 'wx' });
-      else symlinkSync(path!, join(bin, runtime));
-      env = { PATH: `${bin}:/usr/bin:/bin`, HOME: bin };
-    });
+describe.each(runtimeVariants)('the forwarder in $label', { timeout: 20_000 }, (variant) => {
+  const { label, runtime } = variant;
+  let env: NodeJS.ProcessEnv = {};
+  beforeAll(() => {
+    const bin = mkdtempSync(join(tmpdir(), 'moshctl-fwd-'));
+    dirs.push(bin);
+    installRuntime(bin, variant);
+    env = { PATH: `${bin}:/usr/bin:/bin`, HOME: bin };
+  });
 
-    const start = async (to: ForwarderLaunchSpec['to'], idleTimeout = 30) => {
-      const l = forwarderLaunch({ runtime, to, idleTimeout }, programs);
-      return started(launch(l.command, l.stdin, env), runtime);
-    };
+  const start = async (to: ForwarderLaunchSpec['to'], idleTimeout = 30) => {
+    const l = forwarderLaunch({ runtime, to, idleTimeout }, programs);
+    return started(launch(l.command, l.stdin, env), runtime);
+  };
 
-    it('says READY as its own process group, and ping-pongs 1000 datagrams of 1-1400 bytes in random pieces', async () => {
-      const echo = await echoServer();
-      const r = await start({ address: '127.0.0.1', port: echo.port });
-      const stat = readFileSync(`/proc/${r.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      expect(Number(stat[2])).toBe(r.pid); // its own process group: kill -TERM -PID reaches it
-      const seed = Date.now();
-      const rnd = random(seed);
-      const rtts: number[] = [];
-      for (let i = 0; i < 1000; i++) {
-        const datagram = rnd.bytes(rnd.int(1, 1400));
-        const t0 = process.hrtime.bigint();
-        const back = await roundTrip(r, datagram, rnd, rnd.int(1, 4));
-        rtts.push(Number(process.hrtime.bigint() - t0) / 1000);
-        if (!back.equals(datagram)) expect.fail(`datagram ${i} came back changed (seed ${seed})`);
-      }
-      // Whole frames of mosh's usual size, for a latency figure free of the piece-writing.
-      const whole: number[] = [];
-      const payload = rnd.bytes(1300);
-      for (let i = 0; i < 1000; i++) {
-        const t0 = process.hrtime.bigint();
-        r.send(encodeFrame(payload));
-        await r.next();
-        whole.push(Number(process.hrtime.bigint() - t0) / 1000);
-      }
-      // The same without the forwarder: a UDP socket here straight to the echo server.
-      const direct: number[] = [];
-      const c = await udp();
-      for (let i = 0; i < 1000; i++) {
-        const t0 = process.hrtime.bigint();
-        await new Promise((resolve) => {
-          c.once('message', resolve);
-          c.send(payload, echo.port, '127.0.0.1');
-        });
-        direct.push(Number(process.hrtime.bigint() - t0) / 1000);
-      }
-      console.log(
-        `forwarder in ${label} (${path}), loopback round trip: frames over the launch's stdio, forwarder, UDP echo:\n` +
-          `  1000 × 1-1400 B, frames in random pieces: ${stats(rtts)}\n` +
-          `  1000 × 1300 B, whole frames:              ${stats(whole)}\n` +
-          `  1000 × 1300 B, direct UDP (no forwarder): ${stats(direct)}`,
-      );
-      r.child.stdin.end();
-      expect(await ended(r)).toEqual({
-        code: 0,
-        exit: { why: 'eof', sent: 2000, received: 2000, dropped: 0, refused: 0 },
+  it('says READY as its own process group, and ping-pongs 1000 datagrams of 1-1400 bytes in random pieces', async () => {
+    const echo = await echoServer();
+    const r = await start({ address: '127.0.0.1', port: echo.port });
+    const stat = readFileSync(`/proc/${r.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    expect(Number(stat[2])).toBe(r.pid); // its own process group: kill -TERM -PID reaches it
+    const seed = Date.now();
+    const rnd = random(seed);
+    const rtts: number[] = [];
+    for (let i = 0; i < 1000; i++) {
+      const datagram = rnd.bytes(rnd.int(1, 1400));
+      const t0 = process.hrtime.bigint();
+      const back = await roundTrip(r, datagram, rnd, rnd.int(1, 4));
+      rtts.push(Number(process.hrtime.bigint() - t0) / 1000);
+      if (!back.equals(datagram)) expect.fail(`datagram ${i} came back changed (seed ${seed})`);
+    }
+    // Whole frames of mosh's usual size, for a latency figure free of the piece-writing.
+    const whole: number[] = [];
+    const payload = rnd.bytes(1300);
+    for (let i = 0; i < 1000; i++) {
+      const t0 = process.hrtime.bigint();
+      r.send(encodeFrame(payload));
+      await r.next();
+      whole.push(Number(process.hrtime.bigint() - t0) / 1000);
+    }
+    // The same without the forwarder: a UDP socket here straight to the echo server.
+    const direct: number[] = [];
+    const c = await udp();
+    for (let i = 0; i < 1000; i++) {
+      const t0 = process.hrtime.bigint();
+      await new Promise((resolve) => {
+        c.once('message', resolve);
+        c.send(payload, echo.port, '127.0.0.1');
       });
-    });
-
-    it('carries 1000 datagrams 16 in flight, the stream cut anywhere across frames', async () => {
-      const echo = await echoServer();
-      const r = await start({ address: '127.0.0.1', port: echo.port });
-      const seed = Date.now();
-      const rnd = random(seed);
-      const sent = Array.from({ length: 1000 }, () => rnd.bytes(rnd.int(1, 1400)));
-      let written = 0;
-      for (let got = 0; got < sent.length; got++) {
-        if (written - got < 8) {
-          const batch = sent.slice(written, Math.min(sent.length, got + 16));
-          written += batch.length;
-          const stream = encodeFrames(batch);
-          for (let at = 0; at < stream.length;) {
-            const end = Math.min(stream.length, at + rnd.int(1, 3000));
-            r.send(stream.subarray(at, end));
-            at = end;
-            if (rnd.next() < 0.3) await turn();
-          }
-        }
-        const back = await r.next();
-        if (!back.equals(sent[got]!))
-          expect.fail(`datagram ${got} came back changed or out of order (seed ${seed})`);
-      }
-      expect(echo.seen()).toBe(1000);
-    });
-
-    it('reassembles a 65507-byte frame, and a header, split across reads', async () => {
-      const echo = await echoServer();
-      const r = await start({ address: '127.0.0.1', port: echo.port });
-      const big = random(7).bytes(65507);
-      const frame = encodeFrame(big);
-      r.send(frame.subarray(0, 1));
-      await sleep(50);
-      r.send(frame.subarray(1, 30000));
-      await sleep(50);
-      expect(echo.seen()).toBe(0);
-      r.send(frame.subarray(30000));
-      expect((await r.next()).equals(big)).toBe(true);
-      const small = encodeFrame(Buffer.from('x'));
-      r.send(small.subarray(0, 1));
-      await sleep(50);
-      r.send(small.subarray(1));
-      expect((await r.next()).toString()).toBe('x');
-    });
-
-    it('forwards to ::1 given as [::1]:PORT', async () => {
-      const echo = await echoServer('udp6');
-      const r = await start({ address: '::1', port: echo.port });
-      expect((await roundTrip(r, Buffer.from('v6'), random(1))).toString()).toBe('v6');
-    });
-
-    it('exits 0 on EOF, even in the middle of a frame', async () => {
-      const echo = await echoServer();
-      const r = await start({ address: '127.0.0.1', port: echo.port });
-      r.send(encodeFrame(Buffer.from('half a frame')).subarray(0, 5));
-      r.child.stdin.end();
-      expect(await ended(r)).toEqual({
-        code: 0,
-        exit: { why: 'eof', sent: 0, received: 0, dropped: 0, refused: 0 },
-      });
-    });
-
-    it('exits 0 after --idle-timeout without a datagram either way, and not before', async () => {
-      const echo = await echoServer();
-      const r = await start({ address: '127.0.0.1', port: echo.port }, 1);
-      await sleep(600);
-      expect((await roundTrip(r, Buffer.from('still here'), random(2))).toString()).toBe('still here');
-      const last = Date.now();
-      await sleep(600); // 1.2 s after READY: alive only because of the datagram
-      expect(isDead(r.pid)).toBe(false);
-      expect(await ended(r)).toMatchObject({ code: 0, exit: { why: 'idle', sent: 1, received: 1 } });
-      expect(Date.now() - last).toBeGreaterThan(900);
-      expect(Date.now() - last).toBeLessThan(2000);
-    });
-
-    it('counts and skips ECONNREFUSED while nothing listens, and goes on once a server does', async () => {
-      const port = await deadPort();
-      const r = await start({ address: '127.0.0.1', port });
-      r.send(encodeFrames(Array.from({ length: 10 }, () => Buffer.from('anyone?')))); // one write: sends back to back
-      for (let i = 0; i < 5; i++) {
-        await sleep(20);
-        r.send(encodeFrame(Buffer.from('anyone?')));
-      }
-      await sleep(100);
-      expect(isDead(r.pid)).toBe(false);
-      await echoServer('udp4', port); // mosh-server (back) on its port
-      let back: Buffer | undefined;
-      for (let i = 0; i < 50 && !back; i++) {
-        r.send(encodeFrame(Buffer.from('hello again')));
-        back = await r.next(100).catch(() => undefined);
-      }
-      expect(back?.toString()).toBe('hello again');
-      r.child.stdin.end();
-      const { code, exit } = await ended(r);
-      expect(code).toBe(0);
-      expect(exit?.refused).toBeGreaterThan(0);
-      expect(exit?.dropped).toBeGreaterThan(0); // a send right after one refused: the send itself failed
-      expect(exit!.sent + exit!.dropped).toBeGreaterThanOrEqual(16);
-    });
-
-    it('ignores SIGHUP, and exits 0 on SIGTERM to its group and on SIGINT', async () => {
-      const echo = await echoServer();
-      const r = await start({ address: '127.0.0.1', port: echo.port });
-      process.kill(r.pid, 'SIGHUP');
-      await sleep(100);
-      expect((await roundTrip(r, Buffer.from('after HUP'), random(3))).toString()).toBe('after HUP');
-      process.kill(-r.pid, 'SIGTERM');
-      expect(await ended(r)).toMatchObject({ code: 0, exit: { why: 'signal', sent: 1 } });
-      const r2 = await start({ address: '127.0.0.1', port: echo.port });
-      process.kill(r2.pid, 'SIGINT');
-      expect(await ended(r2)).toMatchObject({ code: 0, exit: { why: 'signal' } });
-    });
-
-    it('exits 0 when nobody reads its stdout any more', async () => {
-      const echo = await echoServer();
-      const r = await start({ address: '127.0.0.1', port: echo.port });
-      r.child.stdout.destroy();
-      for (let i = 0; i < 20 && !isDead(r.pid); i++) {
-        r.send(encodeFrame(Buffer.alloc(1000, 1)));
-        await sleep(20);
-      }
-      expect(await ended(r)).toMatchObject({ code: 0, exit: { why: 'closed' } });
-    });
-
-    it('exits 6 on a frame length of 0: the stream is out of step', async () => {
-      const echo = await echoServer();
-      const r = await start({ address: '127.0.0.1', port: echo.port });
-      r.send(encodeFrame(Buffer.from('fine')), Buffer.from([0, 0, 1]));
-      expect(await ended(r)).toEqual({
-        code: 6,
-        exit: { why: 'bad-frame', sent: 1, received: expect.any(Number) as number, dropped: 0, refused: 0 },
-      });
-    });
-
-    it.skipIf(!PYTHON)(
-      'keeps frames whole on a non-blocking stdout that a slow reader leaves full',
-      async () => {
-        const echo = await echoServer();
-        const l = forwarderLaunch(
-          { runtime, to: { address: '127.0.0.1', port: echo.port }, idleTimeout: 30 },
-          programs,
-        );
-        // O_NONBLOCK on the open file description behind fd 1, then the login shell as usual.
-        const nonblocking =
-          'import os,sys; os.set_blocking(1, False); os.execv("/bin/sh", ["sh", "-c", sys.argv[1]])';
-        const r = await started(
-          launch(l.command, l.stdin, env, PYTHON ?? 'python3', ['-c', nonblocking, l.command]),
-          runtime,
-        );
-        expect(
-          Number.parseInt(/flags:\s+(\d+)/.exec(readFileSync(`/proc/${r.pid}/fdinfo/1`, 'utf8'))![1]!, 8) &
-            0o4000,
-        ).toBe(0o4000);
-        r.child.stdout.pause();
-        // Datagram i: its index in the first two bytes, then 1398 bytes of i & 0xff.
-        const sent = Array.from({ length: 400 }, (_, i) => {
-          const d = Buffer.alloc(1400, i & 0xff);
-          d.writeUInt16BE(i, 0);
-          return d;
-        });
-        for (let i = 0; i < sent.length; i += 20) {
-          r.send(encodeFrames(sent.slice(i, i + 20)));
-          await sleep(2); // the echo server's and the forwarder's receive buffers keep up
-        }
-        // Until the echo server hears nothing more: the forwarder is stuck on its full stdout
-        // (and so reads no stdin), or everything went through and waits in the channel.
-        for (let seen = -1; seen !== echo.seen(); await sleep(150)) seen = echo.seen();
-        expect(isDead(r.pid)).toBe(false);
-        r.child.stdout.resume();
-        const got: Buffer[] = [];
-        for (let seen = -1; seen !== echo.seen() || r.queued() > 0; await sleep(150)) {
-          seen = echo.seen();
-          while (r.queued() > 0) got.push(await r.next());
-        }
-        // UDP may drop while the forwarder is blocked; what arrives must be whole and in order.
-        expect(got.length).toBeGreaterThan(150);
-        const indices = got.map((b) => b.readUInt16BE(0));
-        expect(got.every((b, i) => b.equals(sent[indices[i]!]!))).toBe(true);
-        expect(indices.every((x, i) => i === 0 || x > indices[i - 1]!)).toBe(true);
-      },
+      direct.push(Number(process.hrtime.bigint() - t0) / 1000);
+    }
+    console.log(
+      `forwarder in ${label} (${variant.path}), loopback round trip: frames over the launch's stdio, forwarder, UDP echo:\n` +
+        `  1000 × 1-1400 B, frames in random pieces: ${stats(rtts)}\n` +
+        `  1000 × 1300 B, whole frames:              ${stats(whole)}\n` +
+        `  1000 × 1300 B, direct UDP (no forwarder): ${stats(direct)}`,
     );
-
-    it('refuses bad arguments with an ERROR line and exit 2', async () => {
-      const l = forwarderLaunch({ runtime, to: { address: '127.0.0.1', port: 9 }, idleTimeout: 5 }, programs);
-      const [p, n] = runtime === 'python3' ? [programs.python3.length, 0] : [0, programs.perl.length];
-      // launch.ts refuses bad values itself, so hand the forwarder some directly.
-      for (const [args, why] of [
-        [['--to', '127.0.0.1:9', '--idle-timeout', '0'], '--idle-timeout must be 1-604800 seconds'],
-        [['--to', 'a;b:1', '--idle-timeout', '5'], '--to: bad host'],
-        [['--to', '127.0.0.1:0', '--idle-timeout', '5'], '--to: bad port'],
-        [['--to', '127.0.0.1:9', '--idle-timeout', '5', '--bogus', '1'], "unknown argument '--bogus'"],
-        [['--to', '127.0.0.1:9'], 'missing --idle-timeout'],
-      ] as const) {
-        const bad = launch(
-          `${SH} -c ${shellQuote(LAUNCH_SH)} moshctl-fwd ${shellJoin([runtime, p, n, ...args])}`,
-          l.stdin,
-          env,
-        );
-        expect(await bad.code).toBe(2);
-        expect(await bad.ready).toEqual({ error: expect.stringContaining(why) as string });
-      }
+    r.child.stdin.end();
+    expect(await ended(r)).toEqual({
+      code: 0,
+      exit: { why: 'eof', sent: 2000, received: 2000, dropped: 0, refused: 0 },
     });
-  },
-);
+  });
+
+  it('carries 1000 datagrams 16 in flight, the stream cut anywhere across frames', async () => {
+    const echo = await echoServer();
+    const r = await start({ address: '127.0.0.1', port: echo.port });
+    const seed = Date.now();
+    const rnd = random(seed);
+    const sent = Array.from({ length: 1000 }, () => rnd.bytes(rnd.int(1, 1400)));
+    let written = 0;
+    for (let got = 0; got < sent.length; got++) {
+      if (written - got < 8) {
+        const batch = sent.slice(written, Math.min(sent.length, got + 16));
+        written += batch.length;
+        const stream = encodeFrames(batch);
+        for (let at = 0; at < stream.length;) {
+          const end = Math.min(stream.length, at + rnd.int(1, 3000));
+          r.send(stream.subarray(at, end));
+          at = end;
+          if (rnd.next() < 0.3) await turn();
+        }
+      }
+      const back = await r.next();
+      if (!back.equals(sent[got]!))
+        expect.fail(`datagram ${got} came back changed or out of order (seed ${seed})`);
+    }
+    expect(echo.seen()).toBe(1000);
+  });
+
+  it('reassembles a 65507-byte frame, and a header, split across reads', async () => {
+    const echo = await echoServer();
+    const r = await start({ address: '127.0.0.1', port: echo.port });
+    const big = random(7).bytes(65507);
+    const frame = encodeFrame(big);
+    r.send(frame.subarray(0, 1));
+    await sleep(50);
+    r.send(frame.subarray(1, 30000));
+    await sleep(50);
+    expect(echo.seen()).toBe(0);
+    r.send(frame.subarray(30000));
+    expect((await r.next()).equals(big)).toBe(true);
+    const small = encodeFrame(Buffer.from('x'));
+    r.send(small.subarray(0, 1));
+    await sleep(50);
+    r.send(small.subarray(1));
+    expect((await r.next()).toString()).toBe('x');
+  });
+
+  it('forwards to ::1 given as [::1]:PORT', async () => {
+    const echo = await echoServer('udp6');
+    const r = await start({ address: '::1', port: echo.port });
+    expect((await roundTrip(r, Buffer.from('v6'), random(1))).toString()).toBe('v6');
+  });
+
+  it('exits 0 on EOF, even in the middle of a frame', async () => {
+    const echo = await echoServer();
+    const r = await start({ address: '127.0.0.1', port: echo.port });
+    r.send(encodeFrame(Buffer.from('half a frame')).subarray(0, 5));
+    r.child.stdin.end();
+    expect(await ended(r)).toEqual({
+      code: 0,
+      exit: { why: 'eof', sent: 0, received: 0, dropped: 0, refused: 0 },
+    });
+  });
+
+  it('exits 0 after --idle-timeout without a datagram either way, and not before', async () => {
+    const echo = await echoServer();
+    const r = await start({ address: '127.0.0.1', port: echo.port }, 1);
+    await sleep(600);
+    expect((await roundTrip(r, Buffer.from('still here'), random(2))).toString()).toBe('still here');
+    const last = Date.now();
+    await sleep(600); // 1.2 s after READY: alive only because of the datagram
+    expect(isDead(r.pid)).toBe(false);
+    expect(await ended(r)).toMatchObject({ code: 0, exit: { why: 'idle', sent: 1, received: 1 } });
+    expect(Date.now() - last).toBeGreaterThan(900);
+    expect(Date.now() - last).toBeLessThan(2000);
+  });
+
+  it('counts and skips ECONNREFUSED while nothing listens, and goes on once a server does', async () => {
+    const port = await deadPort();
+    const r = await start({ address: '127.0.0.1', port });
+    r.send(encodeFrames(Array.from({ length: 10 }, () => Buffer.from('anyone?')))); // one write: sends back to back
+    for (let i = 0; i < 5; i++) {
+      await sleep(20);
+      r.send(encodeFrame(Buffer.from('anyone?')));
+    }
+    await sleep(100);
+    expect(isDead(r.pid)).toBe(false);
+    await echoServer('udp4', port); // mosh-server (back) on its port
+    let back: Buffer | undefined;
+    for (let i = 0; i < 50 && !back; i++) {
+      r.send(encodeFrame(Buffer.from('hello again')));
+      back = await r.next(100).catch(() => undefined);
+    }
+    expect(back?.toString()).toBe('hello again');
+    r.child.stdin.end();
+    const { code, exit } = await ended(r);
+    expect(code).toBe(0);
+    expect(exit?.refused).toBeGreaterThan(0);
+    expect(exit?.dropped).toBeGreaterThan(0); // a send right after one refused: the send itself failed
+    expect(exit!.sent + exit!.dropped).toBeGreaterThanOrEqual(16);
+  });
+
+  it('ignores SIGHUP, and exits 0 on SIGTERM to its group and on SIGINT', async () => {
+    const echo = await echoServer();
+    const r = await start({ address: '127.0.0.1', port: echo.port });
+    process.kill(r.pid, 'SIGHUP');
+    await sleep(100);
+    expect((await roundTrip(r, Buffer.from('after HUP'), random(3))).toString()).toBe('after HUP');
+    process.kill(-r.pid, 'SIGTERM');
+    expect(await ended(r)).toMatchObject({ code: 0, exit: { why: 'signal', sent: 1 } });
+    const r2 = await start({ address: '127.0.0.1', port: echo.port });
+    process.kill(r2.pid, 'SIGINT');
+    expect(await ended(r2)).toMatchObject({ code: 0, exit: { why: 'signal' } });
+  });
+
+  it('exits 0 when nobody reads its stdout any more', async () => {
+    const echo = await echoServer();
+    const r = await start({ address: '127.0.0.1', port: echo.port });
+    r.child.stdout.destroy();
+    for (let i = 0; i < 20 && !isDead(r.pid); i++) {
+      r.send(encodeFrame(Buffer.alloc(1000, 1)));
+      await sleep(20);
+    }
+    expect(await ended(r)).toMatchObject({ code: 0, exit: { why: 'closed' } });
+  });
+
+  it('exits 6 on a frame length of 0: the stream is out of step', async () => {
+    const echo = await echoServer();
+    const r = await start({ address: '127.0.0.1', port: echo.port });
+    r.send(encodeFrame(Buffer.from('fine')), Buffer.from([0, 0, 1]));
+    expect(await ended(r)).toEqual({
+      code: 6,
+      exit: { why: 'bad-frame', sent: 1, received: expect.any(Number) as number, dropped: 0, refused: 0 },
+    });
+  });
+
+  it.skipIf(!PYTHON)(
+    'keeps frames whole on a non-blocking stdout that a slow reader leaves full',
+    async () => {
+      const echo = await echoServer();
+      const l = forwarderLaunch(
+        { runtime, to: { address: '127.0.0.1', port: echo.port }, idleTimeout: 30 },
+        programs,
+      );
+      // O_NONBLOCK on the open file description behind fd 1, then the login shell as usual.
+      const nonblocking =
+        'import os,sys; os.set_blocking(1, False); os.execv("/bin/sh", ["sh", "-c", sys.argv[1]])';
+      const r = await started(
+        launch(l.command, l.stdin, env, PYTHON ?? 'python3', ['-c', nonblocking, l.command]),
+        runtime,
+      );
+      expect(
+        Number.parseInt(/flags:\s+(\d+)/.exec(readFileSync(`/proc/${r.pid}/fdinfo/1`, 'utf8'))![1]!, 8) &
+          0o4000,
+      ).toBe(0o4000);
+      r.child.stdout.pause();
+      // Datagram i: its index in the first two bytes, then 1398 bytes of i & 0xff.
+      const sent = Array.from({ length: 400 }, (_, i) => {
+        const d = Buffer.alloc(1400, i & 0xff);
+        d.writeUInt16BE(i, 0);
+        return d;
+      });
+      for (let i = 0; i < sent.length; i += 20) {
+        r.send(encodeFrames(sent.slice(i, i + 20)));
+        await sleep(2); // the echo server's and the forwarder's receive buffers keep up
+      }
+      // Until the echo server hears nothing more: the forwarder is stuck on its full stdout
+      // (and so reads no stdin), or everything went through and waits in the channel.
+      for (let seen = -1; seen !== echo.seen(); await sleep(150)) seen = echo.seen();
+      expect(isDead(r.pid)).toBe(false);
+      r.child.stdout.resume();
+      const got: Buffer[] = [];
+      for (let seen = -1; seen !== echo.seen() || r.queued() > 0; await sleep(150)) {
+        seen = echo.seen();
+        while (r.queued() > 0) got.push(await r.next());
+      }
+      // UDP may drop while the forwarder is blocked; what arrives must be whole and in order.
+      expect(got.length).toBeGreaterThan(150);
+      const indices = got.map((b) => b.readUInt16BE(0));
+      expect(got.every((b, i) => b.equals(sent[indices[i]!]!))).toBe(true);
+      expect(indices.every((x, i) => i === 0 || x > indices[i - 1]!)).toBe(true);
+    },
+  );
+
+  it('refuses bad arguments with an ERROR line and exit 2', async () => {
+    const l = forwarderLaunch({ runtime, to: { address: '127.0.0.1', port: 9 }, idleTimeout: 5 }, programs);
+    const [p, n] = runtime === 'python3' ? [programs.python3.length, 0] : [0, programs.perl.length];
+    // launch.ts refuses bad values itself, so hand the forwarder some directly.
+    for (const [args, why] of [
+      [['--to', '127.0.0.1:9', '--idle-timeout', '0'], '--idle-timeout must be 1-604800 seconds'],
+      [['--to', 'a;b:1', '--idle-timeout', '5'], '--to: bad host'],
+      [['--to', '127.0.0.1:0', '--idle-timeout', '5'], '--to: bad port'],
+      [['--to', '127.0.0.1:9', '--idle-timeout', '5', '--bogus', '1'], "unknown argument '--bogus'"],
+      [['--to', '127.0.0.1:9'], 'missing --idle-timeout'],
+    ] as const) {
+      const bad = launch(
+        `${SH} -c ${shellQuote(LAUNCH_SH)} moshctl-fwd ${shellJoin([runtime, p, n, ...args])}`,
+        l.stdin,
+        env,
+      );
+      expect(await bad.code).toBe(2);
+      expect(await bad.ready).toEqual({ error: expect.stringContaining(why) as string });
+    }
+  });
+});
 
 // ---- the launch script choosing a runtime, with fakes on PATH ----
 
