@@ -55,8 +55,8 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
     if (sig) throw new Interrupted(sig);
   };
   const connects = plan.steps.filter((s) => s.kind === 'connect');
-  const reached = new Map<number, string>();
-  // The first hop's address, for a forward step that may run before runner.connect() returns.
+  // The numeric address the first connection reached (what every `reachedBy` names);
+  // a forward step may need it before runner.connect() returns.
   const firstReached = future<string>();
   // transport auto: why the UDP path could not be set up (a step with a fallback failed).
   let udpFailed: string | undefined;
@@ -202,11 +202,9 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
     await check('connect');
     const started = performance.now();
     o.log(`connecting ${connects.map((s) => s.host).join(' → ')}`);
-    const first = connects[0];
     const all = Promise.allSettled(done.values());
     try {
       const r = await o.runner.connect((host) => opened.get(host)?.resolve(undefined));
-      if (first) reached.set(first.id, r.reachedAddress);
       firstReached.resolve(r.reachedAddress);
       // Every hop is open now, whether or not the runner said so one by one.
       for (const f of opened.values()) f.resolve(undefined);
@@ -227,7 +225,7 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
     if (!client) throw new Error('bug: plan without a client step');
     const port = await portOf(client.connectTo.port.step).promise;
     const to = client.connectTo.address;
-    const address = 'local' in to ? to.local : reached.get(to.reachedBy);
+    const address = 'local' in to ? to.local : await firstReached.promise;
     if (key === undefined || address === undefined)
       throw new Error('bug: client step without an address or key');
     if (client.kind === 'hand-over') {
