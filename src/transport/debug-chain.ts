@@ -77,6 +77,9 @@ export function debugChain(
     get reachedAddress() {
       return inner.reachedAddress;
     },
+    get localAddress() {
+      return inner.localAddress;
+    },
     exec: (host: string, command: string, opts?: ExecOptions) =>
       traced(host, command, '', () => inner.exec(host, command, opts), exitLine(false)),
     execUntil: (host, command, opts) =>

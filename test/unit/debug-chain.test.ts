@@ -25,6 +25,7 @@ function fakeChain(clock: { now: number }) {
   const chain: RemoteChain = {
     hostNames: ['bastion', 'box'],
     reachedAddress: '192.0.2.1',
+    localAddress: '192.0.2.10',
     exec: (host, command, opts) => answer(host, command, opts?.stdin),
     execUntil: (host, command, opts) => answer(host, command, opts.stdin),
     openChannel: async (host, command, opts) => {
@@ -57,6 +58,8 @@ describe('debugChain', () => {
 
     expect(chain.hostNames).toEqual(['bastion', 'box']);
     expect(chain.reachedAddress).toBe('192.0.2.1');
+    // The runner drops a chain whose local address is gone without probing it: --debug must not hide it.
+    expect(chain.localAddress).toBe('192.0.2.10');
     await chain.exec('bastion', 'kill -0 4242', { stdin: 'STDIN-SECRET' });
     await chain.exec('box', 'false\nsecond line');
     await chain.execUntil('box', `MOSH_KEY=${KEY} mosh-server new -p 60001`, {
