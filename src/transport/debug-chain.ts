@@ -3,7 +3,7 @@
 // client carries logging code. What a command reads on stdin is never logged,
 // nor its stdout (mosh-server's holds the session key); anything shaped like a
 // key is masked in what is logged all the same.
-import type { ByteChannel, ExecOptions, ExecResult, LineChannel, RemoteChain } from './types.js';
+import type { ExecOptions, ExecResult, RemoteChain } from './types.js';
 
 /** mosh-server's ready line and the variable mosh-client reads the key from. */
 const KEY_PATTERNS: [RegExp, string][] = [
@@ -68,6 +68,27 @@ export function debugChain(
       return `exit ${r.code} after ${after}${stderr}`;
     };
 
+  /** A command kept open (a channel or a stream): logged when it opens and again when it closes. */
+  const kept = <C extends { closed: Promise<void> }>(
+    kind: 'channel' | 'stream',
+    host: string,
+    command: string,
+    open: () => Promise<C>,
+  ): Promise<C> =>
+    traced(
+      host,
+      command,
+      `(${kind}) `,
+      async (id) => {
+        const channel = await open();
+        const opened = clock();
+        const closed = (): void => say(`${id} ${kind} closed after ${since(opened)} open`);
+        channel.closed.then(closed, closed);
+        return channel;
+      },
+      (_, after) => `${kind} open after ${after}`,
+    );
+
   inner.onClose((host, error) => say(`${host}: connection closed${error ? `: ${error.message}` : ''}`));
 
   return {
@@ -85,33 +106,9 @@ export function debugChain(
     execUntil: (host, command, opts) =>
       traced(host, command, '', () => inner.execUntil(host, command, opts), exitLine(true)),
     openChannel: (host, command, opts) =>
-      traced(
-        host,
-        command,
-        '(channel) ',
-        async (id): Promise<LineChannel> => {
-          const channel = await inner.openChannel(host, command, opts);
-          const opened = clock();
-          const closed = (): void => say(`${id} channel closed after ${since(opened)} open`);
-          channel.closed.then(closed, closed);
-          return channel;
-        },
-        (_, after) => `channel open after ${after}`,
-      ),
+      kept('channel', host, command, () => inner.openChannel(host, command, opts)),
     openStream: (host, command, opts) =>
-      traced(
-        host,
-        command,
-        '(stream) ',
-        async (id): Promise<ByteChannel> => {
-          const channel = await inner.openStream(host, command, opts);
-          const opened = clock();
-          const closed = (): void => say(`${id} stream closed after ${since(opened)} open`);
-          channel.closed.then(closed, closed);
-          return channel;
-        },
-        (_, after) => `stream open after ${after}`,
-      ),
+      kept('stream', host, command, () => inner.openStream(host, command, opts)),
     onClose: (cb) => inner.onClose(cb),
     destroy: () => inner.destroy(),
     close: () => inner.close(),
