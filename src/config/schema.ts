@@ -46,11 +46,17 @@ export function checkSchema(data: unknown, origins: Origins, fallback: Position)
   const specific = new Set(
     errors.filter((e) => e.keyword !== 'anyOf' && e.keyword !== 'type').map((e) => e.instancePath),
   );
+  // Problems said once: a set, not a scan of the list per error (thousands of errors would take seconds).
+  const said = new Set<string>();
   for (const e of errors) {
     if (anyOfAt.has(e.instancePath) && e.keyword === 'type') continue;
     if (e.keyword === 'anyOf' && specific.has(e.instancePath)) continue;
     const p = toProblem(e, origins, fallback);
-    if (p && !problems.some((q) => q.message === p.message && q.line === p.line)) problems.push(p);
+    const key = p && `${p.line ?? ''}\n${p.message}`;
+    if (p && key && !said.has(key)) {
+      said.add(key);
+      problems.push(p);
+    }
   }
   return problems;
 }
