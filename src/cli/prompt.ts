@@ -28,9 +28,9 @@ export function terminalPrompter(): Prompter {
         closeSync(tty);
       }
     },
-    ask: (prompt, echo) => {
+    ask: (prompt, echo, signal) => {
       const next = queue.then(() =>
-        interactive ? read(prompt, echo) : Promise.reject(new Error('no terminal to ask on')),
+        interactive ? read(prompt, echo, signal) : Promise.reject(new Error('no terminal to ask on')),
       );
       queue = next.catch(() => undefined);
       return next;
@@ -38,8 +38,9 @@ export function terminalPrompter(): Prompter {
   };
 }
 
-/** Reads one line in raw mode, so nothing typed is echoed unless `echo`; Ctrl-C interrupts. */
-function read(prompt: string, echo: boolean): Promise<string> {
+/** Reads one line in raw mode, so nothing typed is echoed unless `echo`; Ctrl-C interrupts, and so does `signal`. */
+function read(prompt: string, echo: boolean, signal: AbortSignal | undefined): Promise<string> {
+  if (signal?.aborted) return Promise.reject(abortReason(signal));
   const fd = openSync('/dev/tty', 'r+');
   const input = new ReadStream(fd);
   const output = new WriteStream(fd);
@@ -48,6 +49,7 @@ function read(prompt: string, echo: boolean): Promise<string> {
   return new Promise<string>((resolve, reject) => {
     let line = '';
     const done = (err?: Error): void => {
+      signal?.removeEventListener('abort', onAbort);
       input.setRawMode(false);
       input.removeAllListeners('data');
       output.write('\r\n');
@@ -56,6 +58,9 @@ function read(prompt: string, echo: boolean): Promise<string> {
       if (err) reject(err);
       else resolve(line);
     };
+    // The terminal is given back as after Enter; the open read must not keep moshctl alive.
+    const onAbort = (): void => done(abortReason(signal as AbortSignal));
+    signal?.addEventListener('abort', onAbort, { once: true });
     input.on('data', (chunk: Buffer) => {
       for (const ch of chunk.toString('utf8')) {
         if (ch === '\r' || ch === '\n') return done();
@@ -79,4 +84,9 @@ function read(prompt: string, echo: boolean): Promise<string> {
       }
     });
   });
+}
+
+function abortReason(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  return reason instanceof Error ? reason : new Error('the prompt was cancelled', { cause: reason });
 }

@@ -14,6 +14,7 @@ import { TcpTunnel } from './tcp-tunnel.js';
 import {
   moshServerFailure,
   moshServerKeptCommand,
+  moshServerSilent,
   parseMoshServerOutput,
   parseKeeper,
   parseServerExit,
@@ -23,7 +24,7 @@ import {
 } from '../remote/mosh-server.js';
 import { aliveCommand, checkPid, parseAlive, parseStop, stopByPidCommand } from '../remote/processes.js';
 import { parseSimple, QUIT } from '../relay/control.js';
-import { closedWhileRunning, execTimeout } from '../transport/errors.js';
+import { closedWhileRunning, connectionDropped } from '../transport/errors.js';
 import { awaitLine } from '../transport/line-channel.js';
 import type { ConnectChain, ExecResult, LineChannel, Prompter, RemoteChain } from '../transport/types.js';
 import { preloadClient, startMoshClient, type ClientProcess } from './client.js';
@@ -120,6 +121,14 @@ export class SshRunner implements Runner {
   private connected = false;
   /** While connect() runs: the chain so far, for steps on the hops already open. */
   private partial: { chain: RemoteChain; reach: number } | undefined;
+  /** From connect() until mosh-client starts: the session is being set up. */
+  private settingUp = false;
+  /**
+   * Hosts whose connection dropped while the session was set up. Set-up does
+   * not go on over a new chain: the relays and mosh-server started over the
+   * old one could no longer be told anything, so it fails naming the first of them.
+   */
+  private readonly droppedInSetup = new Set<string>();
 
   /** `route`: every host of the session, client side first, target last. */
   constructor(
@@ -128,6 +137,7 @@ export class SshRunner implements Runner {
   ) {}
 
   async connect(onReady?: (host: string) => void): Promise<{ reachedAddress: string }> {
+    this.settingUp = true;
     const opened = this.open(this.route.length, true, (chain, hops) => {
       this.partial = { chain, reach: hops };
       const host = this.route[hops - 1];
@@ -151,7 +161,34 @@ export class SshRunner implements Runner {
     return { reachedAddress: chain.reachedAddress ?? (await numericAddress(first)) };
   }
 
-  async startServer(step: ServerStep): Promise<ServerStarted> {
+  /** A hop's connection dropped during set-up: the error naming the first such hop of the route. */
+  private setupDropped(): EnvError | undefined {
+    const host = this.route.find((h) => this.droppedInSetup.has(h.name));
+    return host ? connectionDropped(host.name, 'the session was being set up') : undefined;
+  }
+
+  /**
+   * A set-up step: one that fails because a hop's connection dropped says so,
+   * naming that hop, rather than whatever the step itself saw (a closed
+   * channel, a relay that stopped answering).
+   */
+  private async setupStep<T>(run: () => Promise<T>): Promise<T> {
+    const dropped = this.setupDropped();
+    if (dropped) throw dropped;
+    try {
+      return await run();
+    } catch (e) {
+      // The chain's close events may come a moment after the channel's own.
+      await new Promise((r) => setImmediate(r));
+      throw this.setupDropped() ?? e;
+    }
+  }
+
+  startServer(step: ServerStep): Promise<ServerStarted> {
+    return this.setupStep(() => this.startServerNow(step));
+  }
+
+  private async startServerNow(step: ServerStep): Promise<ServerStarted> {
     const chain = await this.ensure(step.host);
     const command = moshServerKeptCommand(step);
     const channel = await chain.openChannel(step.host, command, { stdin: '' });
@@ -177,17 +214,13 @@ export class SshRunner implements Runner {
     if (!parsed) {
       channel.end();
       if (code === undefined) {
+        // Read before the keeper is stopped below: stopping it closes the channel too.
+        if (channel.isClosed) throw closedWhileRunning(step.host, 'mosh-server new');
         // A mosh-server that said nothing in time is stopped with its keeper, not left behind.
         const keeper = lines.map(parseKeeper).find((x) => x !== undefined);
-        if (keeper !== undefined && !channel.isClosed)
-          await this.ask(step.host, stopKeeperCommand(keeper)).catch(() => undefined);
-        throw channel.isClosed
-          ? closedWhileRunning(step.host, 'mosh-server new')
-          : execTimeout(step.host, 'mosh-server new', {
-              waitingForReady: true,
-              timeoutMs: SERVER_TIMEOUT_MS,
-              stderr: said,
-            });
+        if (keeper !== undefined) await this.ask(step.host, stopKeeperCommand(keeper)).catch(() => undefined);
+        const f = moshServerSilent(SERVER_TIMEOUT_MS, said);
+        throw new EnvError(f.message, f.hint, { host: step.host, step: 'start mosh-server' });
       }
       const f = moshServerFailure(code, said);
       throw new EnvError(f.message, f.hint, { host: step.host, step: 'start mosh-server' });
@@ -196,28 +229,32 @@ export class SshRunner implements Runner {
     return { ...parsed, ...(started ? { started } : {}) };
   }
 
-  async startRelay(step: RelayStep, forwardPort?: number): Promise<RelayStarted | undefined> {
-    const chain = await this.ensure(step.host);
-    if (forwardPort !== undefined)
-      return this.track(step, forwardPort, await startRelayOn(chain, step, forwardPort));
-    const launched = await launchRelay(chain, step);
-    if (launched === 'fallback') return undefined;
-    return this.track(step, undefined, launched);
+  startRelay(step: RelayStep, forwardPort?: number): Promise<RelayStarted | undefined> {
+    return this.setupStep(async () => {
+      const chain = await this.ensure(step.host);
+      if (forwardPort !== undefined)
+        return this.track(step, forwardPort, await startRelayOn(chain, step, forwardPort));
+      const launched = await launchRelay(chain, step);
+      if (launched === 'fallback') return undefined;
+      return this.track(step, undefined, launched);
+    });
   }
 
-  async wireRelay(step: RelayStep, forwardPort: number): Promise<RelayStarted | undefined> {
-    const relay = this.relays.get(step.host);
-    if (relay?.channel) {
-      await wireRelay(relay.channel, step, forwardPort);
-      relay.forwardPort = forwardPort;
-      return undefined;
-    }
-    // Neither python3 nor perl ran there: socat starts now that its target is known.
-    return this.track(
-      step,
-      forwardPort,
-      await startFallback(await this.ensure(step.host), step, forwardPort, undefined),
-    );
+  wireRelay(step: RelayStep, forwardPort: number): Promise<RelayStarted | undefined> {
+    return this.setupStep(async () => {
+      const relay = this.relays.get(step.host);
+      if (relay?.channel) {
+        await wireRelay(relay.channel, step, forwardPort);
+        relay.forwardPort = forwardPort;
+        return undefined;
+      }
+      // Neither python3 nor perl ran there: socat starts now that its target is known.
+      return this.track(
+        step,
+        forwardPort,
+        await startFallback(await this.ensure(step.host), step, forwardPort, undefined),
+      );
+    });
   }
 
   private track(step: RelayStep, forwardPort: number | undefined, r: RelayOnHop): RelayStarted {
@@ -259,7 +296,16 @@ export class SshRunner implements Runner {
     };
   }
 
-  async startForward(
+  startForward(
+    step: ForwardStep,
+    serverPort: number,
+    udp?: { address: string; port: number },
+    onSwitch?: (why: string) => void,
+  ): Promise<ForwardStarted> {
+    return this.setupStep(() => this.startForwardNow(step, serverPort, udp, onSwitch));
+  }
+
+  private async startForwardNow(
     step: ForwardStep,
     serverPort: number,
     udp?: { address: string; port: number },
@@ -299,6 +345,8 @@ export class SshRunner implements Runner {
   private trouble: ((host: string, why: string) => void) | undefined;
 
   async runClient(address: string, port: number, key: string): Promise<number> {
+    // Set-up is over: from here a dropped chain is opened again when needed (a roam).
+    this.settingUp = false;
     this.client = await startMoshClient(address, port, key);
     // Learnt now, not during setup, where it would only add execs to wait for.
     if (this.chain) this.sshd.learn(this.chain);
@@ -536,6 +584,7 @@ export class SshRunner implements Runner {
     this.openedFrom = localAddresses();
     // Once any hop drops, everything behind it is gone too: reopen on next use.
     chain.onClose((host) => {
+      if (this.settingUp) this.droppedInSetup.add(host);
       if (this.chain === chain) this.reach = 0;
       this.sshd.lost(chain, [host]);
       if (chain === this.tunnelChain) this.tunnel?.streamLost();

@@ -7,7 +7,7 @@ import { lookup } from 'node:dns/promises';
 import { readFileSync, statSync } from 'node:fs';
 import type { SshHost } from '../config/types.js';
 import { EnvError } from '../errors.js';
-import { checkRoute } from '../transport/errors.js';
+import { checkRoute, connectionDropped } from '../transport/errors.js';
 import type { ConnectChain, ConnectOptions } from '../transport/types.js';
 import { findOnPath } from '../which.js';
 import { controlPath, isShellSafe, logPath, masterArgv } from './argv.js';
@@ -145,8 +145,20 @@ export const connectOpenSshChain: ConnectChain = async (hops, opts: ConnectOptio
       if (note) say?.(note);
       const master = new Master(host, controlPath(controlDir, i), logPath(controlDir, i), sshPath, argv, say);
       masters.push(master);
+      // A hop before this one whose master exited (its connection dropped) is the one to blame;
+      // this hop's ssh may sit at a prompt until stopped, not noticing its tunnel is gone.
+      const dropped = (): EnvError | undefined => {
+        const gone = masters.slice(0, i).find((m) => !m.running);
+        return gone ? connectionDropped(gone.host.name, `${host.name} was logging in through it`) : undefined;
+      };
+      const outerGone = masters.slice(0, i).map((m) =>
+        m.exited.then(() => {
+          throw dropped() ?? new Error('bug: a hop before exited without being counted');
+        }),
+      );
+      for (const g of outerGone) g.catch(() => undefined);
       try {
-        await Promise.race([master.ready(), aborted]);
+        await Promise.race([master.ready(), aborted, ...outerGone]);
         master.quiet();
         if (i === 0) chain.reachedAddress = await Promise.race([reachedAddress(host, master), aborted]);
         chain.add(master);
@@ -154,15 +166,18 @@ export const connectOpenSshChain: ConnectChain = async (hops, opts: ConnectOptio
       } catch (err) {
         if (!(err instanceof MasterExited)) throw err;
         // The previous master logged a refused forward before it answered the stdio forward.
-        throw masterFailure({
-          host,
-          prev: prev?.host,
-          log: `${master.log}\n${master.stderr}`,
-          prevLog: prev ? prev.logSince(prevLogStart) : '',
-          agent: agentSocketExists(host, defaultAgent),
-          interactive: opts.prompter?.interactive === true,
-          encryptedKeys: encryptedKeys(host),
-        });
+        throw (
+          dropped() ??
+          masterFailure({
+            host,
+            prev: prev?.host,
+            log: `${master.log}\n${master.stderr}`,
+            prevLog: prev ? prev.logSince(prevLogStart) : '',
+            agent: agentSocketExists(host, defaultAgent),
+            interactive: opts.prompter?.interactive === true,
+            encryptedKeys: encryptedKeys(host),
+          })
+        );
       }
     }
     return chain;

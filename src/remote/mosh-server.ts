@@ -1,6 +1,7 @@
 // The mosh-server command line and what it prints. sshd drops environment
 // requests it does not list in AcceptEnv, so the timeouts go inline through
 // `env`, which also works when the login shell is not sh-like (fish, csh).
+import { duration } from '../transport/errors.js';
 import { SH, shellJoin, shellQuote } from './shell.js';
 import type { KeptSession, ServerStep } from '../plan/types.js';
 import { checkPid, checkStarted, OURS_SH, stopPidScript } from './processes.js';
@@ -160,6 +161,15 @@ export function redactKey(text: string): string {
  * Why mosh-server did not start, from its exit code and stderr, never from its
  * stdout (which may hold the key).
  */
+/** mosh-server new neither printed MOSH CONNECT nor exited within `ms` (it was stopped). */
+export function moshServerSilent(ms: number, stderr: string): { message: string; hint: string } {
+  const last = stderr.trim().split('\n').filter(Boolean).pop();
+  return {
+    message: `mosh-server printed no MOSH CONNECT line within ${duration(ms)} and was stopped${last ? `; its last words: ${last}` : ''}`,
+    hint: 'run "mosh-server new" on that host by hand: a wrapper script, or a login script that waits for input, can do this',
+  };
+}
+
 export function moshServerFailure(code: number | null, stderr: string): { message: string; hint: string } {
   const keeper = new RegExp(`${KEEPER_MISSING} (tmux|screen)`).exec(stderr)?.[1];
   if (keeper) {

@@ -39,6 +39,8 @@ export interface PromptClock {
   resume: () => void;
   /** Ends the connect with this error: Ctrl-C at a prompt is not a refused login. */
   interrupt: (err: Interrupted) => void;
+  /** Aborts once the connect failed (its connection dropped): an open prompt then closes. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -159,7 +161,7 @@ export function authHandler(
     if (!prompter) throw new Error('no terminal');
     clock.pause();
     try {
-      return await prompter.ask(prompt, echo);
+      return await prompter.ask(prompt, echo, clock.signal);
     } finally {
       clock.resume();
     }

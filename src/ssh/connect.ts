@@ -11,7 +11,7 @@ import type { Duplex } from 'node:stream';
 import type { ClientChannel, ServerHostKeyAlgorithm } from 'ssh2';
 import type { SshHost } from '../config/types.js';
 import { EnvError, Interrupted } from '../errors.js';
-import { checkRoute } from '../transport/errors.js';
+import { checkRoute, connectionDropped } from '../transport/errors.js';
 import type { ConnectChain, ConnectOptions, Prompter } from '../transport/types.js';
 import { authHandler, prepareAuth, type HopAuth } from './auth.js';
 import { SshChain, closeHop, type Hop } from './chain.js';
@@ -91,6 +91,8 @@ interface Settings {
   ssh2: Ssh2Module;
   prompter: Prompter | undefined;
   onDropped: (hop: Hop) => void;
+  /** The first hop already open whose connection has dropped since. */
+  droppedBefore: () => Hop | undefined;
 }
 
 /** A connect timeout that stops while a person is typing at a prompt. */
@@ -143,6 +145,8 @@ function openHop(plan: HopPlan, sock: Duplex, s: Settings, register: (hop: Hop) 
   register(hop);
   const name = knownHostsName(host.address, host.port, host.host_key_alias);
 
+  // Closes a prompt still open when this connect fails: nobody waits for its answer.
+  const prompts = new AbortController();
   return new Promise<Hop>((resolve, reject) => {
     let ready = false;
     const fail = (err: unknown): void => {
@@ -150,6 +154,7 @@ function openHop(plan: HopPlan, sock: Duplex, s: Settings, register: (hop: Hop) 
       ready = true;
       timer.stop();
       sock.destroy();
+      prompts.abort(err);
       // Ctrl-C at a login prompt ends `up` as Ctrl-C anywhere does, not as a refused login.
       reject(
         err instanceof Interrupted
@@ -180,13 +185,27 @@ function openHop(plan: HopPlan, sock: Duplex, s: Settings, register: (hop: Hop) 
       closed = true;
       markClosed();
       if (ready) s.onDropped(hop);
-      else fail(lastError ?? new Error('the server closed the connection during the SSH handshake'));
+      // An inner hop's tunnel closes when a hop before it drops (its close event comes a moment later):
+      // that hop is the one to blame, not this one's handshake.
+      else
+        setImmediate(() => {
+          const outer = s.droppedBefore();
+          fail(
+            outer
+              ? connectionDropped(outer.host.name, `${host.name} was logging in through it`, lastError)
+              : (lastError ?? new Error('the server closed the connection during the SSH handshake')),
+          );
+        });
     });
     try {
       client.connect({
         sock,
         username: host.user,
-        authHandler: authHandler(host, auth, s.ssh2, s.prompter, { ...timer, interrupt: fail }),
+        authHandler: authHandler(host, auth, s.ssh2, s.prompter, {
+          ...timer,
+          interrupt: fail,
+          signal: prompts.signal,
+        }),
         // moshctl's own timer (above) pauses while a person answers a prompt; ssh2's would not.
         readyTimeout: 0,
         keepaliveInterval: host.server_alive_interval * 1000,
@@ -291,8 +310,13 @@ export const connectChain: ConnectChain = async (hops, opts: ConnectOptions = {}
   signal?.throwIfAborted();
 
   const chain = new SshChain();
-  const settings: Settings = { ssh2, prompter: opts.prompter, onDropped: (hop) => chain.hopClosed(hop) };
   const opened: Hop[] = [];
+  const settings: Settings = {
+    ssh2,
+    prompter: opts.prompter,
+    onDropped: (hop) => chain.hopClosed(hop),
+    droppedBefore: () => opened.find((h) => h.isClosed() && h !== opened[opened.length - 1]),
+  };
   let stopped = false;
 
   const build = async (): Promise<void> => {

@@ -36,6 +36,20 @@ export function closedWhileRunning(host: string, command: string, cause?: unknow
   );
 }
 
+/**
+ * A hop's connection dropped while `what` went on (`up` setting up the
+ * session, a later hop logging in): the error names that hop, not the step or
+ * host that happened to notice.
+ */
+export function connectionDropped(host: string, what: string, cause?: unknown): EnvError {
+  return new EnvError(
+    `the connection to ${host} dropped while ${what}`,
+    `check that ${host} is up and that the hop before it (or this machine) reaches it, then try again`,
+    { host, step: 'connect', fault: 'reach' },
+    ...(cause ? [{ cause }] : []),
+  );
+}
+
 export function connectionClosed(host: string, cause?: unknown): EnvError {
   return new EnvError(
     `cannot run a command on ${host}: the connection is closed`,

@@ -103,8 +103,12 @@ export interface RemoteChain {
 export interface Prompter {
   /** Whether there is a terminal to ask on. */
   readonly interactive: boolean;
-  /** Shows `prompt` and reads one line; `echo: false` hides what is typed. Rejects without a terminal. */
-  ask(prompt: string, echo: boolean): Promise<string>;
+  /**
+   * Shows `prompt` and reads one line; `echo: false` hides what is typed.
+   * Rejects without a terminal, and with the signal's reason once `signal`
+   * aborts (the hop asking is gone: nobody waits for the answer).
+   */
+  ask(prompt: string, echo: boolean, signal?: AbortSignal): Promise<string>;
   /** Shows a line of text from a server (keyboard-interactive instructions). */
   say(text: string): void;
 }

@@ -201,20 +201,21 @@ function holdForTests(
   if (!kind) return undefined;
   return (step) => {
     if (step !== kind || signal.aborted) return Promise.resolve();
-    log(`holding before step ${step} (MOSHCTL_TEST_HOLD)`);
+    log(`holding before step ${step} (MOSHCTL_TEST_HOLD; SIGUSR2 goes on)`);
     // A pending promise does not keep Node running: before `connect` nothing else
     // does, and Node would exit (code 13) instead of waiting. A timer does.
     const keepAlive = setInterval(() => undefined, 60_000);
-    return new Promise((resolve) =>
-      signal.addEventListener(
-        'abort',
-        () => {
-          clearInterval(keepAlive);
-          resolve();
-        },
-        { once: true },
-      ),
-    );
+    return new Promise((resolve) => {
+      // A test does something to the world while up waits (a hop dies), then lets it go on: SIGUSR2.
+      const release = (): void => {
+        clearInterval(keepAlive);
+        process.off('SIGUSR2', release);
+        signal.removeEventListener('abort', release);
+        resolve();
+      };
+      process.on('SIGUSR2', release);
+      signal.addEventListener('abort', release, { once: true });
+    });
   };
 }
 
