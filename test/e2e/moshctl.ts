@@ -149,6 +149,30 @@ export function records(s: UpSession): string[] {
   return existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.json')) : [];
 }
 
+/** The parts of a state record the e2e tests read. */
+export interface RecordFile {
+  pid: number;
+  server?: { host: string; pid: number; port: number };
+  relays: { host: string; pid: number; port: number }[];
+}
+
+/** The session's state record, waiting for it to be written. */
+export async function readRecord(s: UpSession, timeoutMs = 10_000): Promise<RecordFile> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const [file] = records(s);
+    if (file) {
+      try {
+        return JSON.parse(readFileSync(join(s.stateHome, 'moshctl', 'sessions', file), 'utf8')) as RecordFile;
+      } catch {
+        // written meanwhile (atomically, but the name may be gone): read again
+      }
+    }
+    if (Date.now() > deadline) throw new Error(`no state record; stderr:\n${stderrOf(s)}`);
+    await sleep(100);
+  }
+}
+
 export function cmdline(pid: number): string {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim();
