@@ -10,8 +10,8 @@ export interface ClientProcess {
 }
 
 /**
- * execa takes ~60 ms to load; loading it while ssh waits on the network keeps
- * that off the path to mosh-client's first frame.
+ * execa takes ~60 ms to load; loading it while the remote execs of set-up wait
+ * keeps that off the path to mosh-client's first frame.
  */
 export function preloadClient(): void {
   import('execa').catch(() => undefined);
