@@ -38,7 +38,8 @@ const SESSIONS = SMOKE ? 2 : 50;
 const OUT =
   process.env.BENCH_OUT ??
   (SMOKE ? join(tmpdir(), `moshctl-bench-smoke-${process.pid}.md`) : join(root, 'docs/benchmarks.md'));
-const REMOTE = "sh -c 'echo FIRST-FRAME; sleep 0.3'";
+const REMOTE_SCRIPT = 'echo FIRST-FRAME; sleep 0.3';
+const REMOTE = `sh -c '${REMOTE_SCRIPT}'`;
 const MOSHCTL = join(root, 'bin/moshctl.js');
 const log = (s) => {
   if (!SMOKE) console.error(`bench: ${s}`);
@@ -59,8 +60,11 @@ function timeRun(command, env = {}) {
     const start = process.hrtime.bigint();
     let first;
     let out = '';
+    // stdin stays open and silent, as a person who has not typed yet: at EOF script(1) would send
+    // the terminal an end-of-file keystroke, and a mosh-client that starts at once would send it
+    // on at its start, which makes mosh-server send its first frame some 230 ms sooner than without.
     const child = spawn('script', ['-qfec', `stty rows 40 cols 120; ${command}`, '/dev/null'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe'],
       env: { ...process.env, LANG: 'C.UTF-8', ...env },
     });
     child.stdout.on('data', (d) => {
@@ -71,6 +75,7 @@ function timeRun(command, env = {}) {
     child.on('error', reject);
     child.on('exit', (code) => {
       const end = process.hrtime.bigint();
+      child.stdin.destroy();
       if (code !== 0 || first === undefined)
         reject(new Error(`${command} exited ${code}:\n${out.slice(-500)}`));
       else resolve({ first: Number(first - start) / 1e6, total: Number(end - start) / 1e6, out });
@@ -123,6 +128,49 @@ function machine() {
   };
 }
 
+// ---------------------------------------------------------------- mosh by itself
+/**
+ * mosh alone, as the floor under moshctl's first output: mosh-client started
+ * in the target's namespace against a mosh-server already running there
+ * (loopback: no ssh, no relay, no network), timed like the others.
+ */
+async function moshAlone(lab) {
+  const ns = lab.hosts.target.ns;
+  const server = spawnSync(
+    'ip',
+    [
+      'netns',
+      'exec',
+      ns,
+      'mosh-server',
+      'new',
+      '-p',
+      '60900:60999',
+      '-l',
+      'LANG=C.UTF-8',
+      '--',
+      'sh',
+      '-c',
+      REMOTE_SCRIPT,
+    ],
+    { encoding: 'utf8', timeout: 10_000 },
+  );
+  const connect = /MOSH CONNECT (\d+) (\S+)/.exec(server.stdout);
+  const pid = Number(/detached, pid = (\d+)/.exec(server.stderr)?.[1]);
+  if (!connect) throw new Error(`mosh-server new on the target: ${server.stdout}${server.stderr}`);
+  try {
+    // The key goes in the environment only, as moshctl hands it over.
+    return await timeRun(`ip netns exec ${ns} mosh-client 127.0.0.1 ${connect[1]}`, { MOSH_KEY: connect[2] });
+  } finally {
+    // It exits with its command; a failed round must not leave it behind.
+    try {
+      if (pid > 0) process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone, as it should be
+    }
+  }
+}
+
 // ---------------------------------------------------------------- 1 + 2: up and down
 /**
  * `ssh -J` against `moshctl up` in alternating rounds; with `tcp`, `moshctl up
@@ -146,10 +194,11 @@ async function upAndDown(lab, bastions, sshClient, { tcp = false } = {}) {
       if (tcp) await timeRun(upTcp, env);
       if (tcp) await timeRun(upAuto, env);
     }
-    const res = { ssh: [], up: [], tcp: [], auto: [], tcpBlocked: [], autoBlocked: [], down: [] };
+    const res = { ssh: [], up: [], mosh: [], tcp: [], auto: [], tcpBlocked: [], autoBlocked: [], down: [] };
     for (let i = 0; i < ROUNDS; i++) {
       res.ssh.push(await timeRun(ssh));
       res.up.push(await timeRun(up, env));
+      res.mosh.push(await moshAlone(lab));
       if (tcp) res.tcp.push(await timeRun(upTcp, env));
       if (tcp) res.auto.push(await timeRun(upAuto, env));
     }
@@ -179,6 +228,7 @@ async function upAndDown(lab, bastions, sshClient, { tcp = false } = {}) {
     const med = (k) => ({
       ssh: median(res.ssh.map((r) => r[k])),
       up: median(res.up.map((r) => r[k])),
+      mosh: median(res.mosh.map((r) => r[k])),
       tcp: tcp ? median(res.tcp.map((r) => r[k])) : undefined,
       auto: tcp ? median(res.auto.map((r) => r[k])) : undefined,
       tcpBlocked: tcp ? median(res.tcpBlocked.map((r) => r[k])) : undefined,
@@ -548,6 +598,19 @@ for (const r of upRows) {
     );
 }
 p();
+p(
+  `mosh by itself, in the same rounds: \`mosh-client\` started on the target against a \`mosh-server new -- ${REMOTE}\` already running there (loopback: no ssh, no relay, no network), until \`FIRST-FRAME\` shows. That much of \`moshctl up\`'s first output is mosh's own; the rest is moshctl's part (logins, mosh-server and relays started, wired), next to \`ssh -J\`'s whole first output.`,
+);
+p();
+p(
+  '| bastions | ssh_client | mosh alone: first frame | of ssh -J | moshctl up minus mosh alone | of ssh -J |',
+);
+p('|---|---|---:|---:|---:|---:|');
+for (const r of upRows)
+  p(
+    `| ${r.bastions} | ${r.sshClient} | ${ms(r.first.mosh)} | ${ratio(r.first.mosh, r.first.ssh)} | ${ms(r.first.up - r.first.mosh)} | ${ratio(r.first.up - r.first.mosh, r.first.ssh)} |`,
+  );
+p();
 p('Per-step timings of one `MOSHCTL_TIMING=1 moshctl up` run per configuration (stderr):');
 p();
 for (const r of upRows) {
@@ -803,16 +866,18 @@ if (whys.length) {
   p();
   p('### Where the time goes');
   p();
+  const moshShare = median(upRows.map((r) => r.first.mosh / r.first.ssh));
+  const ourShare = upRows.map((r) => (r.first.up - r.first.mosh) / r.first.ssh);
   p(
     [
-      'Read from the per-step timings above (`MOSHCTL_TIMING=1`):',
+      'Read from the table of mosh by itself and the per-step timings above (`MOSHCTL_TIMING=1`):',
       '',
-      "- **connect** (380-490 ms): moshctl's own login through the chain costs about what `ssh -J` needs for its whole run. moshctl logs in to every hop, `ssh -J` only to the target through a stdio forward, so this part cannot get much smaller.",
-      "- **server and relays** (150-400 ms each, side by side): each is one remote exec, and each exec pays a channel open plus the hop user's login shell, which sshd always runs (here root's `.bashrc` runs pyenv init, about 150 ms on its own), and for a relay the interpreter's start. A relay starts as soon as its hop is open, while the later hops still connect (the `open` lines above), so only the target's mosh-server and the last relays' wiring come after connect. On this 2-CPU machine the parallel execs also compete with the local ssh processes for CPU, which stretches each.",
-      "- **client** (about 345 ms): mosh-client's own start to its first frame (its UDP handshake with mosh-server through the relays), which `ssh -J` does not have at all. This alone is about 0.7× of `ssh -J`'s first output here.",
+      `- **mosh's own first frame** (${ms(median(upRows.map((r) => r.first.mosh)))}, ${moshShare.toFixed(2)}× of \`ssh -J\`'s first output): mosh-server starts the remote command only when the client's first datagram arrives ("Tell child to start login session", src/frontend/mosh-server.cc), then paces its frames by a send interval of up to 250 ms until it has measured a round trip (SEND_INTERVAL_MAX, src/network/transportsender-impl.h). A plain \`mosh\` pays the same; \`ssh -J\` has nothing like it.`,
+      `- **moshctl's part** (${Math.min(...ourShare).toFixed(2)}-${Math.max(...ourShare).toFixed(2)}× of \`ssh -J\`): its own start (the \`start\` line: Node, its modules, the config and \`ssh -G\` for each hop), logging in to every hop as \`ssh -J\` does, then mosh-server and the relays, each one remote exec that pays a channel open plus the hop user's login shell (here root's \`.bashrc\` runs pyenv init, about 100-150 ms on its own), where \`ssh -J\` runs one command, on the target. Relays start as soon as their hop is open, while later hops still connect (the \`open\` lines above), so after the target's login only mosh-server and the last wiring are left. Under \`ssh_client: openssh\` each hop is a ControlMaster started as its own ssh process and each step runs one more local ssh (a mux client), which is where its larger share goes.`,
+      "- **client** in the timings is mosh-client's whole run, the remote command's 0.3 s sleep included, not its start.",
       '- **teardown** (10-50 ms): relays quit over their control channels and mosh-server is stopped over the channel it was started in, all at once; no new exec.',
       '',
-      "So with mosh-client's fixed cost of about 0.7×, first output below 1.3× would need connect and setup to fit in about 0.6× of `ssh -J`, which the login shell's start on every exec does not leave room for on this machine.",
+      `At 1.3× of \`ssh -J\`, moshctl's part could take ${(1.3 - moshShare).toFixed(2)}× of it; in this run it took ${Math.min(...ourShare).toFixed(2)}-${Math.max(...ourShare).toFixed(2)}× (the table of mosh by itself). The \`start\` line is moshctl's own start before it dials the first hop: Node, its modules, the config and \`ssh -G\` for each hop.`,
     ].join('\n'),
   );
 } else p('None: every goal was met in this run.');

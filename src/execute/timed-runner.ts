@@ -4,6 +4,8 @@ import type { Runner } from './runner.js';
 
 export function timed(inner: Runner, log: (line: string) => void): Runner {
   const t0 = performance.now();
+  // Everything before the first side effect: Node's start, loading moshctl, the config and ssh -G.
+  log(`timing: start ${Math.round(t0)} ms (at 0 ms)`);
   const wrap =
     <A extends unknown[], R>(name: string, f: (...a: A) => Promise<R>) =>
     async (...args: A): Promise<R> => {
