@@ -1,40 +1,26 @@
-// The Runner over real hosts: one ssh connection per hop, opened once and
-// reused for every step and for teardown. A chain that dropped meanwhile (it
-// will when the client roams or sleeps) is opened again when next needed;
-// a hop that cannot be reached is remembered so teardown does not wait on it
-// once per process.
+// The Runner over real hosts: the steps of set-up, healing and teardown as
+// remote commands over the one ssh chain a ChainKeeper keeps (a connection
+// per hop, opened again when it dropped), and mosh-client on this machine.
 import type { SshHost } from '../config/types.js';
 import { parseRelayAlive, parseRelayStop, relayAliveCommand, stopRelayCommand } from '../relay/commands.js';
 import { EnvError } from '../errors.js';
-import { routeClient } from '../plan/route-client.js';
 import type { ForwardStep, RelayStep, ServerStep } from '../plan/types.js';
 import { forwarderLaunch } from '../tcp/launch.js';
 import { readForwarderPrograms } from '../tcp/script.js';
 import { TcpTunnel } from './tcp-tunnel.js';
-import {
-  moshServerFailure,
-  moshServerKeptCommand,
-  moshServerSilent,
-  parseMoshServerOutput,
-  parseKeeper,
-  parseServerExit,
-  parseServerStarted,
-  stopKeeperCommand,
-  redactKey,
-} from '../remote/mosh-server.js';
 import { aliveCommand, checkPid, parseAlive, parseStop, stopByPidCommand } from '../remote/processes.js';
 import { parseSimple, QUIT } from '../relay/control.js';
-import { closedWhileRunning, connectionDropped } from '../transport/errors.js';
+import { connectionDropped } from '../transport/errors.js';
 import { awaitLine } from '../transport/line-channel.js';
-import type { ConnectChain, ExecResult, LineChannel, Prompter, RemoteChain } from '../transport/types.js';
+import type { ExecResult, LineChannel, RemoteChain } from '../transport/types.js';
 import { preloadClient, startMoshClient, type ClientProcess } from './client.js';
-import { SshdSessions } from './sshd-sessions.js';
-import { isLocalAddress, localAddresses, watchLocalAddresses } from './address-watch.js';
+import { watchLocalAddresses } from './address-watch.js';
+import { ChainKeeper, type ChainOptions } from './chain-keeper.js';
 import { RelayHealer, type RelayRestarted, type WatchedRelay } from './relay-heal.js';
 import { launchRelay, startFallback, startRelayOn, wireRelay, type RelayOnHop } from './relay-start.js';
+import { startMoshServer } from './server-start.js';
 import type { ForwardStarted, ProcessKind, RelayStarted, Runner, ServerStarted } from './runner.js';
 
-const SERVER_TIMEOUT_MS = 20_000;
 /** A relay answers QUIT at once; past this, it is stopped by pid over a fresh exec. */
 const QUIT_WAIT_MS = 2_000;
 
@@ -58,8 +44,6 @@ async function numericAddress(host: SshHost): Promise<string> {
     );
   }
 }
-/** A live connection runs `true` well within this; a dead one never does. */
-const RECHECK_TIMEOUT_MS = 3_000;
 /** On a chain opened long ago, which may be dead without knowing it; a relay stop takes up to 2 s. */
 const REUSED_STOP_TIMEOUT_MS = 5_000;
 
@@ -71,15 +55,7 @@ function stopTimeoutMs(host: SshHost | undefined): number {
   return ((host?.connect_timeout ?? 10) + 5) * 1000;
 }
 
-export interface SshRunnerOptions {
-  signal?: AbortSignal;
-  /** Where login prompts go (passwords, OTP codes, passphrases); none in status and down. */
-  prompter?: Prompter;
-  /** MOSHCTL_SSH_CONFIG: `ssh -F FILE` for the openssh client. */
-  sshConfigFile?: string;
-  /** Wraps every chain this runner opens, e.g. to log each remote command (`--debug`). */
-  wrapChain?: (chain: RemoteChain) => RemoteChain;
-}
+export type SshRunnerOptions = ChainOptions;
 
 /** MOSHCTL_SSH_CONFIG as a runner option: `ssh -F FILE` for the openssh client. */
 export function sshConfigOption(
@@ -88,39 +64,16 @@ export function sshConfigOption(
   return env.MOSHCTL_SSH_CONFIG ? { sshConfigFile: env.MOSHCTL_SSH_CONFIG } : {};
 }
 
-async function transport(route: readonly SshHost[]): Promise<ConnectChain> {
-  if (routeClient(route) === 'openssh') return (await import('../openssh/connect.js')).connectOpenSshChain;
-  return (await import('../ssh/connect.js')).connectChain;
-}
-
 export class SshRunner implements Runner {
-  private chain: RemoteChain | undefined;
-  /** How many hosts of the route the open chain reaches; 0 when none is open or it dropped. */
-  private reach = 0;
+  private readonly chains: ChainKeeper;
   private client: ClientProcess | undefined;
   /** The relays this runner started, by host (one per hop), with their control channels. */
   private readonly relays = new Map<string, WatchedRelay>();
   /** The mosh-server this runner started, with the channel it was started in (see moshServerKeptCommand). */
   private server: { pid: number; channel: LineChannel } | undefined;
-  /** While mosh-client owns the terminal nothing may prompt: a reconnect for healing goes without. */
-  private quiet = false;
-  /** An open in progress: teardown asks for several hosts at once, and they must share one chain. */
-  private opening: Promise<RemoteChain> | undefined;
-  /** Hosts from this index on could not be reached; asking again would only wait for the same timeout. */
-  private unreachableFrom: { index: number; error: unknown } | undefined;
-  /** The sshd process of each connection, so those of dead connections can be ended (a roam). */
-  private readonly sshd = new SshdSessions();
   /** tcp transport: the local port and the forwarder behind it, and the chain its stream runs over. */
   private tunnel: TcpTunnel | undefined;
   private tunnelChain: RemoteChain | undefined;
-  /** This machine's addresses changed while mosh-client ran, and the chain has not answered since. */
-  private suspect = false;
-  /** This machine's addresses when the open chain was opened. */
-  private openedFrom = '';
-  /** Whether connect() opened the first chain; later chains learn their sshd sessions at once. */
-  private connected = false;
-  /** While connect() runs: the chain so far, for steps on the hops already open. */
-  private partial: { chain: RemoteChain; reach: number } | undefined;
   /** From connect() until mosh-client starts: the session is being set up. */
   private settingUp = false;
   /**
@@ -134,30 +87,23 @@ export class SshRunner implements Runner {
   constructor(
     private readonly route: SshHost[],
     private readonly opts: SshRunnerOptions = {},
-  ) {}
+  ) {
+    this.chains = new ChainKeeper(route, opts, {
+      onHostDropped: (host) => {
+        if (this.settingUp) this.droppedInSetup.add(host);
+      },
+      onChainLost: (chain) => {
+        if (chain === this.tunnelChain) this.tunnel?.streamLost();
+      },
+    });
+  }
 
   async connect(onReady?: (host: string) => void): Promise<{ reachedAddress: string }> {
     this.settingUp = true;
-    const opened = this.open(this.route.length, true, (chain, hops) => {
-      this.partial = { chain, reach: hops };
-      const host = this.route[hops - 1];
-      if (host) onReady?.(host.name);
-    });
-    this.opening = opened;
-    let chain: RemoteChain;
-    try {
-      chain = await opened;
-      // Loaded while mosh-server and the relays start (remote execs, mostly waiting), not while
-      // connecting: its ~60 ms of module loading held up the handshakes' replies (connect took ~70 ms longer).
-      preloadClient();
-    } catch (e) {
-      // Steps that ran on the hops before the failed one are stopped over a chain that ends before it.
-      this.markUnreachable(e);
-      throw e;
-    } finally {
-      this.opening = undefined;
-      this.partial = undefined;
-    }
+    const chain = await this.chains.connect(onReady);
+    // Loaded while mosh-server and the relays start (remote execs, mostly waiting), not while
+    // connecting: its ~60 ms of module loading held up the handshakes' replies (connect took ~70 ms longer).
+    preloadClient();
     const first = this.route[0];
     if (!first) throw new Error('bug: a session without hosts');
     return { reachedAddress: chain.reachedAddress ?? (await numericAddress(first)) };
@@ -191,49 +137,17 @@ export class SshRunner implements Runner {
   }
 
   private async startServerNow(step: ServerStep): Promise<ServerStarted> {
-    const chain = await this.ensure(step.host);
-    const command = moshServerKeptCommand(step);
-    const channel = await chain.openChannel(step.host, command, { stdin: '' });
-    // mosh-server's output, both streams merged, up to the line saying its parent exited.
-    const lines: string[] = [];
-    const code = await awaitLine(
-      channel,
-      (l) => {
-        lines.push(l);
-        return parseServerExit(l);
-      },
-      SERVER_TIMEOUT_MS,
+    const chain = await this.chains.ensure(step.host);
+    const { channel, ...started } = await startMoshServer(chain, step, (command) =>
+      this.ask(step.host, command),
     );
-    const started = lines.map(parseServerStarted).find((x) => x !== undefined);
-    const output = lines.join('\n');
-    // Once a pid is parsed the server runs, whatever the exit code: it must be recorded to be stopped.
-    const parsed = parseMoshServerOutput(output, output);
-    // The message may quote mosh-server's output; never let a key through.
-    // moshctl's own marker lines are not mosh-server's words.
-    const said = redactKey(
-      `${channel.stderr()}\n${lines.filter((l) => !l.startsWith('MOSHCTL-SERVER ')).join('\n')}`,
-    );
-    if (!parsed) {
-      channel.end();
-      if (code === undefined) {
-        // Read before the keeper is stopped below: stopping it closes the channel too.
-        if (channel.isClosed) throw closedWhileRunning(step.host, 'mosh-server new');
-        // A mosh-server that said nothing in time is stopped with its keeper, not left behind.
-        const keeper = lines.map(parseKeeper).find((x) => x !== undefined);
-        if (keeper !== undefined) await this.ask(step.host, stopKeeperCommand(keeper)).catch(() => undefined);
-        const f = moshServerSilent(SERVER_TIMEOUT_MS, said);
-        throw new EnvError(f.message, f.hint, { host: step.host, step: 'start mosh-server' });
-      }
-      const f = moshServerFailure(code, said);
-      throw new EnvError(f.message, f.hint, { host: step.host, step: 'start mosh-server' });
-    }
-    this.server = { pid: parsed.pid, channel };
-    return { ...parsed, ...(started ? { started } : {}) };
+    this.server = { pid: started.pid, channel };
+    return started;
   }
 
   startRelay(step: RelayStep, forwardPort?: number): Promise<RelayStarted | undefined> {
     return this.setupStep(async () => {
-      const chain = await this.ensure(step.host);
+      const chain = await this.chains.ensure(step.host);
       if (forwardPort !== undefined)
         return this.track(step, forwardPort, await startRelayOn(chain, step, forwardPort));
       const launched = await launchRelay(chain, step);
@@ -254,7 +168,7 @@ export class SshRunner implements Runner {
       return this.track(
         step,
         forwardPort,
-        await startFallback(await this.ensure(step.host), step, forwardPort, undefined),
+        await startFallback(await this.chains.ensure(step.host), step, forwardPort, undefined),
       );
     });
   }
@@ -282,19 +196,19 @@ export class SshRunner implements Runner {
     onRestart: (e: RelayRestarted) => void,
     onTrouble: (host: string, why: string) => void,
   ): () => void {
-    this.quiet = true;
+    this.chains.quiet = true;
     this.trouble = onTrouble;
     const healer = new RelayHealer({
       relays: () => [...this.relays.values()],
       alive: (r) => this.alive(r.step.host, r.pid, 'relay', r.started),
       start: async (step, forwardPort) =>
-        startRelayOn(await this.ensure(step.host, false), step, forwardPort),
+        startRelayOn(await this.chains.ensure(step.host, false), step, forwardPort),
       onRestart,
       onTrouble,
     });
     return () => {
       healer.stop();
-      this.quiet = false;
+      this.chains.quiet = false;
     };
   }
 
@@ -321,7 +235,7 @@ export class SshRunner implements Runner {
       host: step.host,
       // The first forwarder is part of setup; later ones come back quietly over a new chain.
       open: async (first) => {
-        const chain = await this.ensure(step.host, first, first);
+        const chain = await this.chains.ensure(step.host, first, first);
         this.tunnelChain = chain;
         return chain.openStream(step.host, launch.command, { stdin: launch.stdin });
       },
@@ -351,10 +265,10 @@ export class SshRunner implements Runner {
     this.settingUp = false;
     this.client = await startMoshClient(address, port, key);
     // Learnt now, not during setup, where it would only add execs to wait for.
-    if (this.chain) this.sshd.learn(this.chain);
+    this.chains.learnSshd();
     const unwatch = watchLocalAddresses(() => {
-      this.suspect = true;
-      void this.recheck();
+      this.chains.addressesChanged();
+      void this.chains.recheck();
     });
     // A signal that came while mosh-client was being started found nothing to end.
     if (this.opts.signal?.aborted) this.client.kill('SIGTERM');
@@ -364,37 +278,8 @@ export class SshRunner implements Runner {
       unwatch();
       this.client = undefined;
       // What healing could not reach during the session may be back: teardown tries again.
-      this.unreachableFrom = undefined;
+      this.chains.forgetUnreachable();
     }
-  }
-
-  /**
-   * This machine's addresses changed (a roam): a chain that no longer answers
-   * is replaced at once, quietly, so healing has one and the old connections'
-   * sshd sessions are ended over it, instead of waiting 45 s for keepalives.
-   */
-  private async recheck(): Promise<void> {
-    const chain = this.chain;
-    const first = this.route[0];
-    const last = this.route[this.route.length - 1];
-    if (!first || !last) return;
-    // The address it left from is gone: dead for sure, no probe to wait out.
-    if (chain?.localAddress && !isLocalAddress(chain.localAddress)) {
-      if (this.chain === chain) this.drop();
-    } else if (chain) {
-      try {
-        await chain.exec(first.name, 'true', { timeoutMs: RECHECK_TIMEOUT_MS });
-        if (this.chain === chain) {
-          // It answered after the change: the change did not concern it.
-          this.suspect = false;
-          this.openedFrom = localAddresses();
-        }
-        return;
-      } catch {
-        if (this.chain === chain) this.drop();
-      }
-    }
-    await this.ensure(last.name, false, false).catch(() => undefined);
   }
 
   /** Ends a running mosh-client (SIGHUP/SIGTERM to moshctl, or `moshctl down` from elsewhere). */
@@ -409,13 +294,8 @@ export class SshRunner implements Runner {
     kind: ProcessKind,
     started?: string,
   ): Promise<'stopped' | 'gone' | 'other'> {
-    // The addresses changed since the chain opened (even too briefly before for
-    // the watcher to see) and it has not answered since: after a roam it is dead,
-    // and a QUIT and an exec over it would only wait out their timeouts.
-    if (this.chain && (this.suspect || localAddresses() !== this.openedFrom)) {
-      this.suspect = false;
-      this.drop();
-    }
+    // After a roam the chain is dead: a QUIT and an exec over it would only wait out their timeouts.
+    this.chains.dropIfMoved();
     // A process whose channel is still open is told to stop over it: no new exec.
     const kept = kind === 'relay' ? await this.quitRelay(pid) : await this.stopKeptServer(pid);
     if (kept) return kept;
@@ -471,20 +351,19 @@ export class SshRunner implements Runner {
    * the chain again if it dropped meanwhile (a roam, a suspend).
    */
   async ask(host: string, command: string): Promise<ExecResult> {
-    const reused = this.chain !== undefined && this.reach > this.indexOf(host);
-    const chain = await this.ensure(host, false);
+    const reused = this.chains.reaches(host);
+    const chain = await this.chains.ensure(host, false);
+    const hop = this.route[this.chains.indexOf(host)];
     try {
       return await chain.exec(host, command, {
-        timeoutMs: reused ? REUSED_STOP_TIMEOUT_MS : stopTimeoutMs(this.route[this.indexOf(host)]),
+        timeoutMs: reused ? REUSED_STOP_TIMEOUT_MS : stopTimeoutMs(hop),
       });
     } catch (e) {
       if (!reused) throw e;
       // A roam takes the client's address away under the open connections, and
       // keepalives take 45 s to notice: drop the chain and try once on a new one.
-      if (this.chain === chain) this.drop();
-      return (await this.ensure(host, false)).exec(host, command, {
-        timeoutMs: stopTimeoutMs(this.route[this.indexOf(host)]),
-      });
+      if (this.chains.current === chain) this.chains.drop();
+      return (await this.chains.ensure(host, false)).exec(host, command, { timeoutMs: stopTimeoutMs(hop) });
     }
   }
 
@@ -493,109 +372,12 @@ export class SshRunner implements Runner {
    * open (doctor's UDP echo). The caller ends it; the command must exit on EOF.
    */
   async openChannel(host: string, command: string, stdin: string): Promise<LineChannel> {
-    return (await this.ensure(host)).openChannel(host, command, { stdin });
+    return (await this.chains.ensure(host)).openChannel(host, command, { stdin });
   }
 
   /** The end of the session: the tcp tunnel, then old sshd sessions being ended, then the chain. */
   async close(): Promise<void> {
     this.tunnel?.stop();
-    await this.sshd.settled();
-    await this.closeChain();
-  }
-
-  private async closeChain(): Promise<void> {
-    const chain = this.chain;
-    this.chain = undefined;
-    this.reach = 0;
-    await chain?.close();
-  }
-
-  private indexOf(host: string): number {
-    const index = this.route.findIndex((h) => h.name === host);
-    if (index < 0) throw new Error(`bug: ${host} is not on this session's route`);
-    return index;
-  }
-
-  private drop(): void {
-    const chain = this.chain;
-    this.chain = undefined;
-    this.reach = 0;
-    if (chain) this.sshd.lost(chain, chain.hostNames);
-    if (chain && chain === this.tunnelChain) this.tunnel?.streamLost();
-    chain?.destroy();
-  }
-
-  /**
-   * A chain that reaches `host`, opened (again) if needed; `abortable` for
-   * setup steps, not teardown; `remember`: a hop that cannot be reached is not
-   * tried again (teardown must not wait for the same timeout once per process).
-   */
-  private async ensure(host: string, abortable = true, remember = true): Promise<RemoteChain> {
-    const index = this.indexOf(host);
-    if (this.partial && this.partial.reach > index) return this.partial.chain;
-    while (this.opening) await this.opening.catch(() => undefined);
-    if (this.chain && this.reach > index) return this.chain;
-    if (this.unreachableFrom && index >= this.unreachableFrom.index) throw this.unreachableFrom.error;
-    // Open as far as the route goes (short of a hop known to be unreachable, which
-    // would only cost its timeout again), so a later request for a deeper host reuses it.
-    this.opening = this.open(this.unreachableFrom?.index ?? this.route.length, abortable);
-    try {
-      return await this.opening;
-    } catch (e) {
-      const failed = remember ? this.markUnreachable(e) : -1;
-      // The full route failed (a host behind is gone): settle for reaching this host.
-      if (index + 1 === this.route.length || failed <= index) throw e;
-      this.opening = this.open(index + 1, abortable);
-      return await this.opening;
-    } finally {
-      this.opening = undefined;
-    }
-  }
-
-  /** Remembers the host a connect failed at; returns its index, -1 when the error names none. */
-  private markUnreachable(e: unknown): number {
-    const failed = e instanceof EnvError ? this.route.findIndex((h) => h.name === e.where.host) : -1;
-    if (failed >= 0) this.unreachableFrom = { index: failed, error: e };
-    return failed;
-  }
-
-  private async open(
-    hops: number,
-    abortable = true,
-    onReady?: (chain: RemoteChain, hops: number) => void,
-  ): Promise<RemoteChain> {
-    await this.closeChain();
-    const connectChain = await transport(this.route);
-    // One wrapper per chain: the one onReady hands out is the one that is returned.
-    const wrapped = new WeakMap<RemoteChain, RemoteChain>();
-    const wrap = (c: RemoteChain): RemoteChain => {
-      let w = wrapped.get(c);
-      if (!w) wrapped.set(c, (w = this.opts.wrapChain?.(c) ?? c));
-      return w;
-    };
-    const chain = wrap(
-      await connectChain(this.route.slice(0, hops), {
-        ...(onReady ? { onReady: (c: RemoteChain, n: number) => onReady(wrap(c), n) } : {}),
-        ...(this.opts.signal && abortable ? { signal: this.opts.signal } : {}),
-        ...(this.opts.prompter && !this.quiet ? { prompter: this.opts.prompter } : {}),
-        ...(this.opts.sshConfigFile ? { sshConfigFile: this.opts.sshConfigFile } : {}),
-      }),
-    );
-    this.chain = chain;
-    this.reach = hops;
-    this.openedFrom = localAddresses();
-    // Once any hop drops, everything behind it is gone too: reopen on next use.
-    chain.onClose((host) => {
-      if (this.settingUp) this.droppedInSetup.add(host);
-      if (this.chain === chain) this.reach = 0;
-      this.sshd.lost(chain, [host]);
-      if (chain === this.tunnelChain) this.tunnel?.streamLost();
-    });
-    if (this.connected) {
-      this.sshd.endOrphans(chain);
-      this.sshd.learn(chain);
-    }
-    this.connected = true;
-    return chain;
+    await this.chains.close();
   }
 }

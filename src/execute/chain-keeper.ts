@@ -1,0 +1,256 @@
+// The one ssh chain a runner keeps: opened once, reused for every step and
+// for teardown, and opened again when next needed after it dropped (it will
+// when the client roams or sleeps). A hop that cannot be reached is
+// remembered, so teardown does not wait for the same timeout once per process.
+import type { SshHost } from '../config/types.js';
+import { EnvError } from '../errors.js';
+import { routeClient } from '../plan/route-client.js';
+import type { ConnectChain, Prompter, RemoteChain } from '../transport/types.js';
+import { isLocalAddress, localAddresses } from './address-watch.js';
+import { SshdSessions } from './sshd-sessions.js';
+
+/** A live connection runs `true` well within this; a dead one never does. */
+const RECHECK_TIMEOUT_MS = 3_000;
+
+export interface ChainOptions {
+  signal?: AbortSignal;
+  /** Where login prompts go (passwords, OTP codes, passphrases); none in status and down. */
+  prompter?: Prompter;
+  /** MOSHCTL_SSH_CONFIG: `ssh -F FILE` for the openssh client. */
+  sshConfigFile?: string;
+  /** Wraps every chain opened, e.g. to log each remote command (`--debug`). */
+  wrapChain?: (chain: RemoteChain) => RemoteChain;
+}
+
+/** What the keeper tells its owner: a host's connection dropped; a chain is gone for good. */
+export interface ChainEvents {
+  onHostDropped?: (host: string) => void;
+  onChainLost?: (chain: RemoteChain) => void;
+}
+
+async function transport(route: readonly SshHost[]): Promise<ConnectChain> {
+  if (routeClient(route) === 'openssh') return (await import('../openssh/connect.js')).connectOpenSshChain;
+  return (await import('../ssh/connect.js')).connectChain;
+}
+
+export class ChainKeeper {
+  private chain: RemoteChain | undefined;
+  /** How many hosts of the route the open chain reaches; 0 when none is open or it dropped. */
+  private reach = 0;
+  /** An open in progress: teardown asks for several hosts at once, and they must share one chain. */
+  private opening: Promise<RemoteChain> | undefined;
+  /** Hosts from this index on could not be reached; asking again would only wait for the same timeout. */
+  private unreachableFrom: { index: number; error: unknown } | undefined;
+  /** While connect() runs: the chain so far, for steps on the hops already open. */
+  private partial: { chain: RemoteChain; reach: number } | undefined;
+  /** The sshd process of each connection, so those of dead connections can be ended (a roam). */
+  private readonly sshd = new SshdSessions();
+  /** Whether connect() opened the first chain; later chains learn their sshd sessions at once. */
+  private connected = false;
+  /** This machine's addresses when the open chain was opened. */
+  private openedFrom = '';
+  /** This machine's addresses changed, and the chain has not answered since. */
+  private suspect = false;
+  /** While mosh-client owns the terminal nothing may prompt: a reconnect goes without. */
+  quiet = false;
+
+  /** `route`: every host of the session, client side first, target last. */
+  constructor(
+    private readonly route: readonly SshHost[],
+    private readonly opts: ChainOptions = {},
+    private readonly events: ChainEvents = {},
+  ) {}
+
+  /**
+   * Opens the chain through the whole route; `onReady` is told each host as it
+   * is open, and ensure() hands out the partial chain for those meanwhile.
+   */
+  async connect(onReady?: (host: string) => void): Promise<RemoteChain> {
+    const opened = this.open(this.route.length, true, (chain, hops) => {
+      this.partial = { chain, reach: hops };
+      const host = this.route[hops - 1];
+      if (host) onReady?.(host.name);
+    });
+    this.opening = opened;
+    try {
+      return await opened;
+    } catch (e) {
+      // Steps that ran on the hops before the failed one are stopped over a chain that ends before it.
+      this.markUnreachable(e);
+      throw e;
+    } finally {
+      this.opening = undefined;
+      this.partial = undefined;
+    }
+  }
+
+  /**
+   * A chain that reaches `host`, opened (again) if needed; `abortable` for
+   * setup steps, not teardown; `remember`: a hop that cannot be reached is not
+   * tried again (teardown must not wait for the same timeout once per process).
+   */
+  async ensure(host: string, abortable = true, remember = true): Promise<RemoteChain> {
+    const index = this.indexOf(host);
+    if (this.partial && this.partial.reach > index) return this.partial.chain;
+    while (this.opening) await this.opening.catch(() => undefined);
+    if (this.chain && this.reach > index) return this.chain;
+    if (this.unreachableFrom && index >= this.unreachableFrom.index) throw this.unreachableFrom.error;
+    // Open as far as the route goes (short of a hop known to be unreachable, which
+    // would only cost its timeout again), so a later request for a deeper host reuses it.
+    this.opening = this.open(this.unreachableFrom?.index ?? this.route.length, abortable);
+    try {
+      return await this.opening;
+    } catch (e) {
+      const failed = remember ? this.markUnreachable(e) : -1;
+      // The full route failed (a host behind is gone): settle for reaching this host.
+      if (index + 1 === this.route.length || failed <= index) throw e;
+      this.opening = this.open(index + 1, abortable);
+      return await this.opening;
+    } finally {
+      this.opening = undefined;
+    }
+  }
+
+  /** Whether the open chain already reaches `host` (a command on it may find it dead after a roam). */
+  reaches(host: string): boolean {
+    return this.chain !== undefined && this.reach > this.indexOf(host);
+  }
+
+  /** The open chain, when one is open. */
+  get current(): RemoteChain | undefined {
+    return this.chain;
+  }
+
+  /** Learns the sshd session of each connection of the open chain, so a later chain can end them after a roam. */
+  learnSshd(): void {
+    if (this.chain) this.sshd.learn(this.chain);
+  }
+
+  /** What could not be reached during the session may be back: the next ensure() tries again. */
+  forgetUnreachable(): void {
+    this.unreachableFrom = undefined;
+  }
+
+  /** This machine's addresses changed: the chain is suspect until it answers. */
+  addressesChanged(): void {
+    this.suspect = true;
+  }
+
+  /**
+   * Drops the chain if this machine's addresses changed since it was opened
+   * (even too briefly for the watcher to see) and it has not answered since:
+   * after a roam it is dead, and commands over it would only wait out their timeouts.
+   */
+  dropIfMoved(): void {
+    if (this.chain && (this.suspect || localAddresses() !== this.openedFrom)) {
+      this.suspect = false;
+      this.drop();
+    }
+  }
+
+  /**
+   * After an address change (a roam): a chain that no longer answers is
+   * replaced at once, quietly, so healing has one and the old connections'
+   * sshd sessions are ended over it, instead of waiting 45 s for keepalives.
+   */
+  async recheck(): Promise<void> {
+    const chain = this.chain;
+    const first = this.route[0];
+    const last = this.route[this.route.length - 1];
+    if (!first || !last) return;
+    // The address it left from is gone: dead for sure, no probe to wait out.
+    if (chain?.localAddress && !isLocalAddress(chain.localAddress)) {
+      if (this.chain === chain) this.drop();
+    } else if (chain) {
+      try {
+        await chain.exec(first.name, 'true', { timeoutMs: RECHECK_TIMEOUT_MS });
+        if (this.chain === chain) {
+          // It answered after the change: the change did not concern it.
+          this.suspect = false;
+          this.openedFrom = localAddresses();
+        }
+        return;
+      } catch {
+        if (this.chain === chain) this.drop();
+      }
+    }
+    await this.ensure(last.name, false, false).catch(() => undefined);
+  }
+
+  /** Drops the open chain without a goodbye (its network path is gone); the next ensure() opens another. */
+  drop(): void {
+    const chain = this.chain;
+    this.chain = undefined;
+    this.reach = 0;
+    if (!chain) return;
+    this.sshd.lost(chain, chain.hostNames);
+    this.events.onChainLost?.(chain);
+    chain.destroy();
+  }
+
+  /** The end: old sshd sessions being ended, then the chain. */
+  async close(): Promise<void> {
+    await this.sshd.settled();
+    await this.closeChain();
+  }
+
+  indexOf(host: string): number {
+    const index = this.route.findIndex((h) => h.name === host);
+    if (index < 0) throw new Error(`bug: ${host} is not on this session's route`);
+    return index;
+  }
+
+  private async closeChain(): Promise<void> {
+    const chain = this.chain;
+    this.chain = undefined;
+    this.reach = 0;
+    await chain?.close();
+  }
+
+  /** Remembers the host a connect failed at; returns its index, -1 when the error names none. */
+  private markUnreachable(e: unknown): number {
+    const failed = e instanceof EnvError ? this.route.findIndex((h) => h.name === e.where.host) : -1;
+    if (failed >= 0) this.unreachableFrom = { index: failed, error: e };
+    return failed;
+  }
+
+  private async open(
+    hops: number,
+    abortable = true,
+    onReady?: (chain: RemoteChain, hops: number) => void,
+  ): Promise<RemoteChain> {
+    await this.closeChain();
+    const connectChain = await transport(this.route);
+    // One wrapper per chain: the one onReady hands out is the one that is returned.
+    const wrapped = new WeakMap<RemoteChain, RemoteChain>();
+    const wrap = (c: RemoteChain): RemoteChain => {
+      let w = wrapped.get(c);
+      if (!w) wrapped.set(c, (w = this.opts.wrapChain?.(c) ?? c));
+      return w;
+    };
+    const chain = wrap(
+      await connectChain(this.route.slice(0, hops), {
+        ...(onReady ? { onReady: (c: RemoteChain, n: number) => onReady(wrap(c), n) } : {}),
+        ...(this.opts.signal && abortable ? { signal: this.opts.signal } : {}),
+        ...(this.opts.prompter && !this.quiet ? { prompter: this.opts.prompter } : {}),
+        ...(this.opts.sshConfigFile ? { sshConfigFile: this.opts.sshConfigFile } : {}),
+      }),
+    );
+    this.chain = chain;
+    this.reach = hops;
+    this.openedFrom = localAddresses();
+    // Once any hop drops, everything behind it is gone too: reopen on next use.
+    chain.onClose((host) => {
+      if (this.chain === chain) this.reach = 0;
+      this.events.onHostDropped?.(host);
+      this.sshd.lost(chain, [host]);
+      this.events.onChainLost?.(chain);
+    });
+    if (this.connected) {
+      this.sshd.endOrphans(chain);
+      this.sshd.learn(chain);
+    }
+    this.connected = true;
+    return chain;
+  }
+}

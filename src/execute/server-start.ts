@@ -1,0 +1,68 @@
+// Starting mosh-server on the target, in a channel that stays open: the shell
+// around it (the keeper) stops it when told its pid over that channel, and
+// stops it by itself when its MOSH CONNECT line cannot get out (the connection
+// dropped meanwhile), so a mosh-server nobody heard of is never left running.
+import { EnvError } from '../errors.js';
+import type { ServerStep } from '../plan/types.js';
+import {
+  moshServerFailure,
+  moshServerKeptCommand,
+  moshServerSilent,
+  parseKeeper,
+  parseMoshServerOutput,
+  parseServerExit,
+  parseServerStarted,
+  redactKey,
+  stopKeeperCommand,
+} from '../remote/mosh-server.js';
+import { closedWhileRunning } from '../transport/errors.js';
+import { awaitLine } from '../transport/line-channel.js';
+import type { ExecResult, LineChannel, RemoteChain } from '../transport/types.js';
+import type { ServerStarted } from './runner.js';
+
+const SERVER_TIMEOUT_MS = 20_000;
+
+/**
+ * Starts mosh-server for `step` over `chain`; resolves with what it printed
+ * and the channel kept for its stop. `ask` runs a short command on the
+ * target (to stop a mosh-server that said nothing in time).
+ */
+export async function startMoshServer(
+  chain: RemoteChain,
+  step: ServerStep,
+  ask: (command: string) => Promise<ExecResult>,
+): Promise<ServerStarted & { channel: LineChannel }> {
+  const channel = await chain.openChannel(step.host, moshServerKeptCommand(step), { stdin: '' });
+  // mosh-server's output, both streams merged, up to the line saying its parent exited.
+  const lines: string[] = [];
+  const code = await awaitLine(
+    channel,
+    (l) => {
+      lines.push(l);
+      return parseServerExit(l);
+    },
+    SERVER_TIMEOUT_MS,
+  );
+  const started = lines.map(parseServerStarted).find((x) => x !== undefined);
+  const output = lines.join('\n');
+  // Once a pid is parsed the server runs, whatever the exit code: it must be recorded to be stopped.
+  const parsed = parseMoshServerOutput(output, output);
+  if (parsed) return { ...parsed, ...(started ? { started } : {}), channel };
+  channel.end();
+  // The message may quote mosh-server's output; never let a key through.
+  // moshctl's own marker lines are not mosh-server's words.
+  const said = redactKey(
+    `${channel.stderr()}\n${lines.filter((l) => !l.startsWith('MOSHCTL-SERVER ')).join('\n')}`,
+  );
+  if (code === undefined) {
+    // Read before the keeper is stopped below: stopping it closes the channel too.
+    if (channel.isClosed) throw closedWhileRunning(step.host, 'mosh-server new');
+    // A mosh-server that said nothing in time is stopped with its keeper, not left behind.
+    const keeper = lines.map(parseKeeper).find((x) => x !== undefined);
+    if (keeper !== undefined) await ask(stopKeeperCommand(keeper)).catch(() => undefined);
+    const f = moshServerSilent(SERVER_TIMEOUT_MS, said);
+    throw new EnvError(f.message, f.hint, { host: step.host, step: 'start mosh-server' });
+  }
+  const f = moshServerFailure(code, said);
+  throw new EnvError(f.message, f.hint, { host: step.host, step: 'start mosh-server' });
+}
