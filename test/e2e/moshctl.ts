@@ -143,6 +143,19 @@ export async function waitForExit(s: UpSession, timeoutMs = 30_000): Promise<num
   }
 }
 
+/**
+ * moshctl exits with `code` within `timeoutMs`, nothing is left running on
+ * any host and no state record remains; returns its stderr for more checks.
+ */
+export async function expectEnded(lab: Lab, s: UpSession, code: number, timeoutMs = 30_000): Promise<string> {
+  const got = await waitForExit(s, timeoutMs);
+  const err = stderrOf(s);
+  expect(got, err).toBe(code);
+  expect(await settleNoSessionProcesses(lab, 15_000), err).toEqual([]);
+  expect(records(s), err).toEqual([]);
+  return err;
+}
+
 /** Session records in this moshctl's state directory. */
 export function records(s: UpSession): string[] {
   const dir = join(s.stateHome, 'moshctl', 'sessions');
