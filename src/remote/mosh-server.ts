@@ -157,10 +157,6 @@ export function redactKey(text: string): string {
   return text.replace(/(MOSH CONNECT \d+ )[A-Za-z0-9/+]{22}/g, '$1<key>');
 }
 
-/**
- * Why mosh-server did not start, from its exit code and stderr, never from its
- * stdout (which may hold the key).
- */
 /** mosh-server new neither printed MOSH CONNECT nor exited within `ms` (it was stopped). */
 export function moshServerSilent(ms: number, stderr: string): { message: string; hint: string } {
   const last = stderr.trim().split('\n').filter(Boolean).pop();
@@ -170,6 +166,10 @@ export function moshServerSilent(ms: number, stderr: string): { message: string;
   };
 }
 
+/**
+ * Why mosh-server did not start, from its exit code and stderr, never from its
+ * stdout (which may hold the key).
+ */
 export function moshServerFailure(code: number | null, stderr: string): { message: string; hint: string } {
   const keeper = new RegExp(`${KEEPER_MISSING} (tmux|screen)`).exec(stderr)?.[1];
   if (keeper) {
