@@ -50,10 +50,12 @@ export class UserError extends Error {
 /**
  * Which part of logging in to a hop failed, set where the ssh layers classify
  * a connect failure, so `doctor` maps it to a check without reading messages:
- * reaching it, its host key, authentication, or the previous hop refusing to
- * forward to it (that fault is the previous hop's; `host` is still this one).
+ * reaching it, its host key, authentication, the previous hop refusing to
+ * forward to it (that fault is the previous hop's; `host` is still this one),
+ * or its connection dropping after it was made (it may well answer again, so
+ * teardown does not count it as unreachable).
  */
-export type ConnectFault = 'reach' | 'host-key' | 'auth' | 'forward';
+export type ConnectFault = 'reach' | 'host-key' | 'auth' | 'forward' | 'dropped';
 
 /**
  * The environment refused: a hop unreachable, auth refused, host key unknown,

@@ -76,7 +76,7 @@ export class ChainKeeper {
       return await opened;
     } catch (e) {
       // Steps that ran on the hops before the failed one are stopped over a chain that ends before it.
-      this.markUnreachable(e);
+      this.markUnreachable(e, this.partial?.reach ?? 0);
       throw e;
     } finally {
       this.opening = undefined;
@@ -207,9 +207,17 @@ export class ChainKeeper {
     await chain?.close();
   }
 
-  /** Remembers the host a connect failed at; returns its index, -1 when the error names none. */
-  private markUnreachable(e: unknown): number {
-    const failed = e instanceof EnvError ? this.route.findIndex((h) => h.name === e.where.host) : -1;
+  /**
+   * Remembers the host a connect failed at, so it is not tried again; returns
+   * its index, -1 when the error names none. A hop whose connection dropped
+   * while the next one logged in (`opened`: how many were open) may answer a
+   * new connection: the one that was logging in is remembered instead, so
+   * teardown reaches the hops before it without logging in there again.
+   */
+  private markUnreachable(e: unknown, opened?: number): number {
+    if (!(e instanceof EnvError)) return -1;
+    const failed =
+      e.where.fault === 'dropped' ? (opened ?? -1) : this.route.findIndex((h) => h.name === e.where.host);
     if (failed >= 0) this.unreachableFrom = { index: failed, error: e };
     return failed;
   }

@@ -45,7 +45,7 @@ export function connectionDropped(host: string, what: string, cause?: unknown): 
   return new EnvError(
     `the connection to ${host} dropped while ${what}`,
     `check that ${host} is up and that the hop before it (or this machine) reaches it, then try again`,
-    { host, step: 'connect', fault: 'reach' },
+    { host, step: 'connect', fault: 'dropped' },
     ...(cause ? [{ cause }] : []),
   );
 }
