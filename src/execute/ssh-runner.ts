@@ -133,16 +133,14 @@ export class SshRunner implements Runner {
   }
 
   startServer(step: ServerStep): Promise<ServerStarted> {
-    return this.setupStep(() => this.startServerNow(step));
-  }
-
-  private async startServerNow(step: ServerStep): Promise<ServerStarted> {
-    const chain = await this.chains.ensure(step.host);
-    const { channel, ...started } = await startMoshServer(chain, step, (command) =>
-      this.ask(step.host, command),
-    );
-    this.server = { pid: started.pid, channel };
-    return started;
+    return this.setupStep(async () => {
+      const chain = await this.chains.ensure(step.host);
+      const { channel, ...started } = await startMoshServer(chain, step, (command) =>
+        this.ask(step.host, command),
+      );
+      this.server = { pid: started.pid, channel };
+      return started;
+    });
   }
 
   startRelay(step: RelayStep, forwardPort?: number): Promise<RelayStarted | undefined> {
@@ -218,10 +216,11 @@ export class SshRunner implements Runner {
     udp?: { address: string; port: number },
     onSwitch?: (why: string) => void,
   ): Promise<ForwardStarted> {
-    return this.setupStep(() => this.startForwardNow(step, serverPort, udp, onSwitch));
+    return this.setupStep(() => this.openTunnel(step, serverPort, udp, onSwitch));
   }
 
-  private async startForwardNow(
+  /** The tcp tunnel of startForward: a forwarder on the target behind a port on this machine. */
+  private async openTunnel(
     step: ForwardStep,
     serverPort: number,
     udp?: { address: string; port: number },

@@ -91,8 +91,8 @@ interface Settings {
   ssh2: Ssh2Module;
   prompter: Prompter | undefined;
   onDropped: (hop: Hop) => void;
-  /** The first hop already open whose connection has dropped since. */
-  droppedBefore: () => Hop | undefined;
+  /** The first hop other than `hop` (one before it, already open) whose connection has dropped. */
+  droppedBefore: (hop: Hop) => Hop | undefined;
 }
 
 /** A connect timeout that stops while a person is typing at a prompt. */
@@ -189,7 +189,7 @@ function openHop(plan: HopPlan, sock: Duplex, s: Settings, register: (hop: Hop) 
       // that hop is the one to blame, not this one's handshake.
       else
         setImmediate(() => {
-          const outer = s.droppedBefore();
+          const outer = s.droppedBefore(hop);
           fail(
             outer
               ? connectionDropped(outer.host.name, `${host.name} was logging in through it`, lastError)
@@ -315,7 +315,7 @@ export const connectChain: ConnectChain = async (hops, opts: ConnectOptions = {}
     ssh2,
     prompter: opts.prompter,
     onDropped: (hop) => chain.hopClosed(hop),
-    droppedBefore: () => opened.find((h) => h.isClosed() && h !== opened[opened.length - 1]),
+    droppedBefore: (hop) => opened.find((h) => h !== hop && h.isClosed()),
   };
   let stopped = false;
 

@@ -151,7 +151,7 @@ export async function expectEnded(lab: Lab, s: UpSession, code: number, timeoutM
   const got = await waitForExit(s, timeoutMs);
   const err = stderrOf(s);
   expect(got, err).toBe(code);
-  expect(await settleNoSessionProcesses(lab, 15_000), err).toEqual([]);
+  expect(await settleNoSessionProcesses(lab), err).toEqual([]);
   expect(records(s), err).toEqual([]);
   return err;
 }
