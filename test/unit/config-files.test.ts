@@ -15,6 +15,7 @@ const examples = (function walk(dir: string): string[] {
 describe('checked-in config files', () => {
   it('has the examples the docs promise', () => {
     expect(examples.map((f) => relative(root, f)).sort()).toEqual([
+      'examples/access-broker.yaml',
       'examples/direct.yaml',
       'examples/one-bastion.yaml',
       'examples/team/moshproxy.override.yaml',
