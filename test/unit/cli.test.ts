@@ -269,9 +269,9 @@ describe('--debug and unexpected errors', () => {
     expect(debug.stderr).toMatch(/^ {4}at run .*commands\/validate\.ts/m);
   });
 
-  it('the exit codes in --help match ExitCode and the README', () => {
-    const readme = readFileSync(resolve(import.meta.dirname, '../../README.md'), 'utf8');
-    expect(readme).toContain(`| ${ExitCode.internal} | a bug in moshctl`);
+  it('the exit codes in --help match ExitCode and docs/commands.md', () => {
+    const reference = readFileSync(resolve(import.meta.dirname, '../../docs/commands.md'), 'utf8');
+    expect(reference).toContain(`| ${ExitCode.internal} | a bug in moshctl`);
     expect(mainHelp()).toContain(`${ExitCode.internal}   a bug in moshctl`);
     expect(mainHelp()).toContain('--debug');
   });

@@ -1,19 +1,21 @@
-// The README is the reference, so it is checked against what it describes:
-// every config field of schemas/moshproxy.schema.json in "Config reference",
-// every command and option of src/cli/spec.ts in "Command reference", every
-// ExitCode of src/errors.ts in "Exit codes", in both directions, so neither
-// side can change without the other.
-import { readFileSync } from 'node:fs';
+// The reference lives in docs/ and is checked against what it describes:
+// every config field of schemas/moshproxy.schema.json in docs/config.md
+// "Config reference", every command and option of src/cli/spec.ts in
+// docs/commands.md "Command reference", every ExitCode of src/errors.ts in
+// docs/commands.md "Exit codes", in both directions, so neither side can
+// change without the other. The README and docs/ hang together: the README
+// links to every page of docs/, and every relative link in them names a file
+// that exists (and, for `page.md#anchor`, a heading of that page).
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { constants } from 'node:os';
-import { resolve } from 'node:path';
+import { dirname, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { commands, globalOptions, type OptionSpec } from '../../src/cli/spec.js';
 import { ExitCode } from '../../src/errors.js';
 
 const root = resolve(import.meta.dirname, '../..');
-const readme = readFileSync(resolve(root, 'README.md'), 'utf8');
 
-// --- Markdown, as far as the README needs it --------------------------------
+// --- Markdown, as far as the README and docs/ need it ------------------------
 
 interface Heading {
   level: number;
@@ -22,48 +24,65 @@ interface Heading {
   line: number;
 }
 
-const lines = readme.split('\n');
+interface Doc {
+  /** Relative to the repository root, for messages: `docs/config.md`. */
+  path: string;
+  lines: string[];
+  headings: Heading[];
+}
+
+/** A markdown file of the repository, with its headings. */
+function readDoc(path: string): Doc {
+  const lines = readFileSync(resolve(root, path), 'utf8').split('\n');
+  return { path, lines, headings: headingsOf(lines) };
+}
+
+/** Whether each line is inside a fenced code block (the fence lines count as inside). */
+function fencedLines(lines: string[]): boolean[] {
+  let fenced = false;
+  return lines.map((l) => {
+    const fence = /^\s*(```|~~~)/.test(l);
+    const inside = fenced || fence;
+    if (fence) fenced = !fenced;
+    return inside;
+  });
+}
 
 /** Headings outside fenced code blocks (a `# comment` in a sh block is none). */
-const headings: Heading[] = (() => {
-  const out: Heading[] = [];
-  let fenced = false;
-  lines.forEach((l, line) => {
-    if (/^\s*(```|~~~)/.test(l)) fenced = !fenced;
-    const m = fenced ? null : /^(#{1,6})\s+(.*?)\s*$/.exec(l);
-    if (m) out.push({ level: (m[1] ?? '').length, text: m[2] ?? '', line });
+function headingsOf(lines: string[]): Heading[] {
+  const fenced = fencedLines(lines);
+  return lines.flatMap((l, line) => {
+    const m = fenced[line] ? null : /^(#{1,6})\s+(.*?)\s*$/.exec(l);
+    return m ? [{ level: (m[1] ?? '').length, text: m[2] ?? '', line }] : [];
   });
-  return out;
-})();
+}
 
 interface Section {
   heading: Heading;
   body: string;
+  /** The text before its first subsection (all of body when it has none). */
+  preamble: string;
   /** Its direct subsections. */
   parts: Section[];
 }
 
 /** The section under the heading `title`, up to the next heading of the same or a higher level. */
-function section(title: string): Section | undefined {
-  const i = headings.findIndex((h) => h.text === title);
-  return i < 0 ? undefined : sectionAt(i);
+function section(doc: Doc, title: string): Section | undefined {
+  const i = doc.headings.findIndex((h) => h.text === title);
+  return i < 0 ? undefined : sectionAt(doc, i);
 }
 
-function sectionAt(i: number): Section {
-  const heading = headings[i] as Heading;
-  const rest = headings.slice(i + 1);
+function sectionAt(doc: Doc, i: number): Section {
+  const heading = doc.headings[i] as Heading;
+  const rest = doc.headings.slice(i + 1);
   const end = rest.findIndex((h) => h.level <= heading.level);
   const inside = end < 0 ? rest : rest.slice(0, end);
   const sub = Math.min(...inside.map((h) => h.level));
-  const parts = inside.filter((h) => h.level === sub).map((h) => sectionAt(headings.indexOf(h)));
-  const stop = end < 0 ? lines.length : (rest[end] as Heading).line;
-  return { heading, body: lines.slice(heading.line + 1, stop).join('\n'), parts };
-}
-
-/** The text of a section before its first subsection. */
-function preamble(s: Section): string {
-  const first = s.parts[0];
-  return first ? lines.slice(s.heading.line + 1, first.heading.line).join('\n') : s.body;
+  const parts = inside.filter((h) => h.level === sub).map((h) => sectionAt(doc, doc.headings.indexOf(h)));
+  const stop = end < 0 ? doc.lines.length : (rest[end] as Heading).line;
+  const text = (to: number): string => doc.lines.slice(heading.line + 1, to).join('\n');
+  const first = parts[0];
+  return { heading, body: text(stop), preamble: first ? text(first.heading.line) : text(stop), parts };
 }
 
 /** Every `code` span. */
@@ -100,9 +119,54 @@ function anchor(text: string): string {
     .replaceAll(' ', '-');
 }
 
-function missingSection(title: string): string {
-  return `README.md has no "${title}" heading`;
+/** Every anchor of a page: a heading's anchor, with `-1`, `-2`... for its repeats, as GitHub numbers them. */
+function anchorsOf(doc: Doc): Set<string> {
+  const out = new Set<string>();
+  const seen = new Map<string, number>();
+  for (const h of doc.headings) {
+    const a = anchor(h.text);
+    const n = seen.get(a) ?? 0;
+    seen.set(a, n + 1);
+    out.add(n === 0 ? a : `${a}-${n}`);
+  }
+  return out;
 }
+
+/**
+ * The target of every link outside code: inline `[text](target)` and
+ * `![alt](target)`, with an optional "title", and reference definitions
+ * `[label]: target`. Code spans are taken out first, so `a](b)` in code is no link.
+ */
+function linkTargets(doc: Doc): string[] {
+  const fenced = fencedLines(doc.lines);
+  const text = doc.lines
+    .filter((_, i) => !fenced[i])
+    .join('\n')
+    .replace(/`[^`\n]*`/g, '');
+  const inline = [...text.matchAll(/\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g)];
+  const defined = [...text.matchAll(/^ {0,3}\[[^\]\n]+\]:\s*<?(\S+?)>?(?:\s|$)/gm)];
+  return [...inline, ...defined].map((m) => m[1] ?? '');
+}
+
+/** A link that leaves the repository (`https:`, `mailto:`, `//host`), which is not checked here. */
+function isExternal(target: string): boolean {
+  return /^[a-z][a-z0-9+.-]*:/i.test(target) || target.startsWith('//');
+}
+
+function missingSection(doc: Doc, title: string): string {
+  return `${doc.path} has no "${title}" heading`;
+}
+
+/** The README and every page of docs/, paths relative to the repository root. */
+const docPages = readdirSync(resolve(root, 'docs'))
+  .filter((f) => f.endsWith('.md'))
+  .sort()
+  .map((f) => `docs/${f}`);
+const markdown = ['README.md', ...docPages];
+
+/** Where the reference sections live. */
+const configDoc = readDoc('docs/config.md');
+const commandsDoc = readDoc('docs/commands.md');
 
 // --- Config fields from the schema ------------------------------------------
 
@@ -183,7 +247,7 @@ function optionsNamed(text: string): string[] {
 
 // --- Exit codes from errors.ts -------------------------------------------------
 
-/** The first clause of each ExitCode's doc comment in src/errors.ts (the meaning the README must give). */
+/** The first clause of each ExitCode's doc comment in src/errors.ts (the meaning docs/commands.md must give). */
 function exitCodeMeanings(): Map<string, string> {
   const source = readFileSync(resolve(root, 'src/errors.ts'), 'utf8');
   const block = /export const ExitCode = \{([\s\S]*?)\n\}/.exec(source)?.[1] ?? '';
@@ -203,34 +267,34 @@ const squash = (s: string): string => s.toLowerCase().replace(/\s+/g, ' ');
 
 // --- The tests -----------------------------------------------------------------
 
-describe('README.md "Config reference" and schemas/moshproxy.schema.json', () => {
+describe(`${configDoc.path} "Config reference" and schemas/moshproxy.schema.json`, () => {
   const fields = schemaFields(schema);
-  const ref = section('Config reference');
+  const ref = section(configDoc, 'Config reference');
   // The first cell of each row names the fields the row is about, as code: `mosh.transport`, `defaults.port`.
   const rows = ref ? tableRows(ref.body).map((cells) => ({ paths: codeSpans(cells[0] ?? ''), cells })) : [];
   const documented = rows.flatMap((r) => r.paths);
 
   it('has the section, with a table', () => {
-    expect(ref, missingSection('Config reference')).toBeDefined();
-    expect(rows.length, 'README.md "Config reference" has no table rows').toBeGreaterThan(0);
+    expect(ref, missingSection(configDoc, 'Config reference')).toBeDefined();
+    expect(rows.length, `${configDoc.path} "Config reference" has no table rows`).toBeGreaterThan(0);
     expect([...fields.keys()]).toContain('hosts.<name>.via');
   });
 
   it('lists every field of the schema', () => {
     expect(
       [...fields.keys()].filter((f) => !documented.includes(f)),
-      'fields of schemas/moshproxy.schema.json missing from the first column of README.md "Config reference"',
+      `fields of schemas/moshproxy.schema.json missing from the first column of ${configDoc.path} "Config reference"`,
     ).toEqual([]);
   });
 
   it('lists no field the schema lacks, and each once', () => {
     expect(
       documented.filter((f) => !fields.has(f)),
-      'fields in README.md "Config reference" that schemas/moshproxy.schema.json does not have',
+      `fields in ${configDoc.path} "Config reference" that schemas/moshproxy.schema.json does not have`,
     ).toEqual([]);
     expect(
       documented.filter((f, i) => documented.indexOf(f) !== i),
-      'fields listed twice in README.md "Config reference"',
+      `fields listed twice in ${configDoc.path} "Config reference"`,
     ).toEqual([]);
   });
 
@@ -243,14 +307,15 @@ describe('README.md "Config reference" and schemas/moshproxy.schema.json', () =>
         return allowed.filter((v) => !said.includes(String(v))).map((v) => `${p}: \`${String(v)}\``);
       });
     });
-    expect(missing, 'values of the schema (enum, const) that the README row does not name as code').toEqual(
-      [],
-    );
+    expect(
+      missing,
+      `values of the schema (enum, const) that the row of ${configDoc.path} does not name as code`,
+    ).toEqual([]);
   });
 });
 
-describe('README.md "Command reference" and src/cli/spec.ts', () => {
-  const ref = section('Command reference');
+describe(`${commandsDoc.path} "Command reference" and src/cli/spec.ts`, () => {
+  const ref = section(commandsDoc, 'Command reference');
   /** The subsection of each command: its heading is `moshctl NAME`. */
   const parts = new Map(
     (ref?.parts ?? []).flatMap((p) => {
@@ -261,55 +326,59 @@ describe('README.md "Command reference" and src/cli/spec.ts', () => {
   const global = flags(globalOptions);
 
   it('has the section', () => {
-    expect(ref, missingSection('Command reference')).toBeDefined();
+    expect(ref, missingSection(commandsDoc, 'Command reference')).toBeDefined();
   });
 
   it('has a subsection for every command, and none for a command spec.ts lacks', () => {
     const names = commands.map((c) => c.name);
     expect(
       names.filter((n) => !parts.has(n)),
-      'commands of src/cli/spec.ts without a "#### `moshctl NAME`" subsection in README.md "Command reference"',
+      `commands of src/cli/spec.ts without a "#### \`moshctl NAME\`" subsection in ${commandsDoc.path} "Command reference"`,
     ).toEqual([]);
     expect(
       [...parts.keys()].filter((n) => !names.includes(n)),
-      'commands in README.md "Command reference" that src/cli/spec.ts does not have',
+      `commands in ${commandsDoc.path} "Command reference" that src/cli/spec.ts does not have`,
     ).toEqual([]);
   });
 
   it('gives every global option before the commands, and no other option there', () => {
-    const named = optionsNamed(ref ? preamble(ref) : '');
+    const named = optionsNamed(ref?.preamble ?? '');
     expect(
       global.filter((o) => !named.includes(o)),
-      'global options of src/cli/spec.ts missing from README.md "Command reference" (before the first command)',
+      `global options of src/cli/spec.ts missing from ${commandsDoc.path} "Command reference" (before the first command)`,
     ).toEqual([]);
     expect(
       named.filter((o) => !global.includes(o)),
-      'options in README.md "Command reference" (before the first command) that are not global options in src/cli/spec.ts',
+      `options in ${commandsDoc.path} "Command reference" (before the first command) that are not global options in src/cli/spec.ts`,
     ).toEqual([]);
   });
 
   it.each(commands.map((c) => [c.name, c] as const))('moshctl %s: usage and every option', (name, c) => {
     const part = parts.get(name);
-    expect(part, `README.md "Command reference" has no "#### \`moshctl ${name}\`" subsection`).toBeDefined();
+    expect(
+      part,
+      `${commandsDoc.path} "Command reference" has no "#### \`moshctl ${name}\`" subsection`,
+    ).toBeDefined();
     if (!part) return;
-    expect(codeSpans(part.body), `README.md "moshctl ${name}" does not show its usage as code`).toContain(
-      c.usage,
-    );
+    expect(
+      codeSpans(part.body),
+      `${commandsDoc.path} "moshctl ${name}" does not show its usage as code`,
+    ).toContain(c.usage);
     const own = flags(c.options);
     const named = optionsNamed(part.body);
     expect(
       own.filter((o) => !named.includes(o)),
-      `options of ${name} in src/cli/spec.ts missing from README.md "moshctl ${name}"`,
+      `options of ${name} in src/cli/spec.ts missing from ${commandsDoc.path} "moshctl ${name}"`,
     ).toEqual([]);
     expect(
       named.filter((o) => !own.includes(o) && !global.includes(o)),
-      `options in README.md "moshctl ${name}" that ${name} does not have in src/cli/spec.ts`,
+      `options in ${commandsDoc.path} "moshctl ${name}" that ${name} does not have in src/cli/spec.ts`,
     ).toEqual([]);
   });
 });
 
-describe('README.md "Exit codes" and ExitCode in src/errors.ts', () => {
-  const ref = section('Exit codes');
+describe(`${commandsDoc.path} "Exit codes" and ExitCode in src/errors.ts`, () => {
+  const ref = section(commandsDoc, 'Exit codes');
   const rows = ref
     ? tableRows(ref.body).map((cells) => ({
         codes: [...(cells[0] ?? '').matchAll(/\d+/g)].map((m) => m[0]),
@@ -319,23 +388,23 @@ describe('README.md "Exit codes" and ExitCode in src/errors.ts', () => {
   const meanings = exitCodeMeanings();
 
   it('has the section, with a table', () => {
-    expect(ref, missingSection('Exit codes')).toBeDefined();
-    expect(rows.length, 'README.md "Exit codes" has no table rows').toBeGreaterThan(0);
+    expect(ref, missingSection(commandsDoc, 'Exit codes')).toBeDefined();
+    expect(rows.length, `${commandsDoc.path} "Exit codes" has no table rows`).toBeGreaterThan(0);
   });
 
   it.each(Object.entries(ExitCode))('%s (%i): its number, its name and its meaning', (name, code) => {
     const row = rows.find((r) => r.codes.includes(String(code)));
-    expect(row, `README.md "Exit codes" has no row for ${code} (ExitCode.${name})`).toBeDefined();
+    expect(row, `${commandsDoc.path} "Exit codes" has no row for ${code} (ExitCode.${name})`).toBeDefined();
     const text = (row?.cells ?? []).join(' | ');
     expect(
       codeSpans(text),
-      `README.md "Exit codes", row ${code}, does not name ExitCode.${name} as \`${name}\``,
+      `${commandsDoc.path} "Exit codes", row ${code}, does not name ExitCode.${name} as \`${name}\``,
     ).toContain(name);
     const meaning = meanings.get(name);
     if (meaning)
       expect(
         squash(text),
-        `README.md "Exit codes", row ${code}, does not say what src/errors.ts says of ExitCode.${name}: "${meaning}"`,
+        `${commandsDoc.path} "Exit codes", row ${code}, does not say what src/errors.ts says of ExitCode.${name}: "${meaning}"`,
       ).toContain(squash(meaning));
   });
 
@@ -353,18 +422,58 @@ describe('README.md "Exit codes" and ExitCode in src/errors.ts', () => {
         )
         .map((n) => `${n}: neither an ExitCode in src/errors.ts nor 128 + a signal the row names`),
     );
-    expect(stray, 'codes in README.md "Exit codes" that moshctl does not have').toEqual([]);
+    expect(stray, `codes in ${commandsDoc.path} "Exit codes" that moshctl does not have`).toEqual([]);
   });
 });
 
-describe('README.md links', () => {
-  it('every #anchor link names a heading of README.md', () => {
-    const anchors = new Set(headings.map((h) => anchor(h.text)));
-    const links = [...readme.matchAll(/\]\(#([^)\s]+)\)/g)].map((m) => m[1] ?? '');
+describe('links between README.md and docs/', () => {
+  const docs = new Map(markdown.map((p) => [p, readDoc(p)]));
+
+  it('README.md links to every page of docs/', () => {
+    expect(docPages).toContain(configDoc.path);
+    expect(docPages).toContain(commandsDoc.path);
+    const linked = linkTargets(docs.get('README.md') as Doc)
+      .filter((t) => !isExternal(t) && !t.startsWith('#'))
+      .map((t) => decodeURIComponent(t.split('#')[0] ?? ''));
+    expect(
+      docPages.filter((p) => !linked.includes(p)),
+      'pages of docs/ that README.md does not link to',
+    ).toEqual([]);
+  });
+
+  it('every #anchor link of README.md names one of its headings', () => {
+    const readme = docs.get('README.md') as Doc;
+    const anchors = anchorsOf(readme);
+    const links = linkTargets(readme)
+      .filter((t) => t.startsWith('#'))
+      .map((t) => t.slice(1));
     expect(links.length).toBeGreaterThan(0);
     expect(
       links.filter((a) => !anchors.has(a)),
       'links in README.md to headings it does not have',
     ).toEqual([]);
+  });
+
+  it.each(markdown)('%s: every relative link names a file, and a heading there, that exist', (path) => {
+    const doc = docs.get(path) as Doc;
+    const broken = linkTargets(doc)
+      .filter((t) => !isExternal(t))
+      .flatMap((target) => {
+        const [file = '', hash] = target.split('#', 2);
+        // `#anchor` alone is this page; a path is relative to the page's folder.
+        const to =
+          file === '' ? path : relative(root, resolve(root, dirname(path), decodeURIComponent(file)));
+        if (!existsSync(resolve(root, to))) return [`${target}: no file ${to}`];
+        if (hash === undefined || !to.endsWith('.md')) return [];
+        const page = docs.get(to) ?? readDoc(to);
+        return anchorsOf(page).has(hash) ? [] : [`${target}: ${to} has no heading with anchor #${hash}`];
+      });
+    expect(broken, `links in ${path} to files or headings that do not exist`).toEqual([]);
+  });
+
+  it('the link check finds links across pages, and headings there', () => {
+    // So that the test above cannot pass by finding no link at all.
+    const across = [...docs.values()].flatMap((d) => linkTargets(d).filter((t) => /\.md#/.test(t)));
+    expect(across.length).toBeGreaterThan(0);
   });
 });
