@@ -434,7 +434,7 @@ describe('links between README.md and docs/', () => {
     expect(docPages).toContain(commandsDoc.path);
     const linked = linkTargets(docs.get('README.md') as Doc)
       .filter((t) => !isExternal(t) && !t.startsWith('#'))
-      .map((t) => decodeURIComponent(t.split('#')[0] ?? ''));
+      .map((t) => relative(root, resolve(root, decodeURIComponent(t.split('#')[0] ?? ''))));
     expect(
       docPages.filter((p) => !linked.includes(p)),
       'pages of docs/ that README.md does not link to',
