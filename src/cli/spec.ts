@@ -50,25 +50,26 @@ export const commands: CommandSpec[] = [
     usage: 'moshctl validate [--json]',
     summary: 'check the config file',
     description:
-      'Checks the config and prints "ok", or every problem with file, line and column (exit 2). --json gives the same as data on stdout, problems included.',
+      'Checks the config and prints "ok", or every problem with file, line and column (exit 2); without a moshproxy.yaml, says there is none and none is needed (exit 0). --json gives the same as data on stdout, problems included.',
     options: { json },
     min: 0,
     max: 0,
   },
   {
     name: 'config',
-    usage: 'moshctl config [--json] [--resolved]',
+    usage: 'moshctl config [--json] [--resolved [NAME]]',
     summary: 'print the merged, interpolated config',
-    description: 'Prints the config as moshctl reads it: files merged, variables interpolated.',
+    description:
+      "Prints the config as moshctl reads it: files merged, variables interpolated; without a moshproxy.yaml, says so (none is needed). With --resolved, every host of moshproxy.yaml, or NAME's route (a host of either file), as up sees it.",
     options: {
       json,
       resolved: {
         type: 'boolean',
-        help: "every host as up sees it: moshproxy.yaml, then ssh_config (ssh -G), then OpenSSH's defaults, each value with its source",
+        help: "every host (or NAME's route) as up sees it: moshproxy.yaml, then ssh_config (ssh -G), then OpenSSH's defaults, each value with its source; the ssh client with why",
       },
     },
     min: 0,
-    max: 0,
+    max: 1,
   },
   {
     name: 'plan',

@@ -1,7 +1,8 @@
 // Which files make up the config, in merge order: -f files as given, else
 // MOSHCTL_FILE, else moshproxy.yaml found walking up from the working
 // directory plus a moshproxy.override.yaml beside it (a person's own user
-// name or key over the team's file), like docker compose.
+// name or key over the team's file), like docker compose; else none at all,
+// which is fine: names then come from ssh_config alone.
 import { existsSync } from 'node:fs';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { UserError } from '../errors.js';
@@ -28,18 +29,34 @@ export function discoverFiles({ files, env, cwd }: DiscoverOptions): string[] {
     }
     return paths;
   }
-  const looked: string[] = [];
+  return findUpwards(cwd) ?? [];
+}
+
+/**
+ * moshproxy.yaml walking up from `cwd`, with its override beside it, or
+ * undefined: no file is needed, since every name can come from ssh_config.
+ */
+function findUpwards(cwd: string): string[] | undefined {
   for (let dir = resolve(cwd); ; dir = dirname(dir)) {
     const candidate = join(dir, CONFIG_NAME);
-    looked.push(candidate);
     if (existsSync(candidate)) {
       const override = join(dir, OVERRIDE_NAME);
       return existsSync(override) ? [candidate, override] : [candidate];
     }
-    if (dirname(dir) === dir) break;
+    if (dirname(dir) === dir) return undefined;
   }
-  throw UserError.one(
-    `no ${CONFIG_NAME} found in ${resolve(cwd)} or any folder above it (looked at ${looked.join(', ')})`,
-    `create one (see examples/), pass -f FILE, or set MOSHCTL_FILE`,
+}
+
+/** The config files for a message: "a.yaml, b.yaml", or that there is none. */
+export function filesLabel(files: readonly string[]): string {
+  return files.length > 0 ? files.join(', ') : `no ${CONFIG_NAME}`;
+}
+
+/** What a command that is about the file itself (validate, config) says when there is none. */
+export function noFileNote(cwd: string): string {
+  return (
+    `no ${CONFIG_NAME} found in ${resolve(cwd)} or any folder above it, and none is needed: ` +
+    `moshctl up NAME works for any NAME that "ssh NAME" reaches (from ~/.ssh/config and OpenSSH's defaults); ` +
+    `a team adds a ${CONFIG_NAME} for shared hosts, chains and mosh settings (see examples/)`
   );
 }

@@ -6,6 +6,8 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { UserError } from '../errors.js';
+import { chooseClient, type ClientChoiceContext } from './client-choice.js';
+import { filesLabel } from './discover.js';
 import type { Loaded } from './load.js';
 import { completeHost, type CompleteContext, type DeclaredHost } from './resolve.js';
 import { parseProxyJump, parseSshG, type JumpSpec, type SshGValues } from './ssh-config.js';
@@ -22,6 +24,8 @@ export interface HostsContext extends CompleteContext {
   sshConfigLabel: string;
   /** Whether a name resolves on this machine; injected for tests. */
   resolves?: (name: string) => Promise<boolean>;
+  /** What a host needs that ssh2 cannot do (ssh/needs.ts); absent, ssh_client is never chosen. */
+  ssh2Needs?: ClientChoiceContext['ssh2Needs'];
 }
 
 const HOST_NAME = /^[A-Za-z0-9_][A-Za-z0-9._:%-]{0,252}$/;
@@ -33,14 +37,48 @@ export async function resolveRoute(loaded: Loaded, name: string, ctx: HostsConte
   const hosts = declared
     ? await declaredRoute(loaded, declared, ctx)
     : await sshConfigRoute(loaded, name, ctx);
-  return { version: 1, files: loaded.files, hosts };
+  const route = await finishRoute(routeOf(hosts, name), ctx);
+  return { version: 1, files: loaded.files, hosts: Object.fromEntries(route.map((h) => [h.name, h])) };
 }
 
-/** Every host of moshproxy.yaml, complete (for `config --resolved`). */
+/** Every host of moshproxy.yaml, complete (for `config --resolved`), each as the route to it would carry it. */
 export async function resolveAll(loaded: Loaded, ctx: HostsContext): Promise<ResolvedConfig> {
   const list = Object.values(loaded.declared.hosts);
   const done = await Promise.all(list.map(async (d) => completeHost(d, await gOf(d, ctx), 'moshproxy', ctx)));
-  return { version: 1, files: loaded.files, hosts: Object.fromEntries(done.map((h) => [h.name, h])) };
+  const all = Object.fromEntries(done.map((h) => [h.name, h]));
+  const finished = await Promise.all(
+    done.map(async (h) => (await finishRoute(routeOf(all, h.name), ctx)).at(-1) ?? h),
+  );
+  return { version: 1, files: loaded.files, hosts: Object.fromEntries(finished.map((h) => [h.name, h])) };
+}
+
+/** The hosts of `name`'s route in order, client side first. */
+function routeOf(hosts: Record<string, HostConfig>, name: string): HostConfig[] {
+  const target = hosts[name];
+  if (!target) throw new Error(`bug: route of ${name} without ${name}`);
+  return [...target.chain, name].map((n) => {
+    const h = hosts[n];
+    if (!h) throw new Error(`bug: chain of ${name} names unknown host ${n}`);
+    return h;
+  });
+}
+
+/**
+ * What depends on the whole route. An inner hop's own ProxyCommand is not
+ * used: the hop before reaches it, as `ssh -J` would (so it asks for neither
+ * openssh nor tcp). Then the ssh client, when nothing names one.
+ */
+async function finishRoute(route: HostConfig[], ctx: HostsContext): Promise<HostConfig[]> {
+  const reached = route.map((h, i) => {
+    const prev = route[i - 1];
+    if (!prev || h.proxy_command === undefined) return h;
+    return {
+      ...h,
+      proxy_command: undefined,
+      sources: { ...h.sources, proxy_command: `not used: reached through ${prev.name}, as with ssh -J` },
+    };
+  });
+  return chooseClient(reached, { sshInstalled: ctx.sshG !== undefined, ssh2Needs: ctx.ssh2Needs });
 }
 
 async function declaredRoute(
@@ -98,7 +136,13 @@ async function sshConfigRoute(
   spec: string,
   ctx: HostsContext,
 ): Promise<Record<string, HostConfig>> {
-  const files = loaded.files.join(', ');
+  const files = filesLabel(loaded.files);
+  const hasFile = loaded.files.length > 0;
+  /** Where a host could be declared, for hints: the team's file, or the user's own ssh_config. */
+  const declareIt = (host: string): string =>
+    hasFile
+      ? `declare it under hosts: in ${files}`
+      : `add "Host ${host}" with its HostName (and ProxyJump, if it is behind a bastion) to ${ctx.sshConfigLabel}, or declare it in a moshproxy.yaml`;
   const parsed = parseProxyJump(spec);
   const target = Array.isArray(parsed) && parsed.length === 1 ? parsed[0] : undefined;
   const known = Object.keys(loaded.declared.hosts);
@@ -107,16 +151,19 @@ async function sshConfigRoute(
     !HOST_NAME.test(target.host) ||
     (target.user !== undefined && !USER_NAME.test(target.user))
   ) {
-    throw UserError.one(`"${spec}" is not a host name`, `use a name from ${files}, or a host ssh knows`);
+    throw UserError.one(
+      `"${spec}" is not a host name`,
+      hasFile ? `use a name from ${files}, or a host ssh knows` : 'use a host ssh knows',
+    );
   }
   if (!ctx.sshG) {
     // Most likely a typo; ssh_config would be the other place to look, but ssh is missing.
     const guess = suggest(target.host, known);
     throw UserError.one(
-      `unknown host "${spec}": not in ${files} (ssh is not installed, so ssh_config was not consulted)`,
+      `unknown host "${spec}": ${hasFile ? `not in ${files}` : 'there is no moshproxy.yaml'} (ssh is not installed, so ssh_config was not consulted)`,
       guess
         ? `did you mean "${guess}"?`
-        : `declare it under hosts: in ${files}, or install the OpenSSH client (apt install openssh-client) to use hosts from ssh_config`,
+        : `install the OpenSSH client (apt install openssh-client) to use hosts from ssh_config${hasFile ? `, or declare it under hosts: in ${files}` : ''}`,
     );
   }
   const others = loaded.declared.forOthers;
@@ -127,7 +174,15 @@ async function sshConfigRoute(
       ...(j.port ? { port: { value: j.port, source: 'ssh_config' } } : {}),
     };
     return completeHost(
-      { name: j.text, address: j.host, chain, relay: others.relay, mosh: others.mosh, ssh },
+      {
+        name: j.text,
+        address: j.host,
+        chain,
+        relay: others.relay,
+        mosh: others.mosh,
+        ssh,
+        ...(others.transportSource ? { transportSource: others.transportSource } : {}),
+      },
       g,
       'ssh_config',
       ctx,
@@ -140,12 +195,12 @@ async function sshConfigRoute(
   if (!(await knownToSsh(target.host, tg, ctx))) {
     const guess = suggest(target.host, known);
     throw UserError.one(
-      `unknown host "${spec}": not in ${files}, not in ${ctx.sshConfigLabel}, and not a name this machine resolves`,
+      `unknown host "${spec}": ${hasFile ? `not in ${files}` : 'there is no moshproxy.yaml'}, not in ${ctx.sshConfigLabel}, and not a name this machine resolves`,
       guess
         ? `did you mean "${guess}"?`
         : known.length > 0
           ? `hosts in ${files}: ${known.join(', ')}`
-          : `declare it under hosts: in ${files}`,
+          : declareIt(target.host),
     );
   }
   // ProxyJump a,b means local → a → b → target; a's own ProxyJump is how a is reached.
@@ -191,17 +246,33 @@ async function sshConfigRoute(
 }
 
 /**
+ * Whether mosh's UDP could reach the first hop of `name`'s route: a hop
+ * reached through a ProxyCommand (an access broker) may have no address this
+ * machine resolves. Looked up only then; the planner chooses the transport from it.
+ */
+export async function firstHopResolves(
+  config: ResolvedConfig,
+  name: string,
+  ctx: Pick<HostsContext, 'resolves'> = {},
+): Promise<boolean | undefined> {
+  const target = config.hosts[name];
+  const first = target && config.hosts[target.chain[0] ?? name];
+  if (first?.proxy_command === undefined) return undefined;
+  return isIP(first.address) !== 0 || (await (ctx.resolves ?? resolvesHere)(first.address));
+}
+
+async function resolvesHere(name: string): Promise<boolean> {
+  return lookup(name).then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
  * `ssh -G` answers for any name, so a typo would be tried as a DNS name. A name
  * counts as known when ssh_config maps it somewhere, or it is an address, or it resolves here.
  */
 async function knownToSsh(host: string, g: SshGValues, ctx: HostsContext): Promise<boolean> {
   if (isIP(host) || (g.hostname && g.hostname !== host) || g.proxyjump || g.proxycommand) return true;
-  const resolves =
-    ctx.resolves ??
-    (async (n: string) =>
-      lookup(n).then(
-        () => true,
-        () => false,
-      ));
-  return resolves(host);
+  return (ctx.resolves ?? resolvesHere)(host);
 }

@@ -7,7 +7,7 @@ import { declareHosts, resolveConfig, type DeclaredConfig, type RawConfig } from
 import { checkRules } from './rules.js';
 import { checkSchema } from './schema.js';
 import { readConfigText } from './read.js';
-import { parseSource } from './source.js';
+import { parseSource, type Origins } from './source.js';
 import type { ResolvedConfig } from './types.js';
 
 export interface Loaded extends Merged {
@@ -20,6 +20,8 @@ export interface Loaded extends Merged {
 
 /** Reads, interpolates, merges and checks; throws UserError listing every problem. */
 export function loadConfig(files: string[], env: Env): Loaded {
+  // No moshproxy.yaml: every name comes from ssh_config, with moshctl's own defaults.
+  if (files.length === 0) return fromData([], { version: 1 }, new Map(), env);
   const problems: Problem[] = [];
   const sources = files.map((file) => {
     const source = parseSource(file, readConfigText(file), env);
@@ -41,14 +43,18 @@ export function loadConfig(files: string[], env: Env): Loaded {
   if (problems.length > 0) {
     throw new UserError(problems.sort((a, b) => compare(a, b)));
   }
+  return fromData(files, merged.data as RawConfig, merged.origins, env);
+}
+
+function fromData(files: string[], data: RawConfig, origins: Origins, env: Env): Loaded {
   const ctx = {
     files,
-    origins: merged.origins,
+    origins,
     // `~` in a file means $HOME, as in a shell; os.homedir() is the fallback.
     ...(env.HOME ? { home: env.HOME } : {}),
   };
-  const declared = declareHosts(merged.data as RawConfig, ctx);
-  return { ...merged, files, config: resolveConfig(declared, ctx), declared };
+  const declared = declareHosts(data, ctx);
+  return { data, origins, files, config: resolveConfig(declared, ctx), declared };
 }
 
 function spot(p: Problem): string {

@@ -80,7 +80,8 @@ export interface RawConfig {
   version: 1;
   defaults?: RawSsh & { relay?: RawRelay };
   mosh?: RawMosh;
-  hosts: Record<string, RawHost>;
+  /** Optional: without it, every name is looked up in ssh_config. */
+  hosts?: Record<string, RawHost>;
 }
 
 export interface ResolveContext {
@@ -119,18 +120,21 @@ export interface DeclaredHost {
   ssh: DeclaredSsh;
   /** Where `address` was written. */
   addressSource: string;
+  /** Where mosh.transport was written, if anywhere: else moshctl chooses the transport. */
+  transportSource?: string;
 }
 
 export interface DeclaredConfig {
   hosts: Record<string, DeclaredHost>;
   /** What a host only ssh_config knows gets from moshproxy.yaml: `defaults:` and the file's `mosh:`. */
-  forOthers: Pick<DeclaredHost, 'relay' | 'mosh' | 'ssh'>;
+  forOthers: Pick<DeclaredHost, 'relay' | 'mosh' | 'ssh' | 'transportSource'>;
 }
 
 export function declareHosts(raw: RawConfig, ctx: ResolveContext): DeclaredConfig {
   const home = ctx.home ?? homedir();
   const d = raw.defaults ?? {};
-  const via = new Map(Object.entries(raw.hosts).map(([n, h]) => [n, h.via ?? []]));
+  const rawHosts = raw.hosts ?? {};
+  const via = new Map(Object.entries(rawHosts).map(([n, h]) => [n, h.via ?? []]));
   const where = (ptr: string): string => {
     const o = ctx.origins.get(ptr)?.value;
     return o ? `${o.file}:${o.line}` : (ctx.files[0] ?? 'moshproxy.yaml');
@@ -166,8 +170,18 @@ export function declareHosts(raw: RawConfig, ctx: ResolveContext): DeclaredConfi
     ports: range(h?.relay?.ports ?? d.relay?.ports ?? builtins.relay.ports),
     runtime: h?.relay?.runtime ?? d.relay?.runtime ?? builtins.relay.runtime,
   });
+  /** A host's own mosh.transport, else the file's; undefined when neither sets it. */
+  const transportSource = (
+    h: RawHost | undefined,
+    hostPtr: string | undefined,
+  ): { transportSource?: string } =>
+    h?.mosh?.transport !== undefined && hostPtr
+      ? { transportSource: where(`${pointer(hostPtr, 'mosh')}/transport`) }
+      : raw.mosh?.transport !== undefined
+        ? { transportSource: where('/mosh/transport') }
+        : {};
   const hosts: Record<string, DeclaredHost> = {};
-  for (const [name, h] of Object.entries(raw.hosts)) {
+  for (const [name, h] of Object.entries(rawHosts)) {
     const hostPtr = pointer('/hosts', name);
     const chain = resolveChain(name, via);
     if (!chain.ok) throw new Error(`bug: chain of ${name} not checked before resolve`);
@@ -179,9 +193,18 @@ export function declareHosts(raw: RawConfig, ctx: ResolveContext): DeclaredConfi
       mosh: mosh(h.mosh, raw.mosh),
       ssh: ssh(h, hostPtr),
       addressSource: where(pointer(hostPtr, 'address')),
+      ...transportSource(h, hostPtr),
     };
   }
-  return { hosts, forOthers: { relay: relay(undefined), mosh: mosh(raw.mosh), ssh: ssh({}, undefined) } };
+  return {
+    hosts,
+    forOthers: {
+      relay: relay(undefined),
+      mosh: mosh(raw.mosh),
+      ssh: ssh({}, undefined),
+      ...transportSource(undefined, undefined),
+    },
+  };
 }
 
 export interface CompleteContext {
@@ -330,6 +353,7 @@ export function completeHost(
     sources,
   };
   sources.chain = origin === 'ssh_config' ? 'ssh_config' : (base.addressSource ?? 'moshproxy.yaml');
+  if (base.transportSource) sources.transport = base.transportSource;
   return host;
 }
 

@@ -45,6 +45,9 @@ export const hostKeyPolicies = ['strict', 'accept-new'] as const;
 /** strict: only keys already known; accept-new: record a new host's key, refuse a changed one (as OpenSSH). */
 export type HostKeyPolicy = (typeof hostKeyPolicies)[number];
 
+/** The source of a value moshctl chose by itself (ssh_client): `chosen: WHY`. */
+export const CHOSEN = 'chosen';
+
 /** Where a resolved value came from, for `config --resolved` and messages. */
 export type ValueSource = string;
 
@@ -99,7 +102,11 @@ export interface HostConfig extends SshHost {
   relay: RelaySettings;
   mosh: MoshSettings;
   /** For each resolved field: `file:line`, `ssh_config`, or `default`. */
-  sources: Partial<Record<keyof SshHost | 'chain', ValueSource>>;
+  /**
+   * For each resolved field: `file:line`, `ssh_config`, or `default`. `transport`
+   * is there only when moshproxy.yaml sets mosh.transport: else moshctl chooses.
+   */
+  sources: Partial<Record<keyof SshHost | 'chain' | 'transport', ValueSource>>;
 }
 
 /** The fields of SshHost, for copying a host into a record without the rest. */

@@ -6,7 +6,7 @@
 // also when a step throws or the user interrupts.
 import type { HostConfig, ResolvedConfig } from '../config/types.js';
 import { EnvError } from '../errors.js';
-import { planUp } from '../plan/plan.js';
+import { planUp, type Observed } from '../plan/plan.js';
 import type { ForwardStep, RelayStep } from '../plan/types.js';
 import { awaitLine } from '../transport/line-channel.js';
 import type { LineChannel } from '../transport/types.js';
@@ -26,6 +26,8 @@ export interface DoctorOptions {
   /** Aborted on Ctrl-C: the run stops at the next step, after stopping what it started. */
   signal?: AbortSignal;
   probe?: ProbeOptions;
+  /** What the planner needs of this machine (whether a brokered first hop resolves here). */
+  observed?: Observed;
 }
 
 const ECHO_START_MS = 15_000;
@@ -37,7 +39,7 @@ export async function diagnose(
   runner: DoctorRunner,
   opts: DoctorOptions,
 ): Promise<DoctorReport> {
-  const plan = planUp(config, name);
+  const plan = planUp(config, name, opts.observed);
   const hosts = plan.route.map((h) => config.hosts[h]).filter((h): h is HostConfig => h !== undefined);
   const target = hosts[hosts.length - 1];
   if (!target || hosts.length !== plan.route.length)
@@ -52,7 +54,7 @@ export async function diagnose(
   opts.log(`${name}: connecting: local → ${plan.route.join(' → ')}`);
   const readyMs: Record<string, number> = {};
   const t0 = performance.now();
-  let reached: string;
+  let reached: string | undefined;
   try {
     reached = (await runner.connect((h) => (readyMs[h] = Math.round(performance.now() - t0)))).reachedAddress;
   } catch (e) {
@@ -88,7 +90,8 @@ interface TripContext {
   name: string;
   hosts: HostConfig[];
   transport: DoctorReport['transport'];
-  reached: string;
+  /** Undefined for a first hop behind a ProxyCommand whose name does not resolve here (tcp only). */
+  reached: string | undefined;
   runner: DoctorRunner;
   opts: DoctorOptions;
   ran: CheckResult[];
@@ -105,7 +108,7 @@ async function roundTrips(c: TripContext): Promise<void> {
   const tcpOnly = c.transport === 'tcp';
   const relaySteps = tcpOnly
     ? []
-    : planUp(c.config, c.name, {}, { transport: 'udp' })
+    : planUp(c.config, c.name, c.opts.observed, { transport: 'udp' })
         .steps.filter((s): s is RelayStep => s.kind === 'relay')
         .map((s) => ({ ...s, idleTimeout: IDLE_SECONDS }));
   if (tcpOnly)
@@ -163,6 +166,13 @@ async function roundTrips(c: TripContext): Promise<void> {
       check: 'udp-round-trip',
       status: 'skip',
       detail: 'not checked: it needs a relay on every bastion',
+    });
+  } else if (c.reached === undefined) {
+    ran.push({
+      host: firstHost,
+      check: 'udp-round-trip',
+      status: 'skip',
+      detail: `not checked: ${firstHost} is reached through a ProxyCommand and has no address here`,
     });
   } else {
     c.opts.log(`${c.name}: udp round trip`);

@@ -2,7 +2,7 @@
 // foreground, then teardown from the record of what was created. Decisions
 // were made by the planner; this only follows the steps and records results.
 import type { ListrTask } from 'listr2';
-import { Interrupted } from '../errors.js';
+import { EnvError, Interrupted } from '../errors.js';
 import type { ClientStep, Plan, SetupStep } from '../plan/types.js';
 import type { SessionRecord } from '../state/record.js';
 import type { RelayStarted, Runner } from './runner.js';
@@ -57,7 +57,18 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
   const connects = plan.steps.filter((s) => s.kind === 'connect');
   // The numeric address the first connection reached (what every `reachedBy` names);
   // a forward step may need it before runner.connect() returns.
-  const firstReached = future<string>();
+  const firstReached = future<string | undefined>();
+  const reachedAddress = async (): Promise<string> => {
+    const address = await firstReached.promise;
+    if (address !== undefined) return address;
+    // The planner sends such a route by tcp; this is for a plan asked to do otherwise.
+    const first = connects[0];
+    throw new EnvError(
+      `mosh-client needs a numeric address for ${first?.host ?? 'the first hop'}, and ${first?.address ?? 'its name'} does not resolve on this machine`,
+      `${first?.host ?? 'it'} is reached through a ProxyCommand, which mosh's UDP cannot follow: use --transport tcp`,
+      { host: first?.host ?? 'local', step: 'client' },
+    );
+  };
   // transport auto: why the UDP path could not be set up (a step with a fallback failed).
   let udpFailed: string | undefined;
   // Said after mosh-client exits: it owns the terminal until then.
@@ -129,7 +140,7 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
         const udp =
           via && udpFailed === undefined
             ? {
-                address: 'local' in via.address ? via.address.local : await firstReached.promise,
+                address: 'local' in via.address ? via.address.local : await reachedAddress(),
                 port: await portOf(via.port.step).promise,
               }
             : undefined;
@@ -225,7 +236,7 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
     if (!client) throw new Error('bug: plan without a client step');
     const port = await portOf(client.connectTo.port.step).promise;
     const to = client.connectTo.address;
-    const address = 'local' in to ? to.local : await firstReached.promise;
+    const address = 'local' in to ? to.local : await reachedAddress();
     if (key === undefined || address === undefined)
       throw new Error('bug: client step without an address or key');
     if (client.kind === 'hand-over') {

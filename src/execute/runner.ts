@@ -37,9 +37,10 @@ export interface Runner {
    * Opens the ssh chain to every host of the route, client side first; login
    * prompts happen here. `onReady` is told each host as it is open: steps on
    * it may start while later hops still connect. Resolves with the numeric
-   * address the first connection reached.
+   * address the first connection reached: undefined when a ProxyCommand
+   * reached it and its name does not resolve here (only tcp needs none).
    */
-  connect(onReady?: (host: string) => void): Promise<{ reachedAddress: string }>;
+  connect(onReady?: (host: string) => void): Promise<{ reachedAddress: string | undefined }>;
   startServer(step: ServerStep): Promise<ServerStarted>;
   /**
    * Starts a relay; `forwardPort` when the plan says it needs its next hop at

@@ -30,19 +30,13 @@ async function saidBye(channel: LineChannel): Promise<boolean> {
   );
 }
 
-/** The first hop was reached through a ProxyCommand: its address as this machine resolves it. */
-async function numericAddress(host: SshHost): Promise<string> {
+/** The first hop was reached through a ProxyCommand: its address as this machine resolves it, if it does. */
+async function numericAddress(host: SshHost): Promise<string | undefined> {
   const { lookup } = await import('node:dns/promises');
-  try {
-    return (await lookup(host.address)).address;
-  } catch (cause) {
-    throw new EnvError(
-      `mosh-client needs a numeric address for ${host.name}, and ${host.address} does not resolve on this machine`,
-      `${host.name} is reached through a ProxyCommand; mosh's UDP must reach it directly, so give it an address this machine resolves`,
-      { host: host.name, step: 'client' },
-      { cause },
-    );
-  }
+  return lookup(host.address).then(
+    (r) => r.address,
+    () => undefined,
+  );
 }
 /** On a chain opened long ago, which may be dead without knowing it; a relay stop takes up to 2 s. */
 const REUSED_STOP_TIMEOUT_MS = 5_000;
@@ -98,7 +92,7 @@ export class SshRunner implements Runner {
     });
   }
 
-  async connect(onReady?: (host: string) => void): Promise<{ reachedAddress: string }> {
+  async connect(onReady?: (host: string) => void): Promise<{ reachedAddress: string | undefined }> {
     this.settingUp = true;
     const chain = await this.chains.connect(onReady);
     // Loaded while mosh-server and the relays start (remote execs, mostly waiting), not while

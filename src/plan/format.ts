@@ -16,7 +16,8 @@ const KIND_WIDTH = 11;
 
 export function formatPlan(plan: Plan): string {
   const lines = [
-    `moshctl up ${plan.target}: local → ${plan.route.join(' → ')} (ssh client: ${plan.sshClient})`,
+    `moshctl up ${plan.target}: local → ${plan.route.join(' → ')}`,
+    `ssh client: ${plan.sshClient} (${plan.sshClientWhy})`,
     `transport: ${plan.transport.kind} (${plan.transport.why})`,
   ];
   const width = Math.max(5, ...plan.route.map((h) => h.length));

@@ -2,9 +2,10 @@
 // options. No I/O here, so whole plans are tested as text without any host.
 import { UserError } from '../errors.js';
 import { suggest } from '../config/suggest.js';
-import type { MoshTransport, RelayRuntime, ResolvedConfig } from '../config/types.js';
+import { filesLabel } from '../config/discover.js';
+import type { HostConfig, MoshTransport, RelayRuntime, ResolvedConfig } from '../config/types.js';
 import type { Plan, SetupStep, TeardownStep } from './types.js';
-import { routeClient } from './route-client.js';
+import { routeClient, routeClientWhy } from './route-client.js';
 import { keptSession } from './session.js';
 import { PLAN_VERSION } from './types.js';
 
@@ -16,6 +17,12 @@ export const AUTO_SILENCE_MS = 8_000;
 export interface Observed {
   /** Relay runtime found on a hop by probing it; absent before `up` probes. */
   runtimes?: Readonly<Record<string, RelayRuntime>>;
+  /**
+   * Whether the first hop's address resolves on this machine, looked up only
+   * when that hop is reached through a ProxyCommand (an access broker): mosh's
+   * UDP cannot follow a ProxyCommand, so without an address only tcp can.
+   */
+  firstHopResolves?: boolean | undefined;
 }
 
 export interface PlanOptions {
@@ -38,7 +45,7 @@ export function planUp(
     const known = Object.keys(config.hosts);
     const guess = suggest(name, known);
     throw UserError.one(
-      `unknown host "${name}" (config: ${config.files.join(', ')})`,
+      `unknown host "${name}" (config: ${filesLabel(config.files)})`,
       guess ? `did you mean "${guess}"?` : `known hosts: ${known.join(', ')}`,
     );
   }
@@ -48,28 +55,9 @@ export function planUp(
     if (!host) throw new Error(`bug: chain of ${name} names unknown host ${h}`);
     return host;
   });
-  const asked = options.transport
-    ? { kind: options.transport, why: '--transport' }
-    : {
-        kind: target.mosh.transport,
-        why:
-          target.mosh.transport === 'udp'
-            ? 'the default, mosh.transport: udp'
-            : `mosh.transport: ${target.mosh.transport}`,
-      };
-  // A handed-over session has no moshctl in its path to switch, so auto is udp there.
-  const transport =
-    asked.kind === 'auto' && options.noConnect
-      ? { kind: 'udp' as const, why: `${asked.why}, and --no-connect hands over a udp session` }
-      : asked;
+  const transport = chooseTransport(name, hosts, observed, options);
   const tcp = transport.kind === 'tcp';
   const auto = transport.kind === 'auto';
-  if (tcp && options.noConnect) {
-    throw UserError.one(
-      `--no-connect cannot hand over a tcp session of "${name}": mosh's datagrams travel inside this moshctl process, which --no-connect ends`,
-      'use --transport udp with --no-connect, or run moshctl up without --no-connect',
-    );
-  }
   const steps: SetupStep[] = [];
   const next = (): number => steps.length + 1;
 
@@ -256,8 +244,68 @@ export function planUp(
     target: name,
     route,
     sshClient: routeClient(hosts),
+    sshClientWhy: routeClientWhy(hosts),
     transport,
     steps,
     teardown,
   };
+}
+
+/**
+ * The transport and why: `--transport`, else mosh.transport where a file sets
+ * it, else moshctl's choice. A first hop reached through a ProxyCommand has
+ * no UDP path of its own: tcp when its address does not resolve here, auto
+ * (UDP first) when it does.
+ */
+function chooseTransport(
+  name: string,
+  hosts: readonly HostConfig[],
+  observed: Observed,
+  options: PlanOptions,
+): Plan['transport'] {
+  const target = hosts[hosts.length - 1];
+  const first = hosts[0];
+  if (!target || !first) throw new Error(`bug: route of ${name} without hosts`);
+  const broker = first.proxy_command !== undefined;
+  const noUdp = broker && observed.firstHopResolves !== true;
+  const setting = target.sources.transport;
+  const asked: Plan['transport'] = options.transport
+    ? { kind: options.transport, why: '--transport' }
+    : setting
+      ? { kind: target.mosh.transport, why: `mosh.transport: ${target.mosh.transport}, set at ${setting}` }
+      : !broker
+        ? { kind: 'udp', why: 'the default, mosh.transport: udp' }
+        : noUdp
+          ? {
+              kind: 'tcp',
+              why: `chosen by itself: ${first.name} is reached through a ProxyCommand and its address ${first.address} does not resolve here, so mosh's UDP has no way to it`,
+            }
+          : {
+              kind: 'auto',
+              why: `chosen by itself: ${first.name} is reached through a ProxyCommand, but its address ${first.address} resolves here, so UDP is tried first`,
+            };
+  if (noUdp && asked.kind === 'udp') {
+    throw UserError.one(
+      `${asked.why} cannot carry the session to "${name}": ${first.name} is reached through a ProxyCommand (${first.proxy_command}), and mosh's UDP cannot follow a ProxyCommand; ${first.address} does not resolve on this machine, so there is no address to send it to`,
+      `use --transport tcp (mosh's datagrams inside the ssh chain), or --transport auto; or leave the transport unset and moshctl chooses tcp by itself`,
+    );
+  }
+  // auto sends UDP to the first hop's address first: without one, only the tcp part can run.
+  if (noUdp && asked.kind === 'auto')
+    return {
+      kind: 'tcp',
+      why: `${asked.why}, but ${first.name} is reached through a ProxyCommand and ${first.address} does not resolve here: tcp`,
+    };
+  // A handed-over session has no moshctl in its path to switch, so auto is udp there.
+  if (asked.kind === 'auto' && options.noConnect)
+    return { kind: 'udp', why: `${asked.why}, and --no-connect hands over a udp session` };
+  if (asked.kind === 'tcp' && options.noConnect) {
+    throw UserError.one(
+      `--no-connect cannot hand over a tcp session of "${name}": mosh's datagrams travel inside this moshctl process, which --no-connect ends`,
+      noUdp
+        ? `${first.name} is reached through a ProxyCommand, so only tcp can carry this session: run moshctl up without --no-connect`
+        : 'use --transport udp with --no-connect, or run moshctl up without --no-connect',
+    );
+  }
+  return asked;
 }

@@ -8,7 +8,8 @@ import type { MoshTransport, PortRange, RelayRuntime, SshClientKind } from '../c
 // 4: the server step's `session` (mosh.session: tmux or screen keeps the shell for the next `up`).
 // 5: `transport`; with tcp a `forward` step instead of relays, and the client's address may be local.
 // 6: transport auto: relay and wire steps may have a `fallback`, a forward step `udpFirst`.
-export const PLAN_VERSION = 6;
+// 7: `sshClientWhy`; the transport may be chosen by moshctl (a first hop behind a ProxyCommand).
+export const PLAN_VERSION = 7;
 
 /** A port not known until a step ran (mosh-server's or a relay's chosen port). */
 export interface PortOf {
@@ -140,6 +141,8 @@ export interface Plan {
   route: string[];
   /** Which ssh client carries every connection of the route. */
   sshClient: SshClientKind;
+  /** Why that client: a setting and where, moshctl's choice (what needs it), or the default. */
+  sshClientWhy: string;
   /** How mosh's datagrams travel (mosh.transport, or `up --transport`), and why. */
   transport: { kind: MoshTransport; why: string };
   steps: SetupStep[];

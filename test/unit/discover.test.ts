@@ -56,14 +56,40 @@ describe('which files make up the config', () => {
     expect(parse(r.stdout).defaults.user).toBe('team');
   });
 
-  it('says where it looked when no file is found', async () => {
+  it('needs no file: validate and config say there is none and that none is needed (exit 0)', async () => {
     const dir = tempTree({});
-    const r = await run(['validate'], { cwd: dir });
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(
-      /^moshctl: no moshproxy\.yaml found in <dir> or any folder above it \(looked at <dir>\/moshproxy\.yaml, /,
-    );
-    expect(r.stderr).toContain('hint: create one (see examples/), pass -f FILE, or set MOSHCTL_FILE');
+    const none =
+      'no moshproxy.yaml found in <dir> or any folder above it, and none is needed: moshctl up NAME works for any NAME that "ssh NAME" reaches';
+    const v = await run(['validate'], { cwd: dir });
+    expect(v.code, v.stderr).toBe(0);
+    expect(v.stdout.startsWith(none)).toBe(true);
+    expect(v.stderr).toBe('');
+    const vj = JSON.parse((await run(['validate', '--json'], { cwd: dir })).stdout) as Record<
+      string,
+      unknown
+    >;
+    expect(vj).toMatchObject({ version: 1, ok: true, files: [], problems: [] });
+    expect(String(vj.note)).toContain('none is needed');
+    for (const args of [['config'], ['config', '--resolved']]) {
+      const c = await run(args, { cwd: dir });
+      expect(c.code, c.stderr).toBe(0);
+      expect(c.stdout.startsWith(`# ${none}`)).toBe(true);
+      expect(c.stdout).toContain('"moshctl config --resolved NAME" shows a host as up sees it');
+    }
+    const cj = JSON.parse((await run(['config', '--json'], { cwd: dir })).stdout) as Record<string, unknown>;
+    expect(cj.files).toEqual([]);
+  });
+
+  it.each([
+    [
+      'only defaults and mosh settings',
+      'version: 1\ndefaults:\n  user: alice\nmosh:\n  locale: en_US.UTF-8\n',
+    ],
+    ['an empty hosts map', 'version: 1\nhosts: {}\n'],
+    ['a hosts key with every entry commented out', 'version: 1\nhosts:\n#  box: {address: 10.0.0.2}\n'],
+  ])('a file with %s is valid', async (_what, text) => {
+    const dir = tempTree({ 'moshproxy.yaml': text });
+    expect(await run(['validate'], { cwd: dir })).toEqual({ code: 0, stdout: 'ok\n', stderr: '' });
   });
 
   it('names a missing -f file and a missing MOSHCTL_FILE file', async () => {

@@ -43,7 +43,8 @@ hosts:
 describe('planUp', () => {
   it('plans a two-hop chain: connects, then server and relays at once, wires, client, teardown at once', () => {
     expect(formatPlan(planUp(chains, 'gpu'))).toMatchInlineSnapshot(`
-      "moshctl up gpu: local → outer → inner → gpu (ssh client: ssh2)
+      "moshctl up gpu: local → outer → inner → gpu
+      ssh client: ssh2 (the built-in client: nothing on the route needs more)
       transport: udp (the default, mosh.transport: udp)
         1. connect     outer  ssh alice@gate.example.org:2222, direct
                               at once; why: hop 1 of 2 towards gpu; it relays UDP and tunnels ssh
@@ -80,7 +81,8 @@ describe('planUp', () => {
 
   it('plans plain mosh for a host without via: no relay', () => {
     expect(formatPlan(planUp(chains, 'direct', {}, { command: ['htop', '-d', '5'] }))).toMatchInlineSnapshot(`
-      "moshctl up direct: local → direct (ssh client: ssh2)
+      "moshctl up direct: local → direct
+      ssh client: ssh2 (the built-in client: nothing on the route needs more)
       transport: udp (the default, mosh.transport: udp)
         1. connect     direct  ssh ops@direct.example.org:22, direct
                                at once; why: mosh-server runs here
@@ -104,7 +106,7 @@ describe('planUp', () => {
 
   it('gives data with a version and dependencies for --json', () => {
     const plan = planUp(chains, 'web');
-    expect(plan.version).toBe(6);
+    expect(plan.version).toBe(7);
     expect(plan.route).toEqual(['outer', 'web']);
     expect(plan.steps.map((s) => [s.id, s.kind, s.host, s.dependsOn])).toEqual([
       [1, 'connect', 'outer', []],
@@ -157,7 +159,8 @@ hosts:
 describe('planUp with mosh.session', () => {
   it('runs the login shell in the host’s tmux session, and keeps it at teardown', () => {
     expect(formatPlan(planUp(kept, 'dev.box'))).toMatchInlineSnapshot(`
-      "moshctl up dev.box: local → gate → dev.box (ssh client: ssh2)
+      "moshctl up dev.box: local → gate → dev.box
+      ssh client: ssh2 (the built-in client: nothing on the route needs more)
       transport: udp (the default, mosh.transport: udp)
         1. connect     gate     ssh alice@gate.example.org:22, direct
                                 at once; why: hop 1 of 1 towards dev.box; it relays UDP and tunnels ssh
@@ -186,7 +189,7 @@ describe('planUp with mosh.session', () => {
 
   it('says a command runs only when the session is new (a host’s own screen setting)', () => {
     const plan = planUp(kept, 'old', {}, { command: ['htop', '-d', '5'] });
-    expect(formatPlan(plan).split('\n')[4]).toBe(
+    expect(formatPlan(plan).split('\n')[5]).toBe(
       '  2. server      old    mosh-server new -p 60000:61000 -l LANG=C.UTF-8, network timeout 86400 s, signal timeout 60 s, runs "htop -d 5" in a new screen session moshctl-old=, or attaches to that session if it exists (the command then does not run)',
     );
     expect(plan.steps.find((s) => s.kind === 'server')).toMatchObject({
@@ -232,7 +235,10 @@ hosts:
 
   it('starts no relay: a forwarder on the target, and mosh-client on this machine’s loopback', () => {
     const plan = planUp(config, 'box');
-    expect(plan.transport).toEqual({ kind: 'tcp', why: 'mosh.transport: tcp' });
+    expect(plan.transport).toEqual({
+      kind: 'tcp',
+      why: expect.stringMatching(/^mosh\.transport: tcp, set at \S*moshproxy\.yaml:\d+$/) as string,
+    });
     expect(plan.steps.map((s) => `${s.kind} ${s.host}`)).toEqual([
       'connect gate',
       'connect box',
@@ -250,7 +256,9 @@ hosts:
       'disconnect',
       'disconnect',
     ]);
-    expect(formatPlan(plan)).toContain('transport: tcp (mosh.transport: tcp)');
+    expect(formatPlan(plan)).toMatch(
+      /^transport: tcp \(mosh\.transport: tcp, set at \S*moshproxy\.yaml:4\)$/m,
+    );
   });
 
   it('--transport overrides the config either way, and says so', () => {
@@ -279,7 +287,10 @@ hosts:
 
   it('plans the relays with a fallback, then a forward step that sends by UDP to the first relay first', () => {
     const plan = planUp(config, 'box');
-    expect(plan.transport).toEqual({ kind: 'auto', why: 'mosh.transport: auto' });
+    expect(plan.transport).toEqual({
+      kind: 'auto',
+      why: expect.stringMatching(/^mosh\.transport: auto, set at \S*moshproxy\.yaml:\d+$/) as string,
+    });
     expect(plan.steps.map((s) => `${s.id} ${s.kind} ${s.host}`)).toEqual([
       '1 connect gate',
       '2 connect box',
@@ -310,7 +321,7 @@ hosts:
       'disconnect',
     ]);
     const text = formatPlan(plan);
-    expect(text).toContain('transport: auto (mosh.transport: auto)');
+    expect(text).toMatch(/^transport: auto \(mosh\.transport: auto, set at \S*moshproxy\.yaml:\d+\)$/m);
     expect(text).toContain('if it fails, step 6 goes by tcp');
     expect(text).toContain('when no reply comes within 2 s (or for 8 s later), or step 4 failed');
   });
@@ -328,7 +339,9 @@ hosts:
     const plan = planUp(config, 'box', {}, { noConnect: true });
     expect(plan.transport).toEqual({
       kind: 'udp',
-      why: 'mosh.transport: auto, and --no-connect hands over a udp session',
+      why: expect.stringMatching(
+        /^mosh\.transport: auto, set at \S*moshproxy\.yaml:\d+, and --no-connect hands over a udp session$/,
+      ) as string,
     });
     expect(plan.steps.some((s) => s.kind === 'forward')).toBe(false);
     expect(plan.steps.some((s) => 'fallback' in s)).toBe(false);

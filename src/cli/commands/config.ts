@@ -1,25 +1,40 @@
 import { stringify } from 'yaml';
-import { resolveAll } from '../../config/hosts.js';
-import { sshGContext } from '../../config/ssh-g.js';
+import { noFileNote } from '../../config/discover.js';
+import { resolveAll, resolveRoute } from '../../config/hosts.js';
 import type { HostConfig } from '../../config/types.js';
-import { ExitCode } from '../../errors.js';
+import { ExitCode, UserError } from '../../errors.js';
 import type { CommandContext } from '../context.js';
-import { load } from './common.js';
+import { hostsContext, load } from './common.js';
 
 export async function run(ctx: CommandContext): Promise<number> {
   const loaded = load(ctx);
-  if (!ctx.values.resolved) {
+  const name = ctx.positionals[0];
+  if (name !== undefined && !ctx.values.resolved)
+    throw UserError.one(
+      `config takes a NAME only with --resolved`,
+      `run "moshctl config --resolved ${name}" to see ${name}'s route as up sees it`,
+    );
+  const none = loaded.files.length === 0;
+  if (!ctx.values.resolved || (none && name === undefined)) {
+    // Nothing to print but that there is no file, and none is needed.
+    if (none) {
+      const note = `${noFileNote(ctx.io.cwd)}; "moshctl config --resolved NAME" shows a host as up sees it`;
+      if (ctx.values.json) ctx.io.stdout(`${JSON.stringify({ files: [], note }, null, 2)}\n`);
+      else ctx.io.stdout(`# ${note}\n`);
+      return ExitCode.ok;
+    }
     ctx.io.stdout(ctx.values.json ? `${JSON.stringify(loaded.data, null, 2)}\n` : stringify(loaded.data));
     return ExitCode.ok;
   }
-  // Every host as `up` would see it: moshproxy.yaml, then ssh_config, then OpenSSH's defaults.
-  const config = await resolveAll(loaded, { ...sshGContext(ctx.io.env) });
+  // Every host (or NAME's route) as `up` would see it: moshproxy.yaml, then ssh_config, then OpenSSH's defaults.
+  const g = hostsContext(ctx);
+  const config = name !== undefined ? await resolveRoute(loaded, name, g) : await resolveAll(loaded, g);
   if (ctx.values.json) {
     ctx.io.stdout(`${JSON.stringify(config, null, 2)}\n`);
     return ExitCode.ok;
   }
   ctx.io.stdout(
-    `# where each value comes from: file:line of ${loaded.files.join(', ')}, ssh_config, or default\n`,
+    `# where each value comes from: ${none ? '' : `file:line of ${loaded.files.join(', ')}, `}ssh_config, default, or chosen (by moshctl, with why)\n`,
   );
   ctx.io.stdout(`files: ${JSON.stringify(config.files)}\nhosts:\n`);
   for (const h of Object.values(config.hosts)) ctx.io.stdout(describeHost(h));

@@ -3,8 +3,7 @@
 // every host of moshproxy.yaml, one after another. Progress on stderr, the
 // report on stdout; nothing it started is left running, also after Ctrl-C.
 import { constants } from 'node:os';
-import { resolveRoute } from '../../config/hosts.js';
-import { sshGContext } from '../../config/ssh-g.js';
+import { firstHopResolves, resolveRoute } from '../../config/hosts.js';
 import type { HostConfig } from '../../config/types.js';
 import { Interrupted, UserError } from '../../errors.js';
 import { SignalTrap } from '../../execute/signals.js';
@@ -18,7 +17,7 @@ import { debugChainOption } from '../../transport/debug-chain.js';
 import type { CommandContext } from '../context.js';
 import { terminalPrompter } from '../prompt.js';
 import { report } from '../report.js';
-import { load } from './common.js';
+import { hostsContext, load } from './common.js';
 
 export async function run(ctx: CommandContext): Promise<number> {
   loadSsh2().catch(() => undefined);
@@ -27,8 +26,10 @@ export async function run(ctx: CommandContext): Promise<number> {
   const names = named !== undefined ? [named] : Object.keys(loaded.declared.hosts);
   if (names.length === 0)
     throw UserError.one(
-      `no hosts to check in ${loaded.files.join(', ')}`,
-      'declare hosts under hosts:, or name one ssh knows: moshctl doctor NAME',
+      loaded.files.length > 0
+        ? `no hosts to check in ${loaded.files.join(', ')}`
+        : 'no hosts to check: there is no moshproxy.yaml to list them',
+      'name the host to check, any that ssh reaches: moshctl doctor NAME',
     );
   const json = ctx.values.json === true;
   const log = (line: string): void => ctx.io.stderr(`moshctl: doctor: ${line}\n`);
@@ -45,7 +46,7 @@ export async function run(ctx: CommandContext): Promise<number> {
   const reports: DoctorReport[] = [];
   try {
     for (const name of names) {
-      const config = await resolveRoute(loaded, name, { ...sshGContext(ctx.io.env) });
+      const config = await resolveRoute(loaded, name, hostsContext(ctx));
       const host = config.hosts[name];
       const route = [...(host?.chain ?? []), name]
         .map((h) => config.hosts[h])
@@ -59,7 +60,8 @@ export async function run(ctx: CommandContext): Promise<number> {
       const started = performance.now();
       let r: DoctorReport;
       try {
-        r = await diagnose(config, name, runner, { log, signal: abort.signal });
+        const observed = { firstHopResolves: await firstHopResolves(config, name) };
+        r = await diagnose(config, name, runner, { log, signal: abort.signal, observed });
       } finally {
         await runner.close();
       }

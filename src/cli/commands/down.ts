@@ -105,9 +105,13 @@ function select(
     throw e;
   }
   const name = ctx.positionals[0];
+  // Without a moshproxy.yaml here, `down NAME` works from anywhere: NAME's sessions, whatever
+  // config they came from (the records say how to reach their hosts). Without NAME, only the
+  // sessions started without a file, as with a file only that file's sessions.
+  const anyConfig = files.length === 0 && name !== undefined;
   // undefined: the file does not say (its name or config files could not be read).
   const matches = (r: { name?: string; configFiles?: string[] }): boolean | undefined => {
-    if (r.configFiles !== undefined && !sameFiles(r.configFiles, files)) return false;
+    if (r.configFiles !== undefined && !anyConfig && !sameFiles(r.configFiles, files)) return false;
     if (name !== undefined && r.name !== undefined && r.name !== name) return false;
     return r.configFiles !== undefined && (name === undefined || r.name !== undefined) ? true : undefined;
   };

@@ -2,8 +2,7 @@
 // mosh-client, tear down from the record, exit with the client's code.
 import { constants } from 'node:os';
 import type { ListrTask } from 'listr2';
-import { resolveRoute } from '../../config/hosts.js';
-import { sshGContext } from '../../config/ssh-g.js';
+import { firstHopResolves, resolveRoute } from '../../config/hosts.js';
 import { toSshHost, type HostConfig } from '../../config/types.js';
 import { EnvError, ExitCode, Interrupted, UserError } from '../../errors.js';
 import { execute } from '../../execute/executor.js';
@@ -18,7 +17,7 @@ import { SessionStore, stateDir } from '../../state/store.js';
 import type { CommandContext } from '../context.js';
 import { report } from '../report.js';
 import { terminalPrompter } from '../prompt.js';
-import { load } from './common.js';
+import { hostsContext, load } from './common.js';
 import { transportOption } from './transport.js';
 import { findOnPath } from '../../which.js';
 import { loadSsh2 } from '../../ssh/ssh2-module.js';
@@ -46,14 +45,15 @@ export async function up(ctx: CommandContext): Promise<number> {
   const loaded = load(ctx);
   const files = loaded.files;
   const name = ctx.positionals[0] ?? '';
-  const config = await resolveRoute(loaded, name, { ...sshGContext(ctx.io.env) });
+  const config = await resolveRoute(loaded, name, hostsContext(ctx));
+  // Only a first hop behind a ProxyCommand is looked up: the transport may depend on it.
+  const observed = { firstHopResolves: await firstHopResolves(config, name) };
   const transport = transportOption(ctx.values.transport);
-  const plan = planUp(
-    config,
-    name,
-    {},
-    { command: ctx.rest, noConnect, ...(transport ? { transport } : {}) },
-  );
+  const plan = planUp(config, name, observed, {
+    command: ctx.rest,
+    noConnect,
+    ...(transport ? { transport } : {}),
+  });
   // Checked before anything starts on a host: without mosh-client the session could never be used.
   if (!noConnect && !findOnPath('mosh-client', ctx.io.env.PATH)) {
     throw new EnvError(
