@@ -172,6 +172,7 @@ export const connectOpenSshChain: ConnectChain = async (hops, opts: ConnectOptio
             host,
             prev: prev?.host,
             log: `${master.log}\n${master.stderr}`,
+            stderr: master.stderr,
             prevLog: prev ? prev.logSince(prevLogStart) : '',
             agent: agentSocketExists(host, defaultAgent),
             interactive: opts.prompter?.interactive === true,

@@ -26,6 +26,8 @@ export interface MasterFailure {
   interactive?: boolean;
   /** The hop's identity files that are encrypted (see isEncryptedKey). */
   encryptedKeys?: string[];
+  /** What ssh's stderr carried: for a first hop, its ProxyCommand's own words. */
+  stderr?: string;
 }
 
 /** Whether a private key file (OpenSSH or PEM format) needs a passphrase. */
@@ -97,6 +99,23 @@ const RESOLVE =
 const TIMED_OUT =
   /Connection timed out|timed out during banner exchange|port \d+ timed out|Operation timed out/i;
 
+/**
+ * An access broker's ProxyCommand that exited, hung or gave no ssh stream:
+ * what it said on stderr is the only clue, so it is quoted.
+ */
+function proxyCommandFailure(host: SshHost, log: string, stderr: string): EnvError {
+  const label = hopLabel(host);
+  const said = lastLines(stderr);
+  const what = TIMED_OUT.test(log)
+    ? `the ProxyCommand of ${label} gave no ssh connection within ${duration(host.connect_timeout * 1000)}${said ? `; it said: ${said}` : ''}`
+    : `the ProxyCommand of ${label} ended before an ssh connection was made${said ? `: ${said}` : ', without a word on stderr'}`;
+  return new EnvError(
+    what,
+    `it is "${host.proxy_command ?? ''}" (ssh_config's ProxyCommand for ${host.ssh_name}): run it by hand to see why; an access broker may want you to log in first, or the instance to be running`,
+    where(host, 'reach'),
+  );
+}
+
 /** The EnvError for a master that exited before its control socket appeared. */
 export function masterFailure(f: MasterFailure): EnvError {
   const { host, prev, log } = f;
@@ -107,6 +126,8 @@ export function masterFailure(f: MasterFailure): EnvError {
   const denied = /Permission denied \(([^)]*)\)|Too many authentication failures/.exec(log);
   if (denied) return loginRefused(f, denied[1]);
 
+  // Only the first hop's ProxyCommand runs: inner hops go through the hop before.
+  if (!prev && host.proxy_command) return proxyCommandFailure(host, log, f.stderr ?? '');
   if (prev) {
     const forward = forwardFailure(host, prev, f.prevLog, log);
     if (forward) return forward;

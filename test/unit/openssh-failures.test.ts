@@ -188,6 +188,53 @@ describe('masterFailure', () => {
   });
 });
 
+describe('masterFailure for a first hop behind a ProxyCommand (an access broker)', () => {
+  const broker = host({
+    name: 'devbox',
+    ssh_name: 'devbox',
+    address: 'i-0abc123.broker.internal',
+    proxy_command: 'aws ssm start-session --target %h',
+  });
+  const brokerFail = (log: string[], stderr: string): EnvError =>
+    masterFailure({ host: broker, prev: undefined, log: crlf(log), prevLog: '', stderr });
+
+  it("quotes the command's own stderr when it exits, and names the command to run by hand", () => {
+    const e = brokerFail(
+      [
+        'kex_exchange_identification: Connection closed by remote host',
+        'Connection closed by UNKNOWN port 65535',
+      ],
+      'An error occurred (TargetNotConnected) when calling the StartSession operation: i-0abc123 is not connected.\n',
+    );
+    expect(e.message).toBe(
+      'the ProxyCommand of devbox (root@i-0abc123.broker.internal:22) ended before an ssh connection was made: An error occurred (TargetNotConnected) when calling the StartSession operation: i-0abc123 is not connected.',
+    );
+    expect(e.hint).toContain(
+      '"aws ssm start-session --target %h" (ssh_config\'s ProxyCommand for devbox): run it by hand',
+    );
+    expect(e.where).toEqual({ host: 'devbox', step: 'connect', fault: 'reach' });
+    expect(brokerFail([], '').message).toMatch(
+      /ended before an ssh connection was made, without a word on stderr$/,
+    );
+  });
+
+  it('says a hanging command gave nothing within connect_timeout, with what it printed', () => {
+    const e = brokerFail(
+      ['Connection timed out during banner exchange', 'Connection to UNKNOWN port 65535 timed out'],
+      'Open https://sso.example.test/device?code=WXYZ to log in\n',
+    );
+    expect(e.message).toBe(
+      'the ProxyCommand of devbox (root@i-0abc123.broker.internal:22) gave no ssh connection within 10 s; it said: Open https://sso.example.test/device?code=WXYZ to log in',
+    );
+  });
+
+  it('still reports a refused login or host key as such: the broker did its part', () => {
+    expect(
+      brokerFail(['root@i-0abc123.broker.internal: Permission denied (publickey).'], '').message,
+    ).toMatch(/^devbox \(root@i-0abc123\.broker\.internal:22\) refused to log in user root;/);
+  });
+});
+
 describe('parseReachedAddress', () => {
   it('reads the IPv4 or IPv6 address from the VERBOSE line, old and new forms', () => {
     expect(
