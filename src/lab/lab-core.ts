@@ -7,7 +7,7 @@ import { spawn as spawnChild } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { writeNames } from './build.js';
 import { findLink, moveAddress, setDropShare, setLinkState, setUdpBlocked } from './network.js';
-import { refOf, run, type ProcRef, type RunResult } from './proc.js';
+import { childrenOf, isAlive, refOf, run, stopAll, type ProcRef, type RunResult } from './proc.js';
 import { pidsInNamespace, teardown, writeRecord, type LabRecord } from './registry.js';
 import { addressesOf, nextClientAddress, planTopology, type HostName, type LinkName } from './topology.js';
 import type { TopologyPlan } from './topology.js';
@@ -17,6 +17,8 @@ export class LabCore {
   readonly hosts: LabHosts;
   protected readonly plan: TopologyPlan;
   private readonly tracked = new Map<number, ProcRef>();
+  /** Tracked listeners that fork a child per connection (spawn's `forks`). */
+  private readonly forking = new Set<number>();
   private destroying: Promise<void> | undefined;
 
   protected constructor(
@@ -71,11 +73,15 @@ export class LabCore {
     });
   }
 
-  /** Start a long-running process in a host's namespace; it is stopped at destroy(). */
+  /**
+   * Start a long-running process in a host's namespace; it is stopped at
+   * destroy(). `forks`: a listener with a child per connection (socat's fork),
+   * whose children destroy() stops by pid with it, since they outlive it.
+   */
   spawn(
     host: HostName,
     argv: readonly string[],
-    opts: { logFile?: string; env?: NodeJS.ProcessEnv } = {},
+    opts: { logFile?: string; env?: NodeJS.ProcessEnv; forks?: boolean } = {},
   ): number {
     const out = opts.logFile ? openSync(opts.logFile, 'a', 0o600) : 'ignore';
     // `ip netns exec` execs the command in place, so this pid is the command's own.
@@ -90,6 +96,7 @@ export class LabCore {
     child.unref();
     const pid = child.pid;
     if (pid === undefined) throw new Error(`could not start ${argv.join(' ')}`);
+    if (opts.forks) this.forking.add(pid);
     this.track(pid);
     return pid;
   }
@@ -155,6 +162,14 @@ export class LabCore {
   /** Remove everything; safe to call more than once and after a failed create(). */
   destroy(): Promise<void> {
     this.destroying ??= (async () => {
+      // Children are found through their parent, so before it dies (they are reparented then).
+      // teardown() sweeps the namespaces too, but from a record that never knew these pids.
+      const families = [...this.forking]
+        .map((pid) => this.tracked.get(pid))
+        .filter((ref): ref is ProcRef => ref !== undefined && isAlive(ref))
+        .flatMap((ref) => [ref, ...childrenOf(ref.pid).map(refOf)])
+        .filter((ref) => ref.startTime !== undefined); // a child that exited as we looked
+      await stopAll(families, 500);
       const problems = await teardown(this.record());
       if (problems.length > 0) throw new Error(`lab ${this.runId} teardown: ${problems.join('; ')}`);
     })();
