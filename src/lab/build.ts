@@ -3,8 +3,9 @@
 // each waited for from the neighbour that reaches it. Kept apart from the Lab
 // class so that the class reads as its API; the Lab hands in what it owns.
 
-import { mkdirSync, readFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { bridgeArgv, brokerDir, brokerLogPath, brokerSocketPath, waitForBridge } from './broker.js';
 import { writeLabFiles, type LabFilePaths } from './lab-files.js';
 import { checkLabMounts, hideMounts, sshdArgv, writeLabMounts, type PrivateMount } from './mounts.js';
 import { renderHostsFile, writeEtcNetns } from './names.js';
@@ -28,16 +29,18 @@ export interface BuildContext {
   sshdConfig?: Partial<Record<HostName, string[]>>;
   /** Per host, lab files over system paths (LabOptions.mounts). */
   mounts?: Partial<Record<HostName, LabMount[]>>;
+  /** Hosts reached through a broker bridge as well (LabOptions.broker). */
+  broker?: readonly HostName[];
   otpCode: string;
   clientUser: { user: LabUser; files: ClientUserFiles } | undefined;
   host(name: HostName): LabHost;
-  spawn(host: HostName, argv: readonly string[], opts: { logFile?: string }): number;
+  spawn(host: HostName, argv: readonly string[], opts: { logFile?: string; forks?: boolean }): number;
   exec(host: HostName, argv: readonly string[], opts?: ExecOptions): Promise<RunResult>;
 }
 
 /** Checks options against the plan before anything is created. */
 export function checkOptions(
-  ctx: Pick<BuildContext, 'plan' | 'kbdInteractive' | 'hide' | 'sshdConfig' | 'mounts'>,
+  ctx: Pick<BuildContext, 'plan' | 'kbdInteractive' | 'hide' | 'sshdConfig' | 'mounts' | 'broker'>,
 ): void {
   const servers = new Set(ctx.plan.hosts.filter((h) => h.runsSshd).map((h) => h.name));
   for (const h of ctx.kbdInteractive) {
@@ -59,6 +62,11 @@ export function checkOptions(
     if (!servers.has(h as HostName)) throw new Error(`mounts: "${h}" is not a host with sshd in this lab`);
     checkLabMounts(mounts);
   }
+  for (const h of ctx.broker ?? []) {
+    if (!servers.has(h)) throw new Error(`broker: "${h}" is not a host with sshd in this lab`);
+  }
+  if (new Set(ctx.broker).size !== (ctx.broker ?? []).length)
+    throw new Error('broker: a host is named twice');
 }
 
 /**
@@ -93,6 +101,7 @@ export async function buildLab(ctx: BuildContext): Promise<void> {
       sshClient: ctx.sshClient,
       otpCode: ctx.otpCode,
       ...(ctx.sshdConfig ? { sshdConfig: ctx.sshdConfig } : {}),
+      ...(ctx.broker ? { broker: ctx.broker } : {}),
     }),
   ]);
   if (network.status === 'rejected') throw network.reason;
@@ -111,8 +120,21 @@ export async function buildLab(ctx: BuildContext): Promise<void> {
       }
       const pid = ctx.spawn(h.name, sshdArgv(f.config, mounts), { logFile: f.log });
       await waitForSshd(ctx, h.name, h.probeFrom ?? h.name, pid, f.log);
+      // After sshd is up, so the first caller through the bridge finds it listening.
+      if (ctx.broker?.includes(h.name)) await startBridge(ctx, h.name);
     }),
   );
+}
+
+/** The broker bridge of one host (broker.ts): in its namespace, tracked with its forked children. */
+async function startBridge(ctx: BuildContext, host: HostName): Promise<void> {
+  // Traversable by the client user, whose ssh runs the ProxyCommand; the socket itself is 0666.
+  mkdirSync(brokerDir(ctx.dir), { recursive: true, mode: 0o711 });
+  chmodSync(brokerDir(ctx.dir), 0o711);
+  const socket = brokerSocketPath(ctx.dir, host);
+  const log = brokerLogPath(ctx.dir, host);
+  const pid = ctx.spawn(host, bridgeArgv(socket), { logFile: log, forks: true });
+  await waitForBridge(socket, pid, log);
 }
 
 /** Poll from the neighbour that reaches it, so the link is proven as well as the listener. */

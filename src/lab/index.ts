@@ -10,16 +10,33 @@
 // client user can run commands. lab-core.ts has the namespaces and processes.
 
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import {
+  brokerSocketPath,
+  checkSocketPath,
+  faultCommandFor,
+  hangingBrokers,
+  pickBrokered,
+  proxyCommandFor,
+  type BrokerFault,
+} from './broker.js';
+import { writeBrokerSshConfig, type BrokerSshConfig, type BrokerSshConfigOptions } from './broker-config.js';
 import { buildLab, checkOptions } from './build.js';
-import { labConfigText, labFilePaths, type ConfigTextOptions, type LabFilePaths } from './lab-files.js';
+import {
+  labConfigText,
+  labFilePaths,
+  writeLabFile,
+  type ConfigTextOptions,
+  type LabFilePaths,
+} from './lab-files.js';
 import { LabCore } from './lab-core.js';
 import { labMountSource, newOtpCode } from './mounts.js';
 import { refOf } from './proc.js';
 import { DEFAULT_PREFIX, cleanupStale } from './registry.js';
+import { readHostPublicKey } from './sshd.js';
 import type { HostName } from './topology.js';
 import type { LabMount, LabOptions, SshArgvOptions } from './types.js';
 import {
@@ -36,6 +53,13 @@ export type { RunResult } from './proc.js';
 export { childrenOf } from './proc.js';
 export type { ExecOptions, LabHost, LabHosts, LabMount, LabOptions, SshArgvOptions } from './types.js';
 export type { ConfigTextOptions } from './lab-files.js';
+export { BROKER_SSO_URL, type BrokerFault } from './broker.js';
+export type {
+  BrokerHostEntry,
+  BrokerJumpEntry,
+  BrokerSshConfig,
+  BrokerSshConfigOptions,
+} from './broker-config.js';
 export { Tmux, type TmuxOptions } from './tmux.js';
 export { DEFAULT_PREFIX } from './registry.js';
 export { findLeftovers, type Leftovers } from './leftovers.js';
@@ -64,6 +88,8 @@ export class Lab extends LabCore {
   readonly hide: Readonly<Partial<Record<HostName, string[]>>>;
   readonly sshdConfig: Readonly<Partial<Record<HostName, string[]>>>;
   readonly mounts: Readonly<Partial<Record<HostName, LabMount[]>>>;
+  /** Hosts also reached through an access broker (LabOptions.broker). */
+  readonly broker: readonly HostName[];
   /** The test login users that exist here (LOGIN_USERS has the shell each should have). */
   readonly loginUsers: readonly LabUser[];
   /** The ordinary local user that runs moshctl in tests, when it exists. */
@@ -81,13 +107,16 @@ export class Lab extends LabCore {
     this.hide = { ...opts.hide };
     this.sshdConfig = { ...opts.sshdConfig };
     this.mounts = { ...opts.mounts };
+    this.broker = [...(opts.broker ?? [])];
     checkOptions({
       plan: this.plan,
       kbdInteractive: this.kbdInteractive,
       hide: this.hide,
       sshdConfig: this.sshdConfig,
       mounts: this.mounts,
+      broker: this.broker,
     });
+    for (const h of this.broker) checkSocketPath(brokerSocketPath(dir, h));
     this.paths = labFilePaths(dir);
     this.configFile = this.paths.configFile;
     this.keyFile = this.paths.keyFile;
@@ -146,6 +175,7 @@ export class Lab extends LabCore {
       hide: this.hide,
       sshdConfig: this.sshdConfig,
       mounts: this.mounts,
+      broker: this.broker,
       otpCode: this.otpCode,
       clientUser: clientUser && clientUserFiles ? { user: clientUser, files: clientUserFiles } : undefined,
       host: (h) => this.host(h),
@@ -189,6 +219,56 @@ export class Lab extends LabCore {
   writeClientUserFile(name: string, text: string): string {
     if (!this.clientUser || !this.clientUserFiles) throw new Error(this.usersMissing ?? 'no client user');
     return writeUserFile(this.clientUserFiles, this.clientUser, name, text);
+  }
+
+  /**
+   * The unix socket of `host`'s broker bridge (default: the first brokered
+   * host). Anyone may connect, from any namespace; it leads to that host's sshd.
+   */
+  brokerSocket(host?: HostName): string {
+    return brokerSocketPath(this.dir, pickBrokered(this.broker, host));
+  }
+
+  /** The ProxyCommand a user would write for `host`'s broker: `nc -U <socket>`. */
+  brokerProxyCommand(host?: HostName): string {
+    return proxyCommandFor(this.brokerSocket(host));
+  }
+
+  /** A ProxyCommand for a broker that fails (see BrokerFault); `sso` then connects to `host`. */
+  brokerFaultCommand(fault: BrokerFault, host?: HostName): string {
+    return faultCommandFor(fault, this.brokerSocket(host));
+  }
+
+  /** Hanging brokers (brokerFaultCommand('hang')) still running: ssh runs them in the client namespace. */
+  async hangingBrokerPids(): Promise<number[]> {
+    return hangingBrokers(await this.pidsIn('client'));
+  }
+
+  /**
+   * Writes an ssh_config for brokered hosts (each a Host alias with an
+   * unresolvable HostName and a ProxyCommand) and hosts behind them
+   * (ProxyJump), with a known_hosts holding each brokered host's key under its
+   * HostName plus the lab's own lines. For root in the lab dir, or with
+   * `clientUser` in the client user's dir with its key. Returns the paths and the text.
+   */
+  brokerSshConfig(opts: BrokerSshConfigOptions): BrokerSshConfig {
+    const files = opts.clientUser ? this.clientUserFiles : this.paths;
+    if (!files) throw new Error(this.usersMissing ?? 'no client user');
+    return writeBrokerSshConfig(
+      {
+        runId: this.runId,
+        brokered: this.broker,
+        servers: this.plan.hosts.filter((h) => h.runsSshd).map((h) => h.name),
+        dnsName: (h) => this.host(h).dnsName,
+        proxyCommand: (h) => this.brokerProxyCommand(h),
+        hostPublicKey: (h) => readHostPublicKey(this.dir, h),
+        keyFile: files.keyFile,
+        knownHostsText: readFileSync(files.knownHostsFile, 'utf8'),
+        write: (name, text) =>
+          opts.clientUser ? this.writeClientUserFile(name, text) : writeLabFile(this.dir, name, text),
+      },
+      opts,
+    );
   }
 
   /** argv to run the moshctl CLI of this repository as the client, with the lab's config. */

@@ -4,7 +4,7 @@
 // OpenSSH client config and the moshproxy.yaml handed to moshctl. All live in
 // the lab dir, which destroy() removes.
 
-import { writeFileSync } from 'node:fs';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { certPaths, makeCas, makeCertOnlyKey, signHostKey, writeCaKnownHosts } from './certs.js';
 import { renderLabConfig } from './config-file.js';
@@ -33,6 +33,15 @@ export function labFilePaths(dir: string): LabFilePaths {
   };
 }
 
+/** Writes `name` in the lab dir, 0600 and root's (as every lab file not meant for others); returns its path. */
+export function writeLabFile(dir: string, name: string, text: string): string {
+  if (!/^[A-Za-z0-9._-]+$/.test(name) || name.startsWith('.')) throw new Error(`bad file name "${name}"`);
+  const path = join(dir, name);
+  writeFileSync(path, text, { mode: 0o600 });
+  chmodSync(path, 0o600); // `mode` applies only to a new file
+  return path;
+}
+
 export interface LabFilesInput {
   dir: string;
   runId: string;
@@ -46,6 +55,8 @@ export interface LabFilesInput {
   otpCode: string;
   /** Per host, lines put first in its sshd_config (LabOptions.sshdConfig). */
   sshdConfig?: Partial<Record<HostName, string[]>>;
+  /** Hosts whose sshd also listens on 127.0.0.1, for the broker bridge (LabOptions.broker). */
+  broker?: readonly HostName[];
 }
 
 export interface LabFiles {
@@ -75,7 +86,7 @@ export async function writeLabFiles(paths: LabFilePaths, input: LabFilesInput): 
       const cert = await signHostKey(cas, files.hostKey, h.name, [h.sshAddress, h.dnsName]);
       writeSshdConfig(files, {
         host: h.name,
-        listen: input.addressesOf(h.name),
+        listen: [...input.addressesOf(h.name), ...(input.broker?.includes(h.name) ? ['127.0.0.1'] : [])],
         authorizedKeysFile: authorizedKeys,
         hostCertificate: cert,
         trustedUserCaKeys: cas.userCaPubFile,

@@ -33,7 +33,7 @@ export interface Leftovers {
   records: string[];
   /** Still-running pids recorded by those labs. */
   pids: number[];
-  /** sshd / mosh / tmux / screen processes in a leftover namespace or in a namespace already deleted. */
+  /** sshd / mosh / tmux / screen / relay / broker processes in a leftover namespace or in a namespace already deleted. */
   processes: StrayProcess[];
   /** Run ids of labs still owned by a live process, which were left alone. */
   inUse: string[];
@@ -41,8 +41,11 @@ export interface Leftovers {
 
 // tmux and screen: what mosh.session keeps running on a target after mosh-server ends.
 const WATCHED = new Set(['sshd', 'mosh-server', 'mosh-client', 'tmux: server', 'screen']);
-/** moshctl's relays run as python3, socat or nc: known by their command line, not their name. */
-const RELAY = /--idle-timeout|moshctl-relay|UDP4-LISTEN/;
+/**
+ * moshctl's relays run as python3, socat or nc: known by their command line, not their name.
+ * So are the lab's broker bridges and the ProxyCommands that use them (a socket in <lab dir>/broker/).
+ */
+const RELAY = /--idle-timeout|moshctl-relay|UDP4-LISTEN|\/broker\/[a-z0-9]+\.sock\b/;
 
 function isWatched(pid: number, comm: string): boolean {
   if (WATCHED.has(comm)) return true;

@@ -23,11 +23,20 @@ export interface SshdFiles {
   hostPublicKey: string;
 }
 
+function hostKeyPath(labDir: string, host: string): string {
+  return join(labDir, host, 'ssh_host_ed25519_key');
+}
+
+/** A lab host's public key line, "ssh-ed25519 AAAA… comment" (the lab dir is root's). */
+export function readHostPublicKey(labDir: string, host: string): string {
+  return readFileSync(`${hostKeyPath(labDir, host)}.pub`, 'utf8').trim();
+}
+
 /** Makes a host's key under <labDir>/<host>/; writeSshdConfig() writes its config once it is signed. */
 export async function makeHostKey(labDir: string, host: string): Promise<SshdFiles> {
   const dir = join(labDir, host);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const hostKey = join(dir, 'ssh_host_ed25519_key');
+  const hostKey = hostKeyPath(labDir, host);
   const hostPublicKey = await generateKey(hostKey, `lab-${host}`);
   return { dir, config: join(dir, 'sshd_config'), log: join(dir, 'sshd.log'), hostKey, hostPublicKey };
 }

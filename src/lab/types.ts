@@ -38,6 +38,14 @@ export interface LabOptions {
    * what new sessions there see.
    */
   mounts?: Partial<Record<HostName, LabMount[]>>;
+  /**
+   * Hosts (with sshd) also reached through an access broker, as with AWS SSM
+   * or `cloudflared access ssh`: their sshd listens on their own loopback too,
+   * and a bridge on a unix socket (Lab.brokerSocket) joins each caller to it,
+   * so a ProxyCommand (Lab.brokerProxyCommand) reaches them from the client
+   * namespace with no network path. Their other addresses stay as they are.
+   */
+  broker?: HostName[];
 }
 
 /** What `mounts` puts over one path: a file with `text` (mode 0755), or an empty folder. */

@@ -17,8 +17,10 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import {
+  BROKER_SSO_URL,
   LOGIN_USERS,
   Lab,
+  childrenOf,
   Tmux,
   findLabUsers,
   findLeftovers,
@@ -637,5 +639,194 @@ describe.skipIf(reason)('a lab that hides python3 from the bastion', () => {
     const inNs = await lab.exec('bastion', [python, '-c', 'print(6 * 7)']);
     expect(inNs.stdout.trim()).toBe('42');
     expect((await run([python, '-c', 'print(6 * 7)'])).stdout.trim()).toBe('42');
+  });
+});
+
+describe.skipIf(reason)('a lab with access brokers to the target and the bastion', () => {
+  const ctx = useLab({ broker: ['target', 'bastion'] });
+  const INSTANCE = 'i-0abc123.broker.internal';
+
+  /** The bridge's socat listener among the lab's tracked pids. */
+  function bridgePid(lab: Lab, host: HostName): number {
+    const socket = lab.brokerSocket(host);
+    const found = lab
+      .record()
+      .pids.filter(isAlive)
+      .find((p) => readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').includes(`UNIX-LISTEN:${socket},`));
+    if (!found) throw new Error(`no bridge for ${host}`);
+    return found.pid;
+  }
+
+  it('reaches the target through its broker with ssh -F, from a client with no path to it', async () => {
+    const { lab } = ctx;
+    const cfg = lab.brokerSshConfig({
+      hosts: [{ alias: 'devbox-broker', host: 'target', hostName: INSTANCE }],
+    });
+    expect(cfg.text).toContain(
+      `Host devbox-broker\n  HostName ${INSTANCE}\n  ProxyCommand nc -U ${lab.brokerSocket('target')}\n  User root\n`,
+    );
+    expect(lab.brokerSocket()).toBe(lab.brokerSocket('target')); // the first brokered host
+    expect(Buffer.byteLength(lab.brokerSocket('bastion'))).toBeLessThanOrEqual(104);
+    const st = statSync(lab.brokerSocket('target'));
+    expect([st.isSocket(), st.mode & 0o777]).toEqual([true, 0o666]);
+    expect(statSync(join(lab.dir, 'broker')).mode & 0o777).toBe(0o711);
+    // No name, no route, nothing on the client's own loopback: only the socket leads there.
+    const started = Date.now();
+    const lookup = await lab.exec('client', ['getent', 'hosts', INSTANCE]);
+    expect(lookup.code).not.toBe(0);
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(await lab.canReach('client', lab.hosts.target.sshAddress)).toBe(false);
+    expect(await lab.canReach('client', '127.0.0.1')).toBe(false);
+    const r = await lab.exec('client', [
+      'ssh',
+      '-F',
+      cfg.path,
+      'devbox-broker',
+      'ip netns identify; echo "$SSH_CONNECTION"',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const [ns, conn] = r.stdout.trim().split('\n');
+    expect(ns).toBe(lab.hosts.target.ns);
+    expect(conn).toMatch(/^127\.0\.0\.1 \d+ 127\.0\.0\.1 22$/);
+    // Its usual address still works, through the bastion.
+    const plain = await lab.exec('client', lab.sshArgv('target', ['true']));
+    expect(plain.code, plain.stderr).toBe(0);
+  });
+
+  it("checks the host key under the broker's HostName: the bastion's key at the target's broker fails", async () => {
+    const { lab } = ctx;
+    const cfg = lab.brokerSshConfig({
+      name: 'mixup_ssh_config',
+      hosts: [{ alias: 'mixup', host: 'bastion', hostName: 'i-0mixup.broker.internal' }],
+    });
+    const right = await lab.exec('client', ['ssh', '-F', cfg.path, 'mixup', 'ip netns identify']);
+    expect(right.code, right.stderr).toBe(0);
+    expect(right.stdout.trim()).toBe(lab.hosts.bastion.ns);
+    writeFileSync(
+      cfg.path,
+      cfg.text.replace(lab.brokerProxyCommand('bastion'), lab.brokerProxyCommand('target')),
+    );
+    const wrong = await lab.exec('client', ['ssh', '-F', cfg.path, 'mixup', 'true']);
+    expect(wrong.code).toBe(255);
+    expect(wrong.stderr).toMatch(/HOST IDENTIFICATION HAS CHANGED|Host key verification failed/);
+  });
+
+  it('jumps to the target through the brokered bastion (ProxyJump to a ProxyCommand host)', async () => {
+    const { lab } = ctx;
+    const cfg = lab.brokerSshConfig({
+      name: 'jump_ssh_config',
+      hosts: [{ alias: 'bastion-broker', host: 'bastion', hostName: 'i-0bastion.broker.internal' }],
+      jumps: [{ alias: 'devbox', host: 'target', via: 'bastion-broker' }],
+    });
+    expect(cfg.text).toContain('Host devbox\n  HostName target.lab.test\n  ProxyJump bastion-broker\n');
+    expect(await lab.canReach('client', lab.hosts.bastion.sshAddress)).toBe(true); // not used here
+    const r = await lab.exec('client', [
+      'ssh',
+      '-F',
+      cfg.path,
+      'devbox',
+      'ip netns identify; echo "$SSH_CONNECTION"',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const [ns, conn] = r.stdout.trim().split('\n');
+    expect(ns).toBe(lab.hosts.target.ns);
+    expect(conn).toMatch(/^203\.0\.113\.1 /); // from the bastion
+    const hop = await lab.exec('client', ['ssh', '-F', cfg.path, 'bastion-broker', 'echo "$SSH_CONNECTION"']);
+    expect(hop.code, hop.stderr).toBe(0);
+    expect(hop.stdout).toMatch(/^127\.0\.0\.1 /); // the hop itself through its broker
+  });
+
+  it.skipIf(usersReason)(
+    'lets the client user reach the target through the broker with its own files',
+    async () => {
+      const { lab } = ctx;
+      const u = lab.clientUser;
+      if (!u) throw new Error('no client user');
+      const cfg = lab.brokerSshConfig({
+        clientUser: true,
+        hosts: [{ alias: 'devbox-broker', hostName: INSTANCE }],
+      });
+      for (const path of [cfg.path, cfg.knownHostsFile]) {
+        const st = statSync(path);
+        expect([st.uid, st.mode & 0o777], path).toEqual([u.uid, 0o600]);
+      }
+      expect(cfg.text).toContain(`IdentityFile ${lab.clientUserFiles?.keyFile ?? '?'}`);
+      const r = await lab.exec(
+        'client',
+        lab.asClientUser(['ssh', '-F', cfg.path, 'devbox-broker', 'ip netns identify']),
+      );
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout.trim()).toBe(lab.hosts.target.ns);
+    },
+  );
+
+  it('offers failing brokers: one that denies at once, one that hangs, one that wants an SSO login first', async () => {
+    const { lab } = ctx;
+    const cfg = lab.brokerSshConfig({
+      name: 'faults_ssh_config',
+      connectTimeout: 2,
+      hosts: [
+        { alias: 'denied', hostName: INSTANCE, proxyCommand: lab.brokerFaultCommand('denied') },
+        { alias: 'hangs', hostName: 'i-0hang.broker.internal', proxyCommand: lab.brokerFaultCommand('hang') },
+        { alias: 'sso', hostName: 'i-0sso.broker.internal', proxyCommand: lab.brokerFaultCommand('sso') },
+      ],
+    });
+    let started = Date.now();
+    const denied = await lab.exec('client', ['ssh', '-F', cfg.path, 'denied', 'true']);
+    expect(denied.code).toBe(255);
+    expect(denied.stderr).toContain(`broker: access denied for ${INSTANCE}`);
+    expect(Date.now() - started).toBeLessThan(2000);
+
+    expect(await lab.hangingBrokerPids()).toEqual([]);
+    const hanging = lab.exec('client', ['ssh', '-F', cfg.path, 'hangs', 'true'], { timeoutMs: 15_000 });
+    expect(await eventually(async () => (await lab.hangingBrokerPids()).length === 1)).toBe(true);
+    const [sleeper] = await lab.hangingBrokerPids();
+    const h = await hanging; // ConnectTimeout bounds the wait for the banner
+    expect(h.timedOut).toBe(false);
+    expect(h.code).toBe(255);
+    expect(h.stderr).toMatch(/timed out/i);
+    // ssh hangs up on its ProxyCommand as it exits.
+    expect(await eventually(async () => (await lab.hangingBrokerPids()).length === 0, 2000)).toBe(true);
+    expect(isAlive({ pid: sleeper ?? 0 })).toBe(false);
+
+    started = Date.now();
+    const sso = await lab.exec('client', ['ssh', '-F', cfg.path, 'sso', 'ip netns identify']);
+    expect(sso.code, sso.stderr).toBe(0);
+    expect(sso.stdout.trim()).toBe(lab.hosts.target.ns);
+    expect(sso.stderr).toContain(`Open ${BROKER_SSO_URL} to log in`);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
+  });
+
+  it('refuses to broker a host without sshd, before building anything', async () => {
+    await expect(Lab.create({ broker: ['client'] })).rejects.toThrow(
+      /broker: "client" is not a host with sshd/,
+    );
+  });
+
+  it('stops the bridge and the child of every open connection at destroy, by pid', async () => {
+    const lab = await Lab.create({ broker: ['target'] });
+    let destroyed = false;
+    try {
+      const cfg = lab.brokerSshConfig({ hosts: [{ alias: 'devbox-broker' }] });
+      const listener = bridgePid(lab, 'target');
+      lab.spawn('client', ['ssh', '-F', cfg.path, 'devbox-broker', 'sleep 1000']);
+      lab.spawn('client', ['ssh', '-F', cfg.path, 'devbox-broker', 'sleep 1000']);
+      expect(await eventually(() => Promise.resolve(childrenOf(listener).length === 2))).toBe(true);
+      const bridge = [listener, ...childrenOf(listener)].map(refOf);
+      const clients = (await lab.pidsIn('client')).map(refOf);
+      expect(clients.length).toBeGreaterThanOrEqual(4); // ssh and its nc, twice
+      // The suite's last check would see them (a lab of this very process counts as left behind).
+      const ours = (pids: number[]): number[] => pids.filter((p) => bridge.some((b) => b.pid === p));
+      const before = (await findLeftovers()).processes.map((p) => p.pid);
+      expect(ours(before).sort()).toEqual(bridge.map((b) => b.pid).sort());
+      await lab.destroy();
+      destroyed = true;
+      expect(bridge.filter(isAlive)).toEqual([]);
+      expect(clients.filter(isAlive)).toEqual([]);
+      expect(existsSync(lab.brokerSocket())).toBe(false);
+      expect(ours((await findLeftovers()).processes.map((p) => p.pid))).toEqual([]);
+    } finally {
+      if (!destroyed) await lab.destroy();
+    }
   });
 });
