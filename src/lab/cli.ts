@@ -3,13 +3,15 @@
 // (for poking at moshctl from a shell), `down <runid>` removes it, `status`
 // lists labs, `cleanup` removes labs whose owner died (`--all`: every lab).
 
-import { Lab } from './index.js';
+import { Lab, type HostName } from './index.js';
 import { findLeftovers } from './leftovers.js';
 import { isAlive } from './proc.js';
 import { DEFAULT_PREFIX, cleanupStale, readRecords, teardown } from './registry.js';
 
 const USAGE = `usage: node dist/lab/cli.js <command>
-  up [--bastions 1|2]   build a lab and leave it up; prints its run id and config
+  up [--bastions 1|2] [--broker HOST[,HOST]]
+                        build a lab and leave it up; prints its run id and config
+                        (--broker: also reach those hosts through an access broker)
   down <runid>          remove that lab
   status                list labs and anything left behind
   cleanup [--all]       remove labs whose owner died (--all: every lab, also ones left up)`;
@@ -21,9 +23,17 @@ async function up(args: string[]): Promise<number> {
     console.error(USAGE);
     return 2;
   }
+  const b = args.indexOf('--broker');
+  const broker = b >= 0 ? ((args[b + 1] ?? '').split(',') as HostName[]) : [];
   const started = Date.now();
-  const lab = await Lab.create({ bastions: n === '2' ? 2 : 1, persistent: true });
+  const lab = await Lab.create({ bastions: n === '2' ? 2 : 1, persistent: true, broker });
   const client = lab.hosts.client.ns;
+  const through = broker.length
+    ? lab.brokerSshConfig({ hosts: broker.map((h) => ({ alias: `${h}-broker`, host: h })) })
+    : undefined;
+  const brokerLines = broker.map(
+    (h) => `  ssh through a broker:   ip netns exec ${client} ssh -F ${through?.path ?? ''} ${h}-broker\n`,
+  );
   console.log(`lab ${lab.runId} is up (${Date.now() - started} ms)
   config:     ${lab.configFile}
   directory:  ${lab.dir}
@@ -34,7 +44,7 @@ async function up(args: string[]): Promise<number> {
   a shell as the client:   ip netns exec ${client} bash
   moshctl as the client:   ip netns exec ${client} node bin/moshctl.js -f ${lab.configFile} up target
   plain ssh to the target: ip netns exec ${client} ${lab.sshArgv('target').join(' ')}
-  remove it:               node dist/lab/cli.js down ${lab.runId}`);
+${brokerLines.join('')}  remove it:               node dist/lab/cli.js down ${lab.runId}`);
   return 0;
 }
 
