@@ -131,6 +131,10 @@ describe.skipIf(notBuilt)('the npm package', () => {
       ...Object.values(pkg.bin).map((p) => p.replace(/^\.\//, '')),
       ...Object.values(pkg.exports ?? {}).map((p) => p.replace(/^\.\//, '')),
       'schemas/moshproxy.schema.json',
+      // The README links into docs/: on the registry's page and in node_modules those links must work.
+      ...readdirSync(join(root, 'docs'))
+        .filter((f) => f.endsWith('.md'))
+        .map((f) => `docs/${f}`),
       'dist/cli/main.js',
       // scripts/build-schema.mjs: without it every command compiles the schema at start.
       'dist/config/schema-validator.cjs',
