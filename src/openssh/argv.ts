@@ -113,6 +113,26 @@ export function proxyCommandVia(
   ].join(' ');
 }
 
+const PERL_RESET = '$SIG{HUP} = $SIG{INT} = "DEFAULT"; exec {$ARGV[0]} @ARGV or die "$ARGV[0]: $!\\n"';
+
+/** A program that starts a command with HUP and INT at their defaults: coreutils' env, else perl. */
+export type SignalReset = 'env' | 'perl';
+
+/**
+ * A master's ssh starts with HUP and INT ignored (see master.ts), and a
+ * ProxyCommand would inherit that: ssh's SIGHUP when it exits, its only way
+ * to end the command, would then leave a broker that hangs running for good.
+ * So the command starts through a program that sets both back to their
+ * defaults and execs it. ssh runs a ProxyCommand as `exec COMMAND` in the
+ * user's shell, which still parses COMMAND's words, quotes and redirections
+ * as before; only a leading `exec` of its own is dropped.
+ */
+export function proxyWithSignals(command: string, reset: SignalReset | undefined): string {
+  if (!reset) return command;
+  const own = command.replace(/^\s*exec\s+/, '');
+  return reset === 'env' ? `env --default-signal=HUP,INT ${own}` : `perl -e '${PERL_RESET}' ${own}`;
+}
+
 export interface MasterArgvInput {
   host: SshHost;
   /** Position in the chain, client side first. */
@@ -123,6 +143,8 @@ export interface MasterArgvInput {
   /** The hop before this one, whose master the ProxyCommand goes through. */
   prev: SshHost | undefined;
   sshConfigFile?: string | undefined;
+  /** How the first hop's ProxyCommand gets HUP and INT back (see proxyWithSignals); undefined: as it is. */
+  signalReset?: SignalReset | undefined;
   /**
    * IdentityAgent for a host that names none, when the caller chose one
    * (ConnectOptions.agent): a socket, or 'none'. Undefined leaves ssh's own default.
@@ -152,7 +174,7 @@ export function masterArgv(m: MasterArgvInput): string[] {
     proxy = proxyCommandVia(m.sshPath, via, m.prev.ssh_name, logPath(m.controlDir, m.index));
   }
   // `none` also switches off a ProxyJump ssh_config may have for the name: moshctl resolved none.
-  else proxy = host.proxy_command ?? 'none';
+  else proxy = host.proxy_command ? proxyWithSignals(host.proxy_command, m.signalReset) : 'none';
   return [
     '-M',
     '-N',

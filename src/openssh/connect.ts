@@ -3,6 +3,7 @@
 // hop's master. Certificates, FIDO keys, host CAs, GSSAPI, ProxyCommand,
 // PKCS#11 and the rest of ssh_config then work as they do for ssh.
 
+import { execFile } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
 import { readFileSync, statSync } from 'node:fs';
 import type { SshHost } from '../config/types.js';
@@ -10,7 +11,7 @@ import { EnvError } from '../errors.js';
 import { checkRoute, connectionDropped } from '../transport/errors.js';
 import type { ConnectChain, ConnectOptions } from '../transport/types.js';
 import { findOnPath } from '../which.js';
-import { controlPath, isShellSafe, logPath, masterArgv } from './argv.js';
+import { controlPath, isShellSafe, logPath, masterArgv, type SignalReset } from './argv.js';
 import { OpenSshChain } from './chain.js';
 import { makeControlDir, removeControlDir } from './control-dir.js';
 import { isEncryptedKey, masterFailure, parseReachedAddress } from './failures.js';
@@ -82,6 +83,21 @@ function encryptedKeys(host: SshHost): string[] {
   });
 }
 
+let signalReset: Promise<SignalReset | undefined> | undefined;
+
+/** Which program here can start a ProxyCommand with HUP and INT at their defaults (argv.ts proxyWithSignals). */
+function signalResetHere(): Promise<SignalReset | undefined> {
+  const works = (cmd: string, args: string[]): Promise<boolean> =>
+    new Promise((done) => execFile(cmd, args, { timeout: 5_000 }, (err) => done(!err)));
+  signalReset ??= (async () =>
+    (await works('env', ['--default-signal=HUP', 'true']))
+      ? 'env'
+      : (await works('perl', ['-e', '1']))
+        ? 'perl'
+        : undefined)();
+  return signalReset;
+}
+
 /** mosh-client takes only a numeric address: the one the first connection reached. */
 async function reachedAddress(first: SshHost, master: Master): Promise<string | undefined> {
   if (first.proxy_command) return undefined;
@@ -105,6 +121,7 @@ export const connectOpenSshChain: ConnectChain = async (hops, opts: ConnectOptio
   const { signal } = opts;
   signal?.throwIfAborted();
   const sshPath = findSsh(hops);
+  const signalReset = hops[0]?.proxy_command ? await signalResetHere() : undefined;
   // ssh takes an unreadable known_hosts for one without the key, and would say the key is unknown.
   for (const h of hops) await readKnownHosts(h);
   signal?.throwIfAborted();
@@ -139,6 +156,7 @@ export const connectOpenSshChain: ConnectChain = async (hops, opts: ConnectOptio
         prev: prev?.host,
         sshConfigFile: opts.sshConfigFile,
         defaultAgent,
+        signalReset,
       });
       const say = opts.prompter?.say.bind(opts.prompter);
       const note = securityKeyNote(host);

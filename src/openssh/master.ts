@@ -144,6 +144,9 @@ export class Master {
       void Promise.all([within(stderrEnded, STDERR_DRAIN_MS), within(wrapperEnded, WRAPPER_EXIT_MS)]).then(
         () => {
           this.quiet();
+          // A process ssh started may still hold the pipe (a ProxyCommand that ignored
+          // ssh's SIGHUP): it must not keep moshctl from exiting.
+          child.stderr.destroy();
           this.notified = true;
           markExited(code);
           for (const cb of this.exitListeners) cb(code);

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import type { SshHost } from '../../src/config/types.js';
 import { UserError } from '../../src/errors.js';
@@ -9,6 +10,7 @@ import {
   fileListArg,
   masterArgv,
   proxyCommandVia,
+  proxyWithSignals,
 } from '../../src/openssh/argv.js';
 import { socketPathFits } from '../../src/openssh/control-dir.js';
 import { sshHost } from '../support/ssh-host.js';
@@ -168,7 +170,42 @@ describe('masterArgv', () => {
       prev: undefined,
     });
     expect(argv).toContain('ProxyCommand=cloudflared access ssh --hostname %h');
+    // Started with HUP and INT back at their defaults, so ssh's SIGHUP at exit ends a hanging broker.
+    expect(
+      masterArgv({
+        host: host({ proxy_command: 'exec cloudflared access ssh --hostname %h' }),
+        index: 0,
+        controlDir: DIR,
+        sshPath: '/usr/bin/ssh',
+        prev: undefined,
+        signalReset: 'env',
+      }),
+    ).toContain('ProxyCommand=env --default-signal=HUP,INT cloudflared access ssh --hostname %h');
   });
+
+  it('starts a ProxyCommand with HUP and INT at their defaults, through env or perl, words untouched', () => {
+    const cmd = `aws ssm start-session --target %h --parameters 'portNumber=%p' 2>/dev/null`;
+    expect(proxyWithSignals(cmd, undefined)).toBe(cmd);
+    expect(proxyWithSignals(cmd, 'env')).toBe(`env --default-signal=HUP,INT ${cmd}`);
+    const perl = proxyWithSignals(`  exec ${cmd}`, 'perl');
+    expect(perl.startsWith(`perl -e '$SIG{HUP} = $SIG{INT} = "DEFAULT"; `)).toBe(true);
+    expect(perl.endsWith(`' ${cmd}`)).toBe(true);
+  });
+
+  it.each(['env', 'perl'] as const)(
+    'through %s, a ProxyCommand started with HUP ignored (as under a master) dies of SIGHUP, its quoted words kept',
+    (reset) => {
+      // What ssh does: `exec COMMAND` in a shell, whose HUP and INT the master's wrapper ignores.
+      const cmd = `sh -c 'echo "hello there"; kill -HUP $$; echo survived'`;
+      const run = (command: string) =>
+        spawnSync('sh', ['-c', `trap '' INT HUP; exec sh -c "exec $0"`, command], { encoding: 'utf8' });
+      const plain = run(cmd);
+      expect(plain.stdout).toBe('hello there\nsurvived\n');
+      const reset_ = run(proxyWithSignals(cmd, reset));
+      expect(reset_.stdout).toBe('hello there\n');
+      expect(reset_.signal).toBe('SIGHUP');
+    },
+  );
 
   it('passes the default agent only to hosts that name none', () => {
     const base = { index: 0, controlDir: DIR, sshPath: '/usr/bin/ssh', prev: undefined };
