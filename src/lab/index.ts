@@ -10,6 +10,7 @@
 // client user can run commands. lab-core.ts has the namespaces and processes.
 
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -237,6 +238,35 @@ export class Lab extends LabCore {
   /** A ProxyCommand for a broker that fails (see BrokerFault); `sso` then connects to `host`. */
   brokerFaultCommand(fault: BrokerFault, host?: HostName): string {
     return faultCommandFor(fault, this.brokerSocket(host));
+  }
+
+  /**
+   * A broker's network endpoint, as a cloud broker's is (SSM, IAP): a TCP
+   * port on `on` (a host the client reaches) that joins each caller to
+   * `host`'s bridge. Its ProxyCommand, `nc ADDRESS PORT`, then crosses the
+   * client's own network, so a roam or an outage breaks it as it would a
+   * real broker's, while `host` itself stays out of the client's reach.
+   * Stopped (with its children) by destroy(). Returns the ProxyCommand and
+   * the listener's pid (its children are the connections through it).
+   */
+  async brokerEndpoint(
+    on: HostName,
+    port: number,
+    host?: HostName,
+  ): Promise<{ proxyCommand: string; pid: number }> {
+    const socket = this.brokerSocket(host);
+    if (!Number.isInteger(port) || port < 1024 || port > 65535)
+      throw new Error(`brokerEndpoint: bad port ${port}`);
+    const pid = this.spawn(on, ['socat', `TCP4-LISTEN:${port},fork,reuseaddr`, `UNIX-CONNECT:${socket}`], {
+      forks: true,
+    });
+    const address = this.host(on).sshAddress;
+    const deadline = Date.now() + 10_000;
+    while (!(await this.canReach('client', address, port))) {
+      if (Date.now() > deadline) throw new Error(`brokerEndpoint: ${address}:${port} does not answer`);
+      await sleep(50);
+    }
+    return { proxyCommand: `nc ${address} ${port}`, pid };
   }
 
   /** Hanging brokers (brokerFaultCommand('hang')) still running: ssh runs them in the client namespace. */

@@ -23,6 +23,10 @@ export interface StartOptions {
   config?: string;
   /** Run moshctl as the lab's ordinary client user (mctl-client) instead of root. */
   asClientUser?: boolean;
+  /** No `-f`: moshctl looks for a moshproxy.yaml upwards from `cwd` (and finds none in an empty folder). */
+  noConfig?: boolean;
+  /** The working directory moshctl starts in (default: the one it inherits). */
+  cwd?: string;
 }
 
 export async function startMoshctl(lab: Lab, args: string[], opts: StartOptions = {}): Promise<UpSession> {
@@ -35,22 +39,26 @@ export async function startMoshctl(lab: Lab, args: string[], opts: StartOptions 
   const tmux = await Tmux.start(lab, {
     ...(opts.asClientUser ? { asClientUser: true } : {}),
     name,
-    // sh only to send moshctl's stderr to a file; exec keeps moshctl the pane's program.
+    // sh only to send moshctl's stderr to a file and start it in cwd; exec keeps moshctl the pane's program.
     command: [
       'sh',
       '-c',
-      'err=$1; shift; exec "$@" 2>>"$err"',
+      'err=$1; [ -z "$2" ] || cd "$2" || exit 97; shift 2; exec "$@" 2>>"$err"',
       'sh',
       errFile,
+      opts.cwd ?? '',
       process.execPath,
       join(REPO_ROOT, 'bin', 'moshctl.js'),
-      '-f',
-      opts.config ?? lab.configFile,
+      ...configArgs(lab, opts),
       ...args,
     ],
     env,
   });
   return { tmux, stateHome, errFile, env };
+}
+
+function configArgs(lab: Lab, opts: { noConfig?: boolean; config?: string }): string[] {
+  return opts.noConfig ? [] : ['-f', opts.config ?? lab.configFile];
 }
 
 /** moshctl run as the client, outside tmux, with the same state folder as `s` (so `down` and `status` find its record). */
@@ -215,6 +223,8 @@ export async function sessionProcesses(lab: Lab): Promise<string[]> {
     for (const pid of await lab.pidsIn(host)) {
       const cmd = cmdline(pid);
       if (isZombie(pid) || cmd.startsWith('sshd:') || cmd.includes('/sshd ')) continue;
+      // The lab's access-broker bridges and endpoints (socat … /broker/…) are the lab's, not a session's.
+      if (/^socat .*\/broker\//.test(cmd)) continue;
       if (/mosh-server|mosh-client|--idle-timeout|socat|moshctl-relay|\bnc\b/.test(cmd))
         found.push(`${host} ${pid} ${cmd}`);
     }
@@ -316,6 +326,10 @@ export async function runWithoutTerminal(
   args: string[],
   opts: {
     config?: string;
+    /** No `-f`: moshctl looks upwards from `cwd` for a moshproxy.yaml. */
+    noConfig?: boolean;
+    /** Where moshctl starts (default: the one it inherits). */
+    cwd?: string;
     env?: Record<string, string>;
     asClientUser?: boolean;
     noAgent?: boolean;
@@ -323,10 +337,14 @@ export async function runWithoutTerminal(
   } = {},
 ): Promise<Completed> {
   const moshctl = [
+    'sh',
+    '-c',
+    '[ -z "$1" ] || cd "$1" || exit 97; shift; exec "$@"',
+    'sh',
+    opts.cwd ?? '',
     process.execPath,
     join(REPO_ROOT, 'bin', 'moshctl.js'),
-    '-f',
-    opts.config ?? lab.configFile,
+    ...configArgs(lab, opts),
     ...args,
   ];
   const env = opts.env ?? {};
