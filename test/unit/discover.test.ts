@@ -80,6 +80,42 @@ describe('which files make up the config', () => {
     expect(cj.files).toEqual([]);
   });
 
+  it('config --resolved NAME and plan NAME work from ssh_config alone, saying which ssh client and why', async () => {
+    const dir = tempTree({
+      ssh_config: [
+        'Host devbox',
+        '  HostName 10.0.3.12',
+        '  ProxyJump bastion',
+        'Host bastion',
+        '  HostName 192.0.2.1',
+        '  ProxyCommand cloudflared access ssh --hostname %h',
+        '',
+      ].join('\n'),
+    });
+    const env = {
+      USER: 'tester',
+      HOME: dir,
+      PATH: process.env.PATH,
+      MOSHCTL_SSH_CONFIG: join(dir, 'ssh_config'),
+    };
+    const r = await run(['config', '--resolved', 'devbox'], { cwd: dir, env });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('ssh_config, default, or chosen (by moshctl, with why)');
+    expect(r.stdout).toContain('  devbox:\n');
+    expect(r.stdout).toContain('    chain: ["bastion"]  # ssh_config');
+    expect(r.stdout).toContain(
+      '    ssh_client: "openssh"  # chosen: bastion needs a ProxyCommand (cloudflared access ssh --hostname %h), which the built-in ssh2 cannot do',
+    );
+    const p = await run(['plan', 'devbox'], { cwd: dir, env });
+    expect(p.code, p.stderr).toBe(0);
+    // 192.0.2.1 is an address: UDP is tried first (auto), tcp when no reply comes.
+    expect(p.stdout.split('\n').slice(0, 3)).toEqual([
+      'moshctl up devbox: local → bastion → devbox',
+      'ssh client: openssh (chosen by itself: bastion needs a ProxyCommand (cloudflared access ssh --hostname %h), which the built-in ssh2 cannot do)',
+      'transport: auto (chosen by itself: bastion is reached through a ProxyCommand, but its address 192.0.2.1 resolves here, so UDP is tried first)',
+    ]);
+  });
+
   it.each([
     [
       'only defaults and mosh settings',
