@@ -3,6 +3,7 @@
 // and removed later by anyone: its namespaces, processes and files. Each
 // namespace's /etc/netns/<ns> dir (names.ts) is recorded by the namespace's name.
 
+import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { listEtcNetns, removeEtcNetns } from './names.js';
@@ -59,6 +60,52 @@ export function readRecords(): LabRecord[] {
     }
   }
   return out;
+}
+
+/**
+ * Runs `fn` holding the registry's lock, an flock(1) on <registry>/lock held
+ * by a helper process until `fn` settles. Lab.create() in test files running
+ * side by side each clean up stale labs: the lock lets one at a time judge and
+ * remove them, and lets a test stage a stale lab and look at it before anyone
+ * else removes it. The helper ends when this process does, however it ends
+ * (its stdin closes), so a crashed owner never keeps the lock.
+ */
+export async function withRegistryLock<T>(fn: () => Promise<T>): Promise<T> {
+  mkdirSync(registryDir(), { recursive: true, mode: 0o700 });
+  const holder = spawn(
+    'flock',
+    [
+      '--exclusive',
+      '--timeout',
+      '120',
+      join(registryDir(), 'lock'),
+      'sh',
+      '-c',
+      'echo locked; exec cat >/dev/null',
+    ],
+    { stdio: ['pipe', 'pipe', 'pipe'] },
+  );
+  holder.stdin.on('error', () => undefined); // EPIPE if the helper is gone already
+  const exited = new Promise<void>((resolve) => holder.on('close', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    let err = '';
+    holder.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      if (out.includes('locked\n')) resolve();
+    });
+    holder.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    holder.on('error', reject);
+    holder.on('close', (code) =>
+      reject(new Error(`flock ${join(registryDir(), 'lock')}: exit ${code}: ${err.trim()}`)),
+    );
+  });
+  try {
+    return await fn();
+  } finally {
+    holder.stdin.end();
+    await exited;
+  }
 }
 
 /** A lab is stale when it has an owner and that owner is gone. */
@@ -133,9 +180,14 @@ export async function teardown(rec: LabRecord): Promise<string[]> {
  * Remove labs whose owner died, and namespaces and /etc/netns dirs carrying
  * the lab prefix that no record claims (a record is always written before its
  * namespaces and their dirs, so an unclaimed one belongs to nobody). Returns
- * the run ids / names removed.
+ * the run ids / names removed. One at a time on this machine (withRegistryLock):
+ * test files running side by side all call it from Lab.create().
  */
-export async function cleanupStale(prefix = DEFAULT_PREFIX): Promise<string[]> {
+export function cleanupStale(prefix = DEFAULT_PREFIX): Promise<string[]> {
+  return withRegistryLock(() => removeStale(prefix));
+}
+
+async function removeStale(prefix: string): Promise<string[]> {
   const removed: string[] = [];
   const records = readRecords();
   for (const rec of records) {

@@ -28,7 +28,7 @@ import {
   type HostName,
 } from '../../src/lab/index.js';
 import { isAlive, refOf, run, type ProcRef } from '../../src/lab/proc.js';
-import { readRecords, registryDir, writeRecord } from '../../src/lab/registry.js';
+import { readRecords, registryDir, withRegistryLock, writeRecord } from '../../src/lab/registry.js';
 import { e2eSkipReason, useLab } from './support.js';
 
 const UDP_PORT = '9999';
@@ -492,11 +492,15 @@ describe.skipIf(reason)('the lab', () => {
     // Pretend the owner crashed: give the record the identity of a process that has exited.
     const gone = await run(['sh', '-c', 'echo $$']);
     const deadOwner = { pid: Number(gone.stdout.trim()), startTime: 1 };
-    writeRecord({ ...stale.record(), owner: deadOwner });
     // And a hosts dir whose namespace and record are gone (a crash between the two).
     const orphanDir = `/etc/netns/mctl-${randomBytes(3).toString('hex')}-client`;
-    mkdirSync(orphanDir);
-    const seen = await findLeftovers();
+    // Staged and looked at under the registry's lock, which cleanupStale takes too: a lab
+    // created meanwhile by another test file would otherwise remove them before findLeftovers sees them.
+    const seen = await withRegistryLock(async () => {
+      writeRecord({ ...stale.record(), owner: deadOwner });
+      mkdirSync(orphanDir);
+      return findLeftovers();
+    });
     expect(seen.etcNetns).toContain(orphanDir);
     expect(seen.namespaces).toContain(orphanDir); // so the suite's last check sees it too
     expect(seen.etcNetns).toContain(`/etc/netns/${stale.hosts.target.ns}`);
