@@ -203,12 +203,13 @@ export class Lab extends LabCore {
 
   /**
    * argv running `argv` as the client user with a login-like clean environment
-   * (HOME, USER, LOGNAME, PATH, SHELL, LANG=C.UTF-8, plus `env`), to be run in
+   * (HOME, USER, LOGNAME, PATH, SHELL, LANG=C.UTF-8, plus `env`) and this lab's
+   * own home for it (clientUserFiles.home over its passwd home), to be run in
    * a namespace: with exec(), spawn() or Tmux (option asClientUser).
    */
   asClientUser(argv: readonly string[], env: Record<string, string> = {}): string[] {
     if (!this.clientUser) throw new Error(this.usersMissing ?? 'no client user');
-    return asUserArgv(this.clientUser, argv, env);
+    return asUserArgv(this.clientUser, argv, env, this.clientUserFiles?.home);
   }
 
   /** Full argv running `argv` as the client user in the client namespace. */

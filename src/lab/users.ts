@@ -33,6 +33,13 @@ export interface LabUser {
 export interface ClientUserFiles {
   /** A 0700 dir in the lab dir owned by the client user; its files are 0600 and theirs too. */
   dir: string;
+  /**
+   * The client user's home in this lab, 0700 and its own, empty at first: every
+   * command the lab runs as that user sees it over the user's passwd home (a
+   * bind mount of its own), so what a test puts in ~/.ssh is seen by this lab
+   * alone, not by labs of other test files running at the same time.
+   */
+  home: string;
   /** Copy of the lab's client key (authorized for every user on every lab host). */
   keyFile: string;
   /** Copy of the lab's plain known_hosts. */
@@ -73,15 +80,21 @@ export function findLabUsers(): LabUsers {
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
+// $0: the lab's home for the user, $1: the passwd home it covers, then the command.
+const BIND_HOME = 'mount --bind "$0" "$1" && shift && exec "$@"';
+
 /**
  * argv prefix-and-command running `argv` as `user` with a clean environment,
  * as a login would give it (HOME, USER, LOGNAME, PATH, SHELL, LANG) plus `env`.
- * setpriv execs in place, so a pid taken before it is the command's own.
+ * With `home`, that folder is bind-mounted over the user's passwd home first,
+ * in a mount namespace of the command's own (as root, before setpriv).
+ * unshare, sh and setpriv exec in place, so a pid taken before it is the command's own.
  */
 export function asUserArgv(
   user: LabUser,
   argv: readonly string[],
   env: Record<string, string> = {},
+  home?: string,
 ): string[] {
   const vars: Record<string, string> = {
     HOME: user.home,
@@ -95,7 +108,11 @@ export function asUserArgv(
   for (const name of Object.keys(vars)) if (!ENV_NAME.test(name)) throw new Error(`bad env name "${name}"`);
   // env(1) would take a first word with "=" for one more variable, not the command.
   if (argv[0] === undefined || argv[0].includes('=')) throw new Error(`bad command "${argv[0] ?? ''}"`);
+  const ownHome = home
+    ? ['unshare', '-m', '--propagation', 'private', 'sh', '-c', BIND_HOME, home, user.home]
+    : [];
   return [
+    ...ownHome,
     'setpriv',
     `--reuid=${user.uid}`,
     `--regid=${user.gid}`,
@@ -112,6 +129,7 @@ export function clientUserFilePaths(labDir: string): ClientUserFiles {
   const dir = join(labDir, 'client-user');
   return {
     dir,
+    home: join(labDir, 'client-home'),
     keyFile: join(dir, 'id_ed25519'),
     knownHostsFile: join(dir, 'known_hosts'),
     certOnlyKeyFile: join(dir, 'id_cert_only'),
@@ -125,8 +143,10 @@ export function writeClientUserFiles(
   user: LabUser,
   from: { keyFile: string; knownHostsFile: string; certOnlyKeyFile: string; caKnownHostsFile: string },
 ): void {
-  mkdirSync(files.dir, { mode: 0o700 });
-  chownSync(files.dir, user.uid, user.gid);
+  for (const d of [files.dir, files.home]) {
+    mkdirSync(d, { mode: 0o700 });
+    chownSync(d, user.uid, user.gid);
+  }
   copyKeyWithCert(from.keyFile, files.keyFile);
   copyKeyWithCert(from.certOnlyKeyFile, files.certOnlyKeyFile);
   writeUserFile(files, user, 'known_hosts', readFileSync(from.knownHostsFile, 'utf8'));

@@ -339,9 +339,10 @@ describe.skipIf(reason)('faults on the hops of a two-bastion chain', () => {
     it('no key and no agent (ssh2), without a terminal: exit 1, says what it looked for and how to get a key', async () => {
       const { lab } = ctx;
       if (lab.usersMissing || !lab.clientUser) return void console.warn(`skipped: ${lab.usersMissing}`);
-      // The client user's own home decides what "no key" means: OpenSSH's default key files must not be there.
+      // The client user's own home decides what "no key" means: OpenSSH's default key files must not be there
+      // (this lab's home for the user, which it sees at its passwd home).
       const defaults = ['id_ed25519', 'id_ecdsa', 'id_rsa'].map((k) =>
-        join(lab.clientUser?.home ?? '', '.ssh', k),
+        join(lab.clientUserFiles?.home ?? '', '.ssh', k),
       );
       expect(defaults.filter((f) => existsSync(f))).toEqual([]);
       const files = lab.clientUserFiles;

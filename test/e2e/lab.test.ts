@@ -432,6 +432,23 @@ describe.skipIf(reason)('the lab', () => {
       }
     });
 
+    it("gives the client user this lab's own home, over its passwd home", async () => {
+      const { lab } = ctx;
+      const u = lab.clientUser;
+      const files = lab.clientUserFiles;
+      if (!u || !files) throw new Error('no client user');
+      const name = `.lab-home-${lab.runId}`;
+      // ~ as OpenSSH expands it: from the passwd entry, not $HOME.
+      const script = `home=$(getent passwd "$(id -un)" | cut -d: -f6); touch "$home/${name}"; echo "$home"`;
+      const r = await lab.exec('client', lab.asClientUser(['sh', '-c', script]));
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout.trim()).toBe(u.home);
+      expect(existsSync(join(files.home, name))).toBe(true);
+      expect(existsSync(join(u.home, name))).toBe(false);
+      const st = statSync(files.home);
+      expect([st.uid, st.mode & 0o777]).toEqual([u.uid, 0o700]);
+    });
+
     it('lets the client user ssh with its own key and known_hosts, plain and by CA', async () => {
       const { lab } = ctx;
       const f = lab.clientUserFiles;
