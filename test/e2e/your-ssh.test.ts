@@ -393,7 +393,8 @@ describe.skipIf(reason)('as an ordinary user, logging in as users with bash, das
     const { lab } = ctx;
     if (lab.usersMissing || !lab.clientUser || !lab.clientUserFiles)
       return void console.warn(`skipped: ${lab.usersMissing}`);
-    const home = lab.clientUser.home;
+    // This lab's home for the user: whatever it runs as that user sees it at its passwd home.
+    const home = lab.clientUserFiles.home;
     const ssh = join(home, '.ssh');
     const made: string[] = [];
     mkdirSync(ssh, { recursive: true, mode: 0o700 });
