@@ -105,18 +105,20 @@ function select(
     throw e;
   }
   const name = ctx.positionals[0];
-  // Without a moshproxy.yaml here, `down NAME` works from anywhere: NAME's sessions, whatever
-  // config they came from (the records say how to reach their hosts). Without NAME, only the
-  // sessions started without a file, as with a file only that file's sessions.
-  const anyConfig = files.length === 0 && name !== undefined;
   // undefined: the file does not say (its name or config files could not be read).
-  const matches = (r: { name?: string; configFiles?: string[] }): boolean | undefined => {
+  const matchesWith = (anyConfig: boolean) => (r: { name?: string; configFiles?: string[] }) => {
     if (r.configFiles !== undefined && !anyConfig && !sameFiles(r.configFiles, files)) return false;
     if (name !== undefined && r.name !== undefined && r.name !== name) return false;
     return r.configFiles !== undefined && (name === undefined || r.name !== undefined) ? true : undefined;
   };
+  // `down NAME` works from anywhere: NAME's sessions of this folder's config, else NAME's
+  // sessions whatever config (or none) they came from; the records say how to reach their
+  // hosts. Without NAME, only this config's sessions (those started without a file, where there is none).
+  const here = records.filter((r) => matchesWith(false)(r) === true);
+  const anyConfig = name !== undefined && here.length === 0;
+  const matches = matchesWith(anyConfig);
   return {
-    selected: records.filter((r) => matches(r) === true),
+    selected: anyConfig ? records.filter((r) => matches(r) === true) : here,
     unreadable: unreadable
       .map((file) => ({ file, asked: matches(file) }))
       .filter((u) => u.asked !== false)
