@@ -1,8 +1,9 @@
 // "If ssh gets you in, moshctl up gets you in": host names as addresses,
 // hosts only ssh_config knows (ProxyJump chains), OpenSSH's default keys and
-// known_hosts, host and user certificates through the openssh client (and
-// their refusal under ssh2), one-time codes by keyboard-interactive, ordinary
-// users with bash, dash, zsh and fish, no terminal, and --no-connect.
+// known_hosts, host and user certificates through the openssh client, chosen
+// by itself (and their refusal when ssh2 is named), one-time codes by
+// keyboard-interactive, ordinary users with bash, dash, zsh and fish, no
+// terminal, and --no-connect.
 import { execFileSync } from 'node:child_process';
 import {
   chmodSync,
@@ -184,42 +185,48 @@ describe.skipIf(reason)('certificates', () => {
   const ctx = useLab({ bastions: 1 });
   const { start } = useSessions(ctx);
 
-  const config = (lab: Lab, client: string, over: { key?: string; knownHosts?: string }): string =>
-    writeConfig(
+  /** The lab's config with another key or known_hosts; `client` named under defaults:, or none. */
+  const config = (lab: Lab, client: 'ssh2' | 'none', over: { key?: string; knownHosts?: string }): string => {
+    const text = lab.configText({
+      keyFile: over.key ?? lab.keyFile,
+      knownHostsFile: over.knownHosts ?? lab.knownHostsFile,
+    });
+    return writeConfig(
       lab,
       `certs-${client}-${over.key ? 'user' : 'host'}.yaml`,
-      withDefault(
-        lab.configText({
-          keyFile: over.key ?? lab.keyFile,
-          knownHostsFile: over.knownHosts ?? lab.knownHostsFile,
-        }),
-        `ssh_client: ${client}`,
-      ),
+      client === 'none' ? text : withDefault(text, `ssh_client: ${client}`),
     );
+  };
 
-  it('trusts hosts through a host CA (@cert-authority) with ssh_client: openssh', async () => {
-    const { lab } = ctx;
-    const s = await start(['up', 'target'], {
-      config: config(lab, 'openssh', { knownHosts: lab.caKnownHostsFile }),
-    });
-    await waitForPrompt(s);
-    await typeAndCheck(lab, s);
-    expect(await exitSession(s)).toBe(0);
-  });
-
-  it('logs in with a user certificate with ssh_client: openssh', async () => {
-    const { lab } = ctx;
-    const s = await start(['up', 'target'], { config: config(lab, 'openssh', { key: lab.certOnlyKeyFile }) });
-    await waitForPrompt(s);
-    await typeAndCheck(lab, s);
-    expect(await exitSession(s)).toBe(0);
-  });
+  it.each([
+    ['trusts hosts through a host CA (@cert-authority)', { knownHosts: 'ca' }, 'a host certificate'],
+    ['logs in with a user certificate', { key: 'cert' }, 'an OpenSSH user certificate'],
+  ] as const)(
+    '%s with no ssh_client named: openssh is chosen, and plan says why',
+    async (_what, which, text) => {
+      const { lab } = ctx;
+      const file = config(lab, 'none', {
+        ...('knownHosts' in which ? { knownHosts: lab.caKnownHostsFile } : {}),
+        ...('key' in which ? { key: lab.certOnlyKeyFile } : {}),
+      });
+      expect(readFileSync(file, 'utf8')).not.toContain('ssh_client');
+      const plan = await moshctl(lab, ['-f', file, 'plan', 'target']);
+      expect(plan.code, plan.stderr).toBe(0);
+      expect(plan.stdout.split('\n')[1]).toMatch(
+        new RegExp(`^ssh client: openssh \\(chosen by itself: bastion needs ${text}\\b`),
+      );
+      const s = await start(['up', 'target'], { config: file });
+      await waitForPrompt(s);
+      await typeAndCheck(lab, s);
+      expect(await exitSession(s)).toBe(0);
+    },
+  );
 
   it.each([
     ['a host known only through @cert-authority', 'ca', 'a host certificate'],
     ['a user certificate', 'cert', 'an OpenSSH user certificate'],
   ] as const)(
-    'refuses %s under ssh2 before connecting, pointing at ssh_client: openssh',
+    'refuses %s when ssh_client: ssh2 is named, before connecting, pointing at openssh',
     async (_what, over, text) => {
       const { lab } = ctx;
       const file = config(
