@@ -10,15 +10,15 @@
 // browser login are reported as such, and nothing is left anywhere.
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BROKER_SSO_URL, type Lab } from '../../src/lab/index.js';
 import {
   exitSession,
-  hopProcesses,
   records,
+  roamAndOutage,
   runWithoutTerminal,
   sessionProcesses,
+  settleNoHopProcesses,
   settleNoSessionProcesses,
   stderrOf,
   typeAndCheck,
@@ -29,8 +29,6 @@ import {
 import { e2eSkipReason, useLab } from './support.js';
 
 const reason = e2eSkipReason();
-const RECOVERY_MS = 30_000;
-const OUTAGE_MS = 15_000;
 const ENDPOINT_PORT = 8022;
 
 describe.skipIf(reason)('hosts behind an access broker, with no moshproxy.yaml', () => {
@@ -63,20 +61,9 @@ describe.skipIf(reason)('hosts behind an access broker, with no moshproxy.yaml',
 
   const env = (): Record<string, string> => ({ MOSHCTL_SSH_CONFIG: sshConfig });
   const noFile = () => ({ noConfig: true, cwd: empty, env: env() });
-  /**
-   * Everything on the hops but sshd and the lab's broker bridges (socat … /broker/…): a
-   * connection left open through them still shows as its sshd session on the host.
-   */
-  const leftOnHops = async (lab: Lab): Promise<string[]> =>
-    (await hopProcesses(lab)).filter((p) => !/^\S+ \d+ socat .*\/broker\//.test(p));
-  const settleHops = async (lab: Lab, timeoutMs = 15_000): Promise<string[]> => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const left = await leftOnHops(lab);
-      if (left.length === 0 || Date.now() > deadline) return left;
-      await sleep(250);
-    }
-  };
+  /** The lab's broker bridges (socat … /broker/…): a connection left open through one still shows as its sshd session. */
+  const bridge = (line: string): boolean => /^\S+ \d+ socat .*\/broker\//.test(line);
+  const settleHops = (lab: Lab): Promise<string[]> => settleNoHopProcesses(lab, 15_000, bridge);
 
   const onBastionButBroker = (p: string): boolean => p.startsWith('bastion ') && !p.includes('TCP4-LISTEN');
 
@@ -123,12 +110,7 @@ describe.skipIf(reason)('hosts behind an access broker, with no moshproxy.yaml',
     const s = await start(['up', 'devbox-ssm', '--transport', 'tcp'], noFile());
     await waitForPrompt(s, 40_000);
     await typeAndCheck(lab, s);
-    await lab.roam();
-    await typeAndCheck(lab, s, RECOVERY_MS);
-    await lab.linkDown('client');
-    await sleep(OUTAGE_MS);
-    await lab.linkUp('client');
-    await typeAndCheck(lab, s, RECOVERY_MS);
+    await roamAndOutage(lab, s);
     expect(await exitSession(s)).toBe(0);
     expect(await settleNoSessionProcesses(lab), stderrOf(s)).toEqual([]);
     expect(records(s)).toEqual([]);

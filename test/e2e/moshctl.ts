@@ -251,13 +251,36 @@ export async function hopProcesses(lab: Lab): Promise<string[]> {
 }
 
 /** Waits until hopProcesses() is empty; returns what is left on timeout. */
-export async function settleNoHopProcesses(lab: Lab, timeoutMs = 15_000): Promise<string[]> {
+export async function settleNoHopProcesses(
+  lab: Lab,
+  timeoutMs = 15_000,
+  /** Lines ("host pid cmdline") that belong to the lab, not to a session, such as an access broker's bridge. */
+  ignore: (line: string) => boolean = () => false,
+): Promise<string[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const left = await hopProcesses(lab);
+    const left = (await hopProcesses(lab)).filter((l) => !ignore(l));
     if (left.length === 0 || Date.now() > deadline) return left;
     await sleep(250);
   }
+}
+
+/**
+ * A client address change, then a 15 s outage of the client's link, the
+ * session checked after each (typing reaches the target within `recoveryMs`).
+ */
+export async function roamAndOutage(
+  lab: Lab,
+  s: UpSession,
+  recoveryMs = 30_000,
+  outageMs = 15_000,
+): Promise<void> {
+  await lab.roam();
+  await typeAndCheck(lab, s, recoveryMs);
+  await lab.linkDown('client');
+  await sleep(outageMs);
+  await lab.linkUp('client');
+  await typeAndCheck(lab, s, recoveryMs);
 }
 
 /** Waits until no session process is left anywhere in the lab; returns what is left on timeout. */

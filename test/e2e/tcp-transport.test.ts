@@ -11,6 +11,7 @@ import type { Lab } from '../../src/lab/index.js';
 import {
   exitSession,
   records,
+  roamAndOutage,
   sessionProcesses,
   settleNoHopProcesses,
   settleNoSessionProcesses,
@@ -57,13 +58,7 @@ describe.skipIf(reason)('tcp transport where UDP is dropped', () => {
       running.join('\n'),
     ).toEqual([]);
 
-    await lab.roam();
-    await typeAndCheck(lab, s, RECOVERY_MS);
-
-    await lab.linkDown('client');
-    await sleep(OUTAGE_MS);
-    await lab.linkUp('client');
-    await typeAndCheck(lab, s, RECOVERY_MS);
+    await roamAndOutage(lab, s, RECOVERY_MS, OUTAGE_MS);
 
     expect(await exitSession(s)).toBe(0);
     expect(await settleNoSessionProcesses(lab), stderrOf(s)).toEqual([]);
