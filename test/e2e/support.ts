@@ -18,6 +18,9 @@ const NEEDED_PROGRAMS = [
   'nft',
   'tmux',
   'python3',
+  // Lab.create's cleanup of stale labs takes a lock with flock; the client user's commands run under unshare.
+  'flock',
+  'unshare',
 ];
 
 function onPath(program: string): boolean {
