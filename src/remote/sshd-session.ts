@@ -6,7 +6,7 @@
 // the next connection it opens. The start time is kept with the pid, so a pid
 // reused since (by the user's own ssh session, say) is never signalled.
 import { SH, shellQuote } from './shell.js';
-import { START_OF_SH, STARTED } from './processes.js';
+import { PROC_SH, STARTED } from './processes.js';
 
 export interface SshdSession {
   pid: number;
@@ -19,7 +19,7 @@ const MARK = 'MOSHCTL-SSHD';
 // The nearest ancestor of this shell that is sshd (OpenSSH 9.8+: sshd-session):
 // the unprivileged process of this very connection.
 const WALK = [
-  START_OF_SH,
+  PROC_SH,
   'p=$$',
   'while [ "${p:-1}" -gt 1 ]; do case "$(ps -o comm= -p "$p" 2>/dev/null)" in sshd|sshd-session) break;; esac; p=$(ps -o ppid= -p "$p" 2>/dev/null | tr -d " "); done',
 ].join('; ');
