@@ -25,6 +25,7 @@ import {
   stopByPidCommand,
 } from '../../src/remote/processes.js';
 import { shellQuote } from '../../src/remote/shell.js';
+import { endSshdCommand, ownSshdCommand, parseEndSshd, parseOwnSshd } from '../../src/remote/sshd-session.js';
 import { makeUserlands } from '../support/userlands.js';
 
 const { userlands, cleanup } = makeUserlands();
@@ -169,6 +170,41 @@ describe.each(userlands)('on $label', (u) => {
       await sleep(100);
       expect(parseStop(u.run(stopKeeperCommand(other)).stdout)).toBe('other');
       expect(runs(other)).toBe(true);
+    },
+    SLOW,
+  );
+
+  it.skipIf(u.skip)(
+    'learns the process its login shell runs under, by start time, whether the login shell execs or forks',
+    () => {
+      for (const loginForks of [false, true]) {
+        const r = u.run(ownSshdCommand(), { loginForks });
+        const session = parseOwnSshd(r.stdout);
+        // This test process stands for the server's session process: it started the login shell.
+        if (u.proc) expect(session, r.stderr).toEqual({ pid: process.pid, started: startOf(process.pid) });
+        else expect(r.stdout.trim(), r.stderr).toBe('MOSHCTL-SSHD none');
+      }
+    },
+    SLOW,
+  );
+
+  it.skipIf(u.skip || !u.proc)(
+    'ends an old session only while it is that process, and never one it runs under',
+    async () => {
+      const pid = startProcess('sleep 300; : old-session');
+      await sleep(100);
+      const real = startOf(pid);
+      const end = (sessions: { pid: number; started: string }[]): Map<number, string> =>
+        parseEndSshd(u.run(endSshdCommand(sessions)).stdout);
+      // This test process is an ancestor of the command: its own session, or the listener above it.
+      expect(end([{ pid: process.pid, started: startOf(process.pid) }])).toEqual(
+        new Map([[process.pid, 'self']]),
+      );
+      expect(end([{ pid, started: String(Number(real) + 1) }])).toEqual(new Map([[pid, 'other']]));
+      expect(runs(pid)).toBe(true);
+      expect(end([{ pid, started: real }])).toEqual(new Map([[pid, 'ended']]));
+      expect(await gone(pid)).toBe(true);
+      expect(end([{ pid, started: real }])).toEqual(new Map([[pid, 'gone']]));
     },
     SLOW,
   );
