@@ -11,8 +11,8 @@ import type { HostName, Lab } from '../../src/lab/index.js';
 import {
   cmdline,
   exitSession,
-  hopProcesses,
   records,
+  settleNoHopProcesses,
   settleNoSessionProcesses,
   stderrOf,
   typeAndCheck,
@@ -79,10 +79,7 @@ describe.skipIf(reason).each(SSH_CLIENTS)('Dropbear on the bastion and the targe
     expect(await settleNoSessionProcesses(lab), stderrOf(s)).toEqual([]);
     expect(records(s)).toEqual([]);
     // Nothing but the listeners is left on either host: no Dropbear process of a dead connection.
-    const left = async (): Promise<string[]> =>
-      (await hopProcesses(lab)).filter((p) => !Object.values(listeners).includes(Number(p.split(' ')[1])));
-    expect(await eventually(async () => (await left()).length === 0, 15_000), (await left()).join('\n')).toBe(
-      true,
-    );
+    const listener = (line: string): boolean => Object.values(listeners).includes(Number(line.split(' ')[1]));
+    expect(await settleNoHopProcesses(lab, 15_000, listener), stderrOf(s)).toEqual([]);
   });
 });
