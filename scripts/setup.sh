@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian machine for moshctl: the Debian packages the lab and
 # the end-to-end tests drive (mosh, sshd, tmux and screen, iproute2, nftables,
-# socat, nc, python3, and zsh and fish as login shells), the local users the
+# socat, nc, python3, zsh and fish as login shells, and busybox and Dropbear for
+# the lab's busybox and Dropbear hosts), the local users the
 # tests log in as, the npm packages, and the build. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +10,8 @@ cd "$(dirname "$0")/.."
 need=()
 for pair in mosh-server:mosh mosh-client:mosh /usr/sbin/sshd:openssh-server ssh:openssh-client \
   ssh-keygen:openssh-client tmux:tmux screen:screen ip:iproute2 nft:nftables socat:socat \
-  nc:netcat-openbsd python3:python3 zsh:zsh fish:fish setpriv:util-linux unshare:util-linux; do
+  nc:netcat-openbsd python3:python3 zsh:zsh fish:fish setpriv:util-linux unshare:util-linux \
+  busybox:busybox /usr/sbin/dropbear:dropbear-bin dropbearconvert:dropbear-bin; do
   cmd=${pair%%:*} pkg=${pair##*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
@@ -25,7 +27,8 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 # Debian's openssh-server package enables a system sshd; the lab runs its own
-# per namespace and never needs that one.
+# per namespace and never needs that one. dropbear-bin (not dropbear) starts no
+# system server.
 
 # Local users for the e2e tests (src/lab/users.ts has the same list): remote
 # login users with different login shells, since a remote command is run by

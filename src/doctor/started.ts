@@ -34,7 +34,11 @@ export class Started {
     await Promise.all(
       this.relays.splice(0).map(async ({ host, relay }) => {
         try {
-          await this.runner.stop(host, relay.pid, 'relay', relay.started);
+          const outcome = await this.runner.stop(host, relay.pid, 'relay', relay.started);
+          if (outcome === 'unknown')
+            this.log(
+              `could not tell whether the relay on ${host} (pid ${relay.pid}) still runs; it exits by itself within ${IDLE_SECONDS} s`,
+            );
         } catch (e) {
           this.log(
             `could not stop the relay on ${host} (pid ${relay.pid}): ${e instanceof Error ? e.message : String(e)}; it exits by itself within ${IDLE_SECONDS} s`,

@@ -6,6 +6,7 @@
 // authenticated roam. A relay whose channel merely dropped (the ssh
 // connection went with a roam) still runs and is left alone.
 import type { RelayStep } from '../plan/types.js';
+import type { Liveness } from '../remote/processes.js';
 import { PING, parseSimple, toLine } from '../relay/control.js';
 import { awaitLine } from '../transport/line-channel.js';
 import type { LineChannel } from '../transport/types.js';
@@ -38,8 +39,8 @@ export interface RelayRestarted {
 
 export interface HealDeps {
   relays: () => WatchedRelay[];
-  /** true: still runs; false: gone; undefined: the host could not be asked. */
-  alive: (r: WatchedRelay) => Promise<boolean | undefined>;
+  /** alive, dead, unknown (the host cannot tell), or undefined (its answer made no sense). */
+  alive: (r: WatchedRelay) => Promise<Liveness | undefined>;
   /** Starts a relay for the step again, on `listen` ports; resolves with it and its channel. */
   start: (
     step: RelayStep,
@@ -98,7 +99,8 @@ export class RelayHealer {
     this.busy.add(r);
     try {
       const alive = await this.deps.alive(r);
-      if (alive !== false || this.stopped || r.stopping) return;
+      // Only a relay known dead is started again: unknown (the host cannot tell) is left be.
+      if (alive !== 'dead' || this.stopped || r.stopping) return;
       await this.restart(r);
     } catch (e) {
       this.deps.onTrouble(r.step.host, e instanceof Error ? e.message : String(e));

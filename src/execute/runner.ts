@@ -2,6 +2,7 @@
 // ssh runner drives real hosts, a recording fake drives unit tests.
 import type { RelayRuntime } from '../config/types.js';
 import type { ForwardStep, RelayStep, ServerStep } from '../plan/types.js';
+import type { Liveness, StopOutcome } from '../remote/processes.js';
 
 export interface ServerStarted {
   pid: number;
@@ -66,11 +67,17 @@ export interface Runner {
   ): Promise<ForwardStarted>;
   /** Runs mosh-client in the foreground against a numeric address; resolves with its exit code. */
   runClient(address: string, port: number, key: string): Promise<number>;
-  /** Stops a process by pid; "gone" when it had already exited. */
-  /** `started`: the recorded start time, checked before signalling when given. */
-  stop(host: string, pid: number, kind: ProcessKind, started?: string): Promise<'stopped' | 'gone' | 'other'>;
-  /** Whether that process still runs as itself (pid, start, command line); undefined when the host's answer made no sense. */
-  alive(host: string, pid: number, kind: ProcessKind, started?: string): Promise<boolean | undefined>;
+  /**
+   * Stops a process by pid; "gone" when it had already exited, "unknown" when
+   * the host cannot tell (no /proc and no usable ps: nothing was signalled).
+   * `started`: the recorded start time, checked before signalling when given.
+   */
+  stop(host: string, pid: number, kind: ProcessKind, started?: string): Promise<StopOutcome>;
+  /**
+   * Whether that process still runs as itself (pid, start, command line);
+   * unknown when the host cannot tell, undefined when its answer made no sense.
+   */
+  alive(host: string, pid: number, kind: ProcessKind, started?: string): Promise<Liveness | undefined>;
   /**
    * Keeps the relays alive while mosh-client runs: a dead one is started again
    * and reported. Returns the function that stops watching (before teardown).

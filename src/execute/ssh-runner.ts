@@ -8,7 +8,15 @@ import type { ForwardStep, RelayStep, ServerStep } from '../plan/types.js';
 import { forwarderLaunch } from '../tcp/launch.js';
 import { readForwarderPrograms } from '../tcp/script.js';
 import { TcpTunnel } from './tcp-tunnel.js';
-import { aliveCommand, checkPid, parseAlive, parseStop, stopByPidCommand } from '../remote/processes.js';
+import {
+  aliveCommand,
+  checkPid,
+  parseAlive,
+  parseStop,
+  stopByPidCommand,
+  type Liveness,
+  type StopOutcome,
+} from '../remote/processes.js';
 import { parseSimple, QUIT } from '../relay/control.js';
 import { connectionDropped } from '../transport/errors.js';
 import { awaitLine } from '../transport/line-channel.js';
@@ -281,12 +289,7 @@ export class SshRunner implements Runner {
     return this.client !== undefined;
   }
 
-  async stop(
-    host: string,
-    pid: number,
-    kind: ProcessKind,
-    started?: string,
-  ): Promise<'stopped' | 'gone' | 'other'> {
+  async stop(host: string, pid: number, kind: ProcessKind, started?: string): Promise<StopOutcome> {
     // After a roam the chain is dead: a QUIT and an exec over it would only wait out their timeouts.
     this.chains.dropIfMoved();
     // A process whose channel is still open is told to stop over it: no new exec.
@@ -309,9 +312,10 @@ export class SshRunner implements Runner {
 
   /**
    * Whether a process moshctl started still runs as that process (same pid,
-   * start and command line); undefined when the host's answer made no sense.
+   * start and command line): unknown when the host cannot tell, undefined
+   * when its answer made no sense.
    */
-  async alive(host: string, pid: number, kind: ProcessKind, started?: string): Promise<boolean | undefined> {
+  async alive(host: string, pid: number, kind: ProcessKind, started?: string): Promise<Liveness | undefined> {
     if (kind === 'relay')
       return parseRelayAlive((await this.ask(host, relayAliveCommand(pid, started))).stdout);
     const command = aliveCommand([{ pid, marker: 'mosh-server', ...(started ? { started } : {}) }]);
@@ -331,7 +335,7 @@ export class SshRunner implements Runner {
   }
 
   /** The pid over the channel mosh-server was started in; undefined when that did not work. */
-  private async stopKeptServer(pid: number): Promise<'stopped' | 'gone' | 'other' | undefined> {
+  private async stopKeptServer(pid: number): Promise<StopOutcome | undefined> {
     const channel = this.server?.pid === pid ? this.server.channel : undefined;
     if (!channel || channel.isClosed) return undefined;
     channel.send(String(checkPid(pid)));

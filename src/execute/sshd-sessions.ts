@@ -1,9 +1,11 @@
-// Which sshd process serves each of the runner's connections, and ending
+// Which server process serves each of the runner's connections, and ending
 // those of connections that died. A roam or a suspend kills a connection on
-// the client's side only: the hop's sshd never hears of it and keeps the
-// session (facts.md). The runner learns each hop's sshd pid once the chain
-// works, and when it opens a new chain after an old one died, it ends the old
-// sessions over the new one. Best effort: a failure here never fails a step.
+// the client's side only: the hop's sshd (or Dropbear) never hears of it and
+// keeps the session (facts.md). The runner learns each hop's session process
+// once the chain works (remote/sshd-session.ts: the parent of the login shell,
+// whatever the server), and when it opens a new chain after an old one died,
+// it ends the old sessions over the new one. Best effort: a failure here
+// never fails a step.
 import {
   endSshdCommand,
   ownSshdCommand,
@@ -23,7 +25,7 @@ export class SshdSessions {
   /** How many old sessions were ended, for tests and `--debug`. */
   ended = 0;
 
-  /** Learns, in the background, the sshd process behind each hop of `chain`. */
+  /** Learns, in the background, the server's session process behind each hop of `chain`. */
   learn(chain: RemoteChain): void {
     const owner = { chain, sessions: new Map<string, SshdSession>(), dead: new Set<string>() };
     this.owner = owner;

@@ -28,6 +28,14 @@ export async function teardown(
     }
     try {
       const outcome = await stop();
+      if (outcome === 'unknown') {
+        // Forgetting it could leave it running for good: the record keeps it.
+        report.left.push({
+          what,
+          why: `${host} could not tell whether it still runs (no /proc there, and no ps that answers for a pid); nothing was signalled`,
+        });
+        return false;
+      }
       report.stopped.push(
         outcome === 'other'
           ? `${what} (pid now belongs to another program; left alone)`

@@ -7,13 +7,21 @@ import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { bridgeArgv, brokerDir, brokerLogPath, brokerSocketPath, waitForBridge } from './broker.js';
 import { writeLabFiles, type LabFilePaths } from './lab-files.js';
-import { checkLabMounts, hideMounts, sshdArgv, writeLabMounts, type PrivateMount } from './mounts.js';
+import {
+  checkLabMounts,
+  hideMounts,
+  privateArgv,
+  sshdArgv,
+  writeLabMounts,
+  type PrivateMount,
+} from './mounts.js';
 import { renderHostsFile, writeEtcNetns } from './names.js';
 import { buildNetwork } from './network.js';
 import { isAlive, refOf, type RunResult } from './proc.js';
 import type { SshdFiles } from './sshd.js';
 import type { HostName, TopologyPlan } from './topology.js';
 import type { ExecOptions, LabHost, LabMount } from './types.js';
+import { makeBusyboxHost, makeDropbearHost, type BusyboxHost } from './userlands.js';
 import { writeClientUserFiles, type ClientUserFiles, type LabUser } from './users.js';
 
 export interface BuildContext {
@@ -31,16 +39,25 @@ export interface BuildContext {
   mounts?: Partial<Record<HostName, LabMount[]>>;
   /** Hosts reached through a broker bridge as well (LabOptions.broker). */
   broker?: readonly HostName[];
+  /** Hosts whose sessions see busybox only (LabOptions.busybox). */
+  busybox?: readonly HostName[];
+  /** Hosts that run Dropbear instead of sshd (LabOptions.dropbear). */
+  dropbear?: readonly HostName[];
   otpCode: string;
   clientUser: { user: LabUser; files: ClientUserFiles } | undefined;
   host(name: HostName): LabHost;
   spawn(host: HostName, argv: readonly string[], opts: { logFile?: string; forks?: boolean }): number;
   exec(host: HostName, argv: readonly string[], opts?: ExecOptions): Promise<RunResult>;
+  /** Told the pid of each host's ssh server listener (sshd or Dropbear) once it is up. */
+  onServer(host: HostName, pid: number): void;
 }
 
 /** Checks options against the plan before anything is created. */
 export function checkOptions(
-  ctx: Pick<BuildContext, 'plan' | 'kbdInteractive' | 'hide' | 'sshdConfig' | 'mounts' | 'broker'>,
+  ctx: Pick<
+    BuildContext,
+    'plan' | 'kbdInteractive' | 'hide' | 'sshdConfig' | 'mounts' | 'broker' | 'busybox' | 'dropbear'
+  >,
 ): void {
   const servers = new Set(ctx.plan.hosts.filter((h) => h.runsSshd).map((h) => h.name));
   for (const h of ctx.kbdInteractive) {
@@ -67,6 +84,19 @@ export function checkOptions(
   }
   if (new Set(ctx.broker).size !== (ctx.broker ?? []).length)
     throw new Error('broker: a host is named twice');
+  for (const h of ctx.busybox ?? []) {
+    if (!servers.has(h)) throw new Error(`busybox: "${h}" is not a host with sshd in this lab`);
+  }
+  for (const h of ctx.dropbear ?? []) {
+    if (!servers.has(h)) throw new Error(`dropbear: "${h}" is not a host with sshd in this lab`);
+    // Dropbear has no PAM prompt, no sshd_config and no host certificate to offer.
+    const clash = [
+      ctx.kbdInteractive.includes(h) && 'kbdInteractive',
+      ctx.sshdConfig?.[h] && 'sshdConfig',
+      ctx.broker?.includes(h) && 'broker',
+    ].filter(Boolean);
+    if (clash.length > 0) throw new Error(`dropbear: "${h}" cannot also have ${clash.join(', ')}`);
+  }
 }
 
 /**
@@ -87,6 +117,9 @@ export async function buildLab(ctx: BuildContext): Promise<void> {
   writeNames(ctx.plan, (h) => ctx.host(h), ctx.runId);
   const nsOf = (h: HostName): string => ctx.host(h).ns;
   const servers = ctx.plan.hosts.filter((h) => h.runsSshd);
+  const busybox = new Map<HostName, BusyboxHost>(
+    (ctx.busybox ?? []).map((h) => [h, makeBusyboxHost(ctx.dir, h)]),
+  );
   // Keys and files are made while the kernel brings the links up; both are
   // awaited before any failure is reported, so destroy() never races a half-run step.
   const [network, written] = await Promise.allSettled([
@@ -102,6 +135,7 @@ export async function buildLab(ctx: BuildContext): Promise<void> {
       otpCode: ctx.otpCode,
       ...(ctx.sshdConfig ? { sshdConfig: ctx.sshdConfig } : {}),
       ...(ctx.broker ? { broker: ctx.broker } : {}),
+      sessionPath: Object.fromEntries([...busybox].map(([h, b]) => [h, b.binDir])),
     }),
   ]);
   if (network.status === 'rejected') throw network.reason;
@@ -118,8 +152,21 @@ export async function buildLab(ctx: BuildContext): Promise<void> {
       if (ctx.kbdInteractive.includes(h.name) && files.pamFile) {
         mounts.push({ source: files.pamFile, target: '/etc/pam.d/sshd' });
       }
-      const pid = ctx.spawn(h.name, sshdArgv(f.config, mounts), { logFile: f.log });
+      mounts.push(...(busybox.get(h.name)?.mounts ?? []));
+      let argv = sshdArgv(f.config, mounts);
+      if (ctx.dropbear?.includes(h.name)) {
+        const d = await makeDropbearHost(
+          ctx.dir,
+          h.name,
+          f.hostKey,
+          files.authorizedKeys,
+          ctx.host(h.name).addresses,
+        );
+        argv = privateArgv(d.argv, [...mounts, ...d.mounts]);
+      }
+      const pid = ctx.spawn(h.name, argv, { logFile: f.log });
       await waitForSshd(ctx, h.name, h.probeFrom ?? h.name, pid, f.log);
+      ctx.onServer(h.name, pid);
       // After sshd is up, so the first caller through the bridge finds it listening.
       if (ctx.broker?.includes(h.name)) await startBridge(ctx, h.name);
     }),

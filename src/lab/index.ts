@@ -91,6 +91,11 @@ export class Lab extends LabCore {
   readonly mounts: Readonly<Partial<Record<HostName, LabMount[]>>>;
   /** Hosts also reached through an access broker (LabOptions.broker). */
   readonly broker: readonly HostName[];
+  /** Hosts whose sessions see busybox only (LabOptions.busybox). */
+  readonly busybox: readonly HostName[];
+  /** Hosts that run Dropbear instead of sshd (LabOptions.dropbear). */
+  readonly dropbear: readonly HostName[];
+  private readonly servers = new Map<HostName, number>();
   /** The test login users that exist here (LOGIN_USERS has the shell each should have). */
   readonly loginUsers: readonly LabUser[];
   /** The ordinary local user that runs moshctl in tests, when it exists. */
@@ -109,6 +114,8 @@ export class Lab extends LabCore {
     this.sshdConfig = { ...opts.sshdConfig };
     this.mounts = { ...opts.mounts };
     this.broker = [...(opts.broker ?? [])];
+    this.busybox = [...(opts.busybox ?? [])];
+    this.dropbear = [...(opts.dropbear ?? [])];
     checkOptions({
       plan: this.plan,
       kbdInteractive: this.kbdInteractive,
@@ -116,6 +123,8 @@ export class Lab extends LabCore {
       sshdConfig: this.sshdConfig,
       mounts: this.mounts,
       broker: this.broker,
+      busybox: this.busybox,
+      dropbear: this.dropbear,
     });
     for (const h of this.broker) checkSocketPath(brokerSocketPath(dir, h));
     this.paths = labFilePaths(dir);
@@ -177,12 +186,25 @@ export class Lab extends LabCore {
       sshdConfig: this.sshdConfig,
       mounts: this.mounts,
       broker: this.broker,
+      busybox: this.busybox,
+      dropbear: this.dropbear,
       otpCode: this.otpCode,
       clientUser: clientUser && clientUserFiles ? { user: clientUser, files: clientUserFiles } : undefined,
       host: (h) => this.host(h),
       spawn: (h, argv, o) => this.spawn(h, argv, o),
       exec: (h, argv, o) => this.exec(h, argv, o),
+      onServer: (h, pid) => this.servers.set(h, pid),
     });
+  }
+
+  /**
+   * The pid of `host`'s ssh server listener (sshd, or Dropbear, whose
+   * per-connection processes have the very same command line).
+   */
+  serverPid(host: HostName): number {
+    const pid = this.servers.get(host);
+    if (pid === undefined) throw new Error(`${host} runs no ssh server in this lab`);
+    return pid;
   }
 
   /**

@@ -57,11 +57,15 @@ export interface LabFilesInput {
   sshdConfig?: Partial<Record<HostName, string[]>>;
   /** Hosts whose sshd also listens on 127.0.0.1, for the broker bridge (LabOptions.broker). */
   broker?: readonly HostName[];
+  /** Per host, the PATH its sessions get (a busybox host's applet folder). */
+  sessionPath?: Partial<Record<HostName, string>>;
 }
 
 export interface LabFiles {
   /** Each server's sshd files, in the order of `servers`. */
   sshd: SshdFiles[];
+  /** The lab's authorized_keys (the client key), as every server reads it. */
+  authorizedKeys: string;
   /** The PAM config for kbdInteractive hosts (undefined when there are none). */
   pamFile: string | undefined;
 }
@@ -93,6 +97,7 @@ export async function writeLabFiles(paths: LabFilePaths, input: LabFilesInput): 
         kbdInteractive: input.kbdInteractive.includes(h.name),
         socketDirs: makeSocketDirs(input.dir, h.name),
         ...(input.sshdConfig?.[h.name] ? { extraConfig: input.sshdConfig[h.name] } : {}),
+        ...(input.sessionPath?.[h.name] ? { sessionPath: input.sessionPath[h.name] } : {}),
       });
     }),
   ]);
@@ -112,7 +117,7 @@ export async function writeLabFiles(paths: LabFilePaths, input: LabFilesInput): 
   writeFileSync(paths.sshConfigFile, renderSshConfig(paths), { mode: 0o600 });
   writeFileSync(paths.configFile, labConfigText(paths, input, {}), { mode: 0o600 });
   const pamFile = input.kbdInteractive.length > 0 ? writeOtpFiles(input.dir, input.otpCode) : undefined;
-  return { sshd: hostKeys, pamFile };
+  return { sshd: hostKeys, authorizedKeys, pamFile };
 }
 
 export interface ConfigTextOptions {

@@ -33,14 +33,14 @@ export interface Leftovers {
   records: string[];
   /** Still-running pids recorded by those labs. */
   pids: number[];
-  /** sshd / mosh / tmux / screen / relay / broker processes in a leftover namespace or in a namespace already deleted. */
+  /** sshd / Dropbear / mosh / tmux / screen / relay / broker processes in a leftover namespace or in a namespace already deleted. */
   processes: StrayProcess[];
   /** Run ids of labs still owned by a live process, which were left alone. */
   inUse: string[];
 }
 
 // tmux and screen: what mosh.session keeps running on a target after mosh-server ends.
-const WATCHED = new Set(['sshd', 'mosh-server', 'mosh-client', 'tmux: server', 'screen']);
+const WATCHED = new Set(['sshd', 'dropbear', 'mosh-server', 'mosh-client', 'tmux: server', 'screen']);
 /**
  * moshctl's relays run as python3, socat or nc: known by their command line, not their name.
  * So are the lab's broker bridges and the ProxyCommands that use them (a socket in <lab dir>/broker/).

@@ -32,10 +32,14 @@ export function shQuote(s: string): string {
  * the lab tracks is sshd's. A failed mount ends the chain with its message in the log.
  */
 export function sshdArgv(config: string, mounts: readonly PrivateMount[] = []): string[] {
-  const sshd = [SSHD, '-D', '-e', '-f', config];
-  if (mounts.length === 0) return sshd;
+  return privateArgv([SSHD, '-D', '-e', '-f', config], mounts);
+}
+
+/** argv running `server` (an ssh server in the foreground) with `mounts` that only it and its children see. */
+export function privateArgv(server: readonly string[], mounts: readonly PrivateMount[]): string[] {
+  if (mounts.length === 0) return [...server];
   const steps = mounts.map((m) => `mount --bind ${shQuote(m.source)} ${shQuote(m.target)}`);
-  const script = [...steps, `exec ${sshd.map(shQuote).join(' ')}`].join(' && ');
+  const script = [...steps, `exec ${server.map(shQuote).join(' ')}`].join(' && ');
   return ['unshare', '-m', '--propagation', 'private', 'sh', '-c', script];
 }
 

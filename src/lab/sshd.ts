@@ -58,6 +58,8 @@ export interface SshdConfigOptions {
   socketDirs?: SocketDirs;
   /** Lines put first, so they win over the lab's own (LabOptions.sshdConfig). */
   extraConfig?: readonly string[];
+  /** The PATH every session gets (a busybox host's applet folder) instead of sshd's own. */
+  sessionPath?: string;
 }
 
 export function writeSshdConfig(files: SshdFiles, o: SshdConfigOptions): void {
@@ -70,6 +72,8 @@ export function writeSshdConfig(files: SshdFiles, o: SshdConfigOptions): void {
         'AuthenticationMethods publickey,keyboard-interactive',
       ]
     : ['UsePAM no', 'PermitRootLogin prohibit-password', 'KbdInteractiveAuthentication no'];
+  // sshd keeps the first SetEnv line that applies, so PATH goes into each of them.
+  const path = o.sessionPath ? ` PATH=${o.sessionPath}` : '';
   const lines = [
     `# moshctl lab: sshd for "${o.host}"`,
     // First: sshd keeps the first value of a keyword, so these override the lab's lines below.
@@ -99,11 +103,13 @@ export function writeSshdConfig(files: SshdFiles, o: SshdConfigOptions): void {
     // Last: a Match block runs to the end of the file. SetEnv there replaces the global one.
     ...(o.socketDirs
       ? [
-          `SetEnv TMUX_TMPDIR=${o.socketDirs.tmux}`,
+          `SetEnv TMUX_TMPDIR=${o.socketDirs.tmux}${path}`,
           'Match User root',
-          `  SetEnv TMUX_TMPDIR=${o.socketDirs.tmux} SCREENDIR=${o.socketDirs.screenRoot}`,
+          `  SetEnv TMUX_TMPDIR=${o.socketDirs.tmux} SCREENDIR=${o.socketDirs.screenRoot}${path}`,
         ]
-      : []),
+      : path
+        ? [`SetEnv${path}`]
+        : []),
     '',
   ];
   writeFileSync(files.config, lines.join('\n'), { mode: 0o600 });

@@ -46,6 +46,20 @@ export interface LabOptions {
    * namespace with no network path. Their other addresses stay as they are.
    */
   broker?: HostName[];
+  /**
+   * Hosts whose ssh sessions see a busybox userland, as on Alpine or OpenWrt:
+   * busybox ash as root's login shell and /bin/sh, a PATH of busybox applets
+   * and mosh-server only, and no bash, python3, perl, procps ps, tmux or
+   * screen even by absolute path (userlands.ts). Not the machine's own view
+   * (`exec` and `pidsIn` still see everything).
+   */
+  busybox?: HostName[];
+  /**
+   * Hosts that run Dropbear (Debian's dropbear-bin) instead of OpenSSH's sshd,
+   * with the same host key and root's lab key: no host certificates, user
+   * certificates, one-time codes, sshd_config lines or broker there.
+   */
+  dropbear?: HostName[];
 }
 
 /** What `mounts` puts over one path: a file with `text` (mode 0755), or an empty folder. */

@@ -4,7 +4,7 @@
 
 import { checkInt, invalid } from './checks.js';
 import { FALLBACK_RELAY_SH, PROBE_SH, RELAY_ALIVE_SH, STOP_RELAY_SH } from './scripts.js';
-import { checkPid, checkStarted } from '../remote/processes.js';
+import { checkPid, checkStarted, type Liveness } from '../remote/processes.js';
 import { SH, shellJoin } from '../remote/shell.js';
 
 /** The runtimes started the old way (one exec, no control channel); python3 and perl are launch.ts's. */
@@ -98,20 +98,25 @@ export function stopRelayCommand(pid: number, started?: string): string {
   return `${SH} -c ${shellJoin([STOP_RELAY_SH, 'moshctl-relay-stop', checkPid(pid), checkStarted(started) ?? ''])}`;
 }
 
-/** What stopRelayCommand printed: stopped, or other when the pid is no longer a relay of ours. */
-export function parseRelayStop(text: string): 'stopped' | 'other' | undefined {
-  const m = /^MOSHCTL-RELAY (STOPPED|NOT-OURS) \d+\s*$/m.exec(text);
-  return m ? (m[1] === 'STOPPED' ? 'stopped' : 'other') : undefined;
+/**
+ * What stopRelayCommand printed: stopped, other when the pid is no longer a
+ * relay of ours, unknown when the host could not tell (nothing was signalled).
+ */
+export function parseRelayStop(text: string): 'stopped' | 'other' | 'unknown' | undefined {
+  const m = /^MOSHCTL-RELAY (STOPPED|NOT-OURS|UNKNOWN) \d+\s*$/m.exec(text);
+  if (!m) return undefined;
+  return m[1] === 'STOPPED' ? 'stopped' : m[1] === 'NOT-OURS' ? 'other' : 'unknown';
 }
 
-/** Prints `MOSHCTL-RELAY ALIVE <pid>` or `MOSHCTL-RELAY GONE <pid>`; see parseRelayAlive. */
+/** Prints `MOSHCTL-RELAY ALIVE|GONE|UNKNOWN <pid>`; see parseRelayAlive. */
 export function relayAliveCommand(pid: number, started?: string): string {
   return `${SH} -c ${shellJoin([RELAY_ALIVE_SH, 'moshctl-relay-alive', checkPid(pid), checkStarted(started) ?? ''])}`;
 }
 
-export function parseRelayAlive(text: string): boolean | undefined {
-  const m = /^MOSHCTL-RELAY (ALIVE|GONE) \d+\s*$/m.exec(text);
-  return m ? m[1] === 'ALIVE' : undefined;
+export function parseRelayAlive(text: string): Liveness | undefined {
+  const m = /^MOSHCTL-RELAY (ALIVE|GONE|UNKNOWN) \d+\s*$/m.exec(text);
+  if (!m) return undefined;
+  return m[1] === 'ALIVE' ? 'alive' : m[1] === 'GONE' ? 'dead' : 'unknown';
 }
 
 export interface AvailableRuntimes {

@@ -1,15 +1,7 @@
 // POSIX sh run on a hop for the socat and nc fallbacks and for stop/alive checks.
 // Constant texts: every value reaches them as a quoted positional argument, never
-// spliced in. Tested with dash; no bashisms, no `\\` (fish reads that inside quotes).
-import { OURS_SH } from '../remote/processes.js';
-
-/** Process alive and not a zombie; relays are reparented to an init that may never reap them. */
-const ALIVE = `alive() {
-  st=$(sed -n 's/^.*) \\(.\\).*$/\\1/p' "/proc/$1/stat" 2>/dev/null)
-  if [ -n "$st" ]; then [ "$st" != Z ] && [ "$st" != X ]
-  elif [ -d /proc/self ]; then return 1
-  else kill -0 "$1" 2>/dev/null; fi
-}`;
+// spliced in. Tested with dash, busybox ash and bash; no bashisms, no `\\` (fish reads that inside quotes).
+import { PROC_SH } from '../remote/processes.js';
 
 /** What a relay's command line contains (python3/perl: moshctl-relay, socat: UDP4-LISTEN, nc: --idle-timeout's wrapper). */
 const RELAY_MARKERS = 'moshctl-relay --idle-timeout UDP4-LISTEN';
@@ -22,7 +14,7 @@ const RELAY_MARKERS = 'moshctl-relay --idle-timeout UDP4-LISTEN';
  *  watch SOCATPID IDLE: stop socat after IDLE s without children (its -T covers children only).
  *  serve-nc PORT HOST TPORT: the article's nc+fifo pipe in a private temporary directory.
  */
-export const FALLBACK_RELAY_SH = `${ALIVE}
+export const FALLBACK_RELAY_SH = `${PROC_SH}
 portfree() {
   ! cat /proc/net/udp /proc/net/udp6 2>/dev/null |
     awk -v h="$(printf ':%04X' "$1")" '$2 ~ h"$" { f = 1 } END { exit !f }'
@@ -38,7 +30,8 @@ start)
         </dev/null >/dev/null 2>&1 &
       pid=$!
       sleep 0.3
-      if alive "$pid"; then echo "MOSHCTL-RELAY LISTEN $p PID $pid"; exit 0; fi
+      # status 2, this host cannot tell: taken as running (the port was free)
+      alive "$pid"; if [ $? -ne 1 ]; then echo "MOSHCTL-RELAY LISTEN $p PID $pid"; exit 0; fi
     fi
     p=$((p + 1))
   done
@@ -67,23 +60,38 @@ serve-nc)
 *) echo "MOSHCTL-RELAY ERROR unknown mode"; exit 2 ;;
 esac`;
 
-/** Stop a relay by pid: TERM its process group, wait up to 2 s, then KILL. Safe to run twice. */
-export const STOP_RELAY_SH = `${OURS_SH}
+/**
+ * Stop a relay by pid: TERM its process group, wait up to 2 s, then KILL. Safe to run twice.
+ * Prints STOPPED, NOT-OURS, or UNKNOWN when this host cannot tell (nothing signalled).
+ */
+export const STOP_RELAY_SH = `${PROC_SH}
 p=$1
-if running "$p"; then
-  ours "$p" "$2" ${RELAY_MARKERS} || { echo "MOSHCTL-RELAY NOT-OURS $p"; exit 0; }
+alive "$p"; r=$?
+[ "$r" -eq 2 ] && { echo "MOSHCTL-RELAY UNKNOWN $p"; exit 0; }
+if [ "$r" -eq 0 ]; then
+  ours "$p" "$2" ${RELAY_MARKERS}
+  case $? in
+  1) echo "MOSHCTL-RELAY NOT-OURS $p"; exit 0 ;;
+  2) echo "MOSHCTL-RELAY UNKNOWN $p"; exit 0 ;;
+  esac
   kill -TERM -"$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null
   i=0
-  while running "$p" && [ "$i" -lt 20 ]; do sleep 0.1; i=$((i + 1)); done
+  while alive "$p" && [ "$i" -lt 20 ]; do sleep 0.1; i=$((i + 1)); done
 fi
 # With no process p left, a group p can only be the relay's own (a pid is not reused
 # while its group lives on), so stragglers such as socat children go too.
 kill -KILL -"$p" 2>/dev/null
-running "$p" && kill -KILL "$p" 2>/dev/null
+alive "$p" && kill -KILL "$p" 2>/dev/null
 echo "MOSHCTL-RELAY STOPPED $p"`;
 
-export const RELAY_ALIVE_SH = `${OURS_SH}
-if running "$1" && ours "$1" "$2" ${RELAY_MARKERS}; then echo "MOSHCTL-RELAY ALIVE $1"; else echo "MOSHCTL-RELAY GONE $1"; fi`;
+export const RELAY_ALIVE_SH = `${PROC_SH}
+alive "$1"; r=$?
+if [ "$r" -eq 0 ]; then ours "$1" "$2" ${RELAY_MARKERS}; r=$?; fi
+case $r in
+0) echo "MOSHCTL-RELAY ALIVE $1" ;;
+1) echo "MOSHCTL-RELAY GONE $1" ;;
+*) echo "MOSHCTL-RELAY UNKNOWN $1" ;;
+esac`;
 
 export const PROBE_SH = `if command -v python3 >/dev/null 2>&1; then
   v=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)

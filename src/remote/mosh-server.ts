@@ -4,7 +4,7 @@
 import { duration } from '../transport/errors.js';
 import { SH, shellJoin, shellQuote } from './shell.js';
 import type { KeptSession, ServerStep } from '../plan/types.js';
-import { checkPid, checkStarted, OURS_SH, stopPidScript } from './processes.js';
+import { checkPid, checkStarted, PROC_SH, stopPidScript } from './processes.js';
 
 export function moshServerCommand(
   step: Pick<ServerStep, 'ports' | 'networkTimeout' | 'signalTimeout' | 'locale' | 'command' | 'session'>,
@@ -68,15 +68,18 @@ export function parseKeeper(line: string): number | undefined {
  * Stops a keeper whose mosh-server never answered, and every process under
  * it (a mosh-server that hangs), if that pid is still a keeper. By pid, never
  * by process group: the group may hold more than this channel. Prints
- * stopped or other.
+ * stopped, other, or unknown when this host cannot read command lines.
  */
 export function stopKeeperCommand(pid: number): string {
   const p = checkPid(pid);
   const script = [
+    PROC_SH,
     `p=${p}`,
-    `case "$(ps -o args= -p "$p" 2>/dev/null)" in *${shellQuote(KEEPER_MARK)}*) ;; *) echo other; exit 0;; esac`,
-    // Every descendant of p, from the pid/ppid table (POSIX ps and awk).
-    `d=$(ps -e -o pid= -o ppid= | awk -v r="$p" '{ up[$1] = $2 } END { for (x in up) { y = x; n = 0; while ((y in up) && y != r && y > 1 && n++ < 64) y = up[y]; if (y == r && x != r) print x } }')`,
+    'a=$(cmdline "$p")',
+    'case $? in 1) echo other; exit 0;; 2) echo unknown; exit 0;; esac',
+    `case "$a" in *${shellQuote(KEEPER_MARK)}*) ;; *) echo other; exit 0;; esac`,
+    // Every descendant of p, from the pid/ppid table.
+    `d=$(pstable | awk -v r="$p" '{ up[$1] = $2 } END { for (x in up) { y = x; n = 0; while ((y in up) && y != r && y > 1 && n++ < 64) y = up[y]; if (y == r && x != r) print x } }')`,
     'kill -TERM $d "$p" 2>/dev/null',
     'echo stopped',
   ].join('; ');
@@ -107,7 +110,7 @@ export function moshServerKeptCommand(step: Parameters<typeof moshServerCommand>
     "s=${s%%']'*}",
     `case "$out" in *${DETACHED_AT}*) ;; *) s=;; esac`,
     `case "$s" in ''|*[!0-9]*) s=;; esac`,
-    OURS_SH,
+    PROC_SH,
     // Its start, so a stop by pid over another connection never hits a reused pid. When
     // nobody hears this (the connection died meanwhile), no record will name this
     // mosh-server: it is stopped here rather than left for its own timeout.

@@ -1,12 +1,22 @@
-// The sshd process that serves one of moshctl's connections on a hop, and
+// The server process that serves one of moshctl's connections on a hop, and
 // ending it once that connection is dead. After a roam or a suspend the
-// client's side of the connection vanishes without a FIN, and sshd keeps its
-// `sshd: user@notty` session until TCP keepalive gives up (about 2 h) or
-// forever; moshctl learns the pid while the connection works and ends it over
-// the next connection it opens. The start time is kept with the pid, so a pid
-// reused since (by the user's own ssh session, say) is never signalled.
+// client's side of the connection vanishes without a FIN, and the server keeps
+// its session until TCP keepalive gives up (about 2 h) or forever; moshctl
+// learns the pid while the connection works and ends it over the next
+// connection it opens.
+//
+// Which process that is does not depend on the server's process title
+// (OpenSSH's `sshd: user@notty`, or a Dropbear fork with the listener's own
+// command line): it is the parent of the login shell that ran the learning
+// command. That shell and the /bin/sh under it both carry the command's text
+// in their command lines, so walking up from $$ past every process whose
+// command line holds the marker reaches it, whether the login shell execs the
+// command (bash, dash, zsh) or forks it (fish). The start time is kept with
+// the pid, so a pid reused since (by the user's own ssh session, say) is never
+// signalled; a host without /proc has no exact start (see STARTED in
+// processes.ts), and there nothing is learned and nothing ended.
 import { SH, shellQuote } from './shell.js';
-import { START_OF_SH, STARTED } from './processes.js';
+import { PROC_SH, STARTED } from './processes.js';
 
 export interface SshdSession {
   pid: number;
@@ -15,18 +25,27 @@ export interface SshdSession {
 }
 
 const MARK = 'MOSHCTL-SSHD';
+/** In the learning command's text only: no server names a process so. */
+const WALK_MARK = 'MOSHCTL-CONNECTION-WALK';
 
-// The nearest ancestor of this shell that is sshd (OpenSSH 9.8+: sshd-session):
-// the unprivileged process of this very connection.
+// From this shell up, past every process running the learning command, to the
+// first that is not: the session process of this connection. Ends with `p`
+// empty when the walk fails (no command lines here, or it reached init).
 const WALK = [
-  START_OF_SH,
-  'p=$$',
-  'while [ "${p:-1}" -gt 1 ]; do case "$(ps -o comm= -p "$p" 2>/dev/null)" in sshd|sshd-session) break;; esac; p=$(ps -o ppid= -p "$p" 2>/dev/null | tr -d " "); done',
+  'p=$$ n=0',
+  `while [ -n "$p" ] && [ "$n" -lt 16 ]; do a=$(cmdline "$p") || { p=; break; }; case "$a" in *${WALK_MARK}*) ;; *) break;; esac; p=$(ppid "$p"); [ "\${p:-0}" -gt 1 ] || p=; n=$((n+1)); done`,
+  '[ "$n" -lt 16 ] || p=',
 ].join('; ');
 
 /** Prints `MOSHCTL-SSHD PID START` for the connection it runs over, or `MOSHCTL-SSHD none`. */
 export function ownSshdCommand(): string {
-  const script = `${WALK}; if [ "\${p:-1}" -gt 1 ]; then echo "${MARK} $p $(startof "$p")"; else echo "${MARK} none"; fi`;
+  const script = [
+    `: ${WALK_MARK}`,
+    PROC_SH,
+    WALK,
+    `s=; [ -z "$p" ] || s=$(startof "$p")`,
+    `if [ -n "$s" ]; then echo "${MARK} $p $s"; else echo "${MARK} none"; fi`,
+  ].join('; ');
   return `${SH} -c ${shellQuote(script)}`;
 }
 
@@ -34,13 +53,19 @@ export function parseOwnSshd(stdout: string): SshdSession | undefined {
   const m = new RegExp(`^${MARK} (\\d+) (.+?)\\s*$`, 'm').exec(stdout);
   if (!m) return undefined;
   const started = (m[2] ?? '').trim();
-  return STARTED.test(started) ? { pid: Number(m[1]), started } : undefined;
+  const pid = Number(m[1]);
+  return STARTED.test(started) && pid > 1 ? { pid, started } : undefined;
 }
+
+export type EndOutcome = 'ended' | 'gone' | 'other' | 'self' | 'denied';
 
 /**
  * Ends old sessions of moshctl's own connections: each pid is signalled only
- * if it is still sshd, started when it was learned, and not the session this
- * command itself runs in. Prints `PID ended|gone|other|self` per pid.
+ * if it still runs, started when it was learned, and is none of the
+ * processes this command runs under: its own session, and above it the
+ * server's listener (which every connection descends from). Prints
+ * `PID ended|gone|other|self|denied` per pid; denied: the kill was refused
+ * (Dropbear's session processes are root's, whoever logged in).
  */
 export function endSshdCommand(sessions: readonly SshdSession[]): string {
   const checks = sessions.map(({ pid, started }) => {
@@ -48,20 +73,18 @@ export function endSshdCommand(sessions: readonly SshdSession[]): string {
     if (!STARTED.test(started)) throw new Error(`bug: sshd start time ${JSON.stringify(started)}`);
     return [
       `o=${pid}`,
-      `if [ "$o" = "$p" ]; then echo "$o self"`,
-      `elif [ -z "$(ps -o comm= -p "$o" 2>/dev/null)" ]; then echo "$o gone"`,
-      `elif [ "$(ps -o comm= -p "$o")" != sshd ] && [ "$(ps -o comm= -p "$o")" != sshd-session ]; then echo "$o other"`,
-      `elif [ "$(startof "$o")" != ${shellQuote(started)} ]; then echo "$o other"`,
-      `elif kill "$o" 2>/dev/null; then echo "$o ended"`,
-      `else echo "$o other"; fi`,
+      `case "$up" in *" $o "*) echo "$o self";; *) alive "$o"; case $? in 0) if [ "$(startof "$o")" != ${shellQuote(started)} ]; then echo "$o other"; elif kill "$o" 2>/dev/null; then echo "$o ended"; else echo "$o denied"; fi;; 1) echo "$o gone";; *) echo "$o other";; esac;; esac`,
     ].join('; ');
   });
-  return `${SH} -c ${shellQuote([WALK, ...checks].join('; '))}`;
+  // Every process this command runs under, up to init: " PID PID ... ".
+  const ancestry =
+    'up=" " q=$$ n=0; while [ "${q:-0}" -gt 1 ] && [ "$n" -lt 64 ]; do up="$up$q "; q=$(ppid "$q"); n=$((n+1)); done';
+  return `${SH} -c ${shellQuote([PROC_SH, ancestry, ...checks].join('; '))}`;
 }
 
-export function parseEndSshd(stdout: string): Map<number, 'ended' | 'gone' | 'other' | 'self'> {
-  const out = new Map<number, 'ended' | 'gone' | 'other' | 'self'>();
-  for (const m of stdout.matchAll(/^(\d+) (ended|gone|other|self)$/gm))
-    out.set(Number(m[1]), m[2] as 'ended' | 'gone' | 'other' | 'self');
+export function parseEndSshd(stdout: string): Map<number, EndOutcome> {
+  const out = new Map<number, EndOutcome>();
+  for (const m of stdout.matchAll(/^(\d+) (ended|gone|other|self|denied)$/gm))
+    out.set(Number(m[1]), m[2] as EndOutcome);
   return out;
 }

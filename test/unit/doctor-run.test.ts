@@ -51,6 +51,8 @@ interface FakeOptions {
   abort?: AbortController;
   /** Neither python3 nor perl on the bastion: the relay starts (as socat) only when wired. */
   socatOnly?: boolean;
+  /** What stopping a relay answers (default stopped). */
+  stopOutcome?: 'stopped' | 'unknown';
 }
 
 /** Records every call; the relay's port and the forwarder's port lead to the local echo or nowhere. */
@@ -115,7 +117,7 @@ function fakeRunner(o: FakeOptions = {}) {
     },
     stop: (host, pid, kind) => {
       call(`stop ${kind} ${host} ${pid}`);
-      return Promise.resolve('stopped');
+      return Promise.resolve(o.stopOutcome ?? 'stopped');
     },
   };
   return { runner, calls };
@@ -139,6 +141,15 @@ describe('diagnose', () => {
       'stop relay bastion 4242',
       'echo ended',
     ]);
+  });
+
+  it('a relay whose host cannot tell whether it still runs: said, with when it exits by itself', async () => {
+    const { runner } = fakeRunner({ stopOutcome: 'unknown' });
+    const log: string[] = [];
+    await diagnose(config(), 'box', runner, { log: (l) => log.push(l), probe: quick });
+    expect(log).toContain(
+      'could not tell whether the relay on bastion (pid 4242) still runs; it exits by itself within 30 s',
+    );
   });
 
   it('UDP dropped: the round trip fails naming the first hop, tcp is tried and works, the hint says how to use it', async () => {

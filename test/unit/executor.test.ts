@@ -79,8 +79,8 @@ class FakeRunner implements Runner {
     this.maybeFail('client');
     return Promise.resolve(7);
   }
-  alive(): Promise<boolean> {
-    return Promise.resolve(true);
+  alive(): Promise<'alive'> {
+    return Promise.resolve('alive');
   }
   stop(host: string, pid: number, kind: ProcessKind): Promise<'stopped'> {
     this.calls.push(`stop ${kind} ${host} ${pid}`);

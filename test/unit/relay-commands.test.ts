@@ -5,6 +5,7 @@ import {
   parseProbe,
   parseRelayAlive,
   parseRelayOutput,
+  parseRelayStop,
   probeRuntimesCommand,
   relayAliveCommand,
   relayCommand,
@@ -150,11 +151,15 @@ describe('stop and alive commands', () => {
       );
     }
     const alive = execFileSync('sh', ['-c', relayAliveCommand(pid)], { encoding: 'utf8' });
-    expect(parseRelayAlive(alive)).toBe(false);
+    expect(parseRelayAlive(alive)).toBe('dead');
   });
   it('parses alive output', () => {
-    expect(parseRelayAlive('MOSHCTL-RELAY ALIVE 12\n')).toBe(true);
+    expect(parseRelayAlive('MOSHCTL-RELAY ALIVE 12\n')).toBe('alive');
+    expect(parseRelayAlive('MOSHCTL-RELAY GONE 12\n')).toBe('dead');
+    expect(parseRelayAlive('MOSHCTL-RELAY UNKNOWN 12\n')).toBe('unknown');
     expect(parseRelayAlive('noise')).toBeUndefined();
+    expect(parseRelayStop('MOSHCTL-RELAY UNKNOWN 12\n')).toBe('unknown');
+    expect(parseRelayStop('MOSHCTL-RELAY NOT-OURS 12\n')).toBe('other');
   });
 });
 

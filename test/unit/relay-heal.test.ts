@@ -9,6 +9,7 @@ import {
   type WatchedRelay,
 } from '../../src/execute/relay-heal.js';
 import type { RelayStep } from '../../src/plan/types.js';
+import type { Liveness } from '../../src/remote/processes.js';
 import { LineQueue } from '../../src/transport/line-channel.js';
 
 function channel(sent: string[] = []): LineQueue {
@@ -34,7 +35,7 @@ function relay(host: string, next: string, port: number, pid: number, sent?: str
   return { step, forwardPort: 60001, pid, port, channel: channel(sent), restarts: 0, stopping: false };
 }
 
-function deps(relays: WatchedRelay[], alive: boolean | undefined, free: (port: number) => boolean) {
+function deps(relays: WatchedRelay[], alive: Liveness | undefined, free: (port: number) => boolean) {
   const events: RelayRestarted[] = [];
   const trouble: string[] = [];
   const starts: string[] = [];
@@ -64,7 +65,7 @@ const settle = () => new Promise((r) => setTimeout(r, 20));
 describe('RelayHealer', () => {
   it('starts a dead relay again on its own port and reports it', async () => {
     const r = relay('bastion', 'target', 61001, 100);
-    const { d, events, starts } = deps([r], false, () => true);
+    const { d, events, starts } = deps([r], 'dead', () => true);
     const healer = new RelayHealer(d);
     (r.channel as LineQueue).finish();
     await settle();
@@ -76,8 +77,8 @@ describe('RelayHealer', () => {
     expect(r).toMatchObject({ pid: 900, port: 61001, restarts: 1 });
   });
 
-  it('leaves a relay alone whose channel merely dropped, and one it cannot ask about', async () => {
-    for (const alive of [true, undefined]) {
+  it('leaves a relay alone whose channel merely dropped, one it cannot ask about, and one its host cannot tell', async () => {
+    for (const alive of ['alive', 'unknown', undefined] as const) {
       const r = relay('bastion', 'target', 61001, 100);
       const { d, events, starts } = deps([r], alive, () => true);
       const healer = new RelayHealer(d);
@@ -91,7 +92,7 @@ describe('RelayHealer', () => {
 
   it('does not heal a relay being stopped on purpose, nor after stop()', async () => {
     const r = relay('bastion', 'target', 61001, 100);
-    const { d, starts } = deps([r], false, () => true);
+    const { d, starts } = deps([r], 'dead', () => true);
     const healer = new RelayHealer(d);
     r.stopping = true;
     (r.channel as LineQueue).finish();
@@ -104,7 +105,7 @@ describe('RelayHealer', () => {
     const sentToOuter: string[] = [];
     const outer = relay('bastion', 'bastion2', 61001, 100, sentToOuter);
     const inner = relay('bastion2', 'target', 62001, 200);
-    const { d, events, trouble } = deps([outer, inner], false, () => false);
+    const { d, events, trouble } = deps([outer, inner], 'dead', () => false);
     const healer = new RelayHealer(d);
     (inner.channel as LineQueue).finish();
     await settle();

@@ -247,13 +247,18 @@ describe('stopping and checking processes by pid', () => {
     const child = execFileSync('sh', ['-c', 'sleep 30 >/dev/null 2>&1 & echo $!'], { encoding: 'utf8' });
     const pid = Number(child.trim());
     try {
-      expect(parseAlive(sh(aliveCommand([{ pid, marker: 'sleep' }])))).toEqual(new Map([[pid, true]]));
+      expect(parseAlive(sh(aliveCommand([{ pid, marker: 'sleep' }])))).toEqual(new Map([[pid, 'alive']]));
       expect(parseStop(sh(stopByPidCommand(pid, 'mosh-server')))).toBe('other');
-      expect(parseAlive(sh(aliveCommand([{ pid, marker: 'mosh-server' }])))).toEqual(new Map([[pid, false]]));
+      expect(parseAlive(sh(aliveCommand([{ pid, marker: 'mosh-server' }])))).toEqual(
+        new Map([[pid, 'dead']]),
+      );
       expect(parseStop(sh(stopByPidCommand(pid, 'sleep 30')))).toBe('stopped');
       // TERM was sent without waiting; once the process is gone, a second stop says so.
       const deadline = Date.now() + 5000;
-      while (parseAlive(sh(aliveCommand([{ pid, marker: 'sleep' }]))).get(pid) && Date.now() < deadline) {
+      while (
+        parseAlive(sh(aliveCommand([{ pid, marker: 'sleep' }]))).get(pid) === 'alive' &&
+        Date.now() < deadline
+      ) {
         execFileSync('sleep', ['0.1']);
       }
       expect(parseStop(sh(stopByPidCommand(pid, 'sleep 30')))).toBe('gone');
@@ -272,10 +277,10 @@ describe('stopping and checking processes by pid', () => {
     const wrong = String(Number(real) + 1);
     try {
       expect(parseAlive(sh(aliveCommand([{ pid, marker: 'sleep', started: wrong }])))).toEqual(
-        new Map([[pid, false]]),
+        new Map([[pid, 'dead']]),
       );
       expect(parseAlive(sh(aliveCommand([{ pid, marker: 'sleep', started: real }])))).toEqual(
-        new Map([[pid, true]]),
+        new Map([[pid, 'alive']]),
       );
       expect(parseStop(sh(stopByPidCommand(pid, 'sleep 30', wrong)))).toBe('other');
       expect(parseRelayStop(sh(stopRelayCommand(pid, wrong)))).toBe('other');

@@ -1,4 +1,4 @@
-// Ending the sshd sessions of connections that died (a roam): what the runner
+// Ending the server sessions of connections that died (a roam): what the runner
 // learns, what counts as an orphan, and the remote commands on a real sh.
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
@@ -92,7 +92,7 @@ describe('sshd session commands', () => {
     expect(parseOwnSshd('MOSHCTL-SSHD 4242 Wed Nov 25 03:36:59 2026\n')).toBeUndefined();
   });
 
-  it('signals no process that is not sshd, and says gone for a pid that is not there', () => {
+  it('signals no process that started at another time, and says gone for a pid that is not there', () => {
     const pid = Number(sh('sleep 30 >/dev/null 2>&1 & echo $!').trim());
     try {
       const out = parseEndSshd(

@@ -5,14 +5,13 @@
 import { ExitCode } from '../../errors.js';
 import { owner, type Owner } from '../../state/owner.js';
 import type { SessionRecord } from '../../state/record.js';
+import type { Liveness } from '../../remote/processes.js';
 import { describeUnreadable, SessionStore, stateDir } from '../../state/store.js';
 import { EnvError } from '../../errors.js';
 import { SshRunner, sshConfigOption } from '../../execute/ssh-runner.js';
 import { debugChainOption } from '../../transport/debug-chain.js';
 import { terminalPrompter } from '../prompt.js';
 import type { CommandContext } from '../context.js';
-
-type Liveness = 'alive' | 'dead' | 'unknown';
 
 const CLIENT = {
   alive: 'alive',
@@ -102,8 +101,9 @@ async function check(record: SessionRecord, env: CommandContext['io']['env']): P
     for (const p of processes) {
       if (unreachable[p.host]) continue;
       try {
-        const alive = await runner.alive(p.host, p.pid, p.kind, p.started);
-        if (alive !== undefined) states.set(p.pid, alive ? 'alive' : 'dead');
+        // unknown: the host could not tell (no /proc and no ps that answers), never "dead".
+        const state = await runner.alive(p.host, p.pid, p.kind, p.started);
+        if (state !== undefined) states.set(p.pid, state);
       } catch (e) {
         const host = e instanceof EnvError ? (e.where.host ?? p.host) : p.host;
         unreachable[host] = e instanceof Error ? e.message : String(e);
