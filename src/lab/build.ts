@@ -19,7 +19,6 @@ import { writeClientUserFiles, type ClientUserFiles, type LabUser } from './user
 export interface BuildContext {
   runId: string;
   dir: string;
-  bastions: 1 | 2;
   plan: TopologyPlan;
   paths: LabFilePaths;
   kbdInteractive: readonly HostName[];
@@ -94,7 +93,6 @@ export async function buildLab(ctx: BuildContext): Promise<void> {
     writeLabFiles(ctx.paths, {
       dir: ctx.dir,
       runId: ctx.runId,
-      bastions: ctx.bastions,
       servers,
       addressesOf: (h) => ctx.host(h).addresses,
       kbdInteractive: ctx.kbdInteractive,
