@@ -7,6 +7,7 @@ import type { ClientStep, Plan, SetupStep } from '../plan/types.js';
 import type { SessionRecord } from '../state/record.js';
 import type { RelayStarted, Runner } from './runner.js';
 import { teardown, type TeardownReport } from './teardown.js';
+import { hostPort } from '../host-port.js';
 
 export interface ExecuteOptions {
   runner: Runner;
@@ -132,7 +133,7 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
           recordRelay(step.host, started);
           portOf(relay.id).resolve(started.port);
         }
-        return `relay on ${step.host} → ${step.forwardTo.address}:${forward}`;
+        return `relay on ${step.host} → ${hostPort(step.forwardTo.address, forward)}`;
       }
       case 'forward': {
         const serverPort = await portOf(step.to.port.step).promise;

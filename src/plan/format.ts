@@ -2,6 +2,7 @@
 // starts, and a "why" line under it. Tests compare this text whole.
 import { formatPortRange } from '../config/types.js';
 import type { AddressOf, Plan, Step } from './types.js';
+import { hostPort } from '../host-port.js';
 
 const RUNTIME: Record<string, string> = {
   auto: 'python3, else perl, else socat',
@@ -41,7 +42,7 @@ export function formatPlan(plan: Plan): string {
 function describe(s: Step): string {
   switch (s.kind) {
     case 'connect':
-      return `ssh ${s.user}@${s.address}:${s.port}${s.through ? `, tunnelled through ${s.through}` : ', direct'}`;
+      return `ssh ${s.user}@${hostPort(s.address, s.port)}${s.through ? `, tunnelled through ${s.through}` : ', direct'}`;
     case 'server': {
       const run = s.command ? JSON.stringify(s.command.join(' ')) : 'the login shell';
       const what = !s.session
@@ -55,22 +56,22 @@ function describe(s: Step): string {
     case 'relay':
       return (
         (s.targetAtStart
-          ? `UDP relay (${RUNTIME[s.runtime] ?? s.runtime}) on a free port in ${formatPortRange(s.listen)} → ${s.forwardTo.address}:<port of step ${s.forwardTo.port.step}>, exits after ${s.idleTimeout} s idle`
+          ? `UDP relay (${RUNTIME[s.runtime] ?? s.runtime}) on a free port in ${formatPortRange(s.listen)} → ${hostPort(s.forwardTo.address, `<port of step ${s.forwardTo.port.step}>`)}, exits after ${s.idleTimeout} s idle`
           : `UDP relay (${RUNTIME[s.runtime] ?? s.runtime}) on a free port in ${formatPortRange(s.listen)}, exits after ${s.idleTimeout} s idle`) +
         fallback(s.fallback)
       );
     case 'wire':
-      return `tell the relay of step ${s.of} to forward to ${s.forwardTo.address}:<port of step ${s.forwardTo.port.step}>${fallback(s.fallback)}`;
+      return `tell the relay of step ${s.of} to forward to ${hostPort(s.forwardTo.address, `<port of step ${s.forwardTo.port.step}>`)}${fallback(s.fallback)}`;
     case 'forward':
       if (s.udpFirst) {
         const u = s.udpFirst;
-        return `a UDP port on this machine's loopback for mosh-client, sending on by UDP to ${address(u.to.address)}:<port of step ${u.to.port.step}>; when no reply comes within ${u.switchAfterMs / 1000} s (or for ${u.silenceMs / 1000} s later), or step ${u.to.port.step} failed: a datagram forwarder (python3, else perl) on the target → ${s.to.address}:<port of step ${s.to.port.step}>, fed through the ssh chain, for the rest of the session`;
+        return `a UDP port on this machine's loopback for mosh-client, sending on by UDP to ${hostPort(address(u.to.address), `<port of step ${u.to.port.step}>`)}; when no reply comes within ${u.switchAfterMs / 1000} s (or for ${u.silenceMs / 1000} s later), or step ${u.to.port.step} failed: a datagram forwarder (python3, else perl) on the target → ${hostPort(s.to.address, `<port of step ${s.to.port.step}>`)}, fed through the ssh chain, for the rest of the session`;
       }
-      return `datagram forwarder (python3, else perl) on the target → ${s.to.address}:<port of step ${s.to.port.step}>, fed through the ssh chain from a UDP port on this machine's loopback; exits when its stream ends or after ${s.idleTimeout} s idle`;
+      return `datagram forwarder (python3, else perl) on the target → ${hostPort(s.to.address, `<port of step ${s.to.port.step}>`)}, fed through the ssh chain from a UDP port on this machine's loopback; exits when its stream ends or after ${s.idleTimeout} s idle`;
     case 'client':
-      return `mosh-client → ${address(s.connectTo.address)}:<port of step ${s.connectTo.port.step}>, key in its environment only`;
+      return `mosh-client → ${hostPort(address(s.connectTo.address), `<port of step ${s.connectTo.port.step}>`)}, key in its environment only`;
     case 'hand-over':
-      return `print host, port and key for a mosh client elsewhere (to ${address(s.connectTo.address)}:<port of step ${s.connectTo.port.step}>), then leave the session running`;
+      return `print host, port and key for a mosh client elsewhere (to ${hostPort(address(s.connectTo.address), `<port of step ${s.connectTo.port.step}>`)}), then leave the session running`;
     case 'stop-relay':
       return `stop the relay of step ${s.of} (QUIT over its channel, else by its pid)`;
     case 'stop-forward':

@@ -354,3 +354,25 @@ hosts:
     expect(plan.steps.find((s) => s.kind === 'forward')).toHaveProperty('udpFirst');
   });
 });
+
+describe('planUp with an IPv6 target', () => {
+  const v6 = config(`version: 1
+hosts:
+  bastion:
+    address: 192.0.2.1
+  target:
+    address: 2001:db8:113::10
+    via: [bastion]
+  direct6:
+    address: 2001:db8:113::11
+`);
+
+  it('writes an IPv6 address with its port in brackets, as ssh does', () => {
+    const text = formatPlan(planUp(v6, 'target'));
+    expect(text).toContain('ssh root@[2001:db8:113::10]:22, tunnelled through bastion');
+    expect(text).toContain('tell the relay of step 4 to forward to [2001:db8:113::10]:<port of step 3>');
+    expect(text).toContain('ssh root@192.0.2.1:22, direct');
+    expect(text).not.toMatch(/2001:db8:113::10:/);
+    expect(formatPlan(planUp(v6, 'direct6'))).toContain('ssh root@[2001:db8:113::11]:22, direct');
+  });
+});
