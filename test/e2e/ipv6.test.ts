@@ -23,7 +23,7 @@ import {
   waitForPrompt,
   type UpSession,
 } from './moshctl.js';
-import { e2eSkipReason, SSH_CLIENTS, useLab } from './support.js';
+import { e2eSkipReason, programFiles, SSH_CLIENTS, useLab } from './support.js';
 
 const reason = e2eSkipReason();
 
@@ -87,6 +87,38 @@ describe.skipIf(reason).each(SSH_CLIENTS)(
       // mosh-client talks to the relay on the bastion's IPv4 address.
       expect(await moshClientCommand(lab)).toMatch(/ 192\.0\.2\.1 61\d{3}$/);
       await roamAndOutage(lab, s, `IPv6 target behind a bastion (${sshClient})`);
+      await exitLeavesNothing(lab, s);
+    });
+
+    it('--transport tcp reaches it too: the datagrams cross the ssh chain, nothing runs on the bastion', async () => {
+      const { lab } = ctx;
+      const s = await sessions.start(['up', 'target', '--transport', 'tcp']);
+      await waitForPrompt(s);
+      await bothWays(lab, s);
+      expect((await readRecord(s)).relays).toEqual([]);
+      expect((await sessionProcesses(lab)).filter((p) => p.startsWith('bastion '))).toEqual([]);
+      await exitLeavesNothing(lab, s);
+    });
+  },
+);
+
+describe.skipIf(reason)(
+  'an IPv6-only target behind a bastion with neither python3 nor socat (the perl relay)',
+  () => {
+    const ctx = useLab({ ipv6: 'behind-bastion', hide: { bastion: programFiles(['python3', 'socat']) } });
+    const sessions = useSessions(ctx, restoreNetwork(ctx));
+
+    it('the perl relay forwards to the IPv6 address, and the session survives a roam', async () => {
+      const { lab } = ctx;
+      const s = await sessions.start(['up', 'target']);
+      await waitForPrompt(s);
+      await typeAndCheck(lab, s);
+      const rec = await readRecord(s);
+      expect(rec.relays.map((r) => r.runtime)).toEqual(['perl']);
+      expect(await serverSockets(lab)).toEqual([`[${TARGET6}]:${rec.server?.port ?? 0}`]);
+      await lab.roam();
+      const ms = await bothWays(lab, s, RECOVERY_MS);
+      console.log(`perl relay to an IPv6 target: back ${ms} ms after a roam`);
       await exitLeavesNothing(lab, s);
     });
   },

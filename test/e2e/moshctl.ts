@@ -219,7 +219,7 @@ export function records(s: UpSession): string[] {
 export interface RecordFile {
   pid: number;
   server?: { host: string; pid: number; port: number };
-  relays: { host: string; pid: number; port: number }[];
+  relays: { host: string; pid: number; port: number; runtime: string }[];
 }
 
 /** The session's state record, waiting for it to be written. */
