@@ -1,7 +1,7 @@
 // The plan as a person reads it: one line per step with its host and what it
 // starts, and a "why" line under it. Tests compare this text whole.
 import { formatPortRange } from '../config/types.js';
-import type { AddressOf, Plan, Step } from './types.js';
+import type { AddressOf, BoundBy, Plan, Step } from './types.js';
 import { hostPort } from '../host-port.js';
 
 const RUNTIME: Record<string, string> = {
@@ -51,7 +51,9 @@ function describe(s: Step): string {
           ? `runs ${run} in a new ${s.session.program} session ${s.session.name}, or attaches to that session if it exists (the command then does not run)`
           : `runs the login shell in ${s.session.program} session ${s.session.name}, or attaches to that session if it exists`;
       const ports = `${s.ports.from}:${s.ports.to}`;
-      return `mosh-server new -p ${ports} -l LANG=${s.locale}, network timeout ${s.networkTimeout} s, signal timeout ${s.signalTimeout} s, ${what}`;
+      const flag = s.bind.mode === 'ssh' ? '-s ' : s.bind.mode === 'address' ? `-i ${s.bind.address} ` : '';
+      const bind = `${flag ? flag.trim() : 'no -s or -i'}: ${s.bind.why}`;
+      return `mosh-server new ${flag}-p ${ports} -l LANG=${s.locale} (${bind}), network timeout ${s.networkTimeout} s, signal timeout ${s.signalTimeout} s, ${what}`;
     }
     case 'relay':
       return (
@@ -65,9 +67,9 @@ function describe(s: Step): string {
     case 'forward':
       if (s.udpFirst) {
         const u = s.udpFirst;
-        return `a UDP port on this machine's loopback for mosh-client, sending on by UDP to ${hostPort(address(u.to.address), `<port of step ${u.to.port.step}>`)}; when no reply comes within ${u.switchAfterMs / 1000} s (or for ${u.silenceMs / 1000} s later), or step ${u.to.port.step} failed: a datagram forwarder (python3, else perl) on the target → ${hostPort(s.to.address, `<port of step ${s.to.port.step}>`)}, fed through the ssh chain, for the rest of the session`;
+        return `a UDP port on this machine's loopback for mosh-client, sending on by UDP to ${hostPort(address(u.to.address), `<port of step ${u.to.port.step}>`)}; when no reply comes within ${u.switchAfterMs / 1000} s (or for ${u.silenceMs / 1000} s later), or step ${u.to.port.step} failed: a datagram forwarder (python3, else perl) on the target → ${hostPort(serverAddress(s.to.address), `<port of step ${s.to.port.step}>`)}, fed through the ssh chain, for the rest of the session`;
       }
-      return `datagram forwarder (python3, else perl) on the target → ${hostPort(s.to.address, `<port of step ${s.to.port.step}>`)}, fed through the ssh chain from a UDP port on this machine's loopback; exits when its stream ends or after ${s.idleTimeout} s idle`;
+      return `datagram forwarder (python3, else perl) on the target → ${hostPort(serverAddress(s.to.address), `<port of step ${s.to.port.step}>`)}, fed through the ssh chain from a UDP port on this machine's loopback; exits when its stream ends or after ${s.idleTimeout} s idle`;
     case 'client':
       return `mosh-client → ${hostPort(address(s.connectTo.address), `<port of step ${s.connectTo.port.step}>`)}, key in its environment only`;
     case 'hand-over':
@@ -85,6 +87,11 @@ function describe(s: Step): string {
 
 function fallback(step: number | undefined): string {
   return step === undefined ? '' : `; if it fails, step ${step} goes by tcp`;
+}
+
+/** Where mosh-server listens: an address, or which step's answer says (hostPort brackets an IPv6 one). */
+function serverAddress(a: string | BoundBy): string {
+  return typeof a === 'string' ? a : `<address step ${a.boundBy} bound>`;
 }
 
 function address(a: AddressOf): string {
