@@ -4,7 +4,8 @@
 // relay. mosh-server must answer on the address the datagrams go to (its
 // `-s`, moshctl's mosh.bind_server default `ssh`): started without it, it
 // listens on 0.0.0.0 only and the session never connects. Each session
-// survives a roam and a 15 s outage, and leaves nothing on any host.
+// survives a roam and a 15 s outage, and leaves nothing on any host; tcp and
+// auto reach the IPv6-only target too, and so does the perl relay.
 import { describe, expect, it } from 'vitest';
 import type { Lab } from '../../src/lab/index.js';
 import {
@@ -95,9 +96,30 @@ describe.skipIf(reason).each(SSH_CLIENTS)(
       const s = await sessions.start(['up', 'target', '--transport', 'tcp']);
       await waitForPrompt(s);
       await bothWays(lab, s);
-      expect((await readRecord(s)).relays).toEqual([]);
+      const rec = await readRecord(s);
+      expect(rec.relays).toEqual([]);
+      // The forwarder sends from the target's loopback, so mosh-server listens there.
+      expect(await serverSockets(lab)).toEqual([`127.0.0.1:${rec.server?.port ?? 0}`]);
       expect((await sessionProcesses(lab)).filter((p) => p.startsWith('bastion '))).toEqual([]);
       await exitLeavesNothing(lab, s);
+    });
+
+    it('--transport auto with UDP dropped on the client link: the forwarder takes over, sending to the IPv6 address -s bound', async () => {
+      const { lab } = ctx;
+      await lab.blockUdp('client', true);
+      const s = await sessions.start(['up', 'target', '--transport', 'auto']);
+      await waitForPrompt(s, 40_000);
+      await typeAndCheck(lab, s);
+      const port = (await readRecord(s)).server?.port ?? 0;
+      expect(await serverSockets(lab)).toEqual([`[${TARGET6}]:${port}`]);
+      const forwarders = (await sessionProcesses(lab)).filter(
+        (p) => p.startsWith('target ') && p.includes(`--to [${TARGET6}]:${port}`),
+      );
+      expect(forwarders).not.toEqual([]);
+      await lab.roam();
+      await bothWays(lab, s, RECOVERY_MS);
+      await exitLeavesNothing(lab, s);
+      expect(stderrOf(s)).toMatch(/transport auto: switched to tcp, no UDP reply from bastion/);
     });
   },
 );
