@@ -44,6 +44,12 @@ const transport: OptionSpec = {
   help: "udp (relays on every hop), tcp (mosh's datagrams inside the ssh chain, nothing on the bastions, for networks that drop UDP) or auto (udp, switching to tcp when UDP gets no reply); overrides mosh.transport",
 };
 
+const bindServer: OptionSpec = {
+  type: 'string',
+  arg: 'ssh|any|ADDRESS',
+  help: "where mosh-server listens, as mosh's --bind-server: ssh (the address the ssh connection came in on, where the last relay or mosh-client sends), any (every IPv4 address) or an IP address of the target; overrides mosh.bind_server",
+};
+
 export const commands: CommandSpec[] = [
   {
     name: 'validate',
@@ -73,18 +79,25 @@ export const commands: CommandSpec[] = [
   },
   {
     name: 'plan',
-    usage: 'moshctl plan NAME [--json] [--no-connect] [--transport udp|tcp|auto] [-- COMMAND...]',
+    usage:
+      'moshctl plan NAME [--json] [--no-connect] [--transport udp|tcp|auto] [--bind-server ssh|any|ADDRESS] [-- COMMAND...]',
     summary: 'print the steps `up NAME` would take',
     description:
       'Prints, in order, every step `up NAME` would take (ssh hops, mosh-server, one relay per hop, the client) with its host and why, then the teardown. Touches no host.',
-    options: { json, 'no-connect': { type: 'boolean', help: 'plan `up --no-connect`' }, transport },
+    options: {
+      json,
+      'no-connect': { type: 'boolean', help: 'plan `up --no-connect`' },
+      transport,
+      'bind-server': bindServer,
+    },
     min: 1,
     max: 1,
     rest: true,
   },
   {
     name: 'up',
-    usage: 'moshctl up NAME [--no-connect [--json]] [--transport udp|tcp|auto] [-- COMMAND...]',
+    usage:
+      'moshctl up NAME [--no-connect [--json]] [--transport udp|tcp|auto] [--bind-server ssh|any|ADDRESS] [-- COMMAND...]',
     summary: 'open a mosh session to NAME through its jump hosts',
     description:
       "Connects through the via chain (NAME may be a host of moshproxy.yaml or one ssh knows from ssh_config), starts mosh-server on NAME and a UDP relay on every hop, then hands the terminal to mosh-client. When the client exits everything is torn down and moshctl exits with the client's exit code. COMMAND runs instead of the login shell. Needs a terminal on stdin unless --no-connect.",
@@ -95,6 +108,7 @@ export const commands: CommandSpec[] = [
       },
       json: { type: 'boolean', help: 'with --no-connect: print the hand-over as JSON' },
       transport,
+      'bind-server': bindServer,
     },
     min: 1,
     max: 1,

@@ -20,6 +20,7 @@ import {
   type SshGValues,
 } from './ssh-config.js';
 import type {
+  BindServer,
   HostConfig,
   HostKeyPolicy,
   MoshSettings,
@@ -45,6 +46,7 @@ export const builtins = {
     locale: 'C.UTF-8',
     session: 'none' as SessionKeeper,
     transport: 'udp' as MoshTransport,
+    bind_server: 'ssh' as BindServer,
   },
   relay: { ports: '60000-61000', runtime: 'auto' as RelayRuntime },
 } as const;
@@ -56,6 +58,7 @@ interface RawMosh {
   locale?: string;
   session?: SessionKeeper;
   transport?: MoshTransport;
+  bind_server?: BindServer;
 }
 interface RawRelay {
   ports?: string | number;
@@ -379,6 +382,7 @@ function mosh(...layers: (RawMosh | undefined)[]): MoshSettings {
     locale: pick('locale') ?? builtins.mosh.locale,
     session: pick('session') ?? builtins.mosh.session,
     transport: pick('transport') ?? builtins.mosh.transport,
+    bind_server: pick('bind_server') ?? builtins.mosh.bind_server,
   };
 }
 

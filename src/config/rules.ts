@@ -1,6 +1,7 @@
 // Checks the schema cannot express: references between hosts, chain cycles and
 // port ranges. Each rule collects every problem, so one run shows them all.
 import type { Problem } from '../errors.js';
+import { parseBindServer } from './bind.js';
 import { resolveChain } from './chains.js';
 import { parsePortRange } from './ports.js';
 import { describePath } from './schema.js';
@@ -31,6 +32,19 @@ export function checkRules(data: unknown, origins: Origins, fallback: Position):
   for (const ptr of rangeFields) {
     if (!origins.has(ptr)) continue;
     const r = parsePortRange(get(data, ptr));
+    if (!r.ok) problems.push({ ...at(ptr), message: `${describePath(ptr)}: ${r.message}`, hint: r.hint });
+  }
+
+  // mosh.bind_server: the schema lets through what looks like an address; node:net decides.
+  const bindFields = [
+    '/mosh/bind_server',
+    ...names.map((n) => `${pointer(pointer('/hosts', n), 'mosh')}/bind_server`),
+  ];
+  for (const ptr of bindFields) {
+    const value = get(data, ptr);
+    // What is not even made of address characters, the schema reported already.
+    if (typeof value !== 'string' || !/^[0-9A-Fa-f:.]+$/.test(value)) continue;
+    const r = parseBindServer(value);
     if (!r.ok) problems.push({ ...at(ptr), message: `${describePath(ptr)}: ${r.message}`, hint: r.hint });
   }
 

@@ -19,7 +19,12 @@ export interface MoshSettings {
   session: SessionKeeper;
   /** How mosh's datagrams travel: udp through relays, or tcp inside the ssh chain (no relays, no UDP needed). */
   transport: MoshTransport;
+  /** Where mosh-server listens, as mosh's --bind-server: `ssh` (-s), `any`, or an IP address (-i). */
+  bind_server: BindServer;
 }
+
+/** `ssh`: where the ssh connection came in (`-s`); `any`: no option; else an IPv4 or IPv6 literal (`-i`). */
+export type BindServer = 'ssh' | 'any' | (string & {});
 
 export const moshTransports = ['udp', 'tcp', 'auto'] as const;
 export type MoshTransport = (typeof moshTransports)[number];

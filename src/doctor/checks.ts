@@ -4,6 +4,7 @@
 import type { MoshTransport } from '../config/types.js';
 import { EnvError, ExitCode, type ConnectFault } from '../errors.js';
 import { CHECK_LABELS, DOCTOR_VERSION, type CheckId, type CheckResult, type DoctorReport } from './types.js';
+import { hostPort } from '../host-port.js';
 
 export interface RouteHop {
   name: string;
@@ -76,7 +77,7 @@ export function connectResults(
       host: h.name,
       check: 'reachable',
       status: 'ok',
-      detail: `${h.address}:${h.port}${ms !== undefined ? `, logged in after ${ms} ms` : ''}`,
+      detail: `${hostPort(h.address, h.port)}${ms !== undefined ? `, logged in after ${ms} ms` : ''}`,
     };
     const key: CheckResult = { host: h.name, check: 'host-key', status: 'ok', detail: 'known' };
     const login: CheckResult = { host: h.name, check: 'auth', status: 'ok', detail: `as ${h.user}` };
@@ -106,10 +107,14 @@ export function connectResults(
       case 'forward':
         return;
       case 'host-key':
-        out.push({ ...reached, detail: `${h.address}:${h.port} answered` }, fail(h.name, 'host-key'));
+        out.push({ ...reached, detail: `${hostPort(h.address, h.port)} answered` }, fail(h.name, 'host-key'));
         return;
       case 'auth':
-        out.push({ ...reached, detail: `${h.address}:${h.port} answered` }, key, fail(h.name, 'auth'));
+        out.push(
+          { ...reached, detail: `${hostPort(h.address, h.port)} answered` },
+          key,
+          fail(h.name, 'auth'),
+        );
         return;
       default:
         out.push(fail(h.name, 'reachable'));

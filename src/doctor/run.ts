@@ -216,7 +216,11 @@ async function roundTrips(c: TripContext): Promise<void> {
   );
   if (!step) throw new Error('bug: a tcp plan without a forward step');
   try {
-    const f = await runner.startForward({ ...step, idleTimeout: IDLE_SECONDS }, echo.port);
+    // The echo listens on every address (as mosh-server without -s or -i): the loopback reaches it.
+    const f = await runner.startForward(
+      { ...step, idleTimeout: IDLE_SECONDS },
+      { address: '127.0.0.1', port: echo.port },
+    );
     const r = await udpRoundTrip('127.0.0.1', f.port, withSignal(probe, c));
     ran.push(tcpResult(target.name, f.runtime, r, probe.waitMs));
   } catch (e) {

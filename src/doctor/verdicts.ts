@@ -7,6 +7,7 @@ import { moshServerFailure } from '../remote/mosh-server.js';
 import { isUtf8, type TargetFacts } from './remote.js';
 import type { CheckResult } from './types.js';
 import type { ProbeResult } from './udp-probe.js';
+import { hostPort } from '../host-port.js';
 
 type Target = Pick<HostConfig, 'name' | 'mosh'>;
 
@@ -104,7 +105,7 @@ export function udpResult(
     host: first.name,
     check: 'udp-round-trip',
     status: 'fail',
-    detail: `no echo within ${waitMs / 1000} s of ${probe.sent} datagrams to ${first.name} (${sentTo.address}:${sentTo.port})`,
+    detail: `no echo within ${waitMs / 1000} s of ${probe.sent} datagrams to ${first.name} (${hostPort(sentTo.address, sentTo.port)})`,
     hint:
       route.length > 1
         ? `UDP is dropped between this machine and ${first.name} (its relay.ports ${formatPortRange(first.relay.ports)}) or between the hops (the last one to ${servers}); let it through there`

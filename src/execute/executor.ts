@@ -7,6 +7,7 @@ import type { ClientStep, Plan, SetupStep } from '../plan/types.js';
 import type { SessionRecord } from '../state/record.js';
 import type { RelayStarted, Runner } from './runner.js';
 import { teardown, type TeardownReport } from './teardown.js';
+import { hostPort } from '../host-port.js';
 
 export interface ExecuteOptions {
   runner: Runner;
@@ -81,6 +82,8 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
     if (!p) ports.set(id, (p = future<number>()));
     return p;
   };
+  /** Server step → the address its mosh-server bound with -s, as it reported it. */
+  const bound = new Map<number, string>();
   const relaySteps = new Map(plan.steps.flatMap((s) => (s.kind === 'relay' ? [[s.id, s] as const] : [])));
   const recordRelay = (host: string, r: RelayStarted): void => {
     o.record.relays.push({
@@ -110,6 +113,9 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
         };
         o.save(o.record);
         key = s.key;
+        // A mosh-server that could not bind where it was told listens on every IPv4 address instead.
+        if (s.bound !== undefined && !s.warning) bound.set(step.id, s.bound);
+        if (s.warning) setupNotes.push(`warning: ${step.host}: ${s.warning}`);
         portOf(step.id).resolve(s.port);
         return `mosh-server on ${step.host}: UDP ${s.port}, pid ${s.pid}`;
       }
@@ -132,10 +138,13 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
           recordRelay(step.host, started);
           portOf(relay.id).resolve(started.port);
         }
-        return `relay on ${step.host} → ${step.forwardTo.address}:${forward}`;
+        return `relay on ${step.host} → ${hostPort(step.forwardTo.address, forward)}`;
       }
       case 'forward': {
         const serverPort = await portOf(step.to.port.step).promise;
+        // mosh-server bound with -s said where (its step ran: its port is known); else it listens everywhere.
+        const to = step.to.address;
+        const serverAddress = typeof to === 'string' ? to : (bound.get(to.boundBy) ?? '127.0.0.1');
         const via = step.udpFirst?.to;
         const udp =
           via && udpFailed === undefined
@@ -145,8 +154,11 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
               }
             : undefined;
         await check('forward');
-        const f = await o.runner.startForward(step, serverPort, udp, (why) =>
-          notes.push(`transport auto: switched to tcp, ${why}`),
+        const f = await o.runner.startForward(
+          step,
+          { address: serverAddress, port: serverPort },
+          udp,
+          (why) => notes.push(`transport auto: switched to tcp, ${why}`),
         );
         portOf(step.id).resolve(f.port);
         const tcp = `forwarder on ${step.host} (${f.runtime ?? '?'}) ← 127.0.0.1 UDP ${f.port} here, through the ssh chain`;

@@ -18,6 +18,7 @@ import { readRelayPrograms } from '../relay/script.js';
 import { awaitLine } from '../transport/line-channel.js';
 import type { LineChannel, RemoteChain } from '../transport/types.js';
 import type { RelayStarted } from './runner.js';
+import { hostPort } from '../host-port.js';
 
 const PROBE_TIMEOUT_MS = 10_000;
 const START_TIMEOUT_MS = 15_000;
@@ -104,7 +105,7 @@ export async function wireRelay(channel: LineChannel, step: RelayStep, forwardPo
   if (!ok || 'error' in ok) {
     channel.send('QUIT');
     throw new EnvError(
-      `the relay on ${step.host} cannot forward to ${step.forwardTo.address}:${forwardPort}: ${ok && 'error' in ok ? ok.error : 'no answer'}`,
+      `the relay on ${step.host} cannot forward to ${hostPort(step.forwardTo.address, forwardPort)}: ${ok && 'error' in ok ? ok.error : 'no answer'}`,
       `check that ${step.host} resolves and reaches ${step.forwardTo.address}`,
       { host: step.host, step: 'wire relay' },
     );

@@ -11,6 +11,10 @@ export interface ServerStarted {
   started?: string;
   /** Held in memory only, handed to mosh-client's environment. */
   key: string;
+  /** With `-s` (ServerStep.bind ssh): the address it bound, as it reported it. */
+  bound?: string;
+  /** It could not listen where it was told (-s or -i), and mosh-server then listens on every IPv4 address. */
+  warning?: string;
 }
 
 export interface RelayStarted {
@@ -53,7 +57,7 @@ export interface Runner {
   wireRelay(step: RelayStep, forwardPort: number): Promise<RelayStarted | undefined>;
   /**
    * tcp transport: a UDP port on this machine's loopback whose datagrams reach
-   * `serverPort` on the target's loopback inside the ssh chain, kept up (a new
+   * mosh-server at `server` (as the target reaches it) inside the ssh chain, kept up (a new
    * forwarder over a new chain after a roam) until close().
    * transport auto (`udp` given): the port sends on to `udp` instead, and
    * switches to the forwarder when UDP goes unanswered (step.udpFirst says how
@@ -61,7 +65,7 @@ export interface Runner {
    */
   startForward(
     step: ForwardStep,
-    serverPort: number,
+    server: { address: string; port: number },
     udp?: { address: string; port: number },
     onSwitch?: (why: string) => void,
   ): Promise<ForwardStarted>;

@@ -5,11 +5,13 @@
 import { EnvError } from '../errors.js';
 import type { ServerStep } from '../plan/types.js';
 import {
+  moshServerBindFallback,
   moshServerFailure,
   moshServerKeptCommand,
   moshServerSilent,
   parseKeeper,
   parseMoshServerOutput,
+  parseServerBound,
   parseServerExit,
   parseServerStarted,
   redactKey,
@@ -44,10 +46,19 @@ export async function startMoshServer(
     SERVER_TIMEOUT_MS,
   );
   const started = lines.map(parseServerStarted).find((x) => x !== undefined);
+  const bound = lines.map(parseServerBound).find((x) => x !== undefined);
   const output = lines.join('\n');
   // Once a pid is parsed the server runs, whatever the exit code: it must be recorded to be stopped.
   const parsed = parseMoshServerOutput(output, output);
-  if (parsed) return { ...parsed, ...(started ? { started } : {}), channel };
+  const warning = parsed ? moshServerBindFallback(output) : undefined;
+  if (parsed)
+    return {
+      ...parsed,
+      ...(started ? { started } : {}),
+      ...(bound ? { bound } : {}),
+      ...(warning ? { warning } : {}),
+      channel,
+    };
   channel.end();
   // The message may quote mosh-server's output; never let a key through.
   // moshctl's own marker lines are not mosh-server's words.

@@ -214,22 +214,22 @@ export class SshRunner implements Runner {
 
   startForward(
     step: ForwardStep,
-    serverPort: number,
+    server: { address: string; port: number },
     udp?: { address: string; port: number },
     onSwitch?: (why: string) => void,
   ): Promise<ForwardStarted> {
-    return this.setupStep(() => this.openTunnel(step, serverPort, udp, onSwitch));
+    return this.setupStep(() => this.openTunnel(step, server, udp, onSwitch));
   }
 
   /** The tcp tunnel of startForward: a forwarder on the target behind a port on this machine. */
   private async openTunnel(
     step: ForwardStep,
-    serverPort: number,
+    server: { address: string; port: number },
     udp?: { address: string; port: number },
     onSwitch?: (why: string) => void,
   ): Promise<ForwardStarted> {
     const launch = forwarderLaunch(
-      { runtime: 'auto', to: { address: step.to.address, port: serverPort }, idleTimeout: step.idleTimeout },
+      { runtime: 'auto', to: server, idleTimeout: step.idleTimeout },
       await readForwarderPrograms(),
     );
     const tunnel = new TcpTunnel({

@@ -4,6 +4,7 @@
 // decides what happens then (the stream takes over).
 import { createSocket, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
+import { hostPort } from '../host-port.js';
 
 export interface UdpPathOptions {
   address: string;
@@ -63,7 +64,7 @@ export class UdpPath {
     if (since === undefined || this.closed) return;
     const limit = this.answered ? this.o.silenceMs : this.o.switchAfterMs;
     if (Date.now() - since < limit) return;
-    const where = `${this.o.host} (${this.o.address}:${this.o.port})`;
+    const where = `${this.o.host} (${hostPort(this.o.address, this.o.port)})`;
     this.close();
     this.o.onSilent(
       this.answered

@@ -27,7 +27,6 @@ import { writeClientUserFiles, type ClientUserFiles, type LabUser } from './user
 export interface BuildContext {
   runId: string;
   dir: string;
-  bastions: 1 | 2;
   plan: TopologyPlan;
   paths: LabFilePaths;
   kbdInteractive: readonly HostName[];
@@ -127,7 +126,6 @@ export async function buildLab(ctx: BuildContext): Promise<void> {
     writeLabFiles(ctx.paths, {
       dir: ctx.dir,
       runId: ctx.runId,
-      bastions: ctx.bastions,
       servers,
       addressesOf: (h) => ctx.host(h).addresses,
       kbdInteractive: ctx.kbdInteractive,

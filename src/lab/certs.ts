@@ -33,7 +33,13 @@ export function certPaths(labDir: string): CertPaths {
 }
 
 /** The lab's address ranges and names, for a @cert-authority line that covers every lab host. */
-export const LAB_HOST_PATTERNS = [`*.${LAB_DOMAIN}`, '192.0.2.*', '198.51.100.*', '203.0.113.*'];
+export const LAB_HOST_PATTERNS = [
+  `*.${LAB_DOMAIN}`,
+  '192.0.2.*',
+  '198.51.100.*',
+  '203.0.113.*',
+  '2001:db8:*',
+];
 
 export async function makeCas(labDir: string, runId: string): Promise<LabCas> {
   const dir = join(labDir, 'ca');

@@ -9,9 +9,10 @@ import { isAlive } from './proc.js';
 import { DEFAULT_PREFIX, cleanupStale, readRecords, teardown } from './registry.js';
 
 const USAGE = `usage: node dist/lab/cli.js <command>
-  up [--bastions 1|2] [--broker HOST[,HOST]]
+  up [--bastions 1|2] [--broker HOST[,HOST]] [--ipv6 behind-bastion|direct]
                         build a lab and leave it up; prints its run id and config
-                        (--broker: also reach those hosts through an access broker)
+                        (--broker: also reach those hosts through an access broker;
+                        --ipv6: an IPv6-only target, behind the bastion or reached directly)
   down <runid>          remove that lab
   status                list labs and anything left behind
   cleanup [--all]       remove labs whose owner died (--all: every lab, also ones left up)`;
@@ -23,10 +24,21 @@ async function up(args: string[]): Promise<number> {
     console.error(USAGE);
     return 2;
   }
+  const v = args.indexOf('--ipv6');
+  const ipv6 = v >= 0 ? args[v + 1] : undefined;
+  if (ipv6 !== undefined && ipv6 !== 'behind-bastion' && ipv6 !== 'direct') {
+    console.error(USAGE);
+    return 2;
+  }
   const b = args.indexOf('--broker');
   const broker = b >= 0 ? ((args[b + 1] ?? '').split(',') as HostName[]) : [];
   const started = Date.now();
-  const lab = await Lab.create({ bastions: n === '2' ? 2 : 1, persistent: true, broker });
+  const lab = await Lab.create({
+    bastions: n === '2' ? 2 : 1,
+    persistent: true,
+    broker,
+    ...(ipv6 ? { ipv6 } : {}),
+  });
   const client = lab.hosts.client.ns;
   const through = broker.length
     ? lab.brokerSshConfig({ hosts: broker.map((h) => ({ alias: `${h}-broker`, host: h })) })

@@ -14,6 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { isIPv6 } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import {
   brokerSocketPath,
@@ -49,7 +50,7 @@ import {
   type LabUser,
 } from './users.js';
 
-export type { HostName, LinkName } from './topology.js';
+export type { HostName, Ipv6Layout, LinkName } from './topology.js';
 export type { RunResult } from './proc.js';
 export { childrenOf } from './proc.js';
 export type { ExecOptions, LabHost, LabHosts, LabMount, LabOptions, SshArgvOptions } from './types.js';
@@ -107,7 +108,7 @@ export class Lab extends LabCore {
   private readonly paths: LabFilePaths;
 
   private constructor(runId: string, prefix: string, dir: string, opts: LabOptions) {
-    super(runId, prefix, dir, opts.bastions ?? 1, opts.persistent ? null : refOf(process.pid));
+    super(runId, prefix, dir, opts.bastions ?? 1, opts.persistent ? null : refOf(process.pid), opts.ipv6);
     this.kbdInteractive = [...(opts.kbdInteractive ?? [])];
     this.sshClient = opts.sshClient ?? 'ssh2';
     this.hide = { ...opts.hide };
@@ -177,7 +178,6 @@ export class Lab extends LabCore {
     return buildLab({
       runId: this.runId,
       dir: this.dir,
-      bastions: this.bastions,
       plan: this.plan,
       paths: this.paths,
       kbdInteractive: this.kbdInteractive,
@@ -340,11 +340,7 @@ export class Lab extends LabCore {
    * `names`, hosts by their lab.test names; another key, known_hosts or user on request.
    */
   configText(opts: ConfigTextOptions = {}): string {
-    return labConfigText(
-      this.paths,
-      { bastions: this.bastions, servers: this.plan.hosts, sshClient: this.sshClient },
-      opts,
-    );
+    return labConfigText(this.paths, { servers: this.plan.hosts, sshClient: this.sshClient }, opts);
   }
 
   /** `ssh` argv (run it as the client) reaching `host` through its bastions with the lab's key. */
@@ -352,7 +348,9 @@ export class Lab extends LabCore {
     const plan = this.plan.hosts.find((h) => h.name === host);
     if (!plan) throw new Error(`this lab has no host "${host}"`);
     const nameOf = (h: HostName): string => (opts.names ? this.host(h).dnsName : this.host(h).sshAddress);
-    const jump = plan.via.map((v) => `root@${nameOf(v)}`).join(',');
+    // -J takes [user@]host[:port], so an IPv6 address there needs its brackets.
+    const jumpName = (h: HostName): string => (isIPv6(nameOf(h)) ? `[${nameOf(h)}]` : nameOf(h));
+    const jump = plan.via.map((v) => `root@${jumpName(v)}`).join(',');
     return [
       'ssh',
       '-F',

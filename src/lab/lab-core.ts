@@ -5,11 +5,20 @@
 
 import { spawn as spawnChild } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
+import { isIPv4, isIPv6 } from 'node:net';
 import { writeNames } from './build.js';
-import { findLink, moveAddress, setDropShare, setLinkState, setUdpBlocked } from './network.js';
+import { findLink, moveAddresses, setDropShare, setLinkState, setUdpBlocked } from './network.js';
 import { childrenOf, isAlive, refOf, run, stopAll, type ProcRef, type RunResult } from './proc.js';
 import { pidsInNamespace, teardown, writeRecord, type LabRecord } from './registry.js';
-import { addressesOf, nextClientAddress, planTopology, type HostName, type LinkName } from './topology.js';
+import {
+  addressesOf,
+  lanIpv6For,
+  nextClientAddress,
+  planTopology,
+  type HostName,
+  type Ipv6Layout,
+  type LinkName,
+} from './topology.js';
 import type { TopologyPlan } from './topology.js';
 import type { ExecOptions, LabHost, LabHosts } from './types.js';
 
@@ -28,8 +37,10 @@ export class LabCore {
     readonly bastions: 1 | 2,
     /** null for a lab left up on purpose (`lab up`). */
     private readonly owner: ProcRef | null,
+    /** Where the lab has IPv6 (LabOptions.ipv6); undefined: nowhere. */
+    readonly ipv6: Ipv6Layout | undefined,
   ) {
-    this.plan = planTopology(bastions);
+    this.plan = planTopology(bastions, ipv6);
     const hosts: Partial<Record<HostName, LabHost>> = {};
     for (const h of this.plan.hosts) {
       hosts[h.name] = {
@@ -120,14 +131,22 @@ export class LabCore {
 
   /**
    * Move the client to a new address on its LAN (default: the next one up),
-   * as a phone changing networks would. Returns the new address.
+   * as a phone changing networks would. On a dual-stack LAN (ipv6 'direct')
+   * its IPv6 address moves too, to the same host number (2001:db8:2::N for
+   * 192.0.2.N). Returns the new IPv4 address; `hosts.client.addresses` has all.
    */
   async roam(newAddress?: string): Promise<string> {
     const client = this.host('client');
-    const old = client.addresses[0] ?? client.sshAddress;
-    const next = newAddress ?? nextClientAddress(old);
-    await moveAddress(findLink(this.plan, 'client'), client.ns, old, next);
-    client.addresses = [next];
+    const link = findLink(this.plan, 'client');
+    const old4 = client.addresses.find((a) => isIPv4(a)) ?? client.sshAddress;
+    const old6 = client.addresses.find((a) => isIPv6(a));
+    const next = newAddress ?? nextClientAddress(old4);
+    const next6 = link.ipv6 && old6 ? lanIpv6For(next) : undefined;
+    await moveAddresses(link, client.ns, {
+      ipv4: { old: old4, next },
+      ...(old6 && next6 ? { ipv6: { old: old6, next: next6 } } : {}),
+    });
+    client.addresses = next6 ? [next, next6] : [next];
     client.sshAddress = next;
     writeNames(this.plan, (h) => this.host(h), this.runId); // client.lab.test follows
     return next;

@@ -45,7 +45,6 @@ export function writeLabFile(dir: string, name: string, text: string): string {
 export interface LabFilesInput {
   dir: string;
   runId: string;
-  bastions: 1 | 2;
   /** Hosts that run sshd. */
   servers: HostPlan[];
   addressesOf(host: HostName): string[];
@@ -134,20 +133,13 @@ export interface ConfigTextOptions {
 
 export function labConfigText(
   paths: LabFilePaths,
-  input: Pick<LabFilesInput, 'bastions' | 'servers' | 'sshClient'>,
+  input: Pick<LabFilesInput, 'servers' | 'sshClient'>,
   o: ConfigTextOptions,
 ): string {
-  const addressOf = (name: HostName): string | undefined =>
-    input.servers.find((h) => h.name === name)?.sshAddress;
   return renderLabConfig({
     keyFile: o.keyFile ?? paths.keyFile,
     knownHostsFile: o.knownHostsFile ?? paths.knownHostsFile,
-    bastions: input.bastions,
-    addresses: {
-      bastion: addressOf('bastion') ?? '',
-      bastion2: addressOf('bastion2'),
-      target: addressOf('target') ?? '',
-    },
+    hosts: input.servers,
     names: o.names ?? false,
     user: o.user,
     sshClient: o.sshClient ?? input.sshClient,

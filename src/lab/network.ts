@@ -4,7 +4,14 @@
 // ingress and egress hooks see both directions without touching routing.
 
 import { mustRun, run } from './proc.js';
-import type { HostName, LinkName, LinkPlan, TopologyPlan } from './topology.js';
+import {
+  LAN6_PREFIX,
+  familiesOf,
+  type HostName,
+  type LinkName,
+  type LinkPlan,
+  type TopologyPlan,
+} from './topology.js';
 
 export type NamespaceOf = (host: HostName) => string;
 
@@ -18,20 +25,18 @@ export async function buildNetwork(plan: TopologyPlan, nsOf: NamespaceOf): Promi
   const hosts = plan.hosts.map((h) => h.name);
   await Promise.all(hosts.map((h) => mustRun(['ip', 'netns', 'add', nsOf(h)])));
   // Sysctls first: interfaces created later inherit `default`, so no IPv6
-  // addresses (and no DAD delays or router solicitations) ever appear.
+  // address appears where the plan has none. Where it has some, the interface
+  // is switched on below, with no DAD delay and no router advertisements.
   await Promise.all(
     hosts.map((h) =>
-      mustRun([
-        'ip',
-        'netns',
-        'exec',
-        nsOf(h),
-        'sysctl',
-        '-q',
-        '-w',
+      sysctl(nsOf(h), [
         'net.ipv4.ip_forward=0',
         'net.ipv6.conf.all.disable_ipv6=1',
         'net.ipv6.conf.default.disable_ipv6=1',
+        'net.ipv6.conf.default.accept_dad=0',
+        'net.ipv6.conf.default.accept_ra=0',
+        'net.ipv6.conf.default.autoconf=0',
+        `net.ipv6.conf.all.forwarding=${plan.ipv6Routers.includes(h) ? 1 : 0}`,
       ]),
     ),
   );
@@ -58,21 +63,57 @@ export async function buildNetwork(plan: TopologyPlan, nsOf: NamespaceOf): Promi
       nsOf(l.near),
     ]);
   }
+  await Promise.all(
+    [...ipv6Devices(plan)].map(([host, devs]) =>
+      sysctl(
+        nsOf(host),
+        [...devs].map((d) => `net.ipv6.conf.${d}.disable_ipv6=0`),
+      ),
+    ),
+  );
   const perNs = new Map<string, string[]>(hosts.map((h) => [nsOf(h), ['link set lo up']]));
   const add = (host: HostName, line: string): void => void perNs.get(nsOf(host))?.push(line);
-  for (const b of plan.bridges) add(b.host, `addr add ${b.cidr} dev ${b.dev}`);
+  for (const b of plan.bridges) for (const c of b.cidrs) add(b.host, addrAdd(c, b.dev));
   for (const b of plan.bridges) add(b.host, `link set ${b.dev} up`);
   for (const l of plan.links) {
-    if (l.nearCidr) add(l.near, `addr add ${l.nearCidr} dev ${l.nearDev}`);
-    else add(l.near, `link set ${l.nearDev} master ${bridgeOf(plan, l.near)}`);
+    for (const a of familiesOf(l)) {
+      if (a.nearCidr) add(l.near, addrAdd(a.nearCidr, l.nearDev));
+      add(l.far, addrAdd(a.farCidr, l.farDev));
+    }
+    if (!familiesOf(l).some((a) => a.nearCidr))
+      add(l.near, `link set ${l.nearDev} master ${bridgeOf(plan, l.near)}`);
     add(l.near, `link set ${l.nearDev} up`);
-    add(l.far, `addr add ${l.farCidr} dev ${l.farDev}`);
     add(l.far, `link set ${l.farDev} up`);
     // A default route toward the client side makes "no forwarding" the only
     // thing between the client and the target, which is what the tests check.
-    add(l.far, `route add default via ${l.farGateway} dev ${l.farDev}`);
+    for (const a of familiesOf(l)) add(l.far, `route add default via ${a.farGateway} dev ${l.farDev}`);
   }
   await Promise.all([...perNs].map(([ns, lines]) => ipBatch(ns, lines)));
+}
+
+async function sysctl(ns: string, settings: string[]): Promise<void> {
+  if (settings.length > 0) await mustRun(['ip', 'netns', 'exec', ns, 'sysctl', '-q', '-w', ...settings]);
+}
+
+/** `addr add`; an IPv6 address is usable at once (`nodad`: no duplicate detection in a lab). */
+function addrAdd(cidr: string, dev: string): string {
+  return `addr add ${cidr} dev ${dev}${cidr.includes(':') ? ' nodad' : ''}`;
+}
+
+/** By host, the interfaces that carry IPv6 (lo included): all others keep it switched off. */
+function ipv6Devices(plan: TopologyPlan): Map<HostName, Set<string>> {
+  const out = new Map<HostName, Set<string>>();
+  const on = (host: HostName, dev: string): void => {
+    const devs = out.get(host) ?? new Set(['lo']);
+    out.set(host, devs.add(dev));
+  };
+  for (const b of plan.bridges) if (b.cidrs.some((c) => c.includes(':'))) on(b.host, b.dev);
+  for (const l of plan.links) {
+    if (!l.ipv6) continue;
+    if (l.ipv6.nearCidr) on(l.near, l.nearDev);
+    on(l.far, l.farDev);
+  }
+  return out;
 }
 
 function bridgeOf(plan: TopologyPlan, host: HostName): string {
@@ -88,19 +129,50 @@ export function findLink(plan: TopologyPlan, name: LinkName): LinkPlan {
   return l;
 }
 
-/** Give the far end of a LAN link (the client) a new address in place of `old`, keeping its default route. */
-export async function moveAddress(link: LinkPlan, ns: string, old: string, next: string): Promise<void> {
-  if (!/^192\.0\.2\.(\d{1,3})$/.test(next) || ['192.0.2.1', '192.0.2.66'].includes(next)) {
-    throw new Error(`roam: ${next} is not a free address in 192.0.2.0/24`);
+/** One address of the client moving to another in the same family. */
+export interface AddressMove {
+  old: string;
+  next: string;
+}
+
+/**
+ * Give the far end of a LAN link (the client) new addresses in place of old
+ * ones, one per family the link carries, keeping its default routes.
+ */
+export async function moveAddresses(
+  link: LinkPlan,
+  ns: string,
+  moves: { ipv4?: AddressMove; ipv6?: AddressMove },
+): Promise<void> {
+  const batch: string[] = [];
+  for (const family of ['ipv4', 'ipv6'] as const) {
+    const move = moves[family];
+    const addresses = link[family];
+    if (!move) continue;
+    if (!addresses) throw new Error(`roam: the ${link.name} link carries no ${family}`);
+    checkFreeLanAddress(family, move.next);
+    const prefix = addresses.farCidr.split('/')[1] ?? '';
+    // Removing the only address of a family can drop its default route, so it is put back.
+    batch.push(
+      `addr del ${move.old}/${prefix} dev ${link.farDev}`,
+      addrAdd(`${move.next}/${prefix}`, link.farDev),
+      `route replace default via ${addresses.farGateway} dev ${link.farDev}`,
+    );
   }
-  // Removing the only address also drops the default route, so it is added back.
-  const batch = [
-    `addr del ${old}/24 dev ${link.farDev}`,
-    `addr add ${next}/24 dev ${link.farDev}`,
-    `route replace default via ${link.farGateway} dev ${link.farDev}`,
-  ];
   const r = await run(['ip', '-n', ns, '-batch', '-'], { input: batch.join('\n') + '\n' });
-  if (r.code !== 0) throw new Error(`roam to ${next}: ${r.stderr.trim()}`);
+  const to = [moves.ipv4?.next, moves.ipv6?.next].filter(Boolean).join(' and ');
+  if (r.code !== 0) throw new Error(`roam to ${to}: ${r.stderr.trim()}`);
+}
+
+function checkFreeLanAddress(family: 'ipv4' | 'ipv6', address: string): void {
+  const ok =
+    family === 'ipv4'
+      ? /^192\.0\.2\.(\d{1,3})$/.test(address) && !['192.0.2.1', '192.0.2.66'].includes(address)
+      : address.startsWith(LAN6_PREFIX) &&
+        /^[0-9a-f]{1,4}$/.test(address.slice(LAN6_PREFIX.length)) &&
+        ![`${LAN6_PREFIX}1`, `${LAN6_PREFIX}66`].includes(address);
+  const range = family === 'ipv4' ? '192.0.2.0/24' : `${LAN6_PREFIX}/64`;
+  if (!ok) throw new Error(`roam: ${address} is not a free address in ${range}`);
 }
 
 /** Bring the near end of a link down or up: the far host keeps its addresses and routes. */

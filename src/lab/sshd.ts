@@ -78,7 +78,7 @@ export function writeSshdConfig(files: SshdFiles, o: SshdConfigOptions): void {
     `# moshctl lab: sshd for "${o.host}"`,
     // First: sshd keeps the first value of a keyword, so these override the lab's lines below.
     ...(o.extraConfig ?? []),
-    ...o.listen.map((a) => `ListenAddress ${a}:22`),
+    ...o.listen.map((a) => (a.includes(':') ? `ListenAddress [${a}]:22` : `ListenAddress ${a}:22`)),
     `HostKey ${files.hostKey}`,
     `HostCertificate ${o.hostCertificate}`,
     `TrustedUserCAKeys ${o.trustedUserCaKeys}`,

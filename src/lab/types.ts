@@ -1,7 +1,7 @@
 // The shapes of the Lab API, apart from the class, so the build steps
 // (build.ts) and the Lab itself (index.ts) share them without a cycle.
 
-import type { HostName } from './topology.js';
+import type { HostName, Ipv6Layout } from './topology.js';
 
 export interface LabOptions {
   bastions?: 1 | 2;
@@ -60,6 +60,15 @@ export interface LabOptions {
    * certificates, one-time codes, sshd_config lines or broker there.
    */
   dropbear?: HostName[];
+  /**
+   * IPv6 (2001:db8::/32, static) and an IPv6-only target; see topology.ts.
+   * `behind-bastion`: an IPv4-only client, a dual-stack bastion, and a target
+   * it reaches over IPv6 only (its sshd listens there, target.lab.test and the
+   * config name that address). `direct` (one bastion): the LAN is dual-stack
+   * and the bastion routes IPv6, so the client reaches the target's IPv6
+   * address itself and the config names it with no `via`.
+   */
+  ipv6?: Ipv6Layout;
 }
 
 /** What `mounts` puts over one path: a file with `text` (mode 0755), or an empty folder. */

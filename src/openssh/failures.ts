@@ -9,6 +9,7 @@ import { EnvError, type ConnectFault } from '../errors.js';
 import { hopLabel } from '../ssh/hop-errors.js';
 import { duration } from '../transport/errors.js';
 import { knownHostsName } from '../ssh/known-hosts.js';
+import { hostPort } from '../host-port.js';
 
 export interface MasterFailure {
   host: SshHost;
@@ -82,7 +83,9 @@ function where(h: SshHost, fault?: ConnectFault): { host: string; step: 'connect
 }
 
 function reachFrom(host: SshHost, prev: SshHost | undefined): string {
-  return prev ? `that ${prev.name} can reach ${host.address}:${host.port}` : 'that this machine can reach it';
+  return prev
+    ? `that ${prev.name} can reach ${hostPort(host.address, host.port)}`
+    : 'that this machine can reach it';
 }
 
 /** `connect failed: Connection refused` and the like, as the previous hop or ssh itself reported them. */
@@ -151,7 +154,7 @@ export function masterFailure(f: MasterFailure): EnvError {
   if (TIMED_OUT.test(log)) {
     return new EnvError(
       `${label} did not answer${prev ? ` through ${prev.name}` : ''} within ${duration(host.connect_timeout * 1000)}`,
-      `check that sshd listens at ${host.address}:${host.port} and ${reachFrom(host, prev)} (a firewall that drops packets looks like this)`,
+      `check that sshd listens at ${hostPort(host.address, host.port)} and ${reachFrom(host, prev)} (a firewall that drops packets looks like this)`,
       where(host, 'reach'),
     );
   }
@@ -227,7 +230,7 @@ function loginRefused(f: MasterFailure, methods: string | undefined): EnvError {
 
 /** A stdio forward the previous hop refused or could not open, explained from that hop's own log. */
 function forwardFailure(host: SshHost, prev: SshHost, prevLog: string, log: string): EnvError | undefined {
-  const target = `${host.address}:${host.port}`;
+  const target = hostPort(host.address, host.port);
   const open = /open failed: (.*)$/m.exec(prevLog)?.[1]?.trim();
   if (open && /administratively prohibited/i.test(open)) {
     return new EnvError(

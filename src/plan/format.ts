@@ -1,7 +1,8 @@
 // The plan as a person reads it: one line per step with its host and what it
 // starts, and a "why" line under it. Tests compare this text whole.
 import { formatPortRange } from '../config/types.js';
-import type { AddressOf, Plan, Step } from './types.js';
+import type { AddressOf, BoundBy, Plan, Step } from './types.js';
+import { hostPort } from '../host-port.js';
 
 const RUNTIME: Record<string, string> = {
   auto: 'python3, else perl, else socat',
@@ -41,7 +42,7 @@ export function formatPlan(plan: Plan): string {
 function describe(s: Step): string {
   switch (s.kind) {
     case 'connect':
-      return `ssh ${s.user}@${s.address}:${s.port}${s.through ? `, tunnelled through ${s.through}` : ', direct'}`;
+      return `ssh ${s.user}@${hostPort(s.address, s.port)}${s.through ? `, tunnelled through ${s.through}` : ', direct'}`;
     case 'server': {
       const run = s.command ? JSON.stringify(s.command.join(' ')) : 'the login shell';
       const what = !s.session
@@ -50,27 +51,29 @@ function describe(s: Step): string {
           ? `runs ${run} in a new ${s.session.program} session ${s.session.name}, or attaches to that session if it exists (the command then does not run)`
           : `runs the login shell in ${s.session.program} session ${s.session.name}, or attaches to that session if it exists`;
       const ports = `${s.ports.from}:${s.ports.to}`;
-      return `mosh-server new -p ${ports} -l LANG=${s.locale}, network timeout ${s.networkTimeout} s, signal timeout ${s.signalTimeout} s, ${what}`;
+      const flag = s.bind.mode === 'ssh' ? '-s ' : s.bind.mode === 'address' ? `-i ${s.bind.address} ` : '';
+      const bind = `${flag ? flag.trim() : 'no -s or -i'}: ${s.bind.why}`;
+      return `mosh-server new ${flag}-p ${ports} -l LANG=${s.locale} (${bind}), network timeout ${s.networkTimeout} s, signal timeout ${s.signalTimeout} s, ${what}`;
     }
     case 'relay':
       return (
         (s.targetAtStart
-          ? `UDP relay (${RUNTIME[s.runtime] ?? s.runtime}) on a free port in ${formatPortRange(s.listen)} → ${s.forwardTo.address}:<port of step ${s.forwardTo.port.step}>, exits after ${s.idleTimeout} s idle`
+          ? `UDP relay (${RUNTIME[s.runtime] ?? s.runtime}) on a free port in ${formatPortRange(s.listen)} → ${hostPort(s.forwardTo.address, `<port of step ${s.forwardTo.port.step}>`)}, exits after ${s.idleTimeout} s idle`
           : `UDP relay (${RUNTIME[s.runtime] ?? s.runtime}) on a free port in ${formatPortRange(s.listen)}, exits after ${s.idleTimeout} s idle`) +
         fallback(s.fallback)
       );
     case 'wire':
-      return `tell the relay of step ${s.of} to forward to ${s.forwardTo.address}:<port of step ${s.forwardTo.port.step}>${fallback(s.fallback)}`;
+      return `tell the relay of step ${s.of} to forward to ${hostPort(s.forwardTo.address, `<port of step ${s.forwardTo.port.step}>`)}${fallback(s.fallback)}`;
     case 'forward':
       if (s.udpFirst) {
         const u = s.udpFirst;
-        return `a UDP port on this machine's loopback for mosh-client, sending on by UDP to ${address(u.to.address)}:<port of step ${u.to.port.step}>; when no reply comes within ${u.switchAfterMs / 1000} s (or for ${u.silenceMs / 1000} s later), or step ${u.to.port.step} failed: a datagram forwarder (python3, else perl) on the target → ${s.to.address}:<port of step ${s.to.port.step}>, fed through the ssh chain, for the rest of the session`;
+        return `a UDP port on this machine's loopback for mosh-client, sending on by UDP to ${hostPort(address(u.to.address), `<port of step ${u.to.port.step}>`)}; when no reply comes within ${u.switchAfterMs / 1000} s (or for ${u.silenceMs / 1000} s later), or step ${u.to.port.step} failed: a datagram forwarder (python3, else perl) on the target → ${hostPort(serverAddress(s.to.address), `<port of step ${s.to.port.step}>`)}, fed through the ssh chain, for the rest of the session`;
       }
-      return `datagram forwarder (python3, else perl) on the target → ${s.to.address}:<port of step ${s.to.port.step}>, fed through the ssh chain from a UDP port on this machine's loopback; exits when its stream ends or after ${s.idleTimeout} s idle`;
+      return `datagram forwarder (python3, else perl) on the target → ${hostPort(serverAddress(s.to.address), `<port of step ${s.to.port.step}>`)}, fed through the ssh chain from a UDP port on this machine's loopback; exits when its stream ends or after ${s.idleTimeout} s idle`;
     case 'client':
-      return `mosh-client → ${address(s.connectTo.address)}:<port of step ${s.connectTo.port.step}>, key in its environment only`;
+      return `mosh-client → ${hostPort(address(s.connectTo.address), `<port of step ${s.connectTo.port.step}>`)}, key in its environment only`;
     case 'hand-over':
-      return `print host, port and key for a mosh client elsewhere (to ${address(s.connectTo.address)}:<port of step ${s.connectTo.port.step}>), then leave the session running`;
+      return `print host, port and key for a mosh client elsewhere (to ${hostPort(address(s.connectTo.address), `<port of step ${s.connectTo.port.step}>`)}), then leave the session running`;
     case 'stop-relay':
       return `stop the relay of step ${s.of} (QUIT over its channel, else by its pid)`;
     case 'stop-forward':
@@ -84,6 +87,11 @@ function describe(s: Step): string {
 
 function fallback(step: number | undefined): string {
   return step === undefined ? '' : `; if it fails, step ${step} goes by tcp`;
+}
+
+/** Where mosh-server listens: an address, or which step's answer says (hostPort brackets an IPv6 one). */
+function serverAddress(a: string | BoundBy): string {
+  return typeof a === 'string' ? a : `<address step ${a.boundBy} bound>`;
 }
 
 function address(a: AddressOf): string {

@@ -3,8 +3,8 @@
 import { UserError } from '../errors.js';
 import { suggest } from '../config/suggest.js';
 import { filesLabel } from '../config/discover.js';
-import type { HostConfig, MoshTransport, RelayRuntime, ResolvedConfig } from '../config/types.js';
-import type { Plan, SetupStep, TeardownStep } from './types.js';
+import type { BindServer, HostConfig, MoshTransport, RelayRuntime, ResolvedConfig } from '../config/types.js';
+import type { Plan, ServerBind, SetupStep, TeardownStep } from './types.js';
 import { routeClient, routeClientWhy } from './route-client.js';
 import { keptSession } from './session.js';
 import { PLAN_VERSION } from './types.js';
@@ -32,6 +32,8 @@ export interface PlanOptions {
   noConnect?: boolean;
   /** `up --transport`: overrides the target's mosh.transport. */
   transport?: MoshTransport;
+  /** `up --bind-server`: overrides the target's mosh.bind_server. */
+  bindServer?: BindServer;
 }
 
 export function planUp(
@@ -83,6 +85,7 @@ export function planUp(
 
   const serverId = next();
   const session = keptSession(target.mosh.session, name);
+  const bind = serverBind(hosts, transport.kind, options);
   steps.push({
     id: serverId,
     kind: 'server',
@@ -93,6 +96,7 @@ export function planUp(
     locale: target.mosh.locale,
     ...(options.command && options.command.length > 0 ? { command: options.command } : {}),
     ...(session ? { session } : {}),
+    bind,
     dependsOn: [connectIds[connectIds.length - 1] ?? 0],
     cause: 'the session lives here; it prints its UDP port and key',
   });
@@ -154,7 +158,11 @@ export function planUp(
       id: forwardId,
       kind: 'forward',
       host: name,
-      to: { address: '127.0.0.1', port: { step: serverId } },
+      to: {
+        address:
+          bind.mode === 'ssh' ? { boundBy: serverId } : bind.mode === 'any' ? '127.0.0.1' : bind.address,
+        port: { step: serverId },
+      },
       idleTimeout: target.mosh.network_timeout,
       ...(auto ? { udpFirst: { to: udpTo, switchAfterMs: AUTO_SWITCH_MS, silenceMs: AUTO_SILENCE_MS } } : {}),
       dependsOn: auto ? [serverId, ...waitFor] : [serverId],
@@ -249,6 +257,47 @@ export function planUp(
     steps,
     teardown,
   };
+}
+
+/**
+ * Where mosh-server listens: where the datagrams come to it. mosh.bind_server
+ * `ssh` (mosh's own default) is `-s`, the address the ssh connection came in
+ * on: the hop before connected to the target's address, and its relay sends
+ * to that same address (both resolve it there, the first address that
+ * answers); without a bastion, mosh-client sends to the address this
+ * machine's connection reached. Two routes differ: with tcp, datagrams come
+ * from the forwarder on the target's loopback; a target reached through a
+ * ProxyCommand sees ssh come in from the broker, not from where mosh-client sends.
+ */
+function serverBind(
+  hosts: readonly HostConfig[],
+  transport: MoshTransport,
+  options: PlanOptions,
+): ServerBind {
+  const target = hosts[hosts.length - 1];
+  if (!target) throw new Error('bug: a route without hosts');
+  const from = options.bindServer !== undefined ? '--bind-server' : 'mosh.bind_server';
+  const setting = options.bindServer ?? target.mosh.bind_server;
+  if (setting === 'any')
+    return { mode: 'any', why: `every IPv4 address, mosh-server's own default (${from}: any)` };
+  if (setting !== 'ssh') return { mode: 'address', address: setting, why: `${from}: ${setting}` };
+  if (transport === 'tcp')
+    return {
+      mode: 'address',
+      address: '127.0.0.1',
+      why: `the target's loopback, where the forwarder sends from (transport tcp, ${from}: ssh)`,
+    };
+  const before = hosts[hosts.length - 2];
+  if (!before && target.proxy_command !== undefined)
+    return {
+      mode: 'any',
+      why: `every IPv4 address: ssh comes in to ${target.name} through a ProxyCommand, not where mosh-client sends (${from}: ssh)`,
+    };
+  const sender = before
+    ? `where the relay on ${before.name} sends, ${target.address} as ${before.name} resolves it`
+    : 'where mosh-client sends';
+  const tcpToo = transport === 'auto' ? ', and the forwarder if tcp takes over' : '';
+  return { mode: 'ssh', why: `the address the ssh connection came in on, ${sender}${tcpToo}` };
 }
 
 /**

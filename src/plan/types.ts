@@ -9,7 +9,8 @@ import type { MoshTransport, PortRange, RelayRuntime, SshClientKind } from '../c
 // 5: `transport`; with tcp a `forward` step instead of relays, and the client's address may be local.
 // 6: transport auto: relay and wire steps may have a `fallback`, a forward step `udpFirst`.
 // 7: `sshClientWhy`; the transport may be chosen by moshctl (a first hop behind a ProxyCommand).
-export const PLAN_VERSION = 7;
+// 8: the server step's `bind` (mosh.bind_server); a forward step may send to the address mosh-server bound.
+export const PLAN_VERSION = 8;
 
 /** A port not known until a step ran (mosh-server's or a relay's chosen port). */
 export interface PortOf {
@@ -50,6 +51,25 @@ export interface ServerStep extends StepBase {
   command?: string[];
   /** mosh.session: the shell (or command) runs in this tmux or screen session; absent for none. */
   session?: KeptSession;
+  /** Where mosh-server listens (mosh.bind_server), and why there. */
+  bind: ServerBind;
+}
+
+/**
+ * mosh-server's bind option, as mosh's --bind-server. `ssh`: `-s`, the local
+ * address of the ssh connection ($SSH_CONNECTION), which is the address the
+ * hop before connected to (and its relay sends to), or the one this machine
+ * reached (where mosh-client sends); mosh-server reports it (MOSHCTL-SERVER
+ * BOUND) so a forwarder can send there too. `any`: no option, every IPv4
+ * address. `address`: `-i ADDRESS`.
+ */
+export type ServerBind = ({ mode: 'ssh' } | { mode: 'any' } | { mode: 'address'; address: string }) & {
+  why: string;
+};
+
+/** The address the mosh-server of a server step bound with `-s`, known once it started; 127.0.0.1 if it said none. */
+export interface BoundBy {
+  boundBy: number;
 }
 
 /**
@@ -88,7 +108,8 @@ export interface RelayStep extends StepBase {
  */
 export interface ForwardStep extends StepBase {
   kind: 'forward';
-  to: { address: '127.0.0.1'; port: PortOf };
+  /** mosh-server as the target reaches it: where it listens (ServerStep.bind), 127.0.0.1 when that is everywhere. */
+  to: { address: string | BoundBy; port: PortOf };
   /** Exits after this many seconds without a datagram either way (and at once when its stream ends). */
   idleTimeout: number;
   /**

@@ -13,7 +13,6 @@
 import { checkInt, invalid } from './checks.js';
 import {
   checkHostArg,
-  hostPort,
   launchCommand,
   launchScript,
   noRuntimeLines,
@@ -22,6 +21,7 @@ import {
   type TwoPrograms,
   type TwoRuntimeLaunch,
 } from './two-runtimes.js';
+import { hostPort } from '../host-port.js';
 
 export type RelayRuntime = 'python3' | 'perl';
 

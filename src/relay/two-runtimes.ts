@@ -137,8 +137,3 @@ export function checkHostArg(address: string, what: string, hint: string): strin
   if (!ok) invalid(what, address, hint);
   return address;
 }
-
-/** `HOST:PORT`, or `[HOST]:PORT` for IPv6, as both programs' --to takes it. */
-export function hostPort(host: string, port: number): string {
-  return isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
-}

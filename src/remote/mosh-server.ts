@@ -1,13 +1,19 @@
 // The mosh-server command line and what it prints. sshd drops environment
 // requests it does not list in AcceptEnv, so the timeouts go inline through
 // `env`, which also works when the login shell is not sh-like (fish, csh).
+import { isIP } from 'node:net';
+import { BIND_SERVER_HINT, parseBindServer } from '../config/bind.js';
+import { UserError } from '../errors.js';
 import { duration } from '../transport/errors.js';
 import { SH, shellJoin, shellQuote } from './shell.js';
-import type { KeptSession, ServerStep } from '../plan/types.js';
+import type { KeptSession, ServerBind, ServerStep } from '../plan/types.js';
 import { checkPid, checkStarted, PROC_SH, stopPidScript } from './processes.js';
 
 export function moshServerCommand(
-  step: Pick<ServerStep, 'ports' | 'networkTimeout' | 'signalTimeout' | 'locale' | 'command' | 'session'>,
+  step: Pick<
+    ServerStep,
+    'ports' | 'networkTimeout' | 'signalTimeout' | 'locale' | 'command' | 'session' | 'bind'
+  >,
 ): string {
   const argv: (string | number)[] = [
     'env',
@@ -15,6 +21,7 @@ export function moshServerCommand(
     `MOSH_SERVER_SIGNAL_TMOUT=${step.signalTimeout}`,
     'mosh-server',
     'new',
+    ...bindArgs(step.bind),
     '-p',
     `${step.ports.from}:${step.ports.to}`,
     '-l',
@@ -37,6 +44,30 @@ export function moshServerCommand(
 }
 
 const KEEPER_MISSING = 'moshctl: not installed or cannot run:';
+const BOUND_MARK = 'MOSHCTL-SERVER BOUND';
+
+/** mosh's --bind-server as mosh-server's options; an address is checked again, since it reaches a shell. */
+function bindArgs(bind: ServerBind): string[] {
+  if (bind.mode === 'ssh') return ['-s'];
+  if (bind.mode === 'any') return [];
+  const r = parseBindServer(bind.address);
+  if (!r.ok || r.value === 'ssh' || r.value === 'any')
+    throw UserError.one(`mosh-server bind address: ${r.ok ? bind.address : r.message}`, BIND_SERVER_HINT);
+  return ['-i', r.value];
+}
+
+/**
+ * sh: prints `MOSHCTL-SERVER BOUND ADDRESS`, the address `mosh-server -s`
+ * binds: the third word of $SSH_CONNECTION, without an IPv4-mapped prefix,
+ * as mosh-server.cc's get_SSH_IP reads it. Nothing without SSH_CONNECTION
+ * (mosh-server then binds every address).
+ */
+const BOUND_SH = [
+  'set -- $SSH_CONNECTION',
+  'a=${3-}',
+  'case "$a" in [:][:][fF][fF][fF][fF][:]?*) a=${a#???????};; esac',
+  `[ -z "$a" ] || echo "${BOUND_MARK} $a"`,
+].join('; ');
 
 /**
  * What mosh-server runs for mosh.session: attach to the host's session, or
@@ -104,6 +135,7 @@ export function moshServerKeptCommand(step: Parameters<typeof moshServerCommand>
     "trap '' PIPE",
     // Its own pid first: a mosh-server that hangs before saying anything is stopped with it.
     `echo "${KEEPER_MARK} $$"`,
+    ...(step.bind.mode === 'ssh' ? [BOUND_SH] : []),
     `out=$(${moshServerCommand(step)} 2>&1)`,
     'c=$?',
     `s=\${out##*${DETACHED_AT}}`,
@@ -131,6 +163,13 @@ export function parseServerStarted(line: string): string | undefined {
   return checkStarted(line.slice(STARTED_MARK.length + 1).trim());
 }
 
+/** The address in `MOSHCTL-SERVER BOUND ADDRESS`, when it is an IP literal (see BOUND_SH). */
+export function parseServerBound(line: string): string | undefined {
+  if (!line.startsWith(`${BOUND_MARK} `)) return undefined;
+  const address = line.slice(BOUND_MARK.length + 1).trim();
+  return isIP(address) !== 0 ? address : undefined;
+}
+
 /** The exit code in `MOSHCTL-SERVER EXIT CODE`: mosh-server's parent has exited and said all it will. */
 export function parseServerExit(line: string): number | undefined {
   const m = EXITED.exec(line);
@@ -153,6 +192,17 @@ export function parseMoshServerOutput(stdout: string, stderr: string): MoshConne
   const d = DETACHED.exec(stderr) ?? DETACHED.exec(stdout);
   if (!c || !d) return undefined;
   return { port: Number(c[1]), key: c[2] ?? '', pid: Number(d[1]) };
+}
+
+/**
+ * mosh-server that cannot bind the address it was given (-s or -i) says so
+ * and binds every IPv4 address instead (network.cc tries the address, then
+ * any): the session may still work, but not where it was meant to listen.
+ */
+export function moshServerBindFallback(output: string): string | undefined {
+  const m = /^Error binding to IP (\S{1,64}): ([ -~]{1,200}?)\s*$/m.exec(output);
+  if (!m) return undefined;
+  return `mosh-server could not listen on ${m[1]} (${m[2]}) and listens on every IPv4 address instead; set mosh.bind_server (or --bind-server) to ssh or to an address that host has`;
 }
 
 /** Masks a `MOSH CONNECT` line's key in text that may reach a message (stderr of a wrapper that merges streams). */

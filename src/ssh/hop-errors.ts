@@ -7,6 +7,7 @@ import { EnvError, type ConnectFault } from '../errors.js';
 import { duration } from '../transport/errors.js';
 import { noKeyHint } from './auth.js';
 import { fingerprintSha256, knownHostsName, type HostKeyVerdict } from './known-hosts.js';
+import { hostPort } from '../host-port.js';
 
 export interface HostKeySeen {
   verdict: HostKeyVerdict;
@@ -22,7 +23,7 @@ interface Ssh2Error extends Error {
 }
 
 export function hopLabel(h: SshHost): string {
-  return `${h.name} (${h.user}@${h.address}:${h.port})`;
+  return `${h.name} (${h.user}@${hostPort(h.address, h.port)})`;
 }
 
 function where(h: SshHost, fault: ConnectFault): { host: string; step: string; fault: ConnectFault } {
@@ -56,7 +57,7 @@ export function connectError(
   const e = (err instanceof Error ? err : new Error(String(err))) as Ssh2Error;
   const label = hopLabel(host);
   const reach = prev
-    ? `that ${prev.name} can reach ${host.address}:${host.port}`
+    ? `that ${prev.name} can reach ${hostPort(host.address, host.port)}`
     : `that this machine can reach it`;
 
   if (ctx.hostKey && ctx.hostKey.verdict.status !== 'ok') return hostKeyError(host, prev, ctx.hostKey, e);
@@ -81,7 +82,7 @@ export function connectError(
   if (e.level === 'client-timeout') {
     return new EnvError(
       `${label} did not complete the SSH handshake within ${duration(ctx.readyTimeoutMs)}`,
-      `check that sshd listens at ${host.address}:${host.port} and ${reach} (a firewall that drops packets looks like this)`,
+      `check that sshd listens at ${hostPort(host.address, host.port)} and ${reach} (a firewall that drops packets looks like this)`,
       where(host, 'reach'),
       { cause: e },
     );
@@ -97,7 +98,7 @@ export function connectError(
   }
   return new EnvError(
     `SSH connection to ${label} failed: ${e.message}`,
-    `check that ${host.address}:${host.port} is an OpenSSH server and ${reach}`,
+    `check that ${hostPort(host.address, host.port)} is an OpenSSH server and ${reach}`,
     where(host, 'reach'),
     { cause: e },
   );
@@ -137,7 +138,7 @@ function hostKeyError(host: SshHost, prev: SshHost | undefined, seen: HostKeySee
 /** A failure of the previous hop to open the TCP tunnel to `host`. */
 export function forwardError(err: unknown, host: SshHost, prev: SshHost): EnvError {
   const e = (err instanceof Error ? err : new Error(String(err))) as Ssh2Error;
-  const target = `${host.address}:${host.port}`;
+  const target = hostPort(host.address, host.port);
   // RFC 4254 5.1 reason codes.
   if (e.reason === 1) {
     return new EnvError(
@@ -160,7 +161,7 @@ export function forwardError(err: unknown, host: SshHost, prev: SshHost): EnvErr
 export function forwardTimeout(host: SshHost, prev: SshHost, ms: number): EnvError {
   return new EnvError(
     `${prev.name} did not open a connection to ${hopLabel(host)} within ${duration(ms)}`,
-    `check that ${prev.name} can reach ${host.address}:${host.port} (a firewall that drops packets looks like this)`,
+    `check that ${prev.name} can reach ${hostPort(host.address, host.port)} (a firewall that drops packets looks like this)`,
     where(host, 'reach'),
   );
 }

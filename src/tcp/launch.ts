@@ -22,7 +22,6 @@
 import { checkInt, invalid } from '../relay/checks.js';
 import {
   checkHostArg,
-  hostPort,
   launchCommand,
   launchScript,
   noRuntimeLines,
@@ -31,6 +30,7 @@ import {
   type TwoPrograms,
   type TwoRuntimeLaunch,
 } from '../relay/two-runtimes.js';
+import { hostPort } from '../host-port.js';
 
 export type ForwarderRuntime = 'python3' | 'perl';
 

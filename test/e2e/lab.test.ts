@@ -33,10 +33,11 @@ import { e2eSkipReason, useLab } from './support.js';
 
 const UDP_PORT = '9999';
 
-// Counts datagrams until none arrive for `idle` seconds.
+// Counts datagrams until none arrive for `idle` seconds (on IPv6 when argv[3] is "6").
 const LISTEN = `import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(('0.0.0.0', int(sys.argv[1])))
+v6 = sys.argv[3] == '6'
+s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('::' if v6 else '0.0.0.0', int(sys.argv[1])))
 s.settimeout(float(sys.argv[2]))
 n = 0
 try:
@@ -48,9 +49,12 @@ except socket.timeout:
 print(n)`;
 
 const SEND = `import socket, sys, time
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s = socket.socket(socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET, socket.SOCK_DGRAM)
 for i in range(int(sys.argv[3])):
-    s.sendto(b'lab-probe', (sys.argv[1], int(sys.argv[2])))
+    try:
+        s.sendto(b'lab-probe', (sys.argv[1], int(sys.argv[2])))
+    except OSError:
+        pass  # no route: counted as not delivered
     time.sleep(0.002)`;
 
 /** Send `count` datagrams from one host to an address on another; how many arrived? */
@@ -61,7 +65,8 @@ async function udpDelivered(
   address: string,
   count = 20,
 ): Promise<number> {
-  const listener = lab.exec(to, ['python3', '-c', LISTEN, UDP_PORT, '1.0'], { timeoutMs: 15_000 });
+  const family = address.includes(':') ? '6' : '4';
+  const listener = lab.exec(to, ['python3', '-c', LISTEN, UDP_PORT, '1.0', family], { timeoutMs: 15_000 });
   await sleep(300); // let the listener bind
   const sent = await lab.exec(from, ['python3', '-c', SEND, address, UDP_PORT, String(count)]);
   expect(sent.code, sent.stderr).toBe(0);
@@ -290,7 +295,7 @@ describe.skipIf(reason)('the lab', () => {
       const { lab } = ctx;
       const ca = readFileSync(lab.caKnownHostsFile, 'utf8');
       expect(ca).toMatch(
-        /^@cert-authority \*\.lab\.test,192\.0\.2\.\*,198\.51\.100\.\*,203\.0\.113\.\* ssh-ed25519 \S+\n$/,
+        /^@cert-authority \*\.lab\.test,192\.0\.2\.\*,198\.51\.100\.\*,203\.0\.113\.\*,2001:db8:\* ssh-ed25519 \S+\n$/,
       );
       const config = sshConfigWith(lab, 'ssh_config.ca', lab.caKnownHostsFile);
       for (const names of [false, true]) {
@@ -849,5 +854,170 @@ describe.skipIf(reason)('a lab with access brokers to the target and the bastion
     } finally {
       if (!destroyed) await lab.destroy();
     }
+  });
+});
+
+describe.skipIf(reason)(
+  'a lab with an IPv4-only client, a dual-stack bastion and an IPv6-only target',
+  () => {
+    const ctx = useLab({ ipv6: 'behind-bastion' });
+    const TARGET6 = '2001:db8:113::10';
+
+    it('gives each host only the families the plan says: no IPv6 on the client, no IPv4 on the target', async () => {
+      const { lab } = ctx;
+      expect(lab.hosts.target.sshAddress).toBe(TARGET6);
+      expect(lab.hosts.target.addresses).toEqual([TARGET6]);
+      expect(lab.hosts.bastion.addresses).toEqual(['192.0.2.1', '2001:db8:113::1']);
+      const client6 = await lab.exec('client', ['ip', '-6', '-o', 'addr', 'show']);
+      expect(client6.stdout.trim()).toBe('');
+      const target4 = await lab.exec('target', ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0']);
+      expect(target4.stdout.trim()).toBe('');
+      // Usable at once: no address still tentative (DAD) anywhere.
+      for (const host of ['bastion', 'target'] as const) {
+        const r = await lab.exec(host, ['ip', '-6', '-o', 'addr', 'show', 'tentative']);
+        expect(r.stdout.trim()).toBe('');
+      }
+    });
+
+    it('resolves target.lab.test to its IPv6 address in every namespace', async () => {
+      const { lab } = ctx;
+      for (const from of ['client', 'bastion', 'target', 'outsider'] as const) {
+        const r = await lab.exec(from, ['getent', 'hosts', 'target.lab.test']);
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stdout.trim().split(/\s+/)).toEqual([TARGET6, 'target.lab.test']);
+      }
+    });
+
+    it('reaches the target over IPv6 through the bastion (-J), by address and by name, against a hashed known_hosts entry', async () => {
+      const { lab } = ctx;
+      const knownHosts = readFileSync(lab.knownHostsFile, 'utf8');
+      expect(knownHosts).not.toContain(TARGET6);
+      const h = await run(['ssh-keygen', '-F', TARGET6, '-f', lab.knownHostsFile]);
+      expect(h.stdout).toMatch(/^\|1\|\S+ ssh-ed25519 /m);
+      for (const names of [false, true]) {
+        const argv = lab.sshArgv('target', ['ip netns identify; echo $SSH_CONNECTION'], { names });
+        expect(argv.slice(3, 6)).toEqual(
+          names
+            ? ['-J', 'root@bastion.lab.test', 'root@target.lab.test']
+            : ['-J', 'root@192.0.2.1', `root@${TARGET6}`],
+        );
+        const r = await lab.exec('client', argv);
+        expect(r.code, r.stderr).toBe(0);
+        const [ns, conn] = r.stdout.trim().split('\n');
+        expect(ns).toBe(lab.hosts.target.ns);
+        // The last leg is IPv6: from the bastion's address on that link to the target's.
+        expect(conn).toMatch(new RegExp(`^2001:db8:113::1 \\d+ ${TARGET6} 22$`));
+      }
+      // The bastion's key under the target's address is refused: the entries really are checked.
+      const wrong = await lab.exec('client', [
+        ...lab.sshArgv('target').slice(0, -1),
+        '-o',
+        'HostKeyAlias=192.0.2.1',
+        `root@${TARGET6}`,
+        'true',
+      ]);
+      expect(wrong.code).not.toBe(0);
+      expect(wrong.stderr).toMatch(/host key|HOST IDENTIFICATION/i);
+    });
+
+    it('does not let the client reach the target itself, over TCP or UDP; the bastion does', async () => {
+      const { lab } = ctx;
+      expect(await lab.canReach('bastion', TARGET6)).toBe(true);
+      expect(await lab.canReach('client', TARGET6)).toBe(false);
+      expect(await udpDelivered(lab, 'bastion', 'target', TARGET6)).toBe(20);
+      expect(await udpDelivered(lab, 'client', 'target', TARGET6)).toBe(0);
+      const r = await lab.exec('client', [
+        ...lab.sshArgv('bastion').slice(0, -1),
+        '-o',
+        'ConnectTimeout=2',
+        `root@${TARGET6}`,
+        'true',
+      ]);
+      expect(r.code).not.toBe(0);
+    });
+
+    it('writes a moshproxy.yaml naming the target by its IPv6 address behind the bastion', () => {
+      const yaml = readFileSync(ctx.lab.configFile, 'utf8');
+      expect(yaml).toContain(`  target:\n    address: ${TARGET6}\n    via: [bastion]\n`);
+      expect(ctx.lab.configText({ names: true })).toContain('  target:\n    address: target.lab.test\n');
+    });
+
+    it('roams the IPv4-only client and takes its link down and up, the target still reached after each', async () => {
+      const { lab } = ctx;
+      const ssh = lab.sshArgv('target', ['echo $SSH_CONNECTION'], { names: true });
+      const next = await lab.roam();
+      expect(lab.hosts.client.addresses).toEqual([next]);
+      const r = await lab.exec('client', ssh);
+      expect(r.code, r.stderr).toBe(0);
+      await lab.linkDown();
+      expect(await lab.canReach('client', '192.0.2.1')).toBe(false);
+      await lab.linkUp();
+      expect(await eventually(() => lab.canReach('client', '192.0.2.1'))).toBe(true);
+      expect((await lab.exec('client', ssh)).code).toBe(0);
+      await lab.roam('192.0.2.10');
+    });
+  },
+);
+
+describe.skipIf(reason)('a lab where the client reaches an IPv6-only target directly', () => {
+  const ctx = useLab({ ipv6: 'direct' });
+  const TARGET6 = '2001:db8:113::10';
+
+  it('is dual-stack on the LAN, IPv6-only at the target, and only the bastion forwards, IPv6 only', async () => {
+    const { lab } = ctx;
+    expect(lab.hosts.client.addresses).toEqual(['192.0.2.10', '2001:db8:2::10']);
+    expect(lab.hosts.target.addresses).toEqual([TARGET6]);
+    const forwarding = async (host: HostName): Promise<string> =>
+      (
+        await lab.exec(host, ['sysctl', '-n', 'net.ipv4.ip_forward', 'net.ipv6.conf.all.forwarding'])
+      ).stdout.replace(/\s+/g, ' ');
+    expect(await forwarding('bastion')).toBe('0 1 ');
+    for (const h of ['client', 'target', 'outsider'] as const) expect(await forwarding(h)).toBe('0 0 ');
+    const target4 = await lab.exec('target', ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0']);
+    expect(target4.stdout.trim()).toBe('');
+    const tentative = await lab.exec('client', ['ip', '-6', '-o', 'addr', 'show', 'tentative']);
+    expect(tentative.stdout.trim()).toBe('');
+  });
+
+  it('lets ssh -6 reach the target from the client itself, by address and by name, with no jump host', async () => {
+    const { lab } = ctx;
+    for (const names of [false, true]) {
+      const argv = lab.sshArgv('target', ['ip netns identify; echo $SSH_CONNECTION'], { names });
+      expect(argv).not.toContain('-J');
+      const r = await lab.exec('client', ['ssh', '-6', ...argv.slice(1)]);
+      expect(r.code, r.stderr).toBe(0);
+      const [ns, conn] = r.stdout.trim().split('\n');
+      expect(ns).toBe(lab.hosts.target.ns);
+      expect(conn).toMatch(new RegExp(`^2001:db8:2::10 \\d+ ${TARGET6} 22$`));
+    }
+    expect(await udpDelivered(lab, 'client', 'target', TARGET6)).toBe(20);
+    const yaml = readFileSync(lab.configFile, 'utf8');
+    expect(yaml).toMatch(new RegExp(`  target:\\n    address: ${TARGET6}\\n(?!    via)`));
+  });
+
+  it('roams both of the client addresses, and an outage cuts IPv6 too', async () => {
+    const { lab } = ctx;
+    const ssh = ['ssh', '-6', ...lab.sshArgv('target', ['echo $SSH_CONNECTION']).slice(1)];
+    const next = await lab.roam();
+    expect(next).toBe('192.0.2.11');
+    expect(lab.hosts.client.addresses).toEqual(['192.0.2.11', '2001:db8:2::11']);
+    const addr = await lab.exec('client', ['ip', '-o', 'addr', 'show', 'dev', 'eth0', 'scope', 'global']);
+    expect(addr.stdout).toContain('2001:db8:2::11/64');
+    expect(addr.stdout).not.toContain('2001:db8:2::10/');
+    expect(addr.stdout).not.toContain('192.0.2.10/');
+    const r = await lab.exec('client', ssh);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^2001:db8:2::11 /);
+    await lab.linkDown();
+    expect(await lab.canReach('client', TARGET6)).toBe(false);
+    await lab.linkUp();
+    expect(await eventually(() => lab.canReach('client', TARGET6))).toBe(true);
+    await lab.roam('192.0.2.10');
+    expect(lab.hosts.client.addresses).toEqual(['192.0.2.10', '2001:db8:2::10']);
+    expect((await lab.exec('client', ssh)).stdout).toMatch(/^2001:db8:2::10 /);
+  });
+
+  it('refuses two bastions, before building anything', async () => {
+    await expect(Lab.create({ ipv6: 'direct', bastions: 2 })).rejects.toThrow(/one bastion/);
   });
 });

@@ -98,7 +98,13 @@ export async function waitForStderr(
 
 /** Waits for the shell prompt of the session (root's "# "). */
 export async function waitForPrompt(s: UpSession, timeoutMs = 30_000): Promise<void> {
-  await s.tmux.waitFor(/# $/m, timeoutMs);
+  try {
+    await s.tmux.waitFor(/# $/m, timeoutMs);
+  } catch (err) {
+    // When mosh-client gave up, the pane is dead and only moshctl's stderr says why.
+    const message = err instanceof Error ? err.message : String(err);
+    throw new Error(`${message}\nmoshctl stderr:\n${stderrOf(s)}`, { cause: err });
+  }
 }
 
 let marker = 0;
@@ -131,6 +137,45 @@ export async function typeAndCheck(
     }
     await sleep(100);
   }
+}
+
+let roundTrips = 0;
+
+/**
+ * typeAndCheck proves keystrokes reach the target; this proves the way back:
+ * the target computes a number only its output can put on the client's screen
+ * (mosh's local echo shows the typed `$((…))`, never the result). A relay that
+ * stays locked on an old client address passes typeAndCheck and fails this.
+ */
+export async function bothWays(lab: Lab, s: UpSession, timeoutMs = 20_000): Promise<number> {
+  const started = Date.now();
+  await typeAndCheck(lab, s, timeoutMs);
+  const a = 1000 + ++roundTrips;
+  await s.tmux.sendKeys(`echo rt-$((${a}*7))`);
+  await s.tmux.sendEnter();
+  await s.tmux.waitFor(
+    new RegExp(`^rt-${a * 7}\\s*$`, 'm'),
+    Math.max(1000, timeoutMs - (Date.now() - started)),
+  );
+  return Date.now() - started;
+}
+
+/** The client's link goes down for `ms`, then up again (the client keeps its addresses). */
+export async function outage(lab: Lab, ms: number): Promise<void> {
+  await lab.linkDown('client');
+  try {
+    await sleep(ms);
+  } finally {
+    await lab.linkUp('client');
+  }
+}
+
+/** A test that failed half-way must not leave the next one offline (useSessions' cleanup). */
+export function restoreNetwork(ctx: { readonly lab: Lab }): () => Promise<void> {
+  return async () => {
+    await ctx.lab.linkUp('client');
+    await ctx.lab.clearDrops();
+  };
 }
 
 /** Types `exit` and waits for moshctl to end; returns its exit status. */
@@ -174,7 +219,7 @@ export function records(s: UpSession): string[] {
 export interface RecordFile {
   pid: number;
   server?: { host: string; pid: number; port: number };
-  relays: { host: string; pid: number; port: number }[];
+  relays: { host: string; pid: number; port: number; runtime: string }[];
 }
 
 /** The session's state record, waiting for it to be written. */

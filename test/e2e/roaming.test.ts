@@ -9,7 +9,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import type { HostName, Lab } from '../../src/lab/index.js';
 import {
+  bothWays,
   exitSession,
+  outage,
+  restoreNetwork,
   records,
   sessionProcesses,
   settleNoHopProcesses,
@@ -42,27 +45,6 @@ function theRecord(s: UpSession): StateRecord {
   const files = recordFiles(s);
   expect(files).toHaveLength(1);
   return JSON.parse(readFileSync(files[0] ?? '', 'utf8')) as StateRecord;
-}
-
-let roundTrips = 0;
-
-/**
- * typeAndCheck proves keystrokes reach the target; this proves the way back:
- * the target computes a number only its output can put on the client's screen
- * (mosh's local echo shows the typed `$((…))`, never the result). A relay that
- * stays locked on an old client address passes typeAndCheck and fails this.
- */
-async function bothWays(lab: Lab, s: UpSession, timeoutMs = RECOVERY_MS): Promise<number> {
-  const started = Date.now();
-  await typeAndCheck(lab, s, timeoutMs);
-  const a = 1000 + ++roundTrips;
-  await s.tmux.sendKeys(`echo rt-$((${a}*7))`);
-  await s.tmux.sendEnter();
-  await s.tmux.waitFor(
-    new RegExp(`^rt-${a * 7}\\s*$`, 'm'),
-    Math.max(1000, timeoutMs - (Date.now() - started)),
-  );
-  return Date.now() - started;
 }
 
 /** The relay processes (python3 or perl) on a host, without the /bin/sh that launched each and holds its channel. */
@@ -234,15 +216,6 @@ async function clientPorts(lab: Lab): Promise<string[]> {
     .map((l) => /\S+:(\d+)\s+\S+\s*users:/.exec(l)?.[1] ?? l);
 }
 
-async function outage(lab: Lab, ms: number): Promise<void> {
-  await lab.linkDown('client');
-  try {
-    await sleep(ms);
-  } finally {
-    await lab.linkUp('client');
-  }
-}
-
 /** Waits until `pred` holds; returns the ms it took, or throws after timeoutMs. */
 async function until(what: string, pred: () => Promise<boolean>, timeoutMs: number): Promise<number> {
   const started = Date.now();
@@ -251,14 +224,6 @@ async function until(what: string, pred: () => Promise<boolean>, timeoutMs: numb
     if (Date.now() - started > timeoutMs) throw new Error(`${what} within ${timeoutMs} ms`);
     await sleep(250);
   }
-}
-
-/** A test that failed half-way must not leave the next one offline. */
-function restoreNetwork(ctx: { readonly lab: Lab }): () => Promise<void> {
-  return async () => {
-    await ctx.lab.linkUp('client');
-    await ctx.lab.clearDrops();
-  };
 }
 
 describe.skipIf(reason).each(SSH_CLIENTS)('roaming through one bastion (%s)', (sshClient) => {

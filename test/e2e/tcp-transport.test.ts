@@ -27,11 +27,12 @@ const reason = e2eSkipReason();
 const RECOVERY_MS = 30_000;
 const OUTAGE_MS = 15_000;
 
-/** The forwarder on the target and its launching sh (their argv names mosh-server's loopback port), as "host pid cmdline". */
-async function forwarders(lab: Lab): Promise<string[]> {
-  return (await sessionProcesses(lab)).filter(
-    (p) => p.startsWith('target ') && p.includes('--to 127.0.0.1:'),
-  );
+/**
+ * The forwarder on the target and its launching sh (their argv names where
+ * mosh-server listens: --to ADDRESS:PORT), as "host pid cmdline".
+ */
+async function forwarders(lab: Lab, to = ''): Promise<string[]> {
+  return (await sessionProcesses(lab)).filter((p) => p.startsWith('target ') && p.includes(`--to ${to}`));
 }
 
 function udpBlocked(ctx: { readonly lab: Lab }): () => Promise<void> {
@@ -52,6 +53,9 @@ describe.skipIf(reason)('tcp transport where UDP is dropped', () => {
     await waitForPrompt(s, 40_000);
     await typeAndCheck(lab, s);
     const running = await sessionProcesses(lab);
+    // mosh-server listens on the target's loopback (-i 127.0.0.1), where the forwarder sends.
+    expect(running.filter((p) => /^target \d+ mosh-server new -i 127\.0\.0\.1 /.test(p))).toHaveLength(1);
+    expect(await forwarders(lab, '127.0.0.1:')).not.toEqual([]);
     // No relay anywhere: the bastion only forwards the ssh chain.
     expect(
       running.filter((p) => p.startsWith('bastion ')),
@@ -73,8 +77,9 @@ describe.skipIf(reason)('tcp transport where UDP is dropped', () => {
     const s = await sessions.start(['up', 'target', '--transport', 'auto']);
     await waitForPrompt(s, 40_000);
     await typeAndCheck(lab, s);
-    // The relay was started (auto tries UDP first); the forwarder carries the session now.
-    expect(await forwarders(lab)).not.toEqual([]);
+    // The relay was started (auto tries UDP first); the forwarder carries the session now, to
+    // the address mosh-server bound with -s (the target's, where the relay sent).
+    expect(await forwarders(lab, `${lab.hosts.target.sshAddress}:`)).not.toEqual([]);
     const clients = (await sessionProcesses(lab)).filter((p) => p.includes('mosh-client'));
     expect(clients).toHaveLength(1);
     await lab.roam();

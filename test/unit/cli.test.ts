@@ -78,6 +78,10 @@ describe('moshctl command line', () => {
     [['plan'], 'missing argument: moshctl plan NAME'],
     [['plan', 'a', 'b'], 'unexpected argument "b"'],
     [['validate', '--', 'x'], '"validate" takes no "-- COMMAND"'],
+    [
+      ['plan', 'box', '--bind-server', 'box.example.org'],
+      '--bind-server "box.example.org" is neither ssh, any nor an IP address',
+    ],
     [['-f'], "Option '-f, --file <value>' argument missing"],
     [[], 'no command given'],
   ])('%j exits 2 with a message', async (argv, message) => {
@@ -96,7 +100,7 @@ describe('moshctl command line', () => {
       version: number;
       steps: { kind: string; command?: string[] }[];
     };
-    expect(plan.version).toBe(7);
+    expect(plan.version).toBe(8);
     expect(plan.steps.map((s) => s.kind)).toEqual([
       'connect',
       'connect',

@@ -220,6 +220,11 @@ describe('bash', () => {
     expect(bash(['moshctl', 'up', '--transport', '='])).toEqual([...moshTransports]);
   });
 
+  it('offers ssh and any for --bind-server (an address is typed)', () => {
+    expect(bash(['moshctl', 'up', 'box', '--bind-server', ''])).toEqual(['ssh', 'any']);
+    expect(bash(['moshctl', 'plan', 'box', '--bind-server', 'a'])).toEqual(['any']);
+  });
+
   it.each(['up', 'plan', 'down'])('completes host names after %s, asking moshctl', (name) => {
     expect(bash(['moshctl', name, ''])).toEqual([...projectHosts, ...sshHosts]);
     expect(bash(['moshctl', name, 'd'])).toEqual(['dev-box']);

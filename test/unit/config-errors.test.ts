@@ -178,4 +178,26 @@ describe('moshctl validate on bad input', () => {
       (await validate('version: 1\nmosh:\n  network_timeout: 604800\nhosts:\n  a: {address: x}\n')).code,
     ).toBe(0);
   });
+
+  it('takes ssh, any or an IP address for mosh.bind_server, and names the line of anything else', async () => {
+    const ok = await validate(
+      'version: 1\nmosh: {bind_server: any}\nhosts:\n  a: {address: x, mosh: {bind_server: "2001:db8::10"}}\n  b: {address: y, mosh: {bind_server: 203.0.113.10}}\n  c: {address: z, mosh: {bind_server: ssh}}\n',
+    );
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+    const r = await validate(
+      'version: 1\nmosh: {bind_server: 300.1.2.3}\nhosts:\n  a: {address: x, mosh: {bind_server: "; reboot"}}\n  b: {address: y, mosh: {bind_server: "::1::2"}}\n',
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatchInlineSnapshot(`
+      "moshctl: 3 problems:
+      <dir>/moshproxy.yaml:2:21: mosh.bind_server: "300.1.2.3" is neither ssh, any nor an IP address
+        hint: use ssh (the address ssh came in on, the default), any, or an IPv4 or IPv6 address of the target such as 203.0.113.10 or 2001:db8::10
+      <dir>/moshproxy.yaml:4:39: hosts.a.mosh.bind_server: "; reboot" is not allowed
+        hint: use ssh (the address ssh came in on, the default), any, or an IPv4 or IPv6 address of the target such as 203.0.113.10 or 2001:db8::10
+      <dir>/moshproxy.yaml:5:39: hosts.b.mosh.bind_server: "::1::2" is neither ssh, any nor an IP address
+        hint: use ssh (the address ssh came in on, the default), any, or an IPv4 or IPv6 address of the target such as 203.0.113.10 or 2001:db8::10
+      "
+    `);
+  });
 });

@@ -52,6 +52,7 @@ describe('checked-in config files', () => {
       locale: 'C.UTF-8',
       session: 'none',
       transport: 'udp',
+      bind_server: 'ssh',
     });
     expect(config.hosts.bastion?.relay).toEqual({ ports: { from: 60000, to: 60100 }, runtime: 'auto' });
   });

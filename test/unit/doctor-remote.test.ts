@@ -53,6 +53,7 @@ const target = (locale: string) => ({
     signal_timeout: 60,
     session: 'none' as const,
     transport: 'udp' as const,
+    bind_server: 'ssh',
   },
 });
 

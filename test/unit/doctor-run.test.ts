@@ -109,9 +109,9 @@ function fakeRunner(o: FakeOptions = {}) {
         return Promise.resolve({ pid: 77, port: echoPort, runtime: 'socat', warning: SOCAT_WARNING });
       return Promise.resolve(undefined);
     },
-    startForward: (step, serverPort) => {
+    startForward: (step, server) => {
       call(
-        `forward ${step.host} to ${serverPort === echoPort ? 'echo' : serverPort} idle ${step.idleTimeout}`,
+        `forward ${step.host} to ${server.address}:${server.port === echoPort ? 'echo' : server.port} idle ${step.idleTimeout}`,
       );
       return Promise.resolve({ port: echoPort, mode: 'tcp', runtime: 'perl' });
     },
@@ -161,7 +161,7 @@ describe('diagnose', () => {
     );
     expect(r.firstFailure?.hint).toContain('--transport tcp or --transport auto');
     expect(r.checks.find((c) => c.check === 'tcp-round-trip')).toMatchObject({ status: 'ok' });
-    expect(calls).toContain('forward box to echo idle 30');
+    expect(calls).toContain('forward box to 127.0.0.1:echo idle 30');
     expect(calls.slice(-2)).toEqual(['stop relay bastion 4242', 'echo ended']);
   });
 

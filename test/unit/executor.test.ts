@@ -7,6 +7,7 @@ import { execute, type ExecuteOptions } from '../../src/execute/executor.js';
 import type { ProcessKind, Runner } from '../../src/execute/runner.js';
 import { loadConfig } from '../../src/config/load.js';
 import { planUp } from '../../src/plan/plan.js';
+import type { ServerStep } from '../../src/plan/types.js';
 import { RECORD_VERSION, type SessionRecord } from '../../src/state/record.js';
 import { tempTree } from './helpers.js';
 import { join } from 'node:path';
@@ -42,10 +43,12 @@ class FakeRunner implements Runner {
     this.calls.push('connected');
     return { reachedAddress: '192.0.2.1' };
   }
-  startServer(): Promise<{ pid: number; port: number; key: string }> {
+  startServer(step: ServerStep): Promise<{ pid: number; port: number; key: string; bound?: string }> {
     this.calls.push('server');
     this.maybeFail('server');
-    return Promise.resolve({ pid: 100, port: 60001, key: 'k'.repeat(22) });
+    // As the keeper reports it for -s: the address the ssh connection came in on.
+    const bound = step.bind.mode === 'ssh' ? { bound: '203.0.113.5' } : {};
+    return Promise.resolve({ pid: 100, port: 60001, key: 'k'.repeat(22), ...bound });
   }
   wireRelay(step: { host: string }, forward: number): Promise<undefined> {
     this.calls.push(`wire ${step.host} → ${forward}`);
@@ -65,10 +68,12 @@ class FakeRunner implements Runner {
   }
   startForward(
     _step: unknown,
-    serverPort: number,
+    server: { address: string; port: number },
     udp?: { address: string; port: number },
   ): Promise<{ port: number; mode: 'udp' | 'tcp'; runtime?: string }> {
-    this.calls.push(`forward → ${serverPort}${udp ? ` udp first → ${udp.address}:${udp.port}` : ''}`);
+    this.calls.push(
+      `forward → ${server.address}:${server.port}${udp ? ` udp first → ${udp.address}:${udp.port}` : ''}`,
+    );
     this.maybeFail('forward' as FailAt);
     return Promise.resolve(
       udp ? { port: 50000, mode: 'udp' } : { port: 50000, mode: 'tcp', runtime: 'python3' },
@@ -202,8 +207,8 @@ describe('execute', () => {
     const runner = new FakeRunner();
     let signal: NodeJS.Signals | undefined;
     const original = runner.startServer.bind(runner);
-    runner.startServer = async () => {
-      const r = await original();
+    runner.startServer = async (step) => {
+      const r = await original(step);
       signal = 'SIGINT';
       return r;
     };
@@ -241,8 +246,9 @@ describe('execute', () => {
     expect(outcome.clientCode).toBe(7);
     expect(runner.calls.filter((c) => c.startsWith('relay') || c.startsWith('wire'))).toEqual([]);
     const calls = runner.calls;
-    expect(before(calls, 'server', 'forward → 60001')).toBe(true);
-    expect(before(calls, 'forward → 60001', 'client 127.0.0.1:50000 key=22')).toBe(true);
+    // transport tcp: mosh-server listens on the loopback (-i 127.0.0.1), where the forwarder sends.
+    expect(before(calls, 'server', 'forward → 127.0.0.1:60001')).toBe(true);
+    expect(before(calls, 'forward → 127.0.0.1:60001', 'client 127.0.0.1:50000 key=22')).toBe(true);
   });
 
   it('auto: the forward step sends by UDP to the first relay once it is wired, and mosh-client uses the loopback port', async () => {
@@ -251,10 +257,24 @@ describe('execute', () => {
     const outcome = await execute(plan, options);
     expect(outcome.error).toBeUndefined();
     expect(outcome.clientCode).toBe(7);
-    const forward = 'forward → 60001 udp first → 192.0.2.1:61001';
+    // The forwarder, should tcp take over, sends where mosh-server bound with -s (as it reported).
+    const forward = 'forward → 203.0.113.5:60001 udp first → 192.0.2.1:61001';
     expect(before(runner.calls, 'wire outer → 62001', forward)).toBe(true);
     expect(before(runner.calls, forward, 'client 127.0.0.1:50000 key=22')).toBe(true);
     expect(logs.some((l) => l.includes('switched'))).toBe(false);
+  });
+
+  it('a mosh-server that could not bind where -s told it: the warning is said, the forwarder uses the loopback', async () => {
+    const runner = new FakeRunner();
+    const original = runner.startServer.bind(runner);
+    const warning =
+      'mosh-server could not listen on 203.0.113.5 (bind: x) and listens on every IPv4 address instead';
+    runner.startServer = async (step) => ({ ...(await original(step)), warning });
+    const { plan, options, logs } = setup(runner, undefined, 'auto');
+    const outcome = await execute(plan, options);
+    expect(outcome.error).toBeUndefined();
+    expect(runner.calls).toContain('forward → 127.0.0.1:60001 udp first → 192.0.2.1:61001');
+    expect(logs).toContain(`warning: box: ${warning}`);
   });
 
   it('auto: a relay that cannot start means tcp from the start, not a failed up', async () => {
@@ -271,7 +291,7 @@ describe('execute', () => {
     const outcome = await execute(plan, options);
     expect(outcome.error).toBeUndefined();
     expect(outcome.clientCode).toBe(7);
-    expect(runner.calls).toContain('forward → 60001');
+    expect(runner.calls).toContain('forward → 203.0.113.5:60001');
     expect(runner.calls.some((c) => c.includes('udp first'))).toBe(false);
     expect(runner.calls).toContain('client 127.0.0.1:50000 key=22');
     expect(titles).toContain('relay on inner failed, so tcp: relay:inner failed');

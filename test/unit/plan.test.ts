@@ -52,7 +52,7 @@ describe('planUp', () => {
                               after 1; why: hop 2 of 2 towards gpu; it relays UDP and tunnels ssh
         3. connect     gpu    ssh alice@192.168.40.17:22, tunnelled through inner
                               after 2; why: mosh-server runs here
-        4. server      gpu    mosh-server new -p 60000:61000 -l LANG=en_US.UTF-8, network timeout 600 s, signal timeout 60 s, runs the login shell
+        4. server      gpu    mosh-server new -s -p 60000:61000 -l LANG=en_US.UTF-8 (-s: the address the ssh connection came in on, where the relay on inner sends, 192.168.40.17 as inner resolves it), network timeout 600 s, signal timeout 60 s, runs the login shell
                               after 3; why: the session lives here; it prints its UDP port and key
         5. relay       outer  UDP relay (python3, else perl, else socat) on a free port in 61000-61010, exits after 600 s idle
                               after 1; why: inner's UDP port is reachable only from outer
@@ -86,7 +86,7 @@ describe('planUp', () => {
       transport: udp (the default, mosh.transport: udp)
         1. connect     direct  ssh ops@direct.example.org:22, direct
                                at once; why: mosh-server runs here
-        2. server      direct  mosh-server new -p 60000:61000 -l LANG=C.UTF-8, network timeout 86400 s, signal timeout 60 s, runs "htop -d 5"
+        2. server      direct  mosh-server new -s -p 60000:61000 -l LANG=C.UTF-8 (-s: the address the ssh connection came in on, where mosh-client sends), network timeout 86400 s, signal timeout 60 s, runs "htop -d 5"
                                after 1; why: the session lives here; it prints its UDP port and key
         3. client      local   mosh-client → <address step 1 reached>:<port of step 2>, key in its environment only
                                after 2; why: direct is reached directly
@@ -106,7 +106,7 @@ describe('planUp', () => {
 
   it('gives data with a version and dependencies for --json', () => {
     const plan = planUp(chains, 'web');
-    expect(plan.version).toBe(7);
+    expect(plan.version).toBe(8);
     expect(plan.route).toEqual(['outer', 'web']);
     expect(plan.steps.map((s) => [s.id, s.kind, s.host, s.dependsOn])).toEqual([
       [1, 'connect', 'outer', []],
@@ -166,7 +166,7 @@ describe('planUp with mosh.session', () => {
                                 at once; why: hop 1 of 1 towards dev.box; it relays UDP and tunnels ssh
         2. connect     dev.box  ssh alice@10.0.3.12:22, tunnelled through gate
                                 after 1; why: mosh-server runs here
-        3. server      dev.box  mosh-server new -p 60000:61000 -l LANG=C.UTF-8, network timeout 86400 s, signal timeout 60 s, runs the login shell in tmux session moshctl-dev_box, or attaches to that session if it exists
+        3. server      dev.box  mosh-server new -s -p 60000:61000 -l LANG=C.UTF-8 (-s: the address the ssh connection came in on, where the relay on gate sends, 10.0.3.12 as gate resolves it), network timeout 86400 s, signal timeout 60 s, runs the login shell in tmux session moshctl-dev_box, or attaches to that session if it exists
                                 after 2; why: the session lives here; it prints its UDP port and key
         4. relay       gate     UDP relay (python3, else perl, else socat) on a free port in 60000-61000, exits after 86400 s idle
                                 after 1; why: dev.box's UDP port is reachable only from gate
@@ -190,7 +190,7 @@ describe('planUp with mosh.session', () => {
   it('says a command runs only when the session is new (a host’s own screen setting)', () => {
     const plan = planUp(kept, 'old', {}, { command: ['htop', '-d', '5'] });
     expect(formatPlan(plan).split('\n')[5]).toBe(
-      '  2. server      old    mosh-server new -p 60000:61000 -l LANG=C.UTF-8, network timeout 86400 s, signal timeout 60 s, runs "htop -d 5" in a new screen session moshctl-old=, or attaches to that session if it exists (the command then does not run)',
+      '  2. server      old    mosh-server new -s -p 60000:61000 -l LANG=C.UTF-8 (-s: the address the ssh connection came in on, where mosh-client sends), network timeout 86400 s, signal timeout 60 s, runs "htop -d 5" in a new screen session moshctl-old=, or attaches to that session if it exists (the command then does not run)',
     );
     expect(plan.steps.find((s) => s.kind === 'server')).toMatchObject({
       command: ['htop', '-d', '5'],
@@ -305,7 +305,8 @@ hosts:
     expect(byId(5)).toMatchObject({ fallback: 6 });
     expect(byId(6)).toMatchObject({
       dependsOn: [3, 5],
-      to: { address: '127.0.0.1', port: { step: 3 } },
+      // Where mosh-server bound with -s: the forwarder, if tcp takes over, sends to the same socket.
+      to: { address: { boundBy: 3 }, port: { step: 3 } },
       udpFirst: {
         to: { host: 'gate', address: { reachedBy: 1 }, port: { step: 4 } },
         switchAfterMs: 2000,
@@ -352,5 +353,101 @@ hosts:
     const plan = planUp(config, 'gate', {}, { transport: 'auto' });
     expect(plan.transport).toEqual({ kind: 'auto', why: '--transport' });
     expect(plan.steps.find((s) => s.kind === 'forward')).toHaveProperty('udpFirst');
+  });
+});
+
+describe('planUp with an IPv6 target', () => {
+  const v6 = config(`version: 1
+hosts:
+  bastion:
+    address: 192.0.2.1
+  target:
+    address: 2001:db8:113::10
+    via: [bastion]
+  direct6:
+    address: 2001:db8:113::11
+`);
+
+  it('writes an IPv6 address with its port in brackets, as ssh does', () => {
+    const text = formatPlan(planUp(v6, 'target'));
+    expect(text).toContain('ssh root@[2001:db8:113::10]:22, tunnelled through bastion');
+    expect(text).toContain('tell the relay of step 4 to forward to [2001:db8:113::10]:<port of step 3>');
+    expect(text).toContain('ssh root@192.0.2.1:22, direct');
+    expect(text).not.toMatch(/2001:db8:113::10:/);
+    expect(formatPlan(planUp(v6, 'direct6'))).toContain('ssh root@[2001:db8:113::11]:22, direct');
+  });
+});
+
+describe('planUp: where mosh-server listens (mosh.bind_server)', () => {
+  const dir = tempTree({
+    'moshproxy.yaml': `version: 1
+hosts:
+  gate: {address: 192.0.2.1}
+  box: {address: box.example.org, via: [gate]}
+  v6: {address: "2001:db8::10", via: [gate], mosh: {bind_server: "2001:db8::10", transport: auto}}
+  wide: {address: 203.0.113.20, mosh: {bind_server: any, transport: tcp}}
+`,
+  });
+  const { config } = loadConfig([join(dir, 'moshproxy.yaml')], {});
+  const serverLine = (p: ReturnType<typeof planUp>): string =>
+    formatPlan(p)
+      .split('\n')
+      .find((l) => / server /.test(l))
+      ?.replace(/^.*mosh-server new /, '')
+      .replace(/, network timeout.*$/, '') ?? '';
+  const forwardTo = (p: ReturnType<typeof planUp>): unknown =>
+    p.steps.find((s) => s.kind === 'forward' && 'to' in s)?.to.address;
+
+  it('binds with -s by default: where the last relay sends, or mosh-client without a bastion', () => {
+    expect(serverLine(planUp(config, 'box'))).toBe(
+      '-s -p 60000:61000 -l LANG=C.UTF-8 (-s: the address the ssh connection came in on, where the relay on gate sends, box.example.org as gate resolves it)',
+    );
+    expect(serverLine(planUp(config, 'gate'))).toBe(
+      '-s -p 60000:61000 -l LANG=C.UTF-8 (-s: the address the ssh connection came in on, where mosh-client sends)',
+    );
+    expect(planUp(config, 'box').steps.find((s) => s.kind === 'server')).toMatchObject({
+      bind: { mode: 'ssh' },
+    });
+  });
+
+  it('with transport auto, the forwarder sends where -s bound, so both paths reach one socket', () => {
+    const plan = planUp(config, 'box', {}, { transport: 'auto' });
+    expect(serverLine(plan)).toMatch(
+      /where the relay on gate sends, .*, and the forwarder if tcp takes over\)$/,
+    );
+    expect(forwardTo(plan)).toEqual({ boundBy: 3 });
+    expect(formatPlan(plan)).toContain(
+      'a datagram forwarder (python3, else perl) on the target → <address step 3 bound>:',
+    );
+  });
+
+  it('with transport tcp, listens on the loopback the forwarder sends from', () => {
+    const plan = planUp(config, 'box', {}, { transport: 'tcp' });
+    expect(serverLine(plan)).toBe(
+      "-i 127.0.0.1 -p 60000:61000 -l LANG=C.UTF-8 (-i 127.0.0.1: the target's loopback, where the forwarder sends from (transport tcp, mosh.bind_server: ssh))",
+    );
+    expect(forwardTo(plan)).toBe('127.0.0.1');
+  });
+
+  it('takes an address (-i) or any (no option) from the config; the forwarder follows', () => {
+    const v6 = planUp(config, 'v6');
+    expect(serverLine(v6)).toBe(
+      '-i 2001:db8::10 -p 60000:61000 -l LANG=C.UTF-8 (-i 2001:db8::10: mosh.bind_server: 2001:db8::10)',
+    );
+    expect(forwardTo(v6)).toBe('2001:db8::10');
+    expect(formatPlan(v6)).toContain('on the target → [2001:db8::10]:<port of step 3>');
+    const wide = planUp(config, 'wide');
+    expect(serverLine(wide)).toBe(
+      "-p 60000:61000 -l LANG=C.UTF-8 (no -s or -i: every IPv4 address, mosh-server's own default (mosh.bind_server: any))",
+    );
+    expect(forwardTo(wide)).toBe('127.0.0.1');
+  });
+
+  it('--bind-server overrides the config, and says so', () => {
+    expect(serverLine(planUp(config, 'v6', {}, { bindServer: 'ssh' }))).toMatch(/^-s .*\(-s: the address/);
+    expect(serverLine(planUp(config, 'box', {}, { bindServer: '198.51.100.7' }))).toBe(
+      '-i 198.51.100.7 -p 60000:61000 -l LANG=C.UTF-8 (-i 198.51.100.7: --bind-server: 198.51.100.7)',
+    );
+    expect(serverLine(planUp(config, 'box', {}, { bindServer: 'any' }))).toMatch(/\(--bind-server: any\)\)$/);
   });
 });

@@ -5,11 +5,13 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
 import {
+  moshServerBindFallback,
   moshServerCommand,
   moshServerFailure,
   moshServerKeptCommand,
   parseMoshServerOutput,
   parseKeeper,
+  parseServerBound,
   parseServerExit,
   parseServerStarted,
   stopKeeperCommand,
@@ -22,7 +24,8 @@ const step = {
   networkTimeout: 86400,
   signalTimeout: 60,
   locale: 'C.UTF-8',
-};
+  bind: { mode: 'any', why: 'test' },
+} as const;
 
 describe('mosh-server command', () => {
   it('puts the timeouts inline through env and quotes the command', () => {
@@ -32,6 +35,33 @@ describe('mosh-server command', () => {
     expect(moshServerCommand({ ...step, command: ['sh', '-c', "echo 'hi'; $(id)"] })).toBe(
       `env 'MOSH_SERVER_NETWORK_TMOUT=86400' 'MOSH_SERVER_SIGNAL_TMOUT=60' mosh-server new -p 60000:61000 -l 'LANG=C.UTF-8' -- sh -c 'echo '\\''hi'\\''; $(id)'`,
     );
+  });
+
+  it("passes mosh's --bind-server as mosh-server's -s or -i, and refuses what is no address", () => {
+    const bound = (bind: Parameters<typeof moshServerCommand>[0]['bind']) =>
+      moshServerCommand({ ...step, bind })
+        .replace(/^.* mosh-server new /, '')
+        .replace(/ -p .*$/, '');
+    expect(bound({ mode: 'ssh', why: '' })).toBe('-s');
+    expect(bound({ mode: 'address', address: '2001:db8::10', why: '' })).toBe('-i 2001:db8::10');
+    expect(moshServerCommand(step)).toContain('mosh-server new -p ');
+    expect(() => bound({ mode: 'address', address: '127.0.0.1; reboot', why: '' })).toThrow(
+      /mosh-server bind address: "127.0.0.1; reboot" is neither ssh, any nor an IP address/,
+    );
+  });
+
+  it('notices a mosh-server that could not bind where it was told and bound every IPv4 address instead', () => {
+    // mosh 1.4.0's own words, with -i an address the host does not have.
+    const said = [
+      'Failed binding to 203.0.113.99:60001',
+      'Error binding to IP 203.0.113.99: bind: Cannot assign requested address',
+      'MOSH CONNECT 60001 ByWwgCVT7s491p8K2mLn+w',
+      '[mosh-server detached, pid = 12773]',
+    ].join('\n');
+    expect(moshServerBindFallback(said)).toBe(
+      'mosh-server could not listen on 203.0.113.99 (bind: Cannot assign requested address) and listens on every IPv4 address instead; set mosh.bind_server (or --bind-server) to ssh or to an address that host has',
+    );
+    expect(moshServerBindFallback('MOSH CONNECT 60001 ByWwgCVT7s491p8K2mLn+w')).toBeUndefined();
   });
 
   it('the quoted command reaches the program as the same words', () => {
@@ -222,6 +252,43 @@ describe('mosh-server in a kept channel', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('with -s, reports the address it binds: the local address of $SSH_CONNECTION, as mosh-server reads it', async () => {
+    const { dir, env } = fake();
+    const sshStep = { ...step, bind: { mode: 'ssh', why: '' } } as const;
+    const boundWith = async (connection: string | undefined): Promise<string | undefined> => {
+      const e = { ...env };
+      if (connection === undefined) delete e.SSH_CONNECTION;
+      else e.SSH_CONNECTION = connection;
+      const child = spawn('/bin/sh', ['-c', moshServerKeptCommand(sshStep)], {
+        env: e,
+        stdio: ['pipe', 'pipe', 'inherit'],
+      });
+      const lines = createInterface({ input: child.stdout });
+      let address: string | undefined;
+      let pid = 0;
+      for await (const line of lines) {
+        address ??= parseServerBound(line);
+        pid ||= Number(/detached, pid = (\d+)/.exec(line)?.[1] ?? 0);
+        if (parseServerExit(line) !== undefined) break;
+      }
+      child.stdin.write(`${pid}\n`);
+      child.stdin.end();
+      await new Promise((r) => child.on('exit', r));
+      return address;
+    };
+    try {
+      expect(await boundWith('198.51.100.7 50022 203.0.113.10 22')).toBe('203.0.113.10');
+      expect(await boundWith('2001:db8::7 50022 2001:db8::10 22')).toBe('2001:db8::10');
+      // An IPv4 client on a dual-stack socket: mosh-server strips the mapped prefix.
+      expect(await boundWith('::ffff:198.51.100.7 50022 ::FFFF:203.0.113.10 22')).toBe('203.0.113.10');
+      // Without SSH_CONNECTION mosh-server binds every address: no line, the forwarder uses the loopback.
+      expect(await boundWith(undefined)).toBeUndefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(parseServerBound('MOSHCTL-SERVER BOUND $(reboot)')).toBeUndefined();
+  }, 20_000);
 
   it('reports a missing mosh-server by its exit code', async () => {
     // A PATH with env and nothing else.

@@ -112,6 +112,27 @@ describe('a route whose first hop is reached through a ProxyCommand (an access b
     });
   });
 
+  it('binds mosh-server to every address when the target itself is reached through a ProxyCommand', async () => {
+    // ssh comes in from the broker there (often on the loopback), not the way mosh-client sends.
+    const server = (await plan('db.example.org', { transport: 'udp' })).steps.find(
+      (s) => s.kind === 'server',
+    );
+    expect(server?.kind === 'server' && server.bind).toEqual({
+      mode: 'any',
+      why: 'every IPv4 address: ssh comes in to db.example.org through a ProxyCommand, not where mosh-client sends (mosh.bind_server: ssh)',
+    });
+    // Behind a brokered hop, the hop before connects as usual: -s is where its relay sends.
+    const behind = (
+      await plan(
+        'devbox',
+        { transport: 'udp' },
+        undefined,
+        context({ resolves: () => Promise.resolve(true) }),
+      )
+    ).steps.find((s) => s.kind === 'server');
+    expect(behind?.kind === 'server' && behind.bind.mode).toBe('ssh');
+  });
+
   it('takes --transport tcp and auto (auto is tcp when there is no address for UDP)', async () => {
     expect((await plan('i-0abc123', { transport: 'tcp' })).transport).toEqual({
       kind: 'tcp',

@@ -251,6 +251,7 @@ describe.each(userlands.filter((u) => u.label.startsWith('busybox ash and applet
         signalTimeout: 60,
         locale: 'C.UTF-8',
         session: { program: 'tmux', name: 'main' },
+        bind: { mode: 'any', why: 'test' },
       });
       // The login shell runs it: here, this userland's sh.
       const r = u.run(`/bin/sh -c ${shellQuote(cmd)}`);

@@ -2,7 +2,7 @@ import { firstHopResolves, resolveRoute } from '../../config/hosts.js';
 import { ExitCode } from '../../errors.js';
 import { formatPlan } from '../../plan/format.js';
 import { planUp } from '../../plan/plan.js';
-import { transportOption } from './transport.js';
+import { planOptions } from './plan-options.js';
 import type { CommandContext } from '../context.js';
 import { hostsContext, load } from './common.js';
 
@@ -12,12 +12,7 @@ export async function run(ctx: CommandContext): Promise<number> {
   const config = await resolveRoute(loaded, name, hostsContext(ctx));
   // Only a first hop behind a ProxyCommand is looked up: the transport may depend on it.
   const observed = { firstHopResolves: await firstHopResolves(config, name) };
-  const transport = transportOption(ctx.values.transport);
-  const plan = planUp(config, name, observed, {
-    command: ctx.rest,
-    noConnect: ctx.values['no-connect'] === true,
-    ...(transport ? { transport } : {}),
-  });
+  const plan = planUp(config, name, observed, planOptions(ctx));
   ctx.io.stdout(ctx.values.json ? `${JSON.stringify(plan, null, 2)}\n` : formatPlan(plan));
   return ExitCode.ok;
 }

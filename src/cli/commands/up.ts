@@ -18,7 +18,7 @@ import type { CommandContext } from '../context.js';
 import { report } from '../report.js';
 import { terminalPrompter } from '../prompt.js';
 import { hostsContext, load } from './common.js';
-import { transportOption } from './transport.js';
+import { planOptions } from './plan-options.js';
 import { findOnPath } from '../../which.js';
 import { loadSsh2 } from '../../ssh/ssh2-module.js';
 
@@ -48,12 +48,7 @@ export async function up(ctx: CommandContext): Promise<number> {
   const config = await resolveRoute(loaded, name, hostsContext(ctx));
   // Only a first hop behind a ProxyCommand is looked up: the transport may depend on it.
   const observed = { firstHopResolves: await firstHopResolves(config, name) };
-  const transport = transportOption(ctx.values.transport);
-  const plan = planUp(config, name, observed, {
-    command: ctx.rest,
-    noConnect,
-    ...(transport ? { transport } : {}),
-  });
+  const plan = planUp(config, name, observed, planOptions(ctx));
   // Checked before anything starts on a host: without mosh-client the session could never be used.
   if (!noConnect && !findOnPath('mosh-client', ctx.io.env.PATH)) {
     throw new EnvError(

@@ -52,7 +52,11 @@ export interface CompletionModel {
  * Options whose values come from a list elsewhere in the code: spec.ts holds
  * only their help text. Keyed by the option's name, as in spec.ts.
  */
-const valueLists: Record<string, readonly string[]> = { transport: moshTransports };
+const valueLists: Record<string, readonly string[]> = {
+  transport: moshTransports,
+  // An address is typed; the two words are offered.
+  'bind-server': ['ssh', 'any'],
+};
 
 /** Help text is written for --help; a completion menu line wants its first clause, without asides. */
 export function brief(help: string): string {

@@ -1,0 +1,9 @@
+// `HOST:PORT` as people and programs read it: an IPv6 literal in brackets
+// (`[2001:db8::10]:22`), since its own colons would swallow the port. The
+// form OpenSSH prints and known_hosts uses, and what the relay's --to takes.
+import { isIPv6 } from 'node:net';
+
+/** `HOST:PORT`, or `[HOST]:PORT` for an IPv6 address; the port may be a placeholder such as `<port of step 4>`. */
+export function hostPort(host: string, port: number | string): string {
+  return isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
+}
