@@ -1,7 +1,8 @@
-// Runs last (vitest.config.ts orders it so): after every e2e file
-// has built and removed its labs, nothing of them may remain. Labs still
-// owned by a live process (another run on this machine, a lab left up with
-// `lab up`) are reported, not failed.
+// Runs last, alone: it is the only file of the e2e-leftovers project, whose
+// sequence.groupOrder (vitest.config.ts) starts it once every e2e file, run
+// side by side, has built and removed its labs. Nothing of them may remain.
+// Labs still owned by a live process (another run on this machine, a lab left
+// up with `lab up`) are reported, not failed.
 
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_PREFIX, findLeftovers } from '../../src/lab/index.js';
