@@ -3,6 +3,7 @@
 // `env`, which also works when the login shell is not sh-like (fish, csh).
 import { isIP } from 'node:net';
 import { BIND_SERVER_HINT, parseBindServer } from '../config/bind.js';
+import { parseServerProgram } from '../config/mosh-programs.js';
 import { UserError } from '../errors.js';
 import { duration } from '../transport/errors.js';
 import { SH, shellJoin, shellQuote } from './shell.js';
@@ -12,14 +13,10 @@ import { checkPid, checkStarted, OURS_SH, stopPidScript } from './processes.js';
 export function moshServerCommand(
   step: Pick<
     ServerStep,
-    'ports' | 'networkTimeout' | 'signalTimeout' | 'locale' | 'command' | 'session' | 'bind'
+    'ports' | 'networkTimeout' | 'signalTimeout' | 'locale' | 'command' | 'session' | 'bind' | 'program'
   >,
 ): string {
   const argv: (string | number)[] = [
-    'env',
-    `MOSH_SERVER_NETWORK_TMOUT=${step.networkTimeout}`,
-    `MOSH_SERVER_SIGNAL_TMOUT=${step.signalTimeout}`,
-    'mosh-server',
     'new',
     ...bindArgs(step.bind),
     '-p',
@@ -30,7 +27,13 @@ export function moshServerCommand(
   const command = step.command ?? [];
   const program = step.session ? keptSessionArgv(step.session, command) : command;
   if (program.length > 0) argv.push('--', ...program);
-  if (!step.session) return shellJoin(argv);
+  const env = shellJoin([
+    'env',
+    `MOSH_SERVER_NETWORK_TMOUT=${step.networkTimeout}`,
+    `MOSH_SERVER_SIGNAL_TMOUT=${step.signalTimeout}`,
+  ]);
+  const server = `${env} ${remoteProgram(step.program)} ${shellJoin(argv)}`;
+  if (!step.session) return server;
   // A missing tmux would only show inside the mosh window, as a session that
   // closes at once: check in this same exec, before mosh-server starts, and
   // say so in a line moshServerFailure recognizes. Running the program, not
@@ -40,7 +43,18 @@ export function moshServerCommand(
   const p = step.session.program;
   const probe = `${p} ${p === 'tmux' ? '-V' : '-v'} >/dev/null 2>&1 || [ $? -lt 126 ]`;
   const missing = `${KEEPER_MISSING} ${p}`;
-  return `if ${probe}; then ${shellJoin(argv)}; else echo ${shellQuote(missing)} >&2; false; fi`;
+  return `if ${probe}; then ${server}; else echo ${shellQuote(missing)} >&2; false; fi`;
+}
+
+/**
+ * mosh.server as one sh word: quoted, with a leading `~/` left outside the
+ * quotes as "$HOME"/, so it is the remote user's home (the command runs
+ * under sh there, which sshd gives HOME). Checked again, since it reaches a shell.
+ */
+export function remoteProgram(path: string): string {
+  const r = parseServerProgram(path);
+  if (!r.ok) throw UserError.one(`mosh.server: ${r.message}`, r.hint);
+  return path.startsWith('~/') ? `"$HOME"/${shellQuote(path.slice(2))}` : shellQuote(path);
 }
 
 const KEEPER_MISSING = 'moshctl: not installed or cannot run:';

@@ -54,6 +54,10 @@ const target = (locale: string) => ({
     session: 'none' as const,
     transport: 'udp' as const,
     bind_server: 'ssh',
+    server: 'mosh-server',
+    client: 'mosh-client',
+    predict_overwrite: false,
+    no_init: false,
   },
 });
 

@@ -1,5 +1,14 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -25,6 +34,7 @@ const step = {
   signalTimeout: 60,
   locale: 'C.UTF-8',
   bind: { mode: 'any', why: 'test' },
+  program: 'mosh-server',
 } as const;
 
 describe('mosh-server command', () => {
@@ -288,6 +298,41 @@ describe('mosh-server in a kept channel', () => {
       rmSync(dir, { recursive: true, force: true });
     }
     expect(parseServerBound('MOSHCTL-SERVER BOUND $(reboot)')).toBeUndefined();
+  }, 20_000);
+
+  it('runs mosh.server by its path: ~/ is the remote home, spaces stay in one word', async () => {
+    const { dir, env } = fake();
+    const home = mkdtempSync(join(tmpdir(), 'moshctl-home-'));
+    mkdirSync(join(home, 'my bin'));
+    copyFileSync(join(dir, 'mosh-server'), join(home, 'my bin', 'mosh-server'));
+    // Not on PATH: only the path reaches it.
+    const bare = { ...env, PATH: (env.PATH ?? '').split(':').slice(1).join(':'), HOME: home };
+    try {
+      for (const program of ['~/my bin/mosh-server', join(home, 'my bin', 'mosh-server')]) {
+        const child = spawn('/bin/sh', ['-c', moshServerKeptCommand({ ...step, program })], {
+          env: bare,
+          stdio: ['pipe', 'pipe', 'inherit'],
+        });
+        const out: string[] = [];
+        for await (const line of createInterface({ input: child.stdout })) {
+          out.push(line);
+          if (parseServerExit(line) !== undefined) break;
+        }
+        const pid = Number(/detached, pid = (\d+)/.exec(out.join('\n'))?.[1] ?? 0);
+        expect(pid, out.join('\n')).toBeGreaterThan(1);
+        child.stdin.end(`${pid}\n`);
+        await new Promise((r) => child.on('exit', r));
+      }
+      expect(moshServerCommand({ ...step, program: '~/my bin/mosh-server' })).toContain(
+        ` "$HOME"/'my bin/mosh-server' new -p `,
+      );
+      expect(() => moshServerCommand({ ...step, program: '$(reboot)/mosh-server' })).toThrow(
+        /mosh\.server: /,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(home, { recursive: true, force: true });
+    }
   }, 20_000);
 
   it('reports a missing mosh-server by its exit code', async () => {
