@@ -2,13 +2,16 @@
 // (mosh.bind_server, as mosh's --bind-server: `-s` by default, so it answers
 // on the address the last relay sends to); what mosh-client is run with
 // (--predict, --predict-overwrite, --no-init, mosh.client), read from its
-// environment and seen on the terminal.
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+// environment and seen on the terminal; and a target whose mosh-server is
+// off the PATH of a non-interactive ssh session, as with Homebrew on macOS
+// (mosh.server, --server, and where `up` says it found one).
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import type { Lab } from '../../src/lab/index.js';
+import { realProgramPath, type Lab } from '../../src/lab/index.js';
 import {
+  expectEnded,
   exitSession,
   records,
   sessionProcesses,
@@ -187,3 +190,58 @@ describe.skipIf(reason)("mosh-client as mosh's options ask (ssh2)", () => {
     expect(records(missing)).toEqual([]);
   });
 });
+
+describe.skipIf(reason)(
+  "a target whose mosh-server is off a non-interactive ssh session's PATH (ssh2)",
+  () => {
+    // As on a Mac with Homebrew: mosh-server in /opt/homebrew/bin, which only a login
+    // shell's PATH has. The machine's own mosh-server is hidden from the target (a file
+    // that cannot run), and a copy of it is put at /opt/homebrew/bin/mosh-server there.
+    const real = reason ? '/usr/bin/mosh-server' : realProgramPath('mosh-server');
+    const ctx = useLab({
+      hide: { target: [real] },
+      mounts: { target: [{ target: '/opt', emptyDir: true }] },
+    });
+    const sessions = useSessions(ctx);
+    const HOMEBREW = '/opt/homebrew/bin/mosh-server';
+    beforeAll(() => {
+      const bin = join(ctx.lab.mountedFile('target', '/opt'), 'homebrew', 'bin');
+      mkdirSync(bin, { recursive: true, mode: 0o755 });
+      copyFileSync(real, join(bin, 'mosh-server'));
+      chmodSync(join(bin, 'mosh-server'), 0o755);
+    });
+
+    it('up fails at once with where mosh-server is and the setting that names it; nothing is left', async () => {
+      const { lab } = ctx;
+      const s = await sessions.start(['up', 'target']);
+      const err = await expectEnded(lab, s, 1);
+      // The hidden one is there but cannot run (126); a missing one says "not installed" (127).
+      expect(err).toMatch(/start mosh-server on target: mosh-server is there but cannot run: /);
+      expect(err).toContain(
+        `hint: found at ${HOMEBREW}: set mosh.server: ${HOMEBREW} for that host in moshproxy.yaml, or run up --server ${HOMEBREW}`,
+      );
+      // The relay started beside mosh-server is stopped.
+      expect(err).toMatch(/ended; stopped 1 process\(es\)/);
+    });
+
+    it('with mosh.server, or --server, naming it: the session works, and teardown stops that mosh-server', async () => {
+      const { lab } = ctx;
+      const config = labConfig(lab, (d) => {
+        const target = d.hosts.target;
+        if (target) target.mosh = { ...target.mosh, server: HOMEBREW };
+      });
+      for (const [args, opts] of [
+        [['up', 'target'], { config }],
+        [['up', 'target', '--server', HOMEBREW], {}],
+      ] as const) {
+        const s = await sessions.start([...args], opts);
+        await waitForPrompt(s);
+        expect(await serverArgv(lab)).toMatch(new RegExp(`^${HOMEBREW} new -s -p `));
+        await typeAndCheck(lab, s);
+        expect(await exitSession(s)).toBe(0);
+        expect(await settleNoSessionProcesses(lab), stderrOf(s)).toEqual([]);
+        expect(stderrOf(s)).toMatch(/stopped 2 process\(es\)/);
+      }
+    });
+  },
+);

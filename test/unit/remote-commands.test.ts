@@ -2,6 +2,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import {
   chmodSync,
   copyFileSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
@@ -22,6 +23,7 @@ import {
   parseKeeper,
   parseServerBound,
   parseServerExit,
+  parseServerFound,
   parseServerStarted,
   stopKeeperCommand,
 } from '../../src/remote/mosh-server.js';
@@ -334,6 +336,103 @@ describe('mosh-server in a kept channel', () => {
       rmSync(home, { recursive: true, force: true });
     }
   }, 20_000);
+
+  describe('a mosh-server the PATH does not reach: where it is, in the same exec', () => {
+    // A home whose login files put ~/odd/bin on PATH (as Homebrew's shellenv in ~/.zprofile
+    // does), with a mosh-server there, and another in ~/.local/bin; the session's PATH has only env.
+    const setup = (): { home: string; path: string } => {
+      const home = mkdtempSync(join(tmpdir(), 'moshctl-home-'));
+      for (const d of ['odd/bin', '.local/bin', '.config/fish', 'path'])
+        mkdirSync(join(home, d), { recursive: true });
+      for (const d of ['odd/bin', '.local/bin']) {
+        writeFileSync(join(home, d, 'mosh-server'), '#!/bin/sh\nexit 3\n', { mode: 0o755 });
+      }
+      const add = 'PATH="$HOME/odd/bin:$PATH"; export PATH\n';
+      writeFileSync(join(home, '.profile'), add);
+      writeFileSync(join(home, '.zprofile'), add);
+      // fish reads config.fish for every command, login or not: only a login adds the folder here.
+      writeFileSync(
+        join(home, '.config/fish/config.fish'),
+        'if status is-login\n  set -gx PATH $HOME/odd/bin $PATH\nend\n',
+      );
+      symlinkSync(
+        execFileSync('sh', ['-c', 'command -v env'], { encoding: 'utf8' }).trim(),
+        join(home, 'path', 'env'),
+      );
+      symlinkSync('/usr/bin/busybox', join(home, 'path', 'ash'));
+      return { home, path: join(home, 'path') };
+    };
+    const shells = [
+      ['sh', '/bin/sh'],
+      ['dash', '/usr/bin/dash'],
+      ['bash', '/bin/bash'],
+      ['zsh', '/usr/bin/zsh'],
+      ['fish', '/usr/bin/fish'],
+      ['busybox ash', 'ash'],
+    ] as const;
+
+    it.each(shells.filter(([, sh]) => (sh === 'ash' ? existsSync('/usr/bin/busybox') : existsSync(sh))))(
+      '%s as the login shell: found through it, and in ~/.local/bin',
+      (_name, shell) => {
+        const { home, path } = setup();
+        try {
+          const login = shell === 'ash' ? join(path, 'ash') : shell;
+          // sshd runs the command with the login shell, SHELL set to it.
+          const r = spawnSync(login, ['-c', moshServerKeptCommand(step)], {
+            env: { PATH: path, HOME: home, SHELL: login },
+            encoding: 'utf8',
+            input: '',
+            timeout: 15_000,
+          });
+          const lines = r.stdout.split('\n');
+          // This machine's own mosh-server (/usr/bin) is found too; the home's are what is tested.
+          const found = lines
+            .map(parseServerFound)
+            .filter((x) => x !== undefined)
+            .filter((x) => x.path.startsWith(home));
+          expect(found, r.stdout + r.stderr).toEqual([
+            { how: 'login', path: join(home, 'odd/bin/mosh-server') },
+            { how: 'place', path: join(home, '.local/bin/mosh-server') },
+          ]);
+          expect(lines.map(parseServerExit).find((x) => x !== undefined)).toBe(127);
+          const f = moshServerFailure(127, r.stderr, { program: 'mosh-server', found });
+          expect(f.message).toBe(
+            'mosh-server is not installed (or not on the PATH of a non-interactive ssh session)',
+          );
+          expect(f.hint).toBe(
+            `found at ${join(home, 'odd/bin/mosh-server')} (a login shell finds it there): set mosh.server: ${join(home, 'odd/bin/mosh-server')} for that host in moshproxy.yaml, or run up --server ${join(home, 'odd/bin/mosh-server')} (also there: ${join(home, '.local/bin/mosh-server')})`,
+          );
+        } finally {
+          rmSync(home, { recursive: true, force: true });
+        }
+      },
+      20_000,
+    );
+
+    it('names mosh.server when that is what is missing, and says where it looked when nothing is found', () => {
+      const none = moshServerFailure(127, "env: '/opt/mosh/mosh-server': No such file or directory", {
+        program: '/opt/mosh/mosh-server',
+        found: [],
+      });
+      expect(none.message).toBe(
+        'mosh.server /opt/mosh/mosh-server is not there (or not on the PATH of a non-interactive ssh session)',
+      );
+      expect(none.hint).toBe(
+        'install mosh on that host (Debian/Ubuntu: apt install mosh; Fedora: dnf install mosh; macOS: brew install mosh), or set mosh.server (or up --server) to its path: neither a login shell there nor /opt/homebrew/bin, /usr/local/bin, ~/.local/bin, ~/.nix-profile/bin, /run/current-system/sw/bin, /nix/var/nix/profiles/default/bin, /opt/local/bin, /snap/bin, /usr/bin has one',
+      );
+      const cannot = moshServerFailure(126, "env: 'mosh-server': Permission denied", {
+        program: 'mosh-server',
+        found: [{ how: 'place', path: '/Applications/Mosh Tools/mosh-server' }],
+      });
+      expect(cannot.message).toBe(
+        "mosh-server is there but cannot run: env: 'mosh-server': Permission denied",
+      );
+      expect(cannot.hint).toBe(
+        "found at /Applications/Mosh Tools/mosh-server: set mosh.server: /Applications/Mosh Tools/mosh-server for that host in moshproxy.yaml, or run up --server '/Applications/Mosh Tools/mosh-server'",
+      );
+      expect(parseServerFound('MOSHCTL-SERVER FOUND place relative/mosh-server')).toBeUndefined();
+    });
+  });
 
   it('reports a missing mosh-server by its exit code', async () => {
     // A PATH with env and nothing else.
