@@ -95,6 +95,10 @@ export const USUAL_PLACES = [
  * cannot run. Every login shell moshctl meets (sh, dash, ash, bash, zsh, fish)
  * takes `-l -c`; one that does not (csh) finds nothing, and the places remain.
  */
+export function locateServerScript(): string {
+  return LOCATE_SH;
+}
+
 const LOCATE_SH = [
   'case $c in 126|127) if [ -n "${SHELL-}" ]',
   'then if command -v timeout >/dev/null 2>&1',

@@ -9,12 +9,15 @@ import { chmodSync, copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFil
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
+import type { DoctorReport } from '../../src/doctor/types.js';
 import { realProgramPath, type Lab } from '../../src/lab/index.js';
 import {
   expectEnded,
   exitSession,
   records,
+  runWithoutTerminal,
   sessionProcesses,
+  settleNoHopProcesses,
   settleNoSessionProcesses,
   stderrOf,
   typeAndCheck,
@@ -191,57 +194,94 @@ describe.skipIf(reason)("mosh-client as mosh's options ask (ssh2)", () => {
   });
 });
 
-describe.skipIf(reason)(
-  "a target whose mosh-server is off a non-interactive ssh session's PATH (ssh2)",
-  () => {
-    // As on a Mac with Homebrew: mosh-server in /opt/homebrew/bin, which only a login
-    // shell's PATH has. The machine's own mosh-server is hidden from the target (a file
-    // that cannot run), and a copy of it is put at /opt/homebrew/bin/mosh-server there.
-    const real = reason ? '/usr/bin/mosh-server' : realProgramPath('mosh-server');
-    const ctx = useLab({
-      hide: { target: [real] },
-      mounts: { target: [{ target: '/opt', emptyDir: true }] },
-    });
-    const sessions = useSessions(ctx);
-    const HOMEBREW = '/opt/homebrew/bin/mosh-server';
-    beforeAll(() => {
-      const bin = join(ctx.lab.mountedFile('target', '/opt'), 'homebrew', 'bin');
-      mkdirSync(bin, { recursive: true, mode: 0o755 });
-      copyFileSync(real, join(bin, 'mosh-server'));
-      chmodSync(join(bin, 'mosh-server'), 0o755);
+/** A target whose mosh-server is off a non-interactive ssh session's PATH. */
+const OFF_PATH = "a target whose mosh-server is off a non-interactive ssh session's PATH (ssh2)";
+
+describe.skipIf(reason)(OFF_PATH, () => {
+  // As on a Mac with Homebrew: mosh-server in /opt/homebrew/bin, which only a login
+  // shell's PATH has. The machine's own mosh-server is hidden from the target (a file
+  // that cannot run), and a copy of it is put at /opt/homebrew/bin/mosh-server there.
+  const real = reason ? '/usr/bin/mosh-server' : realProgramPath('mosh-server');
+  const ctx = useLab({ hide: { target: [real] }, mounts: { target: [{ target: '/opt', emptyDir: true }] } });
+  const sessions = useSessions(ctx);
+  const HOMEBREW = '/opt/homebrew/bin/mosh-server';
+  const OLD = '/opt/old/bin/mosh-server';
+  beforeAll(() => {
+    const opt = ctx.lab.mountedFile('target', '/opt');
+    const bin = join(opt, 'homebrew', 'bin');
+    mkdirSync(bin, { recursive: true, mode: 0o755 });
+    copyFileSync(real, join(bin, 'mosh-server'));
+    chmodSync(join(bin, 'mosh-server'), 0o755);
+    // For doctor only: a mosh-server that says it is 1.3.2 (doctor runs nothing but --version).
+    mkdirSync(join(opt, 'old', 'bin'), { recursive: true, mode: 0o755 });
+    writeFileSync(
+      join(opt, 'old', 'bin', 'mosh-server'),
+      '#!/bin/sh\necho "mosh-server (mosh 1.3.2) [build mosh 1.3.2]"\n',
+      { mode: 0o755 },
+    );
+  });
+  const serverConfig = (server: string): string =>
+    labConfig(ctx.lab, (d) => {
+      const target = d.hosts.target;
+      if (target) target.mosh = { ...target.mosh, server };
     });
 
-    it('up fails at once with where mosh-server is and the setting that names it; nothing is left', async () => {
-      const { lab } = ctx;
-      const s = await sessions.start(['up', 'target']);
-      const err = await expectEnded(lab, s, 1);
-      // The hidden one is there but cannot run (126); a missing one says "not installed" (127).
-      expect(err).toMatch(/start mosh-server on target: mosh-server is there but cannot run: /);
-      expect(err).toContain(
-        `hint: found at ${HOMEBREW}: set mosh.server: ${HOMEBREW} for that host in moshproxy.yaml, or run up --server ${HOMEBREW}`,
-      );
-      // The relay started beside mosh-server is stopped.
-      expect(err).toMatch(/ended; stopped 1 process\(es\)/);
-    });
+  it('up fails at once with where mosh-server is and the setting that names it; nothing is left', async () => {
+    const { lab } = ctx;
+    const s = await sessions.start(['up', 'target']);
+    const err = await expectEnded(lab, s, 1);
+    // The hidden one is there but cannot run (126); a missing one says "not installed" (127).
+    expect(err).toMatch(/start mosh-server on target: mosh-server is there but cannot run: /);
+    expect(err).toContain(
+      `hint: found at ${HOMEBREW}: set mosh.server: ${HOMEBREW} for that host in moshproxy.yaml, or run up --server ${HOMEBREW}`,
+    );
+    // The relay started beside mosh-server is stopped.
+    expect(err).toMatch(/ended; stopped 1 process\(es\)/);
+  });
 
-    it('with mosh.server, or --server, naming it: the session works, and teardown stops that mosh-server', async () => {
-      const { lab } = ctx;
-      const config = labConfig(lab, (d) => {
-        const target = d.hosts.target;
-        if (target) target.mosh = { ...target.mosh, server: HOMEBREW };
-      });
-      for (const [args, opts] of [
-        [['up', 'target'], { config }],
-        [['up', 'target', '--server', HOMEBREW], {}],
-      ] as const) {
-        const s = await sessions.start([...args], opts);
-        await waitForPrompt(s);
-        expect(await serverArgv(lab)).toMatch(new RegExp(`^${HOMEBREW} new -s -p `));
-        await typeAndCheck(lab, s);
-        expect(await exitSession(s)).toBe(0);
-        expect(await settleNoSessionProcesses(lab), stderrOf(s)).toEqual([]);
-        expect(stderrOf(s)).toMatch(/stopped 2 process\(es\)/);
-      }
+  it('with mosh.server, or --server, naming it: the session works, and teardown stops that mosh-server', async () => {
+    const { lab } = ctx;
+    const runs: [string[], { config?: string }][] = [
+      [['up', 'target'], { config: serverConfig(HOMEBREW) }],
+      [['up', 'target', '--server', HOMEBREW], {}],
+    ];
+    for (const [args, opts] of runs) {
+      const s = await sessions.start(args, opts);
+      await waitForPrompt(s);
+      expect(await serverArgv(lab)).toMatch(new RegExp(`^${HOMEBREW} new -s -p `));
+      await typeAndCheck(lab, s);
+      expect(await exitSession(s)).toBe(0);
+      expect(await settleNoSessionProcesses(lab), stderrOf(s)).toEqual([]);
+      expect(stderrOf(s)).toMatch(/stopped 2 process\(es\)/);
+    }
+  });
+
+  it('doctor: the mosh-server up would run, where and which version; where one is when it fails; a warning for an older one', async () => {
+    const { lab } = ctx;
+    const missing = await runWithoutTerminal(lab, ['doctor', 'target']);
+    expect(missing.code, missing.stderr).toBe(1);
+    // sh's `command -v` passes over the hidden file that cannot run, where env (up) tries it.
+    expect(missing.stdout).toMatch(/^ {2}FAIL {2}mosh-server {5}mosh-server is not installed /m);
+    expect(missing.stdout).toContain(
+      `  hint: found at ${HOMEBREW}: set mosh.server: ${HOMEBREW} for that host`,
+    );
+
+    const named = await runWithoutTerminal(lab, ['doctor', 'target'], { config: serverConfig(HOMEBREW) });
+    expect(named.code, named.stdout + named.stderr).toBe(0);
+    expect(named.stdout).toContain(`  ok    mosh-server     ${HOMEBREW}: mosh-server (mosh 1.`);
+    expect(named.stdout).toMatch(/^ {2}ok {4}mosh versions /m);
+
+    const old = await runWithoutTerminal(lab, ['doctor', 'target', '--json'], { config: serverConfig(OLD) });
+    expect(old.code, old.stderr).toBe(0);
+    const report = JSON.parse(old.stdout) as DoctorReport;
+    expect(report.firstFailure).toBeNull();
+    expect(report.checks.find((c) => c.check === 'mosh-versions')).toMatchObject({
+      status: 'warn',
+      detail: expect.stringMatching(
+        /^mosh-client 1\.4\.\d+ here, mosh-server 1\.3\.2 on target: .*no true colour \(24-bit\) and no OSC 52 clipboard/,
+      ) as string,
+      hint: expect.stringMatching(/^update mosh on target to 1\.4 or later/) as string,
     });
-  },
-);
+    expect(await settleNoHopProcesses(lab)).toEqual([]);
+  });
+});
