@@ -1,5 +1,5 @@
 // Finding a program on PATH without running it.
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
 /** Whether a program is on PATH, without running anything. */
@@ -14,4 +14,15 @@ export function findOnPath(program: string, path: string | undefined): string | 
     }
   }
   return undefined;
+}
+
+/** A program given as a path (it has a `/`) when it is an executable file, else found on PATH as a name. */
+export function findProgram(program: string, path: string | undefined): string | undefined {
+  if (!program.includes('/')) return findOnPath(program, path);
+  try {
+    accessSync(program, constants.X_OK);
+    return statSync(program).isFile() ? program : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -50,6 +50,33 @@ const bindServer: OptionSpec = {
   help: "where mosh-server listens, as mosh's --bind-server: ssh (the address the ssh connection came in on, where the last relay or mosh-client sends), any (every IPv4 address) or an IP address of the target; overrides mosh.bind_server",
 };
 
+/** mosh's own options, as mosh takes them: they override the target's mosh settings. */
+const moshOptions: Record<string, OptionSpec> = {
+  server: {
+    type: 'string',
+    arg: 'PATH',
+    help: "mosh-server on the target, as mosh's --server: its path there (~/ is the remote home), e.g. /opt/homebrew/bin/mosh-server; overrides mosh.server",
+  },
+  client: {
+    type: 'string',
+    arg: 'PATH',
+    help: 'mosh-client on this machine: a path, or a name on PATH; overrides mosh.client',
+  },
+  predict: {
+    type: 'string',
+    arg: 'MODE',
+    help: "mosh-client's local echo, as mosh --predict: adaptive, always, never or experimental; overrides mosh.predict",
+  },
+  'predict-overwrite': {
+    type: 'boolean',
+    help: 'predicted characters overwrite instead of being inserted, as mosh --predict-overwrite (mosh.predict_overwrite)',
+  },
+  'no-init': {
+    type: 'boolean',
+    help: "mosh-client sends no terminal initialization string (no alternate screen: the session's output stays in the scrollback), as mosh --no-init (mosh.no_init)",
+  },
+};
+
 export const commands: CommandSpec[] = [
   {
     name: 'validate',
@@ -80,7 +107,7 @@ export const commands: CommandSpec[] = [
   {
     name: 'plan',
     usage:
-      'moshctl plan NAME [--json] [--no-connect] [--transport udp|tcp|auto] [--bind-server ssh|any|ADDRESS] [-- COMMAND...]',
+      'moshctl plan NAME [--json] [--no-connect] [--transport udp|tcp|auto] [--bind-server ssh|any|ADDRESS] [--server PATH] [--client PATH] [--predict MODE] [--predict-overwrite] [--no-init] [-- COMMAND...]',
     summary: 'print the steps `up NAME` would take',
     description:
       'Prints, in order, every step `up NAME` would take (ssh hops, mosh-server, one relay per hop, the client) with its host and why, then the teardown. Touches no host.',
@@ -89,6 +116,7 @@ export const commands: CommandSpec[] = [
       'no-connect': { type: 'boolean', help: 'plan `up --no-connect`' },
       transport,
       'bind-server': bindServer,
+      ...moshOptions,
     },
     min: 1,
     max: 1,
@@ -97,7 +125,7 @@ export const commands: CommandSpec[] = [
   {
     name: 'up',
     usage:
-      'moshctl up NAME [--no-connect [--json]] [--transport udp|tcp|auto] [--bind-server ssh|any|ADDRESS] [-- COMMAND...]',
+      'moshctl up NAME [--no-connect [--json]] [--transport udp|tcp|auto] [--bind-server ssh|any|ADDRESS] [--server PATH] [--client PATH] [--predict MODE] [--predict-overwrite] [--no-init] [-- COMMAND...]',
     summary: 'open a mosh session to NAME through its jump hosts',
     description:
       "Connects through the via chain (NAME may be a host of moshproxy.yaml or one ssh knows from ssh_config), starts mosh-server on NAME and a UDP relay on every hop, then hands the terminal to mosh-client. When the client exits everything is torn down and moshctl exits with the client's exit code. COMMAND runs instead of the login shell. Needs a terminal on stdin unless --no-connect.",
@@ -109,6 +137,7 @@ export const commands: CommandSpec[] = [
       json: { type: 'boolean', help: 'with --no-connect: print the hand-over as JSON' },
       transport,
       'bind-server': bindServer,
+      ...moshOptions,
     },
     min: 1,
     max: 1,
@@ -155,7 +184,7 @@ export const commands: CommandSpec[] = [
     usage: 'moshctl doctor [NAME] [--json]',
     summary: "check NAME's route hop by hop and say what to fix",
     description:
-      'Checks each hop of the route to NAME in order: reachable within connect_timeout, host key known, login, TCP forwarding to the next hop, the relay runtime a bastion will use; on NAME, mosh-server and its version and a UTF-8 mosh.locale; then a UDP round trip through the relays to a short-lived echo on NAME (in place of mosh-server, on a port of mosh.server_ports) and, when that fails, the same through the tcp transport. Prints one line per check and the first failure with its fix (exit 1), or "all checks passed" (exit 0). Everything it starts is stopped. Without NAME, every host of moshproxy.yaml, one after another.',
+      'Checks this machine\'s mosh-client (mosh.client: where, which version), then each hop of the route to NAME in order: reachable within connect_timeout, host key known, login, TCP forwarding to the next hop, the relay runtime a bastion will use; on NAME, the mosh-server up would run (mosh.server) with its path and version, or where one is when it is missing, whether its version goes with mosh-client\'s (a warning when major.minor differ: before 1.4 no true colour and no OSC 52 clipboard), and a UTF-8 mosh.locale; then a UDP round trip through the relays to a short-lived echo on NAME (in place of mosh-server, on a port of mosh.server_ports) and, when that fails, the same through the tcp transport. Prints one line per check, each warning with its fix, and the first failure with its fix (exit 1), or "all checks passed" (exit 0; warnings do not fail). Everything it starts is stopped. Without NAME, every host of moshproxy.yaml, one after another.',
     options: { json },
     min: 0,
     max: 1,

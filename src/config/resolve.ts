@@ -26,6 +26,7 @@ import type {
   MoshSettings,
   MoshTransport,
   PortRange,
+  PredictMode,
   RelayRuntime,
   ResolvedConfig,
   SessionKeeper,
@@ -47,6 +48,10 @@ export const builtins = {
     session: 'none' as SessionKeeper,
     transport: 'udp' as MoshTransport,
     bind_server: 'ssh' as BindServer,
+    server: 'mosh-server',
+    client: 'mosh-client',
+    predict_overwrite: false,
+    no_init: false,
   },
   relay: { ports: '60000-61000', runtime: 'auto' as RelayRuntime },
 } as const;
@@ -59,6 +64,11 @@ interface RawMosh {
   session?: SessionKeeper;
   transport?: MoshTransport;
   bind_server?: BindServer;
+  server?: string;
+  client?: string;
+  predict?: PredictMode;
+  predict_overwrite?: boolean;
+  no_init?: boolean;
 }
 interface RawRelay {
   ports?: string | number;
@@ -183,6 +193,19 @@ export function declareHosts(raw: RawConfig, ctx: ResolveContext): DeclaredConfi
       : raw.mosh?.transport !== undefined
         ? { transportSource: where('/mosh/transport') }
         : {};
+  /**
+   * mosh settings; mosh.client is a path on this machine: `~` is $HOME, and a
+   * relative path is relative to the file that wrote it. A name without `/`
+   * stays a name, looked up on PATH.
+   */
+  const moshOf = (h: RawHost | undefined, hostPtr: string | undefined): MoshSettings => {
+    const m = mosh(h?.mosh, raw.mosh);
+    if (!m.client.includes('/') && !m.client.startsWith('~')) return m;
+    const ptr =
+      h?.mosh?.client !== undefined && hostPtr ? `${pointer(hostPtr, 'mosh')}/client` : '/mosh/client';
+    const base = dirname(ctx.origins.get(ptr)?.value.file ?? ctx.files[0] ?? '.');
+    return { ...m, client: expandPath(m.client, home, base) };
+  };
   const hosts: Record<string, DeclaredHost> = {};
   for (const [name, h] of Object.entries(rawHosts)) {
     const hostPtr = pointer('/hosts', name);
@@ -193,7 +216,7 @@ export function declareHosts(raw: RawConfig, ctx: ResolveContext): DeclaredConfi
       address: h.address,
       chain: chain.chain,
       relay: relay(h),
-      mosh: mosh(h.mosh, raw.mosh),
+      mosh: moshOf(h, hostPtr),
       ssh: ssh(h, hostPtr),
       addressSource: where(pointer(hostPtr, 'address')),
       ...transportSource(h, hostPtr),
@@ -203,7 +226,7 @@ export function declareHosts(raw: RawConfig, ctx: ResolveContext): DeclaredConfi
     hosts,
     forOthers: {
       relay: relay(undefined),
-      mosh: mosh(raw.mosh),
+      mosh: moshOf(undefined, undefined),
       ssh: ssh({}, undefined),
       ...transportSource(undefined, undefined),
     },
@@ -383,6 +406,11 @@ function mosh(...layers: (RawMosh | undefined)[]): MoshSettings {
     session: pick('session') ?? builtins.mosh.session,
     transport: pick('transport') ?? builtins.mosh.transport,
     bind_server: pick('bind_server') ?? builtins.mosh.bind_server,
+    server: pick('server') ?? builtins.mosh.server,
+    client: pick('client') ?? builtins.mosh.client,
+    ...(pick('predict') !== undefined ? { predict: pick('predict') } : {}),
+    predict_overwrite: pick('predict_overwrite') ?? builtins.mosh.predict_overwrite,
+    no_init: pick('no_init') ?? builtins.mosh.no_init,
   };
 }
 

@@ -3,6 +3,7 @@
 import type { Problem } from '../errors.js';
 import { parseBindServer } from './bind.js';
 import { resolveChain } from './chains.js';
+import { parseServerProgram } from './mosh-programs.js';
 import { parsePortRange } from './ports.js';
 import { describePath } from './schema.js';
 import type { Origins, Position } from './source.js';
@@ -45,6 +46,18 @@ export function checkRules(data: unknown, origins: Origins, fallback: Position):
     // What is not even made of address characters, the schema reported already.
     if (typeof value !== 'string' || !/^[0-9A-Fa-f:.]+$/.test(value)) continue;
     const r = parseBindServer(value);
+    if (!r.ok) problems.push({ ...at(ptr), message: `${describePath(ptr)}: ${r.message}`, hint: r.hint });
+  }
+
+  // mosh.server: the schema checks its characters; it must also name a mosh-server.
+  const serverFields = [
+    '/mosh/server',
+    ...names.map((n) => `${pointer(pointer('/hosts', n), 'mosh')}/server`),
+  ];
+  for (const ptr of serverFields) {
+    const value = get(data, ptr);
+    if (typeof value !== 'string' || !/^(?!-)(~\/)?[A-Za-z0-9 /._+,:@%-]+$/.test(value)) continue;
+    const r = parseServerProgram(value);
     if (!r.ok) problems.push({ ...at(ptr), message: `${describePath(ptr)}: ${r.message}`, hint: r.hint });
   }
 

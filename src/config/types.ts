@@ -21,7 +21,20 @@ export interface MoshSettings {
   transport: MoshTransport;
   /** Where mosh-server listens, as mosh's --bind-server: `ssh` (-s), `any`, or an IP address (-i). */
   bind_server: BindServer;
+  /** mosh-server on the target, as mosh's --server: a path (`~/` is the remote home) or a name on PATH. */
+  server: string;
+  /** mosh-client on this machine: an absolute path, or a name on PATH. */
+  client: string;
+  /** MOSH_PREDICTION_DISPLAY for mosh-client (mosh --predict); unset: mosh-client's own (adaptive, or the environment's). */
+  predict?: PredictMode;
+  /** MOSH_PREDICTION_OVERWRITE=yes (mosh --predict-overwrite). */
+  predict_overwrite: boolean;
+  /** MOSH_NO_TERM_INIT=1 (mosh --no-init): no alternate screen, the scrollback keeps the session's output. */
+  no_init: boolean;
 }
+
+/** mosh-client's local echo, as mosh --predict. */
+export type PredictMode = 'adaptive' | 'always' | 'never' | 'experimental';
 
 /** `ssh`: where the ssh connection came in (`-s`); `any`: no option; else an IPv4 or IPv6 literal (`-i`). */
 export type BindServer = 'ssh' | 'any' | (string & {});

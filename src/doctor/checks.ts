@@ -3,7 +3,14 @@
 // never ran is told, and which failure comes first. No I/O here.
 import type { MoshTransport } from '../config/types.js';
 import { EnvError, ExitCode, type ConnectFault } from '../errors.js';
-import { CHECK_LABELS, DOCTOR_VERSION, type CheckId, type CheckResult, type DoctorReport } from './types.js';
+import {
+  CHECK_LABELS,
+  DOCTOR_VERSION,
+  LOCAL,
+  type CheckId,
+  type CheckResult,
+  type DoctorReport,
+} from './types.js';
 import { hostPort } from '../host-port.js';
 
 export interface RouteHop {
@@ -16,13 +23,14 @@ export interface RouteHop {
 /** Checks that cross the whole route rather than belong to one hop. */
 export const ROUND_TRIPS: readonly CheckId[] = ['udp-round-trip', 'tcp-round-trip'];
 
-/** Every check of a route, in the order they are reported: each hop's own, then the round trips. */
+/** Every check of a route, in the order they are reported: this machine's, each hop's own, then the round trips. */
 export function checkOrder(route: readonly string[]): { host: string; check: CheckId }[] {
   const target = route[route.length - 1];
   if (target === undefined) throw new Error('bug: a route without hosts');
-  const out: { host: string; check: CheckId }[] = [];
+  const out: { host: string; check: CheckId }[] = [{ host: LOCAL, check: 'mosh-client' }];
   for (const host of route) {
-    const own: CheckId[] = host === target ? ['mosh-server', 'locale'] : ['forwarding', 'relay-runtime'];
+    const own: CheckId[] =
+      host === target ? ['mosh-server', 'mosh-versions', 'locale'] : ['forwarding', 'relay-runtime'];
     for (const check of ['reachable', 'host-key', 'auth', ...own] as CheckId[]) out.push({ host, check });
   }
   // The datagrams go to the first hop (its relay, or the target itself without bastions).

@@ -7,7 +7,7 @@
 import type { HostConfig, ResolvedConfig } from '../config/types.js';
 import { EnvError } from '../errors.js';
 import { planUp, type Observed } from '../plan/plan.js';
-import type { ForwardStep, RelayStep } from '../plan/types.js';
+import type { ClientStep, ForwardStep, RelayStep } from '../plan/types.js';
 import { awaitLine } from '../transport/line-channel.js';
 import type { LineChannel } from '../transport/types.js';
 import { assemble, connectFailureOf, connectResults } from './checks.js';
@@ -16,7 +16,16 @@ import { launch, wire } from './relays.js';
 import { IDLE_SECONDS, Started } from './started.js';
 import type { CheckResult, DoctorReport, DoctorRunner } from './types.js';
 import { PROBE_DEFAULTS, udpRoundTrip, type ProbeOptions } from './udp-probe.js';
-import { failed, relayOk, targetResults, tcpResult, udpResult } from './verdicts.js';
+import type { ClientFacts } from './local.js';
+import {
+  clientResult,
+  failed,
+  relayOk,
+  targetResults,
+  tcpResult,
+  udpResult,
+  versionsResult,
+} from './verdicts.js';
 
 export type { DoctorRunner } from './types.js';
 
@@ -28,6 +37,8 @@ export interface DoctorOptions {
   probe?: ProbeOptions;
   /** What the planner needs of this machine (whether a brokered first hop resolves here). */
   observed?: Observed;
+  /** mosh-client here and its version (local.ts); without it, that check is not made. */
+  localClient?: (program: string) => Promise<ClientFacts>;
 }
 
 const ECHO_START_MS = 15_000;
@@ -51,6 +62,9 @@ export async function diagnose(
     if (opts.signal?.aborted) throw opts.signal.reason;
   };
 
+  // Asked while the hops connect: it needs none of them.
+  const client = plan.steps.find((s): s is ClientStep => s.kind === 'client' || s.kind === 'hand-over');
+  const clientFacts = opts.localClient?.(client?.program.path ?? target.mosh.client);
   opts.log(`${name}: connecting: local → ${plan.route.join(' → ')}`);
   const readyMs: Record<string, number> = {};
   const t0 = performance.now();
@@ -60,16 +74,21 @@ export async function diagnose(
   } catch (e) {
     const failure = connectFailureOf(e, plan.route);
     if (!failure) throw e;
+    if (clientFacts) ran.push(clientResult(await clientFacts));
     ran.push(...connectResults(hosts, failure, readyMs));
     return report();
   }
+  const local = clientFacts ? await clientFacts : undefined;
+  if (local) ran.push(clientResult(local));
   ran.push(...connectResults(hosts, undefined, readyMs));
   checkpoint();
 
   opts.log(`${name}: asking ${target.name} for mosh-server and the locale`);
   try {
-    const r = await runner.ask(target.name, targetCheckCommand(target.mosh.locale));
-    ran.push(...targetResults(target, parseTargetCheck(r.stdout), r));
+    const r = await runner.ask(target.name, targetCheckCommand(target.mosh.locale, target.mosh.server));
+    const facts = parseTargetCheck(r.stdout);
+    ran.push(...targetResults(target, facts, r));
+    if (local) ran.push(versionsResult(target.name, facts.server, local));
   } catch (e) {
     if (!(e instanceof EnvError)) throw e;
     ran.push(failed(target.name, 'mosh-server', e));

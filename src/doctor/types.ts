@@ -3,22 +3,28 @@
 import type { MoshTransport } from '../config/types.js';
 import type { SshRunner } from '../execute/ssh-runner.js';
 
-/** Format version of `doctor --json`; bump it when a field changes meaning. */
-export const DOCTOR_VERSION = 1;
+/**
+ * Format version of `doctor --json`; bump it when a field changes meaning.
+ * 2: status `warn`; checks `mosh-client` (host `local`) and `mosh-versions`.
+ */
+export const DOCTOR_VERSION = 2;
 
 /**
- * Each hop's checks, in the order a failure stops the next: reaching it, its
- * host key, logging in, then (bastions) forwarding to the next hop and the
- * relay runtime, or (the target) mosh-server and a UTF-8 locale. The two round
- * trips cross the whole route and come last.
+ * This machine's mosh-client first; then each hop's checks, in the order a
+ * failure stops the next: reaching it, its host key, logging in, then
+ * (bastions) forwarding to the next hop and the relay runtime, or (the
+ * target) mosh-server, whether its version goes with mosh-client's, and a
+ * UTF-8 locale. The two round trips cross the whole route and come last.
  */
 export const CHECKS = [
+  'mosh-client',
   'reachable',
   'host-key',
   'auth',
   'forwarding',
   'relay-runtime',
   'mosh-server',
+  'mosh-versions',
   'locale',
   'udp-round-trip',
   'tcp-round-trip',
@@ -27,18 +33,24 @@ export type CheckId = (typeof CHECKS)[number];
 
 /** What a check is called in the text output. */
 export const CHECK_LABELS: Record<CheckId, string> = {
+  'mosh-client': 'mosh-client',
   reachable: 'reachable',
   'host-key': 'host key',
   auth: 'login',
   forwarding: 'forwarding',
   'relay-runtime': 'relay runtime',
   'mosh-server': 'mosh-server',
+  'mosh-versions': 'mosh versions',
   locale: 'locale',
   'udp-round-trip': 'udp round trip',
   'tcp-round-trip': 'tcp round trip',
 };
 
-export type CheckStatus = 'ok' | 'fail' | 'skip';
+/** warn: works, but not as well as it could (mosh versions that differ); never the first failure. */
+export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
+
+/** The host of the checks about this machine (mosh-client). */
+export const LOCAL = 'local';
 
 export interface CheckResult {
   host: string;

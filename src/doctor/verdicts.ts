@@ -3,9 +3,11 @@
 import { formatPortRange, type HostConfig } from '../config/types.js';
 import type { EnvError } from '../errors.js';
 import type { RelayStarted } from '../execute/runner.js';
-import { moshServerFailure } from '../remote/mosh-server.js';
+import { clientMissingHint } from '../execute/client.js';
+import { moshServerFailure, type ServerFound, type ServerLookup } from '../remote/mosh-server.js';
+import type { ClientFacts } from './local.js';
 import { isUtf8, type TargetFacts } from './remote.js';
-import type { CheckResult } from './types.js';
+import { LOCAL, type CheckResult } from './types.js';
 import type { ProbeResult } from './udp-probe.js';
 import { hostPort } from '../host-port.js';
 
@@ -38,9 +40,20 @@ export function targetResults(
     ];
   }
   const out: CheckResult[] = [];
-  if (s.state === 'ok') out.push({ host, check: 'mosh-server', status: 'ok', detail: s.version });
-  else if (s.state === 'missing') {
-    const f = moshServerFailure(127, '');
+  const lookup = (found: ServerFound[]): ServerLookup => ({ program: target.mosh.server, found });
+  if (s.state === 'ok')
+    out.push({
+      host,
+      check: 'mosh-server',
+      status: 'ok',
+      detail: s.path ? `${s.path}: ${s.version}` : s.version,
+    });
+  else if (s.state === 'missing' || s.code === 126) {
+    const f = moshServerFailure(
+      s.state === 'missing' ? 127 : 126,
+      s.state === 'missing' ? '' : s.said,
+      lookup(s.found),
+    );
     out.push({ host, check: 'mosh-server', status: 'fail', detail: f.message, hint: f.hint });
   } else
     out.push({
@@ -69,6 +82,79 @@ export function targetResults(
       hint: moshServerFailure(1, 'Unknown locale').hint,
     });
   return out;
+}
+
+/** This machine's mosh-client, as `up` would run it (mosh.client). */
+export function clientResult(c: ClientFacts): CheckResult {
+  const check = 'mosh-client';
+  if (c.state === 'ok') return { host: LOCAL, check, status: 'ok', detail: `${c.path}: ${c.version}` };
+  if (c.state === 'missing')
+    return {
+      host: LOCAL,
+      check,
+      status: 'fail',
+      detail:
+        c.path === 'mosh-client'
+          ? 'mosh-client is not installed on this machine'
+          : `mosh-client ${c.path} (mosh.client) is not there or cannot run`,
+      hint: clientMissingHint(c.path),
+    };
+  return {
+    host: LOCAL,
+    check,
+    status: 'fail',
+    detail: `${c.path} is there, but \`${c.path} --version\` failed: ${c.said}`,
+    hint: clientMissingHint(c.path),
+  };
+}
+
+/** `mosh 1.4.0` in a --version line, as [major, minor, patch]. */
+export function moshVersion(line: string): [number, number, number] | undefined {
+  const m = /\bmosh (\d+)\.(\d+)(?:\.(\d+))?/.exec(line);
+  return m ? [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)] : undefined;
+}
+
+/**
+ * Whether mosh-client here and mosh-server there go together. mosh's protocol
+ * has not changed since 1.0, so any pair works, but what a session can do is
+ * what the older side can: before 1.4 there is no true colour (24-bit) and no
+ * OSC 52 clipboard. Versions that differ in major.minor are a warning, never
+ * a failure.
+ */
+export function versionsResult(
+  target: string,
+  server: TargetFacts['server'],
+  client: ClientFacts | undefined,
+): CheckResult {
+  const check = 'mosh-versions';
+  const sv = server?.state === 'ok' ? moshVersion(server.version) : undefined;
+  const cv = client?.state === 'ok' ? moshVersion(client.version) : undefined;
+  if (!sv || !cv)
+    return {
+      host: target,
+      check,
+      status: 'skip',
+      detail: `not compared: ${!cv ? "mosh-client's" : "mosh-server's"} version is not known`,
+    };
+  const text = (v: [number, number, number]): string => v.join('.');
+  const both = `mosh-client ${text(cv)} here, mosh-server ${text(sv)} on ${target}`;
+  if (sv[0] === cv[0] && sv[1] === cv[1]) return { host: target, check, status: 'ok', detail: both };
+  const older = sv[0] * 1000 + sv[1] < cv[0] * 1000 + cv[1] ? 'server' : 'client';
+  const old = older === 'server' ? sv : cv;
+  const before14 = old[0] < 1 || (old[0] === 1 && old[1] < 4);
+  const fix =
+    older === 'server'
+      ? `update mosh on ${target} to ${cv[0]}.${cv[1]} or later (its package manager; brew upgrade mosh on macOS)`
+      : `update mosh on this machine to ${sv[0]}.${sv[1]} or later (your package manager; brew upgrade mosh on macOS)`;
+  return {
+    host: target,
+    check,
+    status: 'warn',
+    detail: before14
+      ? `${both}: the session has what ${old.join('.')} has, so no true colour (24-bit) and no OSC 52 clipboard, which came with 1.4`
+      : `${both}: they differ in major.minor; the session has only what the older one has`,
+    hint: fix,
+  };
 }
 
 export function relayOk(host: string, r: RelayStarted): CheckResult {

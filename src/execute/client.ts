@@ -2,6 +2,7 @@
 // travels in its environment only (mosh-client unsets it after reading), never
 // in argv where `ps` on this machine would show it.
 import { EnvError } from '../errors.js';
+import type { ClientProgram } from '../plan/types.js';
 
 export interface ClientProcess {
   /** Resolves with mosh-client's exit code (128 + signal number when killed). */
@@ -17,12 +18,21 @@ export function preloadClient(): void {
   import('execa').catch(() => undefined);
 }
 
-export async function startMoshClient(address: string, port: number, key: string): Promise<ClientProcess> {
+/**
+ * `program`: mosh.client and the variables mosh's wrapper sets for --predict,
+ * --predict-overwrite and --no-init; the rest of the environment is moshctl's.
+ */
+export async function startMoshClient(
+  program: ClientProgram,
+  address: string,
+  port: number,
+  key: string,
+): Promise<ClientProcess> {
   const { execa } = await import('execa');
   const { constants } = await import('node:os');
-  const child = execa('mosh-client', [address, String(port)], {
+  const child = execa(program.path, [address, String(port)], {
     stdio: 'inherit',
-    env: { MOSH_KEY: key },
+    env: { ...program.env, MOSH_KEY: key },
     extendEnv: true,
     reject: false,
     // Kills mosh-client if moshctl dies (not on SIGKILL); teardown still needs the record then.
@@ -31,8 +41,8 @@ export async function startMoshClient(address: string, port: number, key: string
   const exited = child.then((r) => {
     if (r.failed && r.exitCode === undefined && !r.signal) {
       throw new EnvError(
-        `cannot run mosh-client: ${(r.shortMessage ?? 'failed to start').replaceAll(key, '<key>')}`,
-        'install mosh on this machine (Debian/Ubuntu: apt install mosh-client or mosh; macOS: brew install mosh)',
+        `cannot run mosh-client (${program.path}): ${(r.shortMessage ?? 'failed to start').replaceAll(key, '<key>')}`,
+        clientMissingHint(program.path),
         { host: 'local', step: 'client' },
       );
     }
@@ -40,4 +50,12 @@ export async function startMoshClient(address: string, port: number, key: string
     return r.exitCode ?? 1;
   });
   return { exited, kill: (signal) => void child.kill(signal) };
+}
+
+/** How to get a mosh-client moshctl can run: install mosh, or name it (mosh.client, --client). */
+export function clientMissingHint(path: string): string {
+  const install = 'install mosh on this machine (Debian/Ubuntu: apt install mosh; macOS: brew install mosh)';
+  return path === 'mosh-client'
+    ? `${install}, or name the one you have with mosh.client or up --client PATH`
+    : `check mosh.client (or --client): ${path} must be mosh-client on this machine; or ${install}`;
 }

@@ -3,7 +3,7 @@
 // were made by the planner; this only follows the steps and records results.
 import type { ListrTask } from 'listr2';
 import { EnvError, Interrupted } from '../errors.js';
-import type { ClientStep, Plan, SetupStep } from '../plan/types.js';
+import type { ClientProgram, ClientStep, Plan, SetupStep } from '../plan/types.js';
 import type { SessionRecord } from '../state/record.js';
 import type { RelayStarted, Runner } from './runner.js';
 import { teardown, type TeardownReport } from './teardown.js';
@@ -25,7 +25,7 @@ export interface ExecuteOptions {
   /** Awaited before each setup step (by kind); lets tests interrupt at a chosen step. */
   beforeStep?: (kind: string) => Promise<void>;
   /** `--no-connect`: hands address, port and key to whoever asked (stdout). The only place the key leaves. */
-  handOver?: (session: { address: string; port: number; key: string }) => void;
+  handOver?: (session: { address: string; port: number; key: string; program: ClientProgram }) => void;
 }
 
 export interface Outcome {
@@ -254,7 +254,7 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
     if (client.kind === 'hand-over') {
       o.record.detached = true;
       o.save(o.record);
-      o.handOver?.({ address, port, key });
+      o.handOver?.({ address, port, key, program: client.program });
       handedOver = true;
     } else {
       // mosh-client owns the terminal now: what healing does goes to the record, and is said after.
@@ -279,7 +279,7 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
         (host, why) => healed.push(`relay on ${host} could not be healed: ${why}`),
       );
       try {
-        clientCode = await o.runner.runClient(address, port, key);
+        clientCode = await o.runner.runClient(client.program, address, port, key);
       } finally {
         unwatch?.();
         for (const line of [...notes, ...healed]) o.log(line);

@@ -1,7 +1,7 @@
 // The seam between the plan and the world. The executor calls only this; the
 // ssh runner drives real hosts, a recording fake drives unit tests.
 import type { RelayRuntime } from '../config/types.js';
-import type { ForwardStep, RelayStep, ServerStep } from '../plan/types.js';
+import type { ClientProgram, ForwardStep, RelayStep, ServerStep } from '../plan/types.js';
 import type { Liveness, StopOutcome } from '../remote/processes.js';
 
 export interface ServerStarted {
@@ -69,8 +69,8 @@ export interface Runner {
     udp?: { address: string; port: number },
     onSwitch?: (why: string) => void,
   ): Promise<ForwardStarted>;
-  /** Runs mosh-client in the foreground against a numeric address; resolves with its exit code. */
-  runClient(address: string, port: number, key: string): Promise<number>;
+  /** Runs mosh-client (`program`) in the foreground against a numeric address; resolves with its exit code. */
+  runClient(program: ClientProgram, address: string, port: number, key: string): Promise<number>;
   /**
    * Stops a process by pid; "gone" when it had already exited, "unknown" when
    * the host cannot tell (no /proc and no usable ps: nothing was signalled).

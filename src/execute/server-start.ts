@@ -13,6 +13,7 @@ import {
   parseMoshServerOutput,
   parseServerBound,
   parseServerExit,
+  parseServerFound,
   parseServerStarted,
   redactKey,
   stopKeeperCommand,
@@ -74,6 +75,7 @@ export async function startMoshServer(
     const f = moshServerSilent(SERVER_TIMEOUT_MS, said);
     throw new EnvError(f.message, f.hint, { host: step.host, step: 'start mosh-server' });
   }
-  const f = moshServerFailure(code, said);
+  const found = lines.map(parseServerFound).filter((x) => x !== undefined);
+  const f = moshServerFailure(code, said, { program: step.program, found });
   throw new EnvError(f.message, f.hint, { host: step.host, step: 'start mosh-server' });
 }

@@ -4,7 +4,7 @@
 import type { SshHost } from '../config/types.js';
 import { parseRelayAlive, parseRelayStop, relayAliveCommand, stopRelayCommand } from '../relay/commands.js';
 import { EnvError } from '../errors.js';
-import type { ForwardStep, RelayStep, ServerStep } from '../plan/types.js';
+import type { ClientProgram, ForwardStep, RelayStep, ServerStep } from '../plan/types.js';
 import { forwarderLaunch } from '../tcp/launch.js';
 import { readForwarderPrograms } from '../tcp/script.js';
 import { TcpTunnel } from './tcp-tunnel.js';
@@ -261,10 +261,10 @@ export class SshRunner implements Runner {
   /** Where background trouble goes while mosh-client owns the terminal (set by watchRelays). */
   private trouble: ((host: string, why: string) => void) | undefined;
 
-  async runClient(address: string, port: number, key: string): Promise<number> {
+  async runClient(program: ClientProgram, address: string, port: number, key: string): Promise<number> {
     // Set-up is over: from here a dropped chain is opened again when needed (a roam).
     this.settingUp = false;
-    this.client = await startMoshClient(address, port, key);
+    this.client = await startMoshClient(program, address, port, key);
     // Learnt now, not during setup, where it would only add execs to wait for.
     this.chains.learnSshd();
     const unwatch = watchLocalAddresses(() => {

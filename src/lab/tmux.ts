@@ -125,6 +125,11 @@ export class Tmux {
     return this.tmux(['capture-pane', '-p', '-J', '-t', SESSION]);
   }
 
+  /** Whether the pane shows its alternate screen (a full-screen program's smcup, which mosh --no-init leaves out). */
+  async alternateScreen(): Promise<boolean> {
+    return (await this.tmux(['display-message', '-p', '-t', SESSION, '#{alternate_on}'])).trim() === '1';
+  }
+
   /** Poll the screen until it matches; throws with the last screen on timeout. */
   async waitFor(pattern: RegExp | string, timeoutMs = 10_000): Promise<string> {
     const deadline = Date.now() + timeoutMs;

@@ -1,7 +1,7 @@
 // The plan as a person reads it: one line per step with its host and what it
 // starts, and a "why" line under it. Tests compare this text whole.
 import { formatPortRange } from '../config/types.js';
-import type { AddressOf, BoundBy, Plan, Step } from './types.js';
+import type { AddressOf, BoundBy, ClientProgram, Plan, Step } from './types.js';
 import { hostPort } from '../host-port.js';
 
 const RUNTIME: Record<string, string> = {
@@ -53,7 +53,7 @@ function describe(s: Step): string {
       const ports = `${s.ports.from}:${s.ports.to}`;
       const flag = s.bind.mode === 'ssh' ? '-s ' : s.bind.mode === 'address' ? `-i ${s.bind.address} ` : '';
       const bind = `${flag ? flag.trim() : 'no -s or -i'}: ${s.bind.why}`;
-      return `mosh-server new ${flag}-p ${ports} -l LANG=${s.locale} (${bind}), network timeout ${s.networkTimeout} s, signal timeout ${s.signalTimeout} s, ${what}`;
+      return `${s.program} new ${flag}-p ${ports} -l LANG=${s.locale} (${bind}), network timeout ${s.networkTimeout} s, signal timeout ${s.signalTimeout} s, ${what}`;
     }
     case 'relay':
       return (
@@ -71,9 +71,9 @@ function describe(s: Step): string {
       }
       return `datagram forwarder (python3, else perl) on the target → ${hostPort(serverAddress(s.to.address), `<port of step ${s.to.port.step}>`)}, fed through the ssh chain from a UDP port on this machine's loopback; exits when its stream ends or after ${s.idleTimeout} s idle`;
     case 'client':
-      return `mosh-client → ${hostPort(address(s.connectTo.address), `<port of step ${s.connectTo.port.step}>`)}, key in its environment only`;
+      return `${s.program.path} → ${hostPort(address(s.connectTo.address), `<port of step ${s.connectTo.port.step}>`)}, key in its environment only${clientEnv(s.program)}`;
     case 'hand-over':
-      return `print host, port and key for a mosh client elsewhere (to ${hostPort(address(s.connectTo.address), `<port of step ${s.connectTo.port.step}>`)}), then leave the session running`;
+      return `print host, port and key for a mosh client elsewhere (to ${hostPort(address(s.connectTo.address), `<port of step ${s.connectTo.port.step}>`)})${clientEnv(s.program)}, then leave the session running`;
     case 'stop-relay':
       return `stop the relay of step ${s.of} (QUIT over its channel, else by its pid)`;
     case 'stop-forward':
@@ -83,6 +83,12 @@ function describe(s: Step): string {
     case 'disconnect':
       return 'close the ssh connection';
   }
+}
+
+/** mosh --predict and friends, as the variables mosh-client reads. */
+function clientEnv(program: ClientProgram): string {
+  const vars = Object.entries(program.env).map(([k, v]) => `${k}=${v}`);
+  return vars.length > 0 ? `, with ${vars.join(' ')}` : '';
 }
 
 function fallback(step: number | undefined): string {

@@ -3,8 +3,15 @@
 import { UserError } from '../errors.js';
 import { suggest } from '../config/suggest.js';
 import { filesLabel } from '../config/discover.js';
-import type { BindServer, HostConfig, MoshTransport, RelayRuntime, ResolvedConfig } from '../config/types.js';
-import type { Plan, ServerBind, SetupStep, TeardownStep } from './types.js';
+import type {
+  BindServer,
+  HostConfig,
+  MoshTransport,
+  PredictMode,
+  RelayRuntime,
+  ResolvedConfig,
+} from '../config/types.js';
+import type { ClientProgram, Plan, ServerBind, SetupStep, TeardownStep } from './types.js';
 import { routeClient, routeClientWhy } from './route-client.js';
 import { keptSession } from './session.js';
 import { PLAN_VERSION } from './types.js';
@@ -34,6 +41,13 @@ export interface PlanOptions {
   transport?: MoshTransport;
   /** `up --bind-server`: overrides the target's mosh.bind_server. */
   bindServer?: BindServer;
+  /** `up --server`, `--client`, `--predict`: override the target's mosh.server, mosh.client, mosh.predict. */
+  server?: string;
+  client?: string;
+  predict?: PredictMode;
+  /** `up --predict-overwrite`, `--no-init`: set mosh.predict_overwrite, mosh.no_init. */
+  predictOverwrite?: boolean;
+  noInit?: boolean;
 }
 
 export function planUp(
@@ -86,6 +100,7 @@ export function planUp(
   const serverId = next();
   const session = keptSession(target.mosh.session, name);
   const bind = serverBind(hosts, transport.kind, options);
+  const program = clientProgram(target, options);
   steps.push({
     id: serverId,
     kind: 'server',
@@ -97,6 +112,7 @@ export function planUp(
     ...(options.command && options.command.length > 0 ? { command: options.command } : {}),
     ...(session ? { session } : {}),
     bind,
+    program: options.server ?? target.mosh.server,
     dependsOn: [connectIds[connectIds.length - 1] ?? 0],
     cause: 'the session lives here; it prints its UDP port and key',
   });
@@ -177,6 +193,7 @@ export function planUp(
       kind: 'client',
       host: 'local',
       connectTo: { host: 'local', address: { local: '127.0.0.1' }, port: { step: forwardId } },
+      program,
       dependsOn: [forwardId],
       cause: "moshctl's end of the tunnel listens on this machine's loopback; it lives as long as moshctl up",
     });
@@ -190,6 +207,7 @@ export function planUp(
         address: { reachedBy: connectIds[0] ?? 0 },
         port: { step: upstream.id },
       },
+      program,
       dependsOn: waitFor.length > 0 ? waitFor : [serverId],
       cause:
         (hosts.length > 1
@@ -257,6 +275,17 @@ export function planUp(
     steps,
     teardown,
   };
+}
+
+/** mosh-client and the variables mosh's wrapper would set for it: what the options or the target's mosh settings ask for. */
+function clientProgram(target: HostConfig, options: PlanOptions): ClientProgram {
+  const predict = options.predict ?? target.mosh.predict;
+  const env: Record<string, string> = {};
+  if (predict !== undefined) env.MOSH_PREDICTION_DISPLAY = predict;
+  if (options.predictOverwrite === true || target.mosh.predict_overwrite)
+    env.MOSH_PREDICTION_OVERWRITE = 'yes';
+  if (options.noInit === true || target.mosh.no_init) env.MOSH_NO_TERM_INIT = '1';
+  return { path: options.client ?? target.mosh.client, env };
 }
 
 /**

@@ -9,7 +9,8 @@ import type { MoshTransport, PortRange, RelayRuntime, SshClientKind } from '../c
 // 5: `transport`; with tcp a `forward` step instead of relays, and the client's address may be local.
 // 6: transport auto: relay and wire steps may have a `fallback`, a forward step `udpFirst`.
 // 7: `sshClientWhy`; the transport may be chosen by moshctl (a first hop behind a ProxyCommand).
-// 8: the server step's `bind` (mosh.bind_server); a forward step may send to the address mosh-server bound.
+// 8: the server step's `bind` (mosh.bind_server) and `program` (mosh.server); a forward step may send to
+//    the address mosh-server bound; client and hand-over steps have a `program` (mosh.client, its variables).
 export const PLAN_VERSION = 8;
 
 /** A port not known until a step ran (mosh-server's or a relay's chosen port). */
@@ -53,6 +54,8 @@ export interface ServerStep extends StepBase {
   session?: KeptSession;
   /** Where mosh-server listens (mosh.bind_server), and why there. */
   bind: ServerBind;
+  /** mosh-server's path or name on the target (mosh.server); `~/` is the remote user's home. */
+  program: string;
 }
 
 /**
@@ -139,6 +142,20 @@ export interface ClientStep extends StepBase {
   /** client: mosh-client here, in the foreground; hand-over: print what a mosh client elsewhere needs (`--no-connect`). */
   kind: 'client' | 'hand-over';
   connectTo: { host: string; address: AddressOf; port: PortOf };
+  program: ClientProgram;
+}
+
+/**
+ * mosh-client as mosh's own wrapper runs it (scripts/mosh.pl): the program
+ * (mosh.client) and the variables mosh-client reads for --predict,
+ * --predict-overwrite and --no-init (src/frontend/mosh-client.cc,
+ * terminaldisplayinit.cc). The key is not among them: it is known only
+ * once mosh-server started.
+ */
+export interface ClientProgram {
+  path: string;
+  /** Only what was asked for: MOSH_PREDICTION_DISPLAY, MOSH_PREDICTION_OVERWRITE=yes, MOSH_NO_TERM_INIT=1. */
+  env: Record<string, string>;
 }
 
 export interface StopStep extends StepBase {

@@ -3,6 +3,7 @@
 // `env`, which also works when the login shell is not sh-like (fish, csh).
 import { isIP } from 'node:net';
 import { BIND_SERVER_HINT, parseBindServer } from '../config/bind.js';
+import { parseServerProgram } from '../config/mosh-programs.js';
 import { UserError } from '../errors.js';
 import { duration } from '../transport/errors.js';
 import { SH, shellJoin, shellQuote } from './shell.js';
@@ -12,14 +13,10 @@ import { checkPid, checkStarted, PROC_SH, stopPidScript } from './processes.js';
 export function moshServerCommand(
   step: Pick<
     ServerStep,
-    'ports' | 'networkTimeout' | 'signalTimeout' | 'locale' | 'command' | 'session' | 'bind'
+    'ports' | 'networkTimeout' | 'signalTimeout' | 'locale' | 'command' | 'session' | 'bind' | 'program'
   >,
 ): string {
   const argv: (string | number)[] = [
-    'env',
-    `MOSH_SERVER_NETWORK_TMOUT=${step.networkTimeout}`,
-    `MOSH_SERVER_SIGNAL_TMOUT=${step.signalTimeout}`,
-    'mosh-server',
     'new',
     ...bindArgs(step.bind),
     '-p',
@@ -30,7 +27,13 @@ export function moshServerCommand(
   const command = step.command ?? [];
   const program = step.session ? keptSessionArgv(step.session, command) : command;
   if (program.length > 0) argv.push('--', ...program);
-  if (!step.session) return shellJoin(argv);
+  const env = shellJoin([
+    'env',
+    `MOSH_SERVER_NETWORK_TMOUT=${step.networkTimeout}`,
+    `MOSH_SERVER_SIGNAL_TMOUT=${step.signalTimeout}`,
+  ]);
+  const server = `${env} ${remoteProgram(step.program)} ${shellJoin(argv)}`;
+  if (!step.session) return server;
   // A missing tmux would only show inside the mosh window, as a session that
   // closes at once: check in this same exec, before mosh-server starts, and
   // say so in a line moshServerFailure recognizes. Running the program, not
@@ -40,7 +43,18 @@ export function moshServerCommand(
   const p = step.session.program;
   const probe = `${p} ${p === 'tmux' ? '-V' : '-v'} >/dev/null 2>&1 || [ $? -lt 126 ]`;
   const missing = `${KEEPER_MISSING} ${p}`;
-  return `if ${probe}; then ${shellJoin(argv)}; else echo ${shellQuote(missing)} >&2; false; fi`;
+  return `if ${probe}; then ${server}; else echo ${shellQuote(missing)} >&2; false; fi`;
+}
+
+/**
+ * mosh.server as one sh word: quoted, with a leading `~/` left outside the
+ * quotes as "$HOME"/, so it is the remote user's home (the command runs
+ * under sh there, which sshd gives HOME). Checked again, since it reaches a shell.
+ */
+export function remoteProgram(path: string): string {
+  const r = parseServerProgram(path);
+  if (!r.ok) throw UserError.one(`mosh.server: ${r.message}`, r.hint);
+  return path.startsWith('~/') ? `"$HOME"/${shellQuote(path.slice(2))}` : shellQuote(path);
 }
 
 const KEEPER_MISSING = 'moshctl: not installed or cannot run:';
@@ -55,6 +69,45 @@ function bindArgs(bind: ServerBind): string[] {
     throw UserError.one(`mosh-server bind address: ${r.ok ? bind.address : r.message}`, BIND_SERVER_HINT);
   return ['-i', r.value];
 }
+
+const FOUND_MARK = 'MOSHCTL-SERVER FOUND';
+
+/** Where mosh-server usually is when a non-interactive ssh session's PATH misses it: Homebrew, pip-style and nix installs. */
+export const USUAL_PLACES = [
+  '/opt/homebrew/bin',
+  '/usr/local/bin',
+  '$HOME/.local/bin',
+  '$HOME/.nix-profile/bin',
+  '/run/current-system/sw/bin',
+  '/nix/var/nix/profiles/default/bin',
+  '/opt/local/bin',
+  '/snap/bin',
+  '/usr/bin',
+];
+
+/**
+ * sh, for a mosh-server that was not found or could not run (exit 127 or
+ * 126 in `$c`): `MOSHCTL-SERVER FOUND login PATH` for what `command -v` finds
+ * in a login shell of the user (the PATH a terminal there has: Homebrew's
+ * shellenv in ~/.zprofile, a nix profile), at most 5 s where `timeout`
+ * exists; then `MOSHCTL-SERVER FOUND place PATH` for each usual place that
+ * has one. Only executable files count: `command -v` also prints a path that
+ * cannot run. Every login shell moshctl meets (sh, dash, ash, bash, zsh, fish)
+ * takes `-l -c`; one that does not (csh) finds nothing, and the places remain.
+ */
+export function locateServerScript(): string {
+  return LOCATE_SH;
+}
+
+const LOCATE_SH = [
+  'case $c in 126|127) if [ -n "${SHELL-}" ]',
+  'then if command -v timeout >/dev/null 2>&1',
+  'then timeout 5 "$SHELL" -l -c "command -v mosh-server"',
+  'else "$SHELL" -l -c "command -v mosh-server"',
+  `fi </dev/null 2>/dev/null | while IFS= read -r f; do case "$f" in /*/mosh-server) [ -f "$f" ] && [ -x "$f" ] && echo "${FOUND_MARK} login $f";; esac; done`,
+  'fi',
+  `for d in ${USUAL_PLACES.map((d) => (d.startsWith('$HOME') ? `"${d}"` : d)).join(' ')}; do f=$d/mosh-server; [ -f "$f" ] && [ -x "$f" ] && echo "${FOUND_MARK} place $f"; done;; esac`,
+].join('; ');
 
 /**
  * sh: prints `MOSHCTL-SERVER BOUND ADDRESS`, the address `mosh-server -s`
@@ -138,6 +191,8 @@ export function moshServerKeptCommand(step: Parameters<typeof moshServerCommand>
     ...(step.bind.mode === 'ssh' ? [BOUND_SH] : []),
     `out=$(${moshServerCommand(step)} 2>&1)`,
     'c=$?',
+    // Not found (127) or cannot run (126): look where it usually is, in this same exec.
+    LOCATE_SH,
     `s=\${out##*${DETACHED_AT}}`,
     "s=${s%%']'*}",
     `case "$out" in *${DETACHED_AT}*) ;; *) s=;; esac`,
@@ -168,6 +223,18 @@ export function parseServerBound(line: string): string | undefined {
   if (!line.startsWith(`${BOUND_MARK} `)) return undefined;
   const address = line.slice(BOUND_MARK.length + 1).trim();
   return isIP(address) !== 0 ? address : undefined;
+}
+
+/** A mosh-server found where a non-interactive PATH did not reach (see LOCATE_SH). */
+export interface ServerFound {
+  /** login: a login shell's `command -v`; place: one of USUAL_PLACES. */
+  how: 'login' | 'place';
+  path: string;
+}
+
+export function parseServerFound(line: string): ServerFound | undefined {
+  const m = new RegExp(`^${FOUND_MARK} (login|place) (/[ -~]{1,250})$`).exec(line.trimEnd());
+  return m ? { how: m[1] as ServerFound['how'], path: m[2] ?? '' } : undefined;
 }
 
 /** The exit code in `MOSHCTL-SERVER EXIT CODE`: mosh-server's parent has exited and said all it will. */
@@ -219,11 +286,22 @@ export function moshServerSilent(ms: number, stderr: string): { message: string;
   };
 }
 
+/** What was asked for and what was found when mosh-server did not start (see LOCATE_SH). */
+export interface ServerLookup {
+  /** mosh.server (or --server): `mosh-server` unless set. */
+  program: string;
+  found: readonly ServerFound[];
+}
+
 /**
  * Why mosh-server did not start, from its exit code and stderr, never from its
  * stdout (which may hold the key).
  */
-export function moshServerFailure(code: number | null, stderr: string): { message: string; hint: string } {
+export function moshServerFailure(
+  code: number | null,
+  stderr: string,
+  lookup: ServerLookup = { program: 'mosh-server', found: [] },
+): { message: string; hint: string } {
   const keeper = new RegExp(`${KEEPER_MISSING} (tmux|screen)`).exec(stderr)?.[1];
   if (keeper) {
     return {
@@ -231,10 +309,18 @@ export function moshServerFailure(code: number | null, stderr: string): { messag
       hint: `install ${keeper} on that host (Debian/Ubuntu: apt install ${keeper}; Fedora: dnf install ${keeper}), or set mosh.session: none for it`,
     };
   }
-  if (code === 127 || /mosh-server.*(not found|No such file)/.test(stderr)) {
+  if (code === 127 || code === 126 || /mosh-server.*(not found|No such file)/.test(stderr)) {
+    const named = lookup.program !== 'mosh-server';
+    const what = named ? `mosh.server ${lookup.program}` : 'mosh-server';
+    const last = stderr.trim().split('\n').filter(Boolean).pop();
     return {
-      message: 'mosh-server is not installed (or not on the PATH of a non-interactive ssh session)',
-      hint: 'install mosh on that host (Debian/Ubuntu: apt install mosh; Fedora: dnf install mosh)',
+      message:
+        code === 126
+          ? `${what} is there but cannot run${last ? `: ${last}` : ''}`
+          : named
+            ? `${what} is not there (or not on the PATH of a non-interactive ssh session)`
+            : 'mosh-server is not installed (or not on the PATH of a non-interactive ssh session)',
+      hint: foundHint(lookup.found),
     };
   }
   if (/UTF-8 native locale|locale requested by .* isn't available|Unknown locale/i.test(stderr)) {
@@ -260,4 +346,23 @@ export function moshServerFailure(code: number | null, stderr: string): { messag
     message: `mosh-server exited with code ${code ?? 'none'}: ${last}`,
     hint: 'run "mosh-server new" on that host by hand to see why; mosh needs a UTF-8 locale (mosh.locale)',
   };
+}
+
+/** Where mosh-server was found, and the setting that names it; else how to get one. */
+function foundHint(found: readonly ServerFound[]): string {
+  const paths = [
+    ...new Set(
+      [...found].sort((a, b) => (a.how === b.how ? 0 : a.how === 'login' ? -1 : 1)).map((f) => f.path),
+    ),
+  ];
+  const first = paths[0];
+  if (first === undefined) {
+    const places = USUAL_PLACES.map((d) => d.replace('$HOME', '~')).join(', ');
+    return `install mosh on that host (Debian/Ubuntu: apt install mosh; Fedora: dnf install mosh; macOS: brew install mosh), or set mosh.server (or up --server) to its path: neither a login shell there nor ${places} has one`;
+  }
+  const how = found.some((f) => f.path === first && f.how === 'login')
+    ? ' (a login shell finds it there)'
+    : '';
+  const others = paths.length > 1 ? ` (also there: ${paths.slice(1).join(', ')})` : '';
+  return `found at ${first}${how}: set mosh.server: ${first} for that host in moshproxy.yaml, or run up --server ${shellQuote(first)}${others}`;
 }

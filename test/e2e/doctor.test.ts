@@ -48,10 +48,16 @@ describe.skipIf(reason)('moshctl doctor, one bastion', () => {
     expect(text.code, text.stderr).toBe(0);
     console.log(`doctor target (healthy, text) took ${text.ms} ms`);
     expect(text.stdout).toMatch(
-      /^target: local → bastion → target \(transport udp\)\nbastion\n {2}ok {4}reachable/,
+      /^target: local → bastion → target \(transport udp\)\nlocal\n {2}ok {4}mosh-client {5}\/\S+\/mosh-client: mosh-client \(mosh 1\.\d+\.\d+\)[^\n]*\nbastion\n {2}ok {4}reachable/,
     );
     expect(text.stdout).toMatch(/^ {2}ok {4}relay runtime {3}python3, on UDP port 6100\d/m);
-    expect(text.stdout).toMatch(/^ {2}ok {4}mosh-server {5}mosh-server \(mosh 1\.\d+\.\d+\)/m);
+    // The mosh-server up would run, where it is, and its version; the same version as mosh-client here.
+    expect(text.stdout).toMatch(
+      /^ {2}ok {4}mosh-server {5}\/\S+\/mosh-server: mosh-server \(mosh 1\.\d+\.\d+\)/m,
+    );
+    expect(text.stdout).toMatch(
+      /^ {2}ok {4}mosh versions {3}mosh-client 1\.\d+\.\d+ here, mosh-server 1\.\d+\.\d+ on target$/m,
+    );
     expect(text.stdout).toMatch(/^ {2}ok {4}locale {10}C\.UTF-8 \(UTF-8\)$/m);
     expect(text.stdout).toMatch(/^ {2}ok {4}udp round trip {2}bastion: 3\/3 echoes from bastion → target/m);
     expect(text.stdout).toMatch(/all checks passed\n$/);
@@ -61,11 +67,11 @@ describe.skipIf(reason)('moshctl doctor, one bastion', () => {
     const json = await runWithoutTerminal(lab, ['doctor', 'target', '--json']);
     expect(json.code, json.stderr).toBe(0);
     const r = parse(json.stdout);
-    expect(r).toMatchObject({ version: 1, target: 'target', route: ['bastion', 'target'], transport: 'udp' });
+    expect(r).toMatchObject({ version: 2, target: 'target', route: ['bastion', 'target'], transport: 'udp' });
     expect(r.firstFailure).toBeNull();
     // tcp is tried only when UDP fails.
     expect(r.checks.filter((c) => c.status !== 'ok').map((c) => c.check)).toEqual(['tcp-round-trip']);
-    expect(r.checks).toHaveLength(12);
+    expect(r.checks).toHaveLength(14);
     await expectNothingLeft(lab, json.stderr);
   });
 
@@ -109,8 +115,8 @@ describe.skipIf(reason)('moshctl doctor, one bastion', () => {
       const skipped = run.stdout
         .split('\n')
         .filter((l) => l.includes('not checked: host key of target failed'));
-      // login, mosh-server and locale of the target, the bastion's relay runtime, both round trips.
-      expect(skipped).toHaveLength(6);
+      // login, mosh-server, mosh versions and locale of the target, the bastion's relay runtime, both round trips.
+      expect(skipped).toHaveLength(7);
       await expectNothingLeft(lab, run.stderr);
     },
   );

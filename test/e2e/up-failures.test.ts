@@ -388,13 +388,16 @@ describe.skipIf(reason).each(SSH_CLIENTS)('moshctl up: failures, signals and tea
       sshdPid = undefined;
     });
 
-    it('exit 1, "mosh-server is not installed" on the target; works once it is on the PATH', async () => {
+    it('exit 1, "mosh-server is not installed" on the target, naming where a login shell finds it; works once it is on the PATH', async () => {
       const { lab } = ctx;
       await startSecondSshd(lab);
       const s = await start(['up', 'target'], { config });
       const err = await expectEnded(s, 1);
       expect(err).toMatch(/start mosh-server on target: mosh-server is not installed/);
-      expect(err).toMatch(/hint: install mosh on that host/);
+      // A login shell's PATH (/etc/profile's) has /usr/bin, where Debian's mosh-server is.
+      expect(err).toContain(
+        'hint: found at /usr/bin/mosh-server (a login shell finds it there): set mosh.server: /usr/bin/mosh-server for that host in moshproxy.yaml, or run up --server /usr/bin/mosh-server',
+      );
 
       // Positive twin: the same sshd and config, with mosh-server on that PATH.
       symlinkSync('/usr/bin/mosh-server', join(bin, 'mosh-server'));

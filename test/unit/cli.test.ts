@@ -82,6 +82,13 @@ describe('moshctl command line', () => {
       ['plan', 'box', '--bind-server', 'box.example.org'],
       '--bind-server "box.example.org" is neither ssh, any nor an IP address',
     ],
+    [['plan', 'box', '--predict', 'sometimes'], '--predict "sometimes" is not a prediction mode'],
+    [
+      ['plan', 'box', '--server', '/usr/bin/mosh-server;id'],
+      '--server "/usr/bin/mosh-server;id" is not a path moshctl can pass to a shell',
+    ],
+    [['plan', 'box', '--server', '/usr/bin/moshd'], '--server "/usr/bin/moshd" does not name a mosh-server'],
+    [['plan', 'box', '--client=-x'], '--client "-x" starts with "-"'],
     [['-f'], "Option '-f, --file <value>' argument missing"],
     [[], 'no command given'],
   ])('%j exits 2 with a message', async (argv, message) => {

@@ -20,6 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { completionModel } from '../../src/cli/completion/model.js';
 import { sshConfigHosts } from '../../src/cli/completion/ssh-hosts.js';
 import { commands, globalOptions } from '../../src/cli/spec.js';
+import { predictModes } from '../../src/config/mosh-programs.js';
 import { moshTransports } from '../../src/config/types.js';
 import { findOnPath } from '../../src/which.js';
 import { run } from './helpers.js';
@@ -223,6 +224,11 @@ describe('bash', () => {
   it('offers ssh and any for --bind-server (an address is typed)', () => {
     expect(bash(['moshctl', 'up', 'box', '--bind-server', ''])).toEqual(['ssh', 'any']);
     expect(bash(['moshctl', 'plan', 'box', '--bind-server', 'a'])).toEqual(['any']);
+  });
+
+  it("completes --predict's modes, as mosh's --predict", () => {
+    expect(bash(['moshctl', 'up', 'box', '--predict', ''])).toEqual([...predictModes]);
+    expect(bash(['moshctl', 'up', 'box', '--predict', 'e'])).toEqual(['experimental']);
   });
 
   it.each(['up', 'plan', 'down'])('completes host names after %s, asking moshctl', (name) => {

@@ -200,4 +200,29 @@ describe('moshctl validate on bad input', () => {
       "
     `);
   });
+
+  it("checks mosh's own options: a mosh.server path a shell cannot misread, that names a mosh-server; a known predict mode", async () => {
+    const ok = await validate(
+      'version: 1\nmosh: {server: "~/.local/bin/mosh-server", predict: always, predict_overwrite: true, no_init: true, client: "~/bin/mosh-client"}\nhosts:\n  a: {address: x, mosh: {server: "/Applications/My Tools/mosh-server"}}\n',
+    );
+    expect(ok.stderr).toBe('');
+    const r = await validate(
+      'version: 1\nmosh: {server: "mosh-server; reboot", predict: sometimes}\nhosts:\n  a: {address: x, mosh: {server: /usr/bin/moshd}}\n  b: {address: y, mosh: {server: "~root/mosh-server", no_init: yes please}}\n',
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatchInlineSnapshot(`
+      "moshctl: 5 problems:
+      <dir>/moshproxy.yaml:2:16: mosh.server: "mosh-server; reboot" is not allowed
+        hint: name mosh-server by its path on the target, e.g. /opt/homebrew/bin/mosh-server or ~/.local/bin/mosh-server (letters, digits, spaces and / . _ - + , : @ %; ~/ only at the start)
+      <dir>/moshproxy.yaml:2:48: mosh.predict: "sometimes" is not supported
+        hint: one of adaptive, always, never, experimental
+      <dir>/moshproxy.yaml:4:34: hosts.a.mosh.server: "/usr/bin/moshd" does not name a mosh-server
+        hint: the path must contain "mosh-server": moshctl recognizes the server it started by that word when it stops it by pid (a wrapper script can be called mosh-server)
+      <dir>/moshproxy.yaml:5:34: hosts.b.mosh.server: "~root/mosh-server" is not allowed
+        hint: name mosh-server by its path on the target, e.g. /opt/homebrew/bin/mosh-server or ~/.local/bin/mosh-server (letters, digits, spaces and / . _ - + , : @ %; ~/ only at the start)
+      <dir>/moshproxy.yaml:5:64: hosts.b.mosh.no_init must be boolean, not string "yes please"
+        hint: true or false
+      "
+    `);
+  });
 });

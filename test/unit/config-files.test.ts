@@ -53,6 +53,10 @@ describe('checked-in config files', () => {
       session: 'none',
       transport: 'udp',
       bind_server: 'ssh',
+      server: 'mosh-server',
+      client: 'mosh-client',
+      predict_overwrite: false,
+      no_init: false,
     });
     expect(config.hosts.bastion?.relay).toEqual({ ports: { from: 60000, to: 60100 }, runtime: 'auto' });
   });

@@ -46,8 +46,9 @@ const names = route.map((h) => h.name);
 const brief = (rs: readonly CheckResult[]): string[] => rs.map((r) => `${r.host} ${r.check} ${r.status}`);
 
 describe('checkOrder', () => {
-  it('lists each hop in route order, bastions with forwarding and runtime, the target with mosh-server and locale, then the round trips', () => {
+  it('lists mosh-client here, then each hop in route order, bastions with forwarding and runtime, the target with mosh-server, the versions and locale, then the round trips', () => {
     expect(checkOrder(['bastion', 'box']).map((c) => `${c.host} ${c.check}`)).toEqual([
+      'local mosh-client',
       'bastion reachable',
       'bastion host-key',
       'bastion auth',
@@ -57,6 +58,7 @@ describe('checkOrder', () => {
       'box host-key',
       'box auth',
       'box mosh-server',
+      'box mosh-versions',
       'box locale',
       'bastion udp-round-trip',
       'box tcp-round-trip',
@@ -187,12 +189,12 @@ describe('assemble', () => {
     const r = assemble('box', names, 'udp', connectResults(route, connectFailureOf(e, names)));
     expect(r.firstFailure).toMatchObject({ host: 'box', check: 'reachable', status: 'fail' });
     const after = r.checks.slice(r.checks.indexOf(r.firstFailure as CheckResult) + 1);
-    expect(after.length).toBe(6);
+    expect(after.length).toBe(7);
     for (const c of after) {
       expect(c.status).toBe('skip');
       expect(c.detail).toBe('not checked: reachable of box failed');
     }
-    expect(r).toMatchObject({ version: 1, target: 'box', route: names, transport: 'udp' });
+    expect(r).toMatchObject({ version: 2, target: 'box', route: names, transport: 'udp' });
     expect(doctorExitCode([r])).toBe(1);
   });
 
@@ -201,6 +203,18 @@ describe('assemble', () => {
       host,
       check,
       status: 'ok',
+      detail: 'fine',
+    }));
+    const r = assemble('box', ['box'], 'udp', ran);
+    expect(r.firstFailure).toBeNull();
+    expect(doctorExitCode([r])).toBe(0);
+  });
+
+  it('a warning is no failure: exit 0, no first failure', () => {
+    const ran = checkOrder(['box']).map(({ host, check }): CheckResult => ({
+      host,
+      check,
+      status: check === 'mosh-versions' ? 'warn' : 'ok',
       detail: 'fine',
     }));
     const r = assemble('box', ['box'], 'udp', ran);

@@ -16,6 +16,8 @@ describe('doctor text', () => {
     expect(formatReport(assemble('box', route, 'udp', allOk))).toBe(
       [
         'box: local → bastion → box (transport udp)',
+        'local',
+        '  ok    mosh-client     mosh-client fine',
         'bastion',
         '  ok    reachable       reachable fine',
         '  ok    host key        host-key fine',
@@ -27,6 +29,7 @@ describe('doctor text', () => {
         '  ok    host key        host-key fine',
         '  ok    login           auth fine',
         '  ok    mosh-server     mosh-server fine',
+        '  ok    mosh versions   mosh-versions fine',
         '  ok    locale          locale fine',
         'round trip',
         '  ok    udp round trip  bastion: udp-round-trip fine',
@@ -49,15 +52,37 @@ describe('doctor text', () => {
       true,
     );
   });
+
+  it('says each warning and its fix, and still passes', () => {
+    const ran = allOk.map((c) =>
+      c.check === 'mosh-versions'
+        ? {
+            ...c,
+            status: 'warn' as const,
+            detail: 'mosh-client 1.3.2 here, mosh-server 1.4.0 on box: no true colour',
+            hint: 'update mosh on this machine',
+          }
+        : c,
+    );
+    const text = formatReport(assemble('box', route, 'udp', ran));
+    expect(text).toContain(
+      '  warn  mosh versions   mosh-client 1.3.2 here, mosh-server 1.4.0 on box: no true colour\n',
+    );
+    expect(
+      text.endsWith(
+        'warning: mosh versions of box: mosh-client 1.3.2 here, mosh-server 1.4.0 on box: no true colour\n  hint: update mosh on this machine\nall checks passed\n',
+      ),
+    ).toBe(true);
+  });
 });
 
 describe('doctor JSON', () => {
-  it('one target: the report itself, version 1', () => {
+  it('one target: the report itself, version 2', () => {
     const r = assemble('box', route, 'auto', allOk);
     const data = JSON.parse(reportJson([r], true)) as Record<string, unknown>;
     expect(Object.keys(data)).toEqual(['version', 'target', 'route', 'transport', 'checks', 'firstFailure']);
-    expect(data).toMatchObject({ version: 1, target: 'box', route, transport: 'auto', firstFailure: null });
-    expect((data.checks as unknown[])[0]).toEqual({
+    expect(data).toMatchObject({ version: 2, target: 'box', route, transport: 'auto', firstFailure: null });
+    expect((data.checks as unknown[])[1]).toEqual({
       host: 'bastion',
       check: 'reachable',
       status: 'ok',
@@ -65,10 +90,10 @@ describe('doctor JSON', () => {
     });
   });
 
-  it('every host: version 1 and the reports under targets', () => {
+  it('every host: version 2 and the reports under targets', () => {
     const r = assemble('box', route, 'udp', allOk);
     const data = JSON.parse(reportJson([r, r], false)) as { version: number; targets: unknown[] };
-    expect(data.version).toBe(1);
+    expect(data.version).toBe(2);
     expect(data.targets).toHaveLength(2);
   });
 });

@@ -4,7 +4,7 @@
 // through a shell's -c, the programs on stdin), answered by doctor's own probe.
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
-import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -16,7 +16,7 @@ import {
   targetCheckCommand,
 } from '../../src/doctor/remote.js';
 import { udpRoundTrip } from '../../src/doctor/udp-probe.js';
-import { targetResults } from '../../src/doctor/verdicts.js';
+import { moshVersion, targetResults, versionsResult } from '../../src/doctor/verdicts.js';
 import { UserError } from '../../src/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'moshctl-doctor-'));
@@ -35,11 +35,11 @@ function pathWith(name: string, server?: string): string {
   return bin;
 }
 
-function runTargetCheck(path: string, locale: string) {
+function runTargetCheck(path: string, locale: string, server?: string, home = join(dir, 'no-home')) {
   // As ssh would: the login shell gets the whole line.
-  const r = spawnSync('/bin/sh', ['-c', targetCheckCommand(locale)], {
+  const r = spawnSync('/bin/sh', ['-c', targetCheckCommand(locale, server)], {
     encoding: 'utf8',
-    env: { PATH: path },
+    env: { PATH: path, HOME: home },
   });
   return { stdout: r.stdout, stderr: r.stderr, code: r.status };
 }
@@ -54,6 +54,10 @@ const target = (locale: string) => ({
     session: 'none' as const,
     transport: 'udp' as const,
     bind_server: 'ssh',
+    server: 'mosh-server',
+    client: 'mosh-client',
+    predict_overwrite: false,
+    no_init: false,
   },
 });
 
@@ -63,18 +67,33 @@ describe('mosh-server and the locale on the target', () => {
     const r = runTargetCheck(bin, 'C.UTF-8');
     const facts = parseTargetCheck(r.stdout);
     expect(facts).toEqual({
-      server: { state: 'ok', version: 'mosh-server (mosh 1.4.0) [build mosh 1.4.0]' },
+      server: {
+        state: 'ok',
+        version: 'mosh-server (mosh 1.4.0) [build mosh 1.4.0]',
+        path: join(bin, 'mosh-server'),
+      },
       charmap: 'UTF-8',
     });
+    expect(targetResults(target('C.UTF-8'), facts, r)[0]?.detail).toBe(
+      `${join(bin, 'mosh-server')}: mosh-server (mosh 1.4.0) [build mosh 1.4.0]`,
+    );
     expect(targetResults(target('C.UTF-8'), facts, r).map((c) => c.status)).toEqual(['ok', 'ok']);
   });
 
   it('a missing mosh-server and a locale that is not installed both fail, with fixes', () => {
     const bin = pathWith('missing');
-    const r = runTargetCheck(bin, 'xx_YY.UTF-8');
+    // Where up would look too: a mosh-server in ~/.local/bin is named with the setting to use.
+    const home = join(dir, 'home-missing');
+    mkdirSync(join(home, '.local/bin'), { recursive: true });
+    writeFileSync(join(home, '.local/bin/mosh-server'), '#!/bin/sh\n', { mode: 0o755 });
+    const r = runTargetCheck(bin, 'xx_YY.UTF-8', 'mosh-server', home);
     const rs = targetResults(target('xx_YY.UTF-8'), parseTargetCheck(r.stdout), r);
     expect(rs.map((c) => `${c.check} ${c.status}`)).toEqual(['mosh-server fail', 'locale fail']);
-    expect(rs[0]?.hint).toContain('apt install mosh');
+    expect(rs[0]?.detail).toBe(
+      'mosh-server is not installed (or not on the PATH of a non-interactive ssh session)',
+    );
+    expect(rs[0]?.hint).toContain(`${home}/.local/bin/mosh-server`);
+    expect(rs[0]?.hint).toContain('set mosh.server: ');
     expect(rs[1]?.detail).toMatch(/^xx_YY\.UTF-8 is not a UTF-8 locale there \(its character set: ANSI/);
     expect(rs[1]?.hint).toContain('locale -a');
   });
@@ -99,7 +118,23 @@ describe('mosh-server and the locale on the target', () => {
   it('refuses a locale that could inject into the shell, and quotes the rest', () => {
     expect(() => targetCheckCommand('C.UTF-8; touch /tmp/x')).toThrow(UserError);
     expect(() => targetCheckCommand('$(id)')).toThrow(UserError);
-    expect(targetCheckCommand('en_US.UTF-8')).toMatch(/ moshctl-doctor en_US\.UTF-8$/);
+    expect(targetCheckCommand('en_US.UTF-8')).toMatch(/ moshctl-doctor en_US\.UTF-8 mosh-server$/);
+    expect(() => targetCheckCommand('C.UTF-8', '$(id)/mosh-server')).toThrow(UserError);
+  });
+
+  it('checks the mosh-server mosh.server names: ~/ is the home there, a space stays in the path', () => {
+    const bin = pathWith('named');
+    const home = join(dir, 'home-named');
+    mkdirSync(join(home, 'my bin'), { recursive: true });
+    writeFileSync(join(home, 'my bin/mosh-server'), '#!/bin/sh\necho "mosh-server (mosh 1.3.2)"\n', {
+      mode: 0o755,
+    });
+    const r = runTargetCheck(bin, 'C.UTF-8', '~/my bin/mosh-server', home);
+    expect(parseTargetCheck(r.stdout).server).toEqual({
+      state: 'ok',
+      version: 'mosh-server (mosh 1.3.2)',
+      path: join(home, 'my bin/mosh-server'),
+    });
     expect(isUtf8('utf8')).toBe(true);
     expect(isUtf8('ANSI_X3.4-1968')).toBe(false);
   });
@@ -193,5 +228,49 @@ describe('the probe', () => {
     });
     abort.abort(new Error('interrupted'));
     await expect(p).rejects.toThrow('interrupted');
+  });
+});
+
+describe('mosh-client here and mosh-server there', () => {
+  const server = (version: string) => ({ state: 'ok' as const, version });
+  const client = (version: string) => ({ state: 'ok' as const, path: '/usr/bin/mosh-client', version });
+
+  it('reads versions from --version lines', () => {
+    expect(moshVersion('mosh-server (mosh 1.4.0) [build mosh 1.4.0]')).toEqual([1, 4, 0]);
+    expect(moshVersion('mosh-client (mosh 1.3)')).toEqual([1, 3, 0]);
+    expect(moshVersion('something else')).toBeUndefined();
+  });
+
+  it('ok when major.minor agree; a warning naming the older side and its fix when they do not', () => {
+    expect(
+      versionsResult('box', server('mosh-server (mosh 1.4.1)'), client('mosh-client (mosh 1.4.0)')),
+    ).toMatchObject({ status: 'ok', detail: 'mosh-client 1.4.0 here, mosh-server 1.4.1 on box' });
+    expect(
+      versionsResult('box', server('mosh-server (mosh 1.3.2)'), client('mosh-client (mosh 1.4.0)')),
+    ).toEqual({
+      host: 'box',
+      check: 'mosh-versions',
+      status: 'warn',
+      detail:
+        'mosh-client 1.4.0 here, mosh-server 1.3.2 on box: the session has what 1.3.2 has, so no true colour (24-bit) and no OSC 52 clipboard, which came with 1.4',
+      hint: 'update mosh on box to 1.4 or later (its package manager; brew upgrade mosh on macOS)',
+    });
+    expect(
+      versionsResult('box', server('mosh-server (mosh 1.5.0)'), client('mosh-client (mosh 1.4.0)')),
+    ).toMatchObject({
+      status: 'warn',
+      detail:
+        'mosh-client 1.4.0 here, mosh-server 1.5.0 on box: they differ in major.minor; the session has only what the older one has',
+    });
+  });
+
+  it('is not compared when either version is unknown', () => {
+    expect(
+      versionsResult('box', { state: 'missing', found: [] }, client('mosh-client (mosh 1.4.0)')),
+    ).toMatchObject({
+      status: 'skip',
+      detail: "not compared: mosh-server's version is not known",
+    });
+    expect(versionsResult('box', server('mosh-server (mosh 1.4.0)'), undefined).status).toBe('skip');
   });
 });

@@ -124,13 +124,28 @@ function fakeRunner(o: FakeOptions = {}) {
 }
 
 const quick = { count: 2, intervalMs: 20, waitMs: 400 };
+/** mosh-client here, as local.ts would find it. */
+const client =
+  (version = 'mosh-client (mosh 1.4.0) [build mosh 1.4.0]') =>
+  (program: string) =>
+    Promise.resolve({ state: 'ok' as const, path: `/usr/bin/${program}`, version });
 const statuses = (r: DoctorReport) => r.checks.map((c) => `${c.host} ${c.check} ${c.status}`);
 
 describe('diagnose', () => {
   it('a healthy route: every check ok, tcp not needed, the relay and echo stopped', async () => {
     const { runner, calls } = fakeRunner();
-    const r = await diagnose(config(), 'box', runner, { log: () => undefined, probe: quick });
+    const r = await diagnose(config(), 'box', runner, {
+      log: () => undefined,
+      probe: quick,
+      localClient: client(),
+    });
     expect(statuses(r).filter((s) => !s.endsWith(' ok'))).toEqual(['box tcp-round-trip skip']);
+    expect(r.checks.find((c) => c.check === 'mosh-client')?.detail).toBe(
+      '/usr/bin/mosh-client: mosh-client (mosh 1.4.0) [build mosh 1.4.0]',
+    );
+    expect(r.checks.find((c) => c.check === 'mosh-versions')?.detail).toBe(
+      'mosh-client 1.4.0 here, mosh-server 1.4.0 on box',
+    );
     expect(r.firstFailure).toBeNull();
     expect(calls).toEqual([
       'connect',
@@ -211,6 +226,40 @@ describe('diagnose', () => {
     ]);
   });
 
+  it('mosh-client and mosh-server across 1.4: a warning, with what is missing and the fix; doctor still passes', async () => {
+    const { runner } = fakeRunner();
+    const r = await diagnose(config(), 'box', runner, {
+      log: () => undefined,
+      probe: quick,
+      localClient: client('mosh-client (mosh 1.3.2) [build mosh 1.3.2]'),
+    });
+    expect(r.firstFailure).toBeNull();
+    expect(r.checks.find((c) => c.check === 'mosh-versions')).toEqual({
+      host: 'box',
+      check: 'mosh-versions',
+      status: 'warn',
+      detail:
+        'mosh-client 1.3.2 here, mosh-server 1.4.0 on box: the session has what 1.3.2 has, so no true colour (24-bit) and no OSC 52 clipboard, which came with 1.4',
+      hint: 'update mosh on this machine to 1.4 or later (your package manager; brew upgrade mosh on macOS)',
+    });
+  });
+
+  it('a mosh-client that is not there fails its check (up would refuse); the route is checked all the same', async () => {
+    const { runner } = fakeRunner();
+    const r = await diagnose(config(), 'box', runner, {
+      log: () => undefined,
+      probe: quick,
+      localClient: (program) => Promise.resolve({ state: 'missing', path: program }),
+    });
+    expect(r.firstFailure).toMatchObject({
+      host: 'local',
+      check: 'mosh-client',
+      detail: 'mosh-client is not installed on this machine',
+    });
+    expect(r.checks.find((c) => c.check === 'mosh-server')?.status).toBe('ok');
+    expect(r.checks.find((c) => c.check === 'mosh-versions')?.status).toBe('skip');
+  });
+
   it('a refused forward: named on the bastion, everything after it skipped, nothing started', async () => {
     const c = config();
     const [bastion, box] = [c.hosts.bastion, c.hosts.box];
@@ -220,12 +269,13 @@ describe('diagnose', () => {
     });
     const r = await diagnose(c, 'box', runner, { log: () => undefined, probe: quick });
     expect(r.firstFailure).toMatchObject({ host: 'bastion', check: 'forwarding' });
-    expect(statuses(r).slice(4)).toEqual([
+    expect(statuses(r).slice(5)).toEqual([
       'bastion relay-runtime skip',
       'box reachable skip',
       'box host-key skip',
       'box auth skip',
       'box mosh-server skip',
+      'box mosh-versions skip',
       'box locale skip',
       'bastion udp-round-trip skip',
       'box tcp-round-trip skip',

@@ -7,7 +7,7 @@ import { execute, type ExecuteOptions } from '../../src/execute/executor.js';
 import type { ProcessKind, Runner } from '../../src/execute/runner.js';
 import { loadConfig } from '../../src/config/load.js';
 import { planUp } from '../../src/plan/plan.js';
-import type { ServerStep } from '../../src/plan/types.js';
+import type { ClientProgram, ServerStep } from '../../src/plan/types.js';
 import { RECORD_VERSION, type SessionRecord } from '../../src/state/record.js';
 import { tempTree } from './helpers.js';
 import { join } from 'node:path';
@@ -79,8 +79,10 @@ class FakeRunner implements Runner {
       udp ? { port: 50000, mode: 'udp' } : { port: 50000, mode: 'tcp', runtime: 'python3' },
     );
   }
-  runClient(address: string, port: number, key: string): Promise<number> {
-    this.calls.push(`client ${address}:${port} key=${key.length}`);
+  runClient(program: ClientProgram, address: string, port: number, key: string): Promise<number> {
+    const env = Object.entries(program.env).map(([k, v]) => ` ${k}=${v}`);
+    const path = program.path === 'mosh-client' ? '' : ` ${program.path}`;
+    this.calls.push(`client${path} ${address}:${port} key=${key.length}${env.join('')}`);
     this.maybeFail('client');
     return Promise.resolve(7);
   }
@@ -262,6 +264,18 @@ describe('execute', () => {
     expect(before(runner.calls, 'wire outer → 62001', forward)).toBe(true);
     expect(before(runner.calls, forward, 'client 127.0.0.1:50000 key=22')).toBe(true);
     expect(logs.some((l) => l.includes('switched'))).toBe(false);
+  });
+
+  it('runs the mosh-client the plan names, with the variables it asks for', async () => {
+    const runner = new FakeRunner();
+    const { plan, options } = setup(runner);
+    const client = plan.steps.find((s) => s.kind === 'client');
+    if (client?.kind !== 'client') throw new Error('no client step');
+    client.program = { path: '/opt/mosh/bin/mosh-client', env: { MOSH_PREDICTION_DISPLAY: 'always' } };
+    expect((await execute(plan, options)).clientCode).toBe(7);
+    expect(runner.calls).toContain(
+      'client /opt/mosh/bin/mosh-client 192.0.2.1:61001 key=22 MOSH_PREDICTION_DISPLAY=always',
+    );
   });
 
   it('a mosh-server that could not bind where -s told it: the warning is said, the forwarder uses the loopback', async () => {

@@ -451,3 +451,64 @@ hosts:
     expect(serverLine(planUp(config, 'box', {}, { bindServer: 'any' }))).toMatch(/\(--bind-server: any\)\)$/);
   });
 });
+
+describe("planUp: mosh's own options (mosh.server, client, predict, predict_overwrite, no_init)", () => {
+  const dir = tempTree({
+    'moshproxy.yaml': `version: 1
+mosh: {predict: never}
+hosts:
+  gate: {address: 192.0.2.1}
+  mac:
+    address: 203.0.113.30
+    via: [gate]
+    mosh: {server: /opt/homebrew/bin/mosh-server, client: bin/mosh-client, predict: always, no_init: true}
+`,
+  });
+  const { config } = loadConfig([join(dir, 'moshproxy.yaml')], {});
+  const line = (p: ReturnType<typeof planUp>, kind: string): string =>
+    formatPlan(p)
+      .split('\n')
+      .find((l) => new RegExp(`^ +\\d+\\. ${kind} `).test(l))
+      ?.replace(/^ +\d+\. \S+ +\S+ +/, '') ?? '';
+
+  it('runs the mosh-server the target names, and mosh-client with the variables mosh would set', () => {
+    const plan = planUp(config, 'mac');
+    expect(line(plan, 'server')).toMatch(/^\/opt\/homebrew\/bin\/mosh-server new -s -p 60000:61000 /);
+    // A relative mosh.client is relative to the file that names it.
+    expect(line(plan, 'client')).toBe(
+      `${join(dir, 'bin/mosh-client')} → <address step 1 reached>:<port of step 4>, key in its environment only, with MOSH_PREDICTION_DISPLAY=always MOSH_NO_TERM_INIT=1`,
+    );
+    // The file's mosh: applies where a host says nothing; nothing asked, nothing set.
+    expect(line(planUp(config, 'gate'), 'client')).toBe(
+      'mosh-client → <address step 1 reached>:<port of step 2>, key in its environment only, with MOSH_PREDICTION_DISPLAY=never',
+    );
+  });
+
+  it('the options override the settings; a hand-over says which variables its client should have', () => {
+    const plan = planUp(
+      config,
+      'mac',
+      {},
+      {
+        server: '~/.local/bin/mosh-server',
+        client: '/usr/local/bin/mosh-client',
+        predict: 'experimental',
+        predictOverwrite: true,
+      },
+    );
+    expect(line(plan, 'server')).toMatch(/^~\/\.local\/bin\/mosh-server new -s /);
+    expect(plan.steps.find((s) => s.kind === 'client')).toMatchObject({
+      program: {
+        path: '/usr/local/bin/mosh-client',
+        env: {
+          MOSH_PREDICTION_DISPLAY: 'experimental',
+          MOSH_PREDICTION_OVERWRITE: 'yes',
+          MOSH_NO_TERM_INIT: '1',
+        },
+      },
+    });
+    expect(line(planUp(config, 'gate', {}, { noConnect: true, noInit: true }), 'hand-over')).toBe(
+      'print host, port and key for a mosh client elsewhere (to <address step 1 reached>:<port of step 2>), with MOSH_PREDICTION_DISPLAY=never MOSH_NO_TERM_INIT=1, then leave the session running',
+    );
+  });
+});

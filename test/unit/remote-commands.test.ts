@@ -1,5 +1,15 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -13,6 +23,7 @@ import {
   parseKeeper,
   parseServerBound,
   parseServerExit,
+  parseServerFound,
   parseServerStarted,
   stopKeeperCommand,
 } from '../../src/remote/mosh-server.js';
@@ -25,6 +36,7 @@ const step = {
   signalTimeout: 60,
   locale: 'C.UTF-8',
   bind: { mode: 'any', why: 'test' },
+  program: 'mosh-server',
 } as const;
 
 describe('mosh-server command', () => {
@@ -289,6 +301,138 @@ describe('mosh-server in a kept channel', () => {
     }
     expect(parseServerBound('MOSHCTL-SERVER BOUND $(reboot)')).toBeUndefined();
   }, 20_000);
+
+  it('runs mosh.server by its path: ~/ is the remote home, spaces stay in one word', async () => {
+    const { dir, env } = fake();
+    const home = mkdtempSync(join(tmpdir(), 'moshctl-home-'));
+    mkdirSync(join(home, 'my bin'));
+    copyFileSync(join(dir, 'mosh-server'), join(home, 'my bin', 'mosh-server'));
+    // Not on PATH: only the path reaches it.
+    const bare = { ...env, PATH: (env.PATH ?? '').split(':').slice(1).join(':'), HOME: home };
+    try {
+      for (const program of ['~/my bin/mosh-server', join(home, 'my bin', 'mosh-server')]) {
+        const child = spawn('/bin/sh', ['-c', moshServerKeptCommand({ ...step, program })], {
+          env: bare,
+          stdio: ['pipe', 'pipe', 'inherit'],
+        });
+        const out: string[] = [];
+        for await (const line of createInterface({ input: child.stdout })) {
+          out.push(line);
+          if (parseServerExit(line) !== undefined) break;
+        }
+        const pid = Number(/detached, pid = (\d+)/.exec(out.join('\n'))?.[1] ?? 0);
+        expect(pid, out.join('\n')).toBeGreaterThan(1);
+        child.stdin.end(`${pid}\n`);
+        await new Promise((r) => child.on('exit', r));
+      }
+      expect(moshServerCommand({ ...step, program: '~/my bin/mosh-server' })).toContain(
+        ` "$HOME"/'my bin/mosh-server' new -p `,
+      );
+      expect(() => moshServerCommand({ ...step, program: '$(reboot)/mosh-server' })).toThrow(
+        /mosh\.server: /,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(home, { recursive: true, force: true });
+    }
+  }, 20_000);
+
+  describe('a mosh-server the PATH does not reach: where it is, in the same exec', () => {
+    // A home whose login files put ~/odd/bin on PATH (as Homebrew's shellenv in ~/.zprofile
+    // does), with a mosh-server there, and another in ~/.local/bin; the session's PATH has only env.
+    const setup = (): { home: string; path: string } => {
+      const home = mkdtempSync(join(tmpdir(), 'moshctl-home-'));
+      for (const d of ['odd/bin', '.local/bin', '.config/fish', 'path'])
+        mkdirSync(join(home, d), { recursive: true });
+      for (const d of ['odd/bin', '.local/bin']) {
+        writeFileSync(join(home, d, 'mosh-server'), '#!/bin/sh\nexit 3\n', { mode: 0o755 });
+      }
+      const add = 'PATH="$HOME/odd/bin:$PATH"; export PATH\n';
+      writeFileSync(join(home, '.profile'), add);
+      writeFileSync(join(home, '.zprofile'), add);
+      // fish reads config.fish for every command, login or not: only a login adds the folder here.
+      writeFileSync(
+        join(home, '.config/fish/config.fish'),
+        'if status is-login\n  set -gx PATH $HOME/odd/bin $PATH\nend\n',
+      );
+      symlinkSync(
+        execFileSync('sh', ['-c', 'command -v env'], { encoding: 'utf8' }).trim(),
+        join(home, 'path', 'env'),
+      );
+      symlinkSync('/usr/bin/busybox', join(home, 'path', 'ash'));
+      return { home, path: join(home, 'path') };
+    };
+    const shells = [
+      ['sh', '/bin/sh'],
+      ['dash', '/usr/bin/dash'],
+      ['bash', '/bin/bash'],
+      ['zsh', '/usr/bin/zsh'],
+      ['fish', '/usr/bin/fish'],
+      ['busybox ash', 'ash'],
+    ] as const;
+
+    it.each(shells.filter(([, sh]) => (sh === 'ash' ? existsSync('/usr/bin/busybox') : existsSync(sh))))(
+      '%s as the login shell: found through it, and in ~/.local/bin',
+      (_name, shell) => {
+        const { home, path } = setup();
+        try {
+          const login = shell === 'ash' ? join(path, 'ash') : shell;
+          // sshd runs the command with the login shell, SHELL set to it.
+          const r = spawnSync(login, ['-c', moshServerKeptCommand(step)], {
+            env: { PATH: path, HOME: home, SHELL: login },
+            encoding: 'utf8',
+            input: '',
+            timeout: 15_000,
+          });
+          const lines = r.stdout.split('\n');
+          // This machine's own mosh-server (/usr/bin) is found too; the home's are what is tested.
+          const found = lines
+            .map(parseServerFound)
+            .filter((x) => x !== undefined)
+            .filter((x) => x.path.startsWith(home));
+          expect(found, r.stdout + r.stderr).toEqual([
+            { how: 'login', path: join(home, 'odd/bin/mosh-server') },
+            { how: 'place', path: join(home, '.local/bin/mosh-server') },
+          ]);
+          expect(lines.map(parseServerExit).find((x) => x !== undefined)).toBe(127);
+          const f = moshServerFailure(127, r.stderr, { program: 'mosh-server', found });
+          expect(f.message).toBe(
+            'mosh-server is not installed (or not on the PATH of a non-interactive ssh session)',
+          );
+          expect(f.hint).toBe(
+            `found at ${join(home, 'odd/bin/mosh-server')} (a login shell finds it there): set mosh.server: ${join(home, 'odd/bin/mosh-server')} for that host in moshproxy.yaml, or run up --server ${join(home, 'odd/bin/mosh-server')} (also there: ${join(home, '.local/bin/mosh-server')})`,
+          );
+        } finally {
+          rmSync(home, { recursive: true, force: true });
+        }
+      },
+      20_000,
+    );
+
+    it('names mosh.server when that is what is missing, and says where it looked when nothing is found', () => {
+      const none = moshServerFailure(127, "env: '/opt/mosh/mosh-server': No such file or directory", {
+        program: '/opt/mosh/mosh-server',
+        found: [],
+      });
+      expect(none.message).toBe(
+        'mosh.server /opt/mosh/mosh-server is not there (or not on the PATH of a non-interactive ssh session)',
+      );
+      expect(none.hint).toBe(
+        'install mosh on that host (Debian/Ubuntu: apt install mosh; Fedora: dnf install mosh; macOS: brew install mosh), or set mosh.server (or up --server) to its path: neither a login shell there nor /opt/homebrew/bin, /usr/local/bin, ~/.local/bin, ~/.nix-profile/bin, /run/current-system/sw/bin, /nix/var/nix/profiles/default/bin, /opt/local/bin, /snap/bin, /usr/bin has one',
+      );
+      const cannot = moshServerFailure(126, "env: 'mosh-server': Permission denied", {
+        program: 'mosh-server',
+        found: [{ how: 'place', path: '/Applications/Mosh Tools/mosh-server' }],
+      });
+      expect(cannot.message).toBe(
+        "mosh-server is there but cannot run: env: 'mosh-server': Permission denied",
+      );
+      expect(cannot.hint).toBe(
+        "found at /Applications/Mosh Tools/mosh-server: set mosh.server: /Applications/Mosh Tools/mosh-server for that host in moshproxy.yaml, or run up --server '/Applications/Mosh Tools/mosh-server'",
+      );
+      expect(parseServerFound('MOSHCTL-SERVER FOUND place relative/mosh-server')).toBeUndefined();
+    });
+  });
 
   it('reports a missing mosh-server by its exit code', async () => {
     // A PATH with env and nothing else.

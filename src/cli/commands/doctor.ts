@@ -10,6 +10,7 @@ import { SignalTrap } from '../../execute/signals.js';
 import { SshRunner, sshConfigOption } from '../../execute/ssh-runner.js';
 import { doctorExitCode } from '../../doctor/checks.js';
 import { formatReport, reportJson } from '../../doctor/format.js';
+import { localClientFacts } from '../../doctor/local.js';
 import { diagnose } from '../../doctor/run.js';
 import type { DoctorReport } from '../../doctor/types.js';
 import { loadSsh2 } from '../../ssh/ssh2-module.js';
@@ -61,7 +62,12 @@ export async function run(ctx: CommandContext): Promise<number> {
       let r: DoctorReport;
       try {
         const observed = { firstHopResolves: await firstHopResolves(config, name) };
-        r = await diagnose(config, name, runner, { log, signal: abort.signal, observed });
+        r = await diagnose(config, name, runner, {
+          log,
+          signal: abort.signal,
+          observed,
+          localClient: (program) => localClientFacts(program, ctx.io.env),
+        });
       } finally {
         await runner.close();
       }

@@ -1,26 +1,51 @@
 // The options `up` and `plan` share, checked here so a mistake names the
 // option and what it takes, before any host is touched.
+import { homedir } from 'node:os';
+import { isAbsolute, resolve } from 'node:path';
 import { parseBindServer } from '../../config/bind.js';
-import type { BindServer } from '../../config/types.js';
+import {
+  parseClientProgram,
+  parsePredict,
+  parseServerProgram,
+  type Checked,
+} from '../../config/mosh-programs.js';
 import { UserError } from '../../errors.js';
 import type { PlanOptions } from '../../plan/plan.js';
 import type { CommandContext } from '../context.js';
 import { transportOption } from './transport.js';
 
 export function planOptions(ctx: CommandContext): PlanOptions {
-  const transport = transportOption(ctx.values.transport);
-  const bindServer = bindServerOption(ctx.values['bind-server']);
+  const v = ctx.values;
+  const transport = transportOption(v.transport);
+  const bindServer = option('--bind-server', v['bind-server'], parseBindServer);
+  const server = option('--server', v.server, parseServerProgram);
+  const client = option('--client', v.client, parseClientProgram);
+  const predict = option('--predict', v.predict, parsePredict);
   return {
     command: ctx.rest,
-    noConnect: ctx.values['no-connect'] === true,
+    noConnect: v['no-connect'] === true,
     ...(transport ? { transport } : {}),
     ...(bindServer !== undefined ? { bindServer } : {}),
+    ...(server !== undefined ? { server } : {}),
+    ...(client !== undefined ? { client: localProgram(client, ctx) } : {}),
+    ...(predict !== undefined ? { predict } : {}),
+    ...(v['predict-overwrite'] === true ? { predictOverwrite: true } : {}),
+    ...(v['no-init'] === true ? { noInit: true } : {}),
   };
 }
 
-function bindServerOption(value: unknown): BindServer | undefined {
+function option<T>(name: string, value: unknown, parse: (v: unknown) => Checked<T>): T | undefined {
   if (value === undefined) return undefined;
-  const r = parseBindServer(value);
+  const r = parse(value);
   if (r.ok) return r.value;
-  throw UserError.one(`--bind-server ${r.message}`, r.hint);
+  throw UserError.one(`${name} ${r.message}`, r.hint);
+}
+
+/** --client as typed in a shell: `~` is $HOME, a relative path is relative to here, a bare name is looked up on PATH. */
+function localProgram(path: string, ctx: CommandContext): string {
+  const home = ctx.io.env.HOME ?? homedir();
+  if (path === '~') return home;
+  if (path.startsWith('~/')) return resolve(home, path.slice(2));
+  if (!path.includes('/') || isAbsolute(path)) return path;
+  return resolve(ctx.io.cwd, path);
 }

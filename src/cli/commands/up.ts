@@ -11,6 +11,7 @@ import { SshRunner, sshConfigOption } from '../../execute/ssh-runner.js';
 import { debugChainOption } from '../../transport/debug-chain.js';
 import { timed } from '../../execute/timed-runner.js';
 import { planUp } from '../../plan/plan.js';
+import type { ClientStep } from '../../plan/types.js';
 import { processIdentity } from '../../state/owner.js';
 import { RECORD_VERSION, type SessionRecord } from '../../state/record.js';
 import { SessionStore, stateDir } from '../../state/store.js';
@@ -19,7 +20,8 @@ import { report } from '../report.js';
 import { terminalPrompter } from '../prompt.js';
 import { hostsContext, load } from './common.js';
 import { planOptions } from './plan-options.js';
-import { findOnPath } from '../../which.js';
+import { findOnPath, findProgram } from '../../which.js';
+import { clientMissingHint } from '../../execute/client.js';
 import { loadSsh2 } from '../../ssh/ssh2-module.js';
 
 /** The format of `up --no-connect --json`; bumped when a field changes meaning. */
@@ -50,10 +52,14 @@ export async function up(ctx: CommandContext): Promise<number> {
   const observed = { firstHopResolves: await firstHopResolves(config, name) };
   const plan = planUp(config, name, observed, planOptions(ctx));
   // Checked before anything starts on a host: without mosh-client the session could never be used.
-  if (!noConnect && !findOnPath('mosh-client', ctx.io.env.PATH)) {
+  const client = plan.steps.find((s): s is ClientStep => s.kind === 'client');
+  if (client && !findProgram(client.program.path, ctx.io.env.PATH)) {
+    const path = client.program.path;
     throw new EnvError(
-      'mosh-client is not installed on this machine',
-      'install mosh (Debian/Ubuntu: apt install mosh; macOS: brew install mosh)',
+      path === 'mosh-client'
+        ? 'mosh-client is not installed on this machine'
+        : `mosh-client ${path} (mosh.client, or --client) is not there or cannot run`,
+      clientMissingHint(path),
       { host: 'local', step: 'check' },
     );
   }
@@ -121,13 +127,16 @@ export async function up(ctx: CommandContext): Promise<number> {
       log,
       runTasks: (tasks) => runListr(tasks, noConnect),
       beforeStep: holdForTests(ctx.io.env.MOSHCTL_TEST_HOLD, log, abort.signal),
-      handOver: ({ address, port, key }) => {
+      handOver: ({ address, port, key, program }) => {
         // The one place the key leaves moshctl, on request: stdout, for a mosh client elsewhere.
+        // mosh.client names this machine's program, not the other one's; --predict and the like
+        // are how that client should behave, so its line carries them as mosh-client's variables.
         const first = route[0];
+        const env = Object.entries(program.env).map(([k, v]) => ` ${k}=${v}`);
         ctx.io.stdout(
           json
-            ? `${JSON.stringify({ version: HAND_OVER_JSON_VERSION, session: record.id, name, host: first?.name ?? '', address, port, key }, null, 2)}\n`
-            : `host ${first?.name ?? ''} (${address})\nport ${port}\nkey ${key}\nMOSH_KEY=${key} mosh-client ${address} ${port}\n`,
+            ? `${JSON.stringify({ version: HAND_OVER_JSON_VERSION, session: record.id, name, host: first?.name ?? '', address, port, key, env: program.env }, null, 2)}\n`
+            : `host ${first?.name ?? ''} (${address})\nport ${port}\nkey ${key}\nMOSH_KEY=${key}${env.join('')} mosh-client ${address} ${port}\n`,
         );
         log(`session ${record.id} left running for a client elsewhere; "moshctl down ${name}" ends it`);
       },

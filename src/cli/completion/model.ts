@@ -2,6 +2,7 @@
 // printed, so a new command or option is completed without touching the
 // generators. Each generator (bash.ts, zsh.ts, fish.ts) only turns this into
 // its shell's syntax.
+import { predictModes } from '../../config/mosh-programs.js';
 import { moshTransports } from '../../config/types.js';
 import { commands, globalOptions, type OptionSpec } from '../spec.js';
 
@@ -56,7 +57,11 @@ const valueLists: Record<string, readonly string[]> = {
   transport: moshTransports,
   // An address is typed; the two words are offered.
   'bind-server': ['ssh', 'any'],
+  predict: predictModes,
 };
+
+/** Options whose value is a file on this machine (completed as files); --server's is on the target. */
+const localFiles: readonly string[] = ['client'];
 
 /** Help text is written for --help; a completion menu line wants its first clause, without asides. */
 export function brief(help: string): string {
@@ -72,7 +77,7 @@ function optionModel(long: string, o: OptionSpec): OptionModel {
       ? undefined
       : list
         ? { kind: 'list', values: list }
-        : o.arg === 'FILE'
+        : o.arg === 'FILE' || localFiles.includes(long)
           ? { kind: 'file' }
           : { kind: 'text' };
   return {
