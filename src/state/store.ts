@@ -135,6 +135,7 @@ export function parseRecord(
 function upgrade(raw: Record<string, unknown>): Record<string, unknown> {
   const r = raw.version === 1 ? fromVersion1(raw) : raw;
   // 2 → 3 added bootId and startTime; without them `owner()` checks the pid's command line, as before.
+  // 3 → 4 added keeper and cleanup, both optional: nothing to change.
   return { ...r, version: RECORD_VERSION };
 }
 
