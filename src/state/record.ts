@@ -62,14 +62,16 @@ export interface SessionRecord {
   cleanup?: CleanupProcess;
 }
 
-/** The `moshctl down --id ID` an `up` left to finish its teardown; on the machine of the `up`. */
+/**
+ * The `moshctl down --id ID` an `up` left to finish its teardown, on the
+ * machine of the `up`. Its output goes to `ID.log` beside the record
+ * (SessionStore.logFile), which lives as long as the record.
+ */
 export interface CleanupProcess {
   /** Absent for the moment between writing the record and starting the process. */
   pid?: number;
   /** As SessionRecord.startTime, for this process. */
   startTime?: string;
-  /** Its stdout and stderr: kept when something is left, removed once everything stopped. */
-  log: string;
-  /** When `up` handed it over (ISO 8601). */
+  /** When `up` handed the teardown over (ISO 8601). */
   since: string;
 }

@@ -29,8 +29,18 @@ export class SessionStore {
     renameSync(tmp, file);
   }
 
+  /** Removes a session's record, and the log of a cleanup it had. */
   remove(id: string): void {
     rmSync(this.file(id), { force: true });
+    rmSync(this.logFile(id), { force: true });
+  }
+
+  /**
+   * Where the cleanup an `up` leaves behind (record.cleanup) writes: beside
+   * the record, named by its id, so a record can never name another file to remove.
+   */
+  logFile(id: string): string {
+    return this.file(id).replace(/\.json$/, '.log');
   }
 
   /** Every usable record; a file that is not one is reported with why, never fatal. */

@@ -100,7 +100,7 @@ const record = object({
   relays: list(object({ ...recordedProcess, runtime: str, restarts: optional(count) })),
   networkTimeout: seconds,
   detached: optional(bool),
-  cleanup: optional(object({ pid: optional(pid), startTime: optional(digits), log: str, since: str })),
+  cleanup: optional(object({ pid: optional(pid), startTime: optional(digits), since: str })),
 });
 
 /** What is wrong with a (current-version) record, one line each; empty when nothing is. */

@@ -5,7 +5,6 @@
 // client's namespace, at the state folder, and at `moshctl status`.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import type { Lab } from '../../src/lab/index.js';
@@ -168,8 +167,8 @@ describe.skipIf(reason).each(SSH_CLIENTS)('interrupting up leaves nothing (%s)',
       async (step) => {
         const { lab } = ctx;
         const s = await heldBefore(step);
+        // As fast as a person presses twice: the second comes while teardown runs.
         await s.tmux.sendKey('C-c');
-        await sleep(100);
         await s.tmux.sendKey('C-c');
         const code = await waitForExit(s, 5_000);
         expect(code, stderrOf(s)).toBe(130);
@@ -219,7 +218,11 @@ describe.skipIf(reason).each(SSH_CLIENTS)('interrupting up leaves nothing (%s)',
       const pid = await upPid(s);
       process.kill(pid, 'SIGTERM');
       await sleep(50);
-      process.kill(pid, 'SIGTERM');
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        // its teardown was quicker than that: nothing to stop waiting for
+      }
       expect(await waitForExit(s, 5_000), stderrOf(s)).toBe(143);
       await expectNothingLeft(lab, s);
     });

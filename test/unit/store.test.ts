@@ -126,7 +126,7 @@ describe('record versions', () => {
       ...v2,
       version: 4,
       keeper: { host: 'jump', pid: 7, started: '99' },
-      cleanup: { pid: 8, startTime: '100', log: '/s/box-1.log', since: '2026-12-06T00:00:00.000Z' },
+      cleanup: { pid: 8, startTime: '100', since: '2026-12-06T00:00:00.000Z' },
     };
     expect(parseRecord(JSON.stringify(v4), 'box-1.json')).toEqual({ record: v4 });
   });
@@ -168,7 +168,7 @@ describe('record versions', () => {
       why({ ...v2, server: { host: 'elsewhere', pid: 7, port: 60001 } }),
       why({ ...v2, version: 3, startTime: 12 }),
       why({ ...v2, keeper: { host: 'elsewhere', pid: 7 } }),
-      why({ ...v2, cleanup: { pid: 0, log: '/l' } }),
+      why({ ...v2, cleanup: { pid: 0 } }),
       why({ ...v2, id: 'box-2' }),
       why({ ...v2, id: '../../x' }),
     ]).toMatchInlineSnapshot(`
