@@ -203,6 +203,33 @@ describe.skipIf(reason).each(SSH_CLIENTS)('interrupting up leaves nothing (%s)',
     );
   });
 
+  describe.runIf(both)('a third signal, and the terminal closed after the second', () => {
+    it('Ctrl-C three times while the first hop does not answer, then the terminal closed: the cleanup finishes once it answers', async () => {
+      const { lab } = ctx;
+      const s = await heldBefore('wire');
+      const pid = await upPid(s);
+      // Packets to the bastion vanish: the teardown waits, so the second Ctrl-C surely comes during it.
+      await lab.linkDown('client');
+      try {
+        await s.tmux.sendKey('C-c');
+        await sleep(300);
+        await s.tmux.sendKey('C-c');
+        await waitGone(pid, 5_000);
+        const said = /the teardown goes on in the background \(pid (\d+)\)/.exec(stderrOf(s));
+        expect(said, stderrOf(s)).not.toBeNull();
+        const cleanup = Number(said?.[1]);
+        // A third Ctrl-C and the terminal's end reach the shell and tmux, not the cleanup.
+        await s.tmux.sendKey('C-c');
+        execFileSync('tmux', ['-S', s.tmux.socket, 'kill-server'], { stdio: 'ignore' });
+        await sleep(500);
+        expect(running(cleanup)).toBe(true);
+      } finally {
+        await lab.linkUp('client');
+      }
+      await expectNothingLeft(lab, s);
+    });
+  });
+
   describe.runIf(both)('SIGTERM', () => {
     it('once, before wire: exit 143, nothing left', async () => {
       const { lab } = ctx;
