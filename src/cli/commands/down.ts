@@ -4,7 +4,8 @@
 // shared home) is left to that machine unless --force; a state file that
 // cannot be read is reported with what to do about it, never acted on.
 // `down --id ID` is also what an `up` that stops waiting (a second Ctrl-C)
-// leaves running, detached, to finish its teardown (see cli/cleanup.ts).
+// leaves running, detached, to finish its teardown: cli/cleanup.ts has both
+// sides of that hand-over.
 import { basename } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { discoverFiles } from '../../config/discover.js';
@@ -13,26 +14,14 @@ import { SshRunner, sshConfigOption } from '../../execute/ssh-runner.js';
 import { debugChainOption } from '../../transport/debug-chain.js';
 import { terminalPrompter } from '../prompt.js';
 import { teardown } from '../../execute/teardown.js';
-import { cleanupOwner, owner } from '../../state/owner.js';
+import { owner } from '../../state/owner.js';
+import { cleanUp, isCleanup, takeOver } from '../cleanup.js';
 import type { SessionRecord } from '../../state/record.js';
 import { describeUnreadable, SessionStore, stateDir, type UnreadableRecord } from '../../state/store.js';
 import type { CommandContext } from '../context.js';
 
 /** How long the owning `up` process gets to tear down by itself after SIGTERM (a dropped chain costs a reconnect per hop). */
 const OWNER_GRACE_MS = 60_000;
-/** An `up` that handed its teardown to a cleanup exits at once; this is only in case it has not yet. */
-const HANDED_OVER_EXIT_MS = 5_000;
-/** A cleanup told to stop (SIGTERM) is gone at once: it saves the record after every step. */
-const CLEANUP_STOP_MS = 5_000;
-/**
- * A cleanup tries again while something is left (a hop out of reach for a
- * while), waiting longer each time, for up to this long in all. Past it,
- * what is left has mostly timed out by itself (mosh-server waits 60 s for a
- * first client, a relay 120 s), and the record keeps the rest for `down`.
- */
-const CLEANUP_PATIENCE_MS = 5 * 60_000;
-const CLEANUP_RETRY_MS = [2_000, 4_000, 8_000, 15_000, 30_000];
-
 export async function down(ctx: CommandContext): Promise<number> {
   const store = new SessionStore(stateDir(ctx.io.env));
   const force = ctx.values.force === true;
@@ -68,14 +57,15 @@ export async function down(ctx: CommandContext): Promise<number> {
     const own = owner(record);
     if (record.cleanup && own.kind !== 'other-machine') {
       // Its `up` stopped waiting and left the teardown to a cleanup: this one, or another.
-      const fresh = await takeOver(ctx, store, record, id !== undefined);
+      const fresh = await takeOver(ctx.io.stderr, store, record, id !== undefined);
       if (!fresh) {
         out(`${record.id}: stopped by its cleanup`);
         continue;
       }
       record = fresh;
       if (isCleanup(record)) {
-        if (!(await cleanUp(ctx, store, record))) failed = true;
+        const stop = (r: SessionRecord): Promise<boolean> => stopRecorded(ctx, store, r);
+        if (!(await cleanUp(ctx.io.stderr, store, record, stop))) failed = true;
         continue;
       }
     } else if (own.kind === 'other-machine') {
@@ -129,75 +119,6 @@ async function stopRecorded(
   store.remove(record.id);
   ctx.io.stdout(`${record.id}: stopped ${report.stopped.join(', ') || 'nothing (already gone)'}\n`);
   return true;
-}
-
-/** Whether this process is the cleanup `record` names (or one about to be named: its pid is written just after it starts). */
-function isCleanup(record: SessionRecord): boolean {
-  return record.cleanup !== undefined && (record.cleanup.pid ?? process.pid) === process.pid;
-}
-
-/**
- * A session whose `up` handed its teardown to a cleanup. Its `up` is never
- * signalled (it is exiting, or gone); a cleanup other than this process is
- * told to stop (SIGTERM), and this process goes on from the record it left,
- * without its cleanup. The record read afresh, or undefined once it is gone.
- */
-async function takeOver(
-  ctx: CommandContext,
-  store: SessionStore,
-  record: SessionRecord,
-  byId: boolean,
-): Promise<SessionRecord | undefined> {
-  const deadline = Date.now() + HANDED_OVER_EXIT_MS;
-  while (owner(record).kind === 'alive' && Date.now() < deadline) await sleep(50);
-  if (byId && isCleanup(record)) return record;
-  const cleanup = cleanupOwner(record);
-  if (cleanup?.kind === 'alive') {
-    ctx.io.stderr(`moshctl: ${record.id}: taking over from its cleanup (pid ${cleanup.pid})\n`);
-    try {
-      process.kill(cleanup.pid, 'SIGTERM');
-    } catch {
-      // ended meanwhile
-    }
-    const stop = Date.now() + CLEANUP_STOP_MS;
-    while (cleanupOwner(record)?.kind === 'alive' && Date.now() < stop) await sleep(50);
-  }
-  const fresh = store.list().records.find((r) => r.id === record.id);
-  if (!fresh) return undefined;
-  delete fresh.cleanup;
-  store.write(fresh);
-  return fresh;
-}
-
-/**
- * The cleanup an `up` left: teardown from the record, again after a pause
- * while something is left (a hop out of reach for a while), for up to
- * CLEANUP_PATIENCE_MS; it stops early once the record is gone or no longer
- * names it (a `down` took over). Its output is its log (state/ID.log).
- */
-async function cleanUp(ctx: CommandContext, store: SessionStore, first: SessionRecord): Promise<boolean> {
-  const started = Date.now();
-  let record = first;
-  const say = (line: string): void => ctx.io.stderr(`${new Date().toISOString()} ${line}\n`);
-  say(`cleaning up ${record.id} for moshctl up (pid ${record.pid})`);
-  for (let attempt = 0; ; attempt++) {
-    if (await stopRecorded(ctx, store, record)) return true;
-    const pause = CLEANUP_RETRY_MS[Math.min(attempt, CLEANUP_RETRY_MS.length - 1)] ?? 30_000;
-    if (Date.now() + pause - started > CLEANUP_PATIENCE_MS) {
-      say(
-        `giving up after ${Math.round((Date.now() - started) / 1000)} s; "moshctl down ${record.name}" tries again`,
-      );
-      return false;
-    }
-    say(`trying again in ${pause / 1000} s`);
-    await sleep(pause);
-    const fresh = store.list().records.find((r) => r.id === record.id);
-    if (!fresh || !isCleanup(fresh)) {
-      say('another moshctl down took over');
-      return true;
-    }
-    record = fresh;
-  }
 }
 
 /** The sessions asked for, and every unreadable state file that is, or may be, one of them. */
