@@ -145,12 +145,17 @@ export const commands: CommandSpec[] = [
   },
   {
     name: 'down',
-    usage: 'moshctl down [NAME] [--all] [--force]',
+    usage: 'moshctl down [NAME] [--all] [--force] [--id ID]',
     summary: 'stop sessions and their relays',
     description:
-      "Stops what `up` started, from its state record: NAME's sessions, every session of this config without NAME, every session of this user with --all. A session another machine started (a state folder on a shared home) is left alone unless --force. Safe to run twice.",
+      "Stops what `up` started, from its state record: NAME's sessions, every session of this config without NAME, every session of this user with --all, one session with --id. A session another machine started (a state folder on a shared home) is left alone unless --force. Safe to run twice.",
     options: {
       all: { type: 'boolean', help: 'every session of this user, whatever its config' },
+      id: {
+        type: 'string',
+        arg: 'ID',
+        help: 'only the session with this id (as status shows it), whatever its config',
+      },
       force: {
         type: 'boolean',
         help: "also sessions another machine started: stop their server and relays from here (that machine's moshctl up is not signalled)",

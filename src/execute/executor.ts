@@ -5,7 +5,7 @@ import type { ListrTask } from 'listr2';
 import { EnvError, Interrupted } from '../errors.js';
 import type { ClientProgram, ClientStep, Plan, SetupStep } from '../plan/types.js';
 import type { SessionRecord } from '../state/record.js';
-import type { RelayStarted, Runner } from './runner.js';
+import type { OnStarted, RelayStarted, Runner } from './runner.js';
 import { teardown, type TeardownReport } from './teardown.js';
 import { hostPort } from '../host-port.js';
 
@@ -85,7 +85,11 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
   /** Server step → the address its mosh-server bound with -s, as it reported it. */
   const bound = new Map<number, string>();
   const relaySteps = new Map(plan.steps.flatMap((s) => (s.kind === 'relay' ? [[s.id, s] as const] : [])));
+  // Each process goes into the record the moment its pid is known (the runner's
+  // OnStarted), not when its step ends: a second signal, or a crash, may come
+  // in between, and what no record names nobody can stop.
   const recordRelay = (host: string, r: RelayStarted): void => {
+    if (o.record.relays.some((x) => x.host === host && x.pid === r.pid)) return;
     o.record.relays.push({
       host,
       pid: r.pid,
@@ -98,20 +102,36 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
     o.save(o.record);
     if (r.warning) o.log(`warning: ${host}: ${r.warning}`);
   };
+  const recordServer = (host: string, s: { pid: number; port: number; started?: string }): void => {
+    if (o.record.server?.host === host && o.record.server.pid === s.pid) return;
+    o.record.server = { host, pid: s.pid, port: s.port, ...(s.started ? { started: s.started } : {}) };
+    // mosh-server's own pid is what teardown stops from now on; its keeper ends with it.
+    delete o.record.keeper;
+    o.save(o.record);
+  };
+  const recorder =
+    (host: string): OnStarted =>
+    (p) => {
+      if (p.kind === 'relay') return recordRelay(host, p.relay);
+      if (p.kind === 'mosh-server') return recordServer(host, p);
+      o.record.keeper = { host, pid: p.pid, ...(p.started ? { started: p.started } : {}) };
+      o.save(o.record);
+    };
 
   // What each step does; which step runs when is the plan's dependsOn.
   const runStep = async (step: SetupStep): Promise<string | undefined> => {
     switch (step.kind) {
       case 'server': {
         await check('server');
-        const s = await o.runner.startServer(step);
-        o.record.server = {
-          host: step.host,
-          pid: s.pid,
-          port: s.port,
-          ...(s.started ? { started: s.started } : {}),
-        };
-        o.save(o.record);
+        const s = await o.runner.startServer(step, recorder(step.host)).catch((e: unknown) => {
+          // A keeper whose mosh-server did not start has ended by itself (or was stopped).
+          if (o.record.keeper) {
+            delete o.record.keeper;
+            o.save(o.record);
+          }
+          throw e;
+        });
+        recordServer(step.host, s);
         key = s.key;
         // A mosh-server that could not bind where it was told listens on every IPv4 address instead.
         if (s.bound !== undefined && !s.warning) bound.set(step.id, s.bound);
@@ -122,7 +142,7 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
       case 'relay': {
         await check('relay');
         const forward = step.targetAtStart ? await portOf(step.forwardTo.port.step).promise : undefined;
-        const r = await o.runner.startRelay(step, forward);
+        const r = await o.runner.startRelay(step, forward, recorder(step.host));
         if (!r) return `relay on ${step.host}: waits for its next hop (no python3 or perl there)`;
         recordRelay(step.host, r);
         portOf(step.id).resolve(r.port);
@@ -133,7 +153,7 @@ export async function execute(plan: Plan, o: ExecuteOptions): Promise<Outcome> {
         if (!relay) throw new Error(`bug: wire step ${step.id} of a step that is no relay`);
         const forward = await portOf(step.forwardTo.port.step).promise;
         await check('wire');
-        const started = await o.runner.wireRelay(relay, forward);
+        const started = await o.runner.wireRelay(relay, forward, recorder(step.host));
         if (started) {
           recordRelay(step.host, started);
           portOf(relay.id).resolve(started.port);

@@ -17,7 +17,7 @@ import { relayLaunch } from '../relay/launch.js';
 import { readRelayPrograms } from '../relay/script.js';
 import { awaitLine } from '../transport/line-channel.js';
 import type { LineChannel, RemoteChain } from '../transport/types.js';
-import type { RelayStarted } from './runner.js';
+import type { OnStarted, RelayStarted } from './runner.js';
 import { hostPort } from '../host-port.js';
 
 const PROBE_TIMEOUT_MS = 10_000;
@@ -34,23 +34,25 @@ export async function startRelayOn(
   chain: RemoteChain,
   step: RelayStep,
   forwardPort: number,
+  onStarted?: OnStarted,
 ): Promise<RelayOnHop> {
   if (step.runtime === 'socat' || step.runtime === 'nc')
-    return startFallback(chain, step, forwardPort, step.runtime);
-  const launched = await launchRelay(chain, step);
-  if (launched === 'fallback') return startFallback(chain, step, forwardPort, undefined);
+    return startFallback(chain, step, forwardPort, step.runtime, onStarted);
+  const launched = await launchRelay(chain, step, onStarted);
+  if (launched === 'fallback') return startFallback(chain, step, forwardPort, undefined, onStarted);
   await wireRelay(launched.channel, step, forwardPort);
   return launched;
 }
 
 /**
  * Starts a python3 or perl relay without a next hop: it binds and reports its
- * port at once. 'fallback' when neither runs and `auto` may use socat, which
- * can only start once the next hop's port is known.
+ * port at once (`onStarted` is told then). 'fallback' when neither runs and
+ * `auto` may use socat, which can only start once the next hop's port is known.
  */
 export async function launchRelay(
   chain: RemoteChain,
   step: RelayStep,
+  onStarted?: OnStarted,
 ): Promise<(RelayOnHop & { channel: LineChannel }) | 'fallback'> {
   const where = { host: step.host, step: 'start relay' };
   if (step.runtime === 'socat' || step.runtime === 'nc') return 'fallback';
@@ -89,13 +91,14 @@ export async function launchRelay(
       where,
     );
   }
-  return {
+  const relay = {
     pid: listen.pid,
     port: listen.port,
     runtime: listen.runtime,
     ...(listen.started ? { started: listen.started } : {}),
-    channel,
   };
+  onStarted?.({ kind: 'relay', relay });
+  return { ...relay, channel };
 }
 
 /** Tells a launched relay where to forward (TO over its control channel) and waits for its OK. */
@@ -118,6 +121,7 @@ export async function startFallback(
   step: RelayStep,
   forwardPort: number,
   requested: 'socat' | 'nc' | undefined,
+  onStarted?: OnStarted,
 ): Promise<RelayOnHop> {
   const where = { host: step.host, step: 'start relay' };
   const probe = await chain.exec(step.host, probeRuntimesCommand(), { timeoutMs: PROBE_TIMEOUT_MS });
@@ -160,5 +164,12 @@ export async function startFallback(
       where,
     );
   }
-  return { pid: parsed.pid, port: parsed.port, runtime, ...(cmd.warning ? { warning: cmd.warning } : {}) };
+  const relay = {
+    pid: parsed.pid,
+    port: parsed.port,
+    runtime,
+    ...(cmd.warning ? { warning: cmd.warning } : {}),
+  };
+  onStarted?.({ kind: 'relay', relay });
+  return relay;
 }

@@ -35,7 +35,22 @@ export interface ForwardStarted {
   runtime?: string;
 }
 
-export type ProcessKind = 'mosh-server' | 'relay';
+/** `keeper`: the shell mosh-server is started in, before mosh-server's own pid is known. */
+export type ProcessKind = 'mosh-server' | 'relay' | 'keeper';
+
+/** A process on a host, the moment its pid is known (see OnStarted). */
+export type StartedProcess =
+  | { kind: 'keeper'; pid: number; started?: string }
+  | { kind: 'mosh-server'; pid: number; port: number; started?: string }
+  | { kind: 'relay'; relay: RelayStarted };
+
+/**
+ * Told of each process a step starts as soon as its pid is known, before the
+ * step goes on with it; what it records must be on disk when it returns
+ * (mosh-server's keeper stops mosh-server unless told it was recorded). So a
+ * process exists on a host without a record naming it only until its first line.
+ */
+export type OnStarted = (p: StartedProcess) => void;
 
 export interface Runner {
   /**
@@ -46,15 +61,15 @@ export interface Runner {
    * reached it and its name does not resolve here (only tcp needs none).
    */
   connect(onReady?: (host: string) => void): Promise<{ reachedAddress: string | undefined }>;
-  startServer(step: ServerStep): Promise<ServerStarted>;
+  startServer(step: ServerStep, onStarted?: OnStarted): Promise<ServerStarted>;
   /**
    * Starts a relay; `forwardPort` when the plan says it needs its next hop at
    * start (socat, nc). Undefined when it could only start once wired (auto
    * falling back to socat): wireRelay starts it then.
    */
-  startRelay(step: RelayStep, forwardPort?: number): Promise<RelayStarted | undefined>;
+  startRelay(step: RelayStep, forwardPort?: number, onStarted?: OnStarted): Promise<RelayStarted | undefined>;
   /** Tells the relay of `step` where to forward; resolves with the relay when it only starts now. */
-  wireRelay(step: RelayStep, forwardPort: number): Promise<RelayStarted | undefined>;
+  wireRelay(step: RelayStep, forwardPort: number, onStarted?: OnStarted): Promise<RelayStarted | undefined>;
   /**
    * tcp transport: a UDP port on this machine's loopback whose datagrams reach
    * mosh-server at `server` (as the target reaches it) inside the ssh chain, kept up (a new

@@ -5,6 +5,7 @@
 import { EnvError } from '../errors.js';
 import type { ServerStep } from '../plan/types.js';
 import {
+  KEPT,
   moshServerBindFallback,
   moshServerFailure,
   moshServerKeptCommand,
@@ -21,27 +22,33 @@ import {
 import { closedWhileRunning } from '../transport/errors.js';
 import { awaitLine } from '../transport/line-channel.js';
 import type { ExecResult, LineChannel, RemoteChain } from '../transport/types.js';
-import type { ServerStarted } from './runner.js';
+import type { OnStarted, ServerStarted } from './runner.js';
 
 const SERVER_TIMEOUT_MS = 20_000;
 
 /**
  * Starts mosh-server for `step` over `chain`; resolves with what it printed
- * and the channel kept for its stop. `ask` runs a short command on the
- * target (to stop a mosh-server that said nothing in time).
+ * and the channel kept for its stop. `onStarted` is told the keeper shell as
+ * soon as it says its pid, then mosh-server; once it returned from that, the
+ * keeper hears KEPT (until then it stops mosh-server if its channel closes).
+ * `ask` runs a short command on the target (to stop a mosh-server that said
+ * nothing in time).
  */
 export async function startMoshServer(
   chain: RemoteChain,
   step: ServerStep,
   ask: (command: string) => Promise<ExecResult>,
+  onStarted?: OnStarted,
 ): Promise<ServerStarted & { channel: LineChannel }> {
   const channel = await chain.openChannel(step.host, moshServerKeptCommand(step), { stdin: '' });
   // mosh-server's output, both streams merged, up to the line saying its parent exited.
   const lines: string[] = [];
+  let keeper: ReturnType<typeof parseKeeper>;
   const code = await awaitLine(
     channel,
     (l) => {
       lines.push(l);
+      if (keeper === undefined && (keeper = parseKeeper(l))) onStarted?.({ kind: 'keeper', ...keeper });
       return parseServerExit(l);
     },
     SERVER_TIMEOUT_MS,
@@ -51,15 +58,19 @@ export async function startMoshServer(
   const output = lines.join('\n');
   // Once a pid is parsed the server runs, whatever the exit code: it must be recorded to be stopped.
   const parsed = parseMoshServerOutput(output, output);
-  const warning = parsed ? moshServerBindFallback(output) : undefined;
-  if (parsed)
+  if (parsed) {
+    const server = { pid: parsed.pid, port: parsed.port, ...(started ? { started } : {}) };
+    onStarted?.({ kind: 'mosh-server', ...server });
+    channel.send(KEPT);
+    const warning = moshServerBindFallback(output);
     return {
-      ...parsed,
-      ...(started ? { started } : {}),
+      ...server,
+      key: parsed.key,
       ...(bound ? { bound } : {}),
       ...(warning ? { warning } : {}),
       channel,
     };
+  }
   channel.end();
   // The message may quote mosh-server's output; never let a key through.
   // moshctl's own marker lines are not mosh-server's words.
@@ -70,8 +81,7 @@ export async function startMoshServer(
     // Read before the keeper is stopped below: stopping it closes the channel too.
     if (channel.isClosed) throw closedWhileRunning(step.host, 'mosh-server new');
     // A mosh-server that said nothing in time is stopped with its keeper, not left behind.
-    const keeper = lines.map(parseKeeper).find((x) => x !== undefined);
-    if (keeper !== undefined) await ask(stopKeeperCommand(keeper)).catch(() => undefined);
+    if (keeper !== undefined) await ask(stopKeeperCommand(keeper.pid, keeper.started)).catch(() => undefined);
     const f = moshServerSilent(SERVER_TIMEOUT_MS, said);
     throw new EnvError(f.message, f.hint, { host: step.host, step: 'start mosh-server' });
   }

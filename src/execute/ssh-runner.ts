@@ -27,7 +27,15 @@ import { ChainKeeper, type ChainOptions } from './chain-keeper.js';
 import { RelayHealer, type RelayRestarted, type WatchedRelay } from './relay-heal.js';
 import { launchRelay, startFallback, startRelayOn, wireRelay, type RelayOnHop } from './relay-start.js';
 import { startMoshServer } from './server-start.js';
-import type { ForwardStarted, ProcessKind, RelayStarted, Runner, ServerStarted } from './runner.js';
+import { KEEPER_MARK, stopKeeperCommand } from '../remote/mosh-server.js';
+import type {
+  ForwardStarted,
+  OnStarted,
+  ProcessKind,
+  RelayStarted,
+  Runner,
+  ServerStarted,
+} from './runner.js';
 
 /** A relay answers QUIT at once; past this, it is stopped by pid over a fresh exec. */
 const QUIT_WAIT_MS = 2_000;
@@ -134,29 +142,36 @@ export class SshRunner implements Runner {
     }
   }
 
-  startServer(step: ServerStep): Promise<ServerStarted> {
+  startServer(step: ServerStep, onStarted?: OnStarted): Promise<ServerStarted> {
     return this.setupStep(async () => {
       const chain = await this.chains.ensure(step.host);
-      const { channel, ...started } = await startMoshServer(chain, step, (command) =>
-        this.ask(step.host, command),
+      const { channel, ...started } = await startMoshServer(
+        chain,
+        step,
+        (command) => this.ask(step.host, command),
+        onStarted,
       );
       this.server = { pid: started.pid, channel };
       return started;
     });
   }
 
-  startRelay(step: RelayStep, forwardPort?: number): Promise<RelayStarted | undefined> {
+  startRelay(
+    step: RelayStep,
+    forwardPort?: number,
+    onStarted?: OnStarted,
+  ): Promise<RelayStarted | undefined> {
     return this.setupStep(async () => {
       const chain = await this.chains.ensure(step.host);
       if (forwardPort !== undefined)
-        return this.track(step, forwardPort, await startRelayOn(chain, step, forwardPort));
-      const launched = await launchRelay(chain, step);
+        return this.track(step, forwardPort, await startRelayOn(chain, step, forwardPort, onStarted));
+      const launched = await launchRelay(chain, step, onStarted);
       if (launched === 'fallback') return undefined;
       return this.track(step, undefined, launched);
     });
   }
 
-  wireRelay(step: RelayStep, forwardPort: number): Promise<RelayStarted | undefined> {
+  wireRelay(step: RelayStep, forwardPort: number, onStarted?: OnStarted): Promise<RelayStarted | undefined> {
     return this.setupStep(async () => {
       const relay = this.relays.get(step.host);
       if (relay?.channel) {
@@ -168,7 +183,7 @@ export class SshRunner implements Runner {
       return this.track(
         step,
         forwardPort,
-        await startFallback(await this.chains.ensure(step.host), step, forwardPort, undefined),
+        await startFallback(await this.chains.ensure(step.host), step, forwardPort, undefined, onStarted),
       );
     });
   }
@@ -292,6 +307,17 @@ export class SshRunner implements Runner {
   async stop(host: string, pid: number, kind: ProcessKind, started?: string): Promise<StopOutcome> {
     // After a roam the chain is dead: a QUIT and an exec over it would only wait out their timeouts.
     this.chains.dropIfMoved();
+    // A shell whose mosh-server was never recorded: it stops the mosh-server it started.
+    if (kind === 'keeper') {
+      const r = await this.ask(host, stopKeeperCommand(pid, started));
+      const outcome = parseStop(r.stdout);
+      if (outcome) return outcome;
+      throw new EnvError(
+        `stopping pid ${pid} failed: ${r.stderr.trim() || `exit code ${r.code}`}`,
+        `log in to ${host} and stop pid ${pid} and the mosh-server under it by hand`,
+        { host, step: 'stop mosh-server' },
+      );
+    }
     // A process whose channel is still open is told to stop over it: no new exec.
     const kept = kind === 'relay' ? await this.quitRelay(pid) : await this.stopKeptServer(pid);
     if (kept) return kept;
@@ -318,7 +344,8 @@ export class SshRunner implements Runner {
   async alive(host: string, pid: number, kind: ProcessKind, started?: string): Promise<Liveness | undefined> {
     if (kind === 'relay')
       return parseRelayAlive((await this.ask(host, relayAliveCommand(pid, started))).stdout);
-    const command = aliveCommand([{ pid, marker: 'mosh-server', ...(started ? { started } : {}) }]);
+    const marker = kind === 'keeper' ? KEEPER_MARK : 'mosh-server';
+    const command = aliveCommand([{ pid, marker, ...(started ? { started } : {}) }]);
     return parseAlive((await this.ask(host, command)).stdout).get(pid);
   }
 

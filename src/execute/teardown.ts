@@ -80,6 +80,19 @@ export async function teardown(
       }
     });
   }
+  // mosh-server was being started when `up` stopped: its shell stops it (or it never started).
+  const keeper = record.keeper;
+  if (keeper) {
+    const what = `mosh-server being started on ${keeper.host} (its shell, pid ${keeper.pid})`;
+    add(keeper.host, async () => {
+      if (
+        await attempt(what, keeper.host, () => runner.stop(keeper.host, keeper.pid, 'keeper', keeper.started))
+      ) {
+        delete record.keeper;
+        o.save(record);
+      }
+    });
+  }
   await Promise.all(
     [...jobs.values()].map(async (list) => {
       for (const job of list) await job();

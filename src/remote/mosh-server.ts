@@ -138,30 +138,41 @@ function keptSessionArgv(session: KeptSession, command: readonly string[]): stri
 
 const EXITED = /^MOSHCTL-SERVER EXIT (\d+)$/;
 const STARTED_MARK = 'MOSHCTL-SERVER STARTED';
-const KEEPER_MARK = 'MOSHCTL-SERVER KEEPER';
+/** In the keeper shell's command line (its script) and its first line. */
+export const KEEPER_MARK = 'MOSHCTL-SERVER KEEPER';
 const DETACHED_AT = "'[mosh-server detached, pid = '";
 
-/** The keeper shell's pid from its first line. */
-export function parseKeeper(line: string): number | undefined {
-  const m = new RegExp(`^${KEEPER_MARK} (\\d{1,10})$`).exec(line);
+/**
+ * What moshctl sends the keeper once its record names mosh-server. Until
+ * then a keeper whose channel closes stops mosh-server: nobody may be left to
+ * know of it (moshctl was killed, or the connection died, while it started).
+ */
+export const KEPT = 'KEPT';
+
+/** The keeper shell, from its first line: its pid, and its start when the host has /proc. */
+export function parseKeeper(line: string): { pid: number; started?: string } | undefined {
+  const m = new RegExp(`^${KEEPER_MARK} (\\d{1,10})(?: (\\d{1,20}))?\\s*$`).exec(line);
   const pid = m ? Number(m[1]) : NaN;
-  return pid >= 2 ? pid : undefined;
+  if (!(pid >= 2)) return undefined;
+  const started = checkStarted(m?.[2]);
+  return { pid, ...(started ? { started } : {}) };
 }
 
 /**
- * Stops a keeper whose mosh-server never answered, and every process under
- * it (a mosh-server that hangs), if that pid is still a keeper. By pid, never
- * by process group: the group may hold more than this channel. Prints
- * stopped, other, or unknown when this host cannot read command lines.
+ * Stops a keeper and every process under it (a `mosh-server new` that hangs,
+ * or one whose detached server has not been reported yet), if that pid is
+ * still a keeper (and started then, when `started` is given). The keeper
+ * itself, told by TERM, stops the mosh-server it hears of once its `mosh-server
+ * new` returns. By pid, never by process group: the group may hold more than
+ * this channel. Prints stopped, gone, other, or unknown when this host cannot
+ * read command lines.
  */
-export function stopKeeperCommand(pid: number): string {
-  const p = checkPid(pid);
+export function stopKeeperCommand(pid: number, started?: string): string {
   const script = [
     PROC_SH,
-    `p=${p}`,
-    'a=$(cmdline "$p")',
-    'case $? in 1) echo other; exit 0;; 2) echo unknown; exit 0;; esac',
-    `case "$a" in *${shellQuote(KEEPER_MARK)}*) ;; *) echo other; exit 0;; esac`,
+    `p=${checkPid(pid)} w=${checkStarted(started) ?? "''"}`,
+    `alive "$p"; case $? in 1) echo gone; exit 0;; 2) echo unknown; exit 0;; esac`,
+    `ours "$p" "$w" ${shellQuote(KEEPER_MARK)}; case $? in 1) echo other; exit 0;; 2) echo unknown; exit 0;; esac`,
     // Every descendant of p, from the pid/ppid table.
     `d=$(pstable | awk -v r="$p" '{ up[$1] = $2 } END { for (x in up) { y = x; n = 0; while ((y in up) && y != r && y > 1 && n++ < 64) y = up[y]; if (y == r && x != r) print x } }')`,
     'kill -TERM $d "$p" 2>/dev/null',
@@ -172,22 +183,32 @@ export function stopKeeperCommand(pid: number): string {
 
 /**
  * mosh-server started in a channel that stays open afterwards, so teardown
- * stops it without a new exec. The channel carries mosh-server's own output
- * (both streams, the key among it: printf is a shell builtin, so the key is
- * in no process's argv), then `MOSHCTL-SERVER EXIT CODE`. Then one line may
- * come: mosh-server's pid, which is stopped as stopByPidCommand would and
- * answered with stopped, gone or other. The shell lives exactly as long as
- * mosh-server (checked every 2 s): a channel whose connection died on a roam
- * leaves nothing behind once mosh-server is stopped over a fresh one.
+ * stops it without a new exec. The channel carries the keeper's pid and
+ * start, then mosh-server's own output (both streams, the key among it:
+ * printf is a shell builtin, so the key is in no process's argv), then
+ * `MOSHCTL-SERVER EXIT CODE`. Then moshctl sends lines: KEPT once its record
+ * names mosh-server, and later mosh-server's pid to stop it as stopByPidCommand
+ * would (answered with stopped, gone, other or unknown).
+ *
+ * Nothing it started outlives what can still stop it: a mosh-server nobody
+ * heard of (its lines could not get out, or the channel closed before KEPT)
+ * is stopped here; the keeper itself ends within a second of mosh-server, and
+ * when its channel closes (mosh-server, recorded, lives on: a roam only
+ * takes the connection); a TERM (stopKeeperCommand) stops mosh-server once
+ * `mosh-server new` has returned, and the keeper with it.
  */
 export function moshServerKeptCommand(step: Parameters<typeof moshServerCommand>[0]): string {
+  const stop = stopPidScript('mosh-server');
   // One line, `;`-joined, for login shells that take no newline inside quotes
   // (csh); `&` ends a command by itself, so no `;` follows it.
   const script = [
     // A write to a channel whose connection died fails instead of killing the shell.
     "trap '' PIPE",
+    // A stop while mosh-server starts waits for its pid (sh runs the trap once `out=` returns).
+    "trap 'z=1' TERM",
+    PROC_SH,
     // Its own pid first: a mosh-server that hangs before saying anything is stopped with it.
-    `echo "${KEEPER_MARK} $$"`,
+    `echo "${KEEPER_MARK} $$ $(startof $$)"`,
     ...(step.bind.mode === 'ssh' ? [BOUND_SH] : []),
     `out=$(${moshServerCommand(step)} 2>&1)`,
     'c=$?',
@@ -197,17 +218,21 @@ export function moshServerKeptCommand(step: Parameters<typeof moshServerCommand>
     "s=${s%%']'*}",
     `case "$out" in *${DETACHED_AT}*) ;; *) s=;; esac`,
     `case "$s" in ''|*[!0-9]*) s=;; esac`,
-    PROC_SH,
-    // Its start, so a stop by pid over another connection never hits a reused pid. When
-    // nobody hears this (the connection died meanwhile), no record will name this
-    // mosh-server: it is stopped here rather than left for its own timeout.
-    `{ printf '%s\\n' "$out" && { [ -z "$s" ] || echo "${STARTED_MARK} $(startof "$s")"; } && echo "MOSHCTL-SERVER EXIT $c"; } || { [ -z "$s" ] || kill "$s"; exit 0; }`,
+    // The pid it started, so no start to compare: `w` stays empty.
+    `halt() { [ -z "$s" ] || { p=$s; w=; ${stop}; } >/dev/null 2>&1; exit 0; }`,
+    '[ -z "$z" ] || halt',
+    // Its start, so a stop by pid over another connection never hits a reused pid.
+    `{ printf '%s\\n' "$out" && { [ -z "$s" ] || echo "${STARTED_MARK} $(startof "$s")"; } && echo "MOSHCTL-SERVER EXIT $c"; } || halt`,
     '[ -n "$s" ] || exit 0',
     // An asynchronous list reads /dev/null unless told otherwise: fd 3 is the channel.
     'exec 3<&0',
-    // The pid it started, so no start to compare: `w` stays empty.
-    `{ IFS= read -r p && [ "$p" = "$s" ] && { w=; ${stopPidScript('mosh-server')}; }; } <&3 & exec 3<&-`,
-    'while kill -0 "$s" 2>/dev/null; do sleep 2; done',
+    `{ k=; while IFS= read -r p; do case "$p" in ${KEPT}) k=1;; "$s") w=; ${stop}; exit 0;; *) break;; esac; done; [ -n "$k" ] || halt; } <&3 & r=$!; exec 3<&-`,
+    // Each second: a keeper outlives neither mosh-server nor its channel (the reader above)
+    // by more. `alive` counts a zombie as gone (an init may take seconds to reap one), and
+    // says 2 (cannot tell) on a host without /proc or ps, where kill -0 still finds it.
+    'while [ -z "$z" ]; do alive "$s"; [ $? -ne 1 ] || break; alive "$r"; [ $? -ne 1 ] || break; sleep 1; done',
+    'kill "$r" 2>/dev/null',
+    '[ -z "$z" ] || halt',
   ].join('; ');
   return `${SH} -c ${shellQuote(script)}`;
 }

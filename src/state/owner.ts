@@ -55,6 +55,22 @@ export function owner(record: SessionRecord, probe: ProcessProbe = systemProbe):
     : { kind: 'gone', why: `pid ${pid} runs another program now` };
 }
 
+/**
+ * Whether the cleanup an `up` left behind (record.cleanup, a detached `moshctl
+ * down --id`) still runs, judged as owner() judges the `up` itself;
+ * undefined when the record names none.
+ */
+export function cleanupOwner(record: SessionRecord, probe: ProcessProbe = systemProbe): Owner | undefined {
+  const c = record.cleanup;
+  if (!c) return undefined;
+  if (c.pid === undefined) return { kind: 'gone', why: 'it did not start' };
+  const { startTime: _, ...rest } = record;
+  return owner(
+    { ...rest, detached: false, pid: c.pid, ...(c.startTime ? { startTime: c.startTime } : {}) },
+    probe,
+  );
+}
+
 /** What `up` records about its own process, so `owner()` can tell it from a later one with its pid. */
 export function processIdentity(
   pid: number = process.pid,

@@ -5,11 +5,14 @@
 import type { RelayRuntime, SshHost } from '../config/types.js';
 
 /**
- * 3: `bootId` and `startTime`, so a pid is only taken for the `up` process
- * while it is that very process. 2: hosts as ssh_config resolves them.
- * Older records are upgraded on reading (store.ts); newer ones are left alone.
+ * 4: `keeper` (the shell mosh-server is started in, before its own pid is
+ * known) and `cleanup` (a detached `moshctl down` finishing for an `up` that
+ * stopped waiting). 3: `bootId` and `startTime`, so a pid is only taken for
+ * the `up` process while it is that very process. 2: hosts as ssh_config
+ * resolves them. Older records are upgraded on reading (store.ts); newer ones
+ * are left alone.
  */
-export const RECORD_VERSION = 3;
+export const RECORD_VERSION = 4;
 
 /** What teardown needs to reach a hop again, copied from the config at `up`. */
 export type RecordedHop = SshHost;
@@ -44,9 +47,31 @@ export interface SessionRecord {
   /** Hops, client side first, then the target. */
   route: RecordedHop[];
   server?: RecordedProcess;
+  /**
+   * The shell on the server's host that runs `mosh-server new`, from its
+   * first line until mosh-server's own pid is recorded (then it is dropped):
+   * teardown stops it, and it stops the mosh-server it started.
+   */
+  keeper?: Omit<RecordedProcess, 'port'>;
   /** Client side first. `restarts`: how often moshctl started it again while the session ran. */
   relays: (RecordedProcess & { runtime: RelayRuntime; restarts?: number })[];
   networkTimeout: number;
   /** `up --no-connect`: no moshctl process owns the session; a client elsewhere uses it until `down`. */
   detached?: boolean;
+  /** Set when `up` stopped waiting (a second signal) and left the teardown to a detached `moshctl down`. */
+  cleanup?: CleanupProcess;
+}
+
+/**
+ * The `moshctl down --id ID` an `up` left to finish its teardown, on the
+ * machine of the `up`. Its output goes to `ID.log` beside the record
+ * (SessionStore.logFile), which lives as long as the record.
+ */
+export interface CleanupProcess {
+  /** Absent for the moment between writing the record and starting the process. */
+  pid?: number;
+  /** As SessionRecord.startTime, for this process. */
+  startTime?: string;
+  /** When `up` handed the teardown over (ISO 8601). */
+  since: string;
 }

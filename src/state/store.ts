@@ -29,8 +29,18 @@ export class SessionStore {
     renameSync(tmp, file);
   }
 
+  /** Removes a session's record, and the log of a cleanup it had. */
   remove(id: string): void {
     rmSync(this.file(id), { force: true });
+    rmSync(this.logFile(id), { force: true });
+  }
+
+  /**
+   * Where the cleanup an `up` leaves behind (record.cleanup) writes: beside
+   * the record, named by its id, so a record can never name another file to remove.
+   */
+  logFile(id: string): string {
+    return this.file(id).replace(/\.json$/, '.log');
   }
 
   /** Every usable record; a file that is not one is reported with why, never fatal. */
@@ -135,6 +145,7 @@ export function parseRecord(
 function upgrade(raw: Record<string, unknown>): Record<string, unknown> {
   const r = raw.version === 1 ? fromVersion1(raw) : raw;
   // 2 → 3 added bootId and startTime; without them `owner()` checks the pid's command line, as before.
+  // 3 → 4 added keeper and cleanup, both optional: nothing to change.
   return { ...r, version: RECORD_VERSION };
 }
 

@@ -96,9 +96,11 @@ const record = object({
   startTime: optional(digits),
   route: list(hop),
   server: optional(object(recordedProcess)),
+  keeper: optional(object({ host: str, pid, started: optional(started) })),
   relays: list(object({ ...recordedProcess, runtime: str, restarts: optional(count) })),
   networkTimeout: seconds,
   detached: optional(bool),
+  cleanup: optional(object({ pid: optional(pid), startTime: optional(digits), since: str })),
 });
 
 /** What is wrong with a (current-version) record, one line each; empty when nothing is. */
@@ -107,10 +109,17 @@ export function recordProblems(value: unknown): string[] {
   record(value, '', out);
   if (out.length > 0) return out;
   // Teardown reaches a process's host through the route: a host not on it could never be stopped.
-  const r = value as { route: { name: string }[]; server?: { host: string }; relays: { host: string }[] };
+  const r = value as {
+    route: { name: string }[];
+    server?: { host: string };
+    keeper?: { host: string };
+    relays: { host: string }[];
+  };
   const hosts = new Set(r.route.map((h) => h.name));
-  const stray = [...r.relays.map((x) => x.host), ...(r.server ? [r.server.host] : [])].filter(
-    (h) => !hosts.has(h),
-  );
+  const stray = [
+    ...r.relays.map((x) => x.host),
+    ...(r.server ? [r.server.host] : []),
+    ...(r.keeper ? [r.keeper.host] : []),
+  ].filter((h) => !hosts.has(h));
   return stray.map((h) => `a process on ${h}, which is not on its route`);
 }

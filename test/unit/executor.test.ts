@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest';
 import type { ListrTask } from 'listr2';
 import { EnvError, Interrupted } from '../../src/errors.js';
 import { execute, type ExecuteOptions } from '../../src/execute/executor.js';
-import type { ProcessKind, Runner } from '../../src/execute/runner.js';
+import type { OnStarted, ProcessKind, Runner } from '../../src/execute/runner.js';
+import { teardown } from '../../src/execute/teardown.js';
 import { loadConfig } from '../../src/config/load.js';
 import { planUp } from '../../src/plan/plan.js';
 import type { ClientProgram, ServerStep } from '../../src/plan/types.js';
@@ -20,7 +21,15 @@ hosts:
   box: {address: 203.0.113.10, via: [inner]}
 `;
 
-type FailAt = 'connect' | 'connect:box' | 'server' | 'relay:inner' | 'relay:outer' | 'client';
+type FailAt =
+  | 'connect'
+  | 'connect:box'
+  | 'server'
+  | 'relay:inner'
+  | 'relay:outer'
+  | 'client'
+  /** The relay on inner says its pid, then its step fails (as when it cannot be wired). */
+  | 'after-pid:inner';
 
 class FakeRunner implements Runner {
   calls: string[] = [];
@@ -43,12 +52,19 @@ class FakeRunner implements Runner {
     this.calls.push('connected');
     return { reachedAddress: '192.0.2.1' };
   }
-  startServer(step: ServerStep): Promise<{ pid: number; port: number; key: string; bound?: string }> {
+  /** As the real runner: the keeper's pid first, mosh-server's once it printed it. */
+  async startServer(
+    step: ServerStep,
+    onStarted?: OnStarted,
+  ): Promise<{ pid: number; port: number; key: string; bound?: string }> {
     this.calls.push('server');
+    onStarted?.({ kind: 'keeper', pid: 99, started: '5' });
+    await new Promise((r) => setTimeout(r, 1));
     this.maybeFail('server');
+    onStarted?.({ kind: 'mosh-server', pid: 100, port: 60001 });
     // As the keeper reports it for -s: the address the ssh connection came in on.
     const bound = step.bind.mode === 'ssh' ? { bound: '203.0.113.5' } : {};
-    return Promise.resolve({ pid: 100, port: 60001, key: 'k'.repeat(22), ...bound });
+    return { pid: 100, port: 60001, key: 'k'.repeat(22), ...bound };
   }
   wireRelay(step: { host: string }, forward: number): Promise<undefined> {
     this.calls.push(`wire ${step.host} → ${forward}`);
@@ -57,14 +73,18 @@ class FakeRunner implements Runner {
   startRelay(
     step: { host: string },
     forward?: number,
+    onStarted?: OnStarted,
   ): Promise<{ pid: number; port: number; runtime: 'python3' }> {
     this.calls.push(`relay ${step.host}${forward === undefined ? '' : ` → ${forward}`}`);
     this.maybeFail(`relay:${step.host}` as FailAt);
-    return Promise.resolve({
+    const relay = {
       pid: step.host === 'inner' ? 200 : 300,
       port: step.host === 'inner' ? 62001 : 61001,
       runtime: 'python3',
-    });
+    } as const;
+    onStarted?.({ kind: 'relay', relay });
+    this.maybeFail(`after-pid:${step.host}` as FailAt);
+    return Promise.resolve(relay);
   }
   startForward(
     _step: unknown,
@@ -127,7 +147,13 @@ function setup(
     runner,
     record,
     save: (r) =>
-      saved.push(JSON.stringify({ server: r.server?.pid ?? null, relays: r.relays.map((x) => x.pid) })),
+      saved.push(
+        JSON.stringify({
+          ...(r.keeper ? { keeper: r.keeper.pid } : {}),
+          server: r.server?.pid ?? null,
+          relays: r.relays.map((x) => x.pid),
+        }),
+      ),
     forget: () => (forgotten = true),
     interrupted: interrupted ?? (() => undefined),
     log: (l) => logs.push(l),
@@ -224,6 +250,52 @@ describe('execute', () => {
       'stop relay inner 200',
       'stop relay outer 300',
     ]);
+  });
+
+  it('records each process the moment its pid is known: the shell mosh-server starts in, then mosh-server in its place', async () => {
+    const runner = new FakeRunner();
+    const { plan, options, saved } = setup(runner);
+    await execute(plan, options);
+    const keeper = saved.findIndex((x) => x.includes('"keeper":99'));
+    const server = saved.findIndex((x) => x.includes('"server":100'));
+    expect(keeper).toBeGreaterThanOrEqual(0);
+    expect(server).toBeGreaterThan(keeper);
+    // Once mosh-server is recorded, its keeper is not: it ends with mosh-server.
+    expect(saved.slice(server).some((x) => x.includes('keeper'))).toBe(false);
+  });
+
+  it('a mosh-server that does not start leaves no keeper in the record (it ends by itself)', async () => {
+    const runner = new FakeRunner('server');
+    const { plan, options, saved, record } = setup(runner);
+    await execute(plan, options);
+    expect(saved.some((x) => x.includes('"keeper":99'))).toBe(true);
+    expect(record.keeper).toBeUndefined();
+    expect(runner.calls.some((c) => c.startsWith('stop keeper'))).toBe(false);
+  });
+
+  it('a relay whose step fails after it said its pid is stopped all the same', async () => {
+    const runner = new FakeRunner('after-pid:inner');
+    const { plan, options, forgotten } = setup(runner);
+    const outcome = await execute(plan, options);
+    expect(outcome.error).toBeInstanceOf(EnvError);
+    expect(runner.calls).toContain('stop relay inner 200');
+    expect(forgotten()).toBe(true);
+  });
+
+  it('teardown stops a keeper a record names (mosh-server was being started), and drops it from the record', async () => {
+    const runner = new FakeRunner();
+    const { record } = setup(runner);
+    record.keeper = { host: 'box', pid: 99, started: '5' };
+    record.relays = [{ host: 'outer', pid: 300, port: 61001, runtime: 'python3' }];
+    const saved: (number | undefined)[] = [];
+    const report = await teardown(record, runner, {
+      save: (r) => saved.push(r.keeper?.pid),
+      log: () => undefined,
+    });
+    expect(runner.calls).toContain('stop keeper box 99');
+    expect(report.stopped).toContain('mosh-server being started on box (its shell, pid 99) (stopped)');
+    expect(record.keeper).toBeUndefined();
+    expect(report.left).toEqual([]);
   });
 
   it('keeps in the record what it could not stop, and says how to finish', async () => {

@@ -2,7 +2,14 @@
 // so no real pid is needed (and none is ever signalled).
 import { hostname } from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { owner, parseStat, processIdentity, systemProbe, type ProcessProbe } from '../../src/state/owner.js';
+import {
+  cleanupOwner,
+  owner,
+  parseStat,
+  processIdentity,
+  systemProbe,
+  type ProcessProbe,
+} from '../../src/state/owner.js';
 import { RECORD_VERSION, type SessionRecord } from '../../src/state/record.js';
 
 const record: SessionRecord = {
@@ -105,6 +112,37 @@ describe('owner: is the up process alive', () => {
     ],
   ])('%s', (_, rec, over, want) => {
     expect(owner({ ...record, ...rec }, probe(over))).toEqual(want);
+  });
+});
+
+describe('cleanupOwner: is the cleanup an up left still running', () => {
+  // pid 4242 runs as before; pid 5151 is the cleanup, started at tick 2000.
+  const withCleanup = probe({
+    signal0: (pid) => (pid === 4242 || pid === 5151 ? 'ours' : 'none'),
+    stat: (pid) => (pid === 5151 ? { state: 'S', startTime: '2000' } : undefined),
+  });
+  const since = '2026-01-01T00:00:01Z';
+
+  it('none named: undefined', () => {
+    expect(cleanupOwner(record, withCleanup)).toBeUndefined();
+  });
+
+  it('judged by its own pid and start, on the machine of the up', () => {
+    const c = (cleanup: SessionRecord['cleanup']): ReturnType<typeof cleanupOwner> =>
+      cleanupOwner({ ...record, ...(cleanup ? { cleanup } : {}) }, withCleanup);
+    expect(c({ pid: 5151, startTime: '2000', since })).toEqual({ kind: 'alive', pid: 5151 });
+    expect(c({ pid: 5151, startTime: '1999', since })).toMatchObject({ kind: 'gone' });
+    expect(c({ pid: 6000, startTime: '2000', since })).toEqual({
+      kind: 'gone',
+      why: 'pid 6000 no longer runs',
+    });
+    expect(c({ since })).toEqual({ kind: 'gone', why: 'it did not start' });
+    expect(
+      cleanupOwner(
+        { ...record, cleanup: { pid: 5151, since } },
+        { ...withCleanup, hostname: () => 'desktop' },
+      ),
+    ).toEqual({ kind: 'other-machine', machine: 'laptop' });
   });
 });
 

@@ -26,6 +26,7 @@ import {
   parseServerFound,
   parseServerStarted,
   stopKeeperCommand,
+  KEPT,
 } from '../../src/remote/mosh-server.js';
 import { aliveCommand, parseAlive, parseStop, stopByPidCommand } from '../../src/remote/processes.js';
 import { parseRelayStop, stopRelayCommand } from '../../src/relay/commands.js';
@@ -129,6 +130,39 @@ async function gone(marker: string): Promise<boolean> {
   return false;
 }
 
+/** Whether `pid` runs and is no zombie (an init may take seconds to reap one). */
+function runs(pid: number): boolean {
+  try {
+    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/** The keeper and what runs under it (the subshell that reads its channel, its `sleep`). */
+function keeperFamily(pid: number): number[] {
+  let children: number[] = [];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    // gone
+  }
+  return [pid, ...children];
+}
+
+/** Whether none of `pids` runs (within 3 s). */
+async function allGone(pids: number[]): Promise<boolean> {
+  for (let i = 0; i < 30; i++) {
+    if (!pids.some(runs)) return true;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  return false;
+}
+
 /** Field 22 of /proc/PID/stat, as the remote commands read it. */
 function startOf(pid: number): string {
   return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[19] ?? '';
@@ -183,11 +217,15 @@ describe('mosh-server in a kept channel', () => {
     }
   };
 
-  it('says what mosh-server said and its exit, then stops the pid it is sent and says so', async () => {
+  it('says its own pid and start, what mosh-server said and its exit, then stops the pid it is sent and says so', async () => {
     const { dir, env } = fake();
     const r = run(env);
     let pid = 0;
     try {
+      const keeper = parseKeeper(await r.next());
+      // The keeper is the `sh -c` the command runs (under the spawned one here, under sshd there).
+      expect(keeper?.pid).toBeGreaterThan(1);
+      expect(keeper?.started).toBe(startOf(keeper?.pid ?? 0));
       const { out, code } = await readUntilExit(r.next);
       expect(code).toBe(0);
       const parsed = parseMoshServerOutput(out, out);
@@ -200,7 +238,7 @@ describe('mosh-server in a kept channel', () => {
       expect(started).toBe(startOf(pid));
       expect(parsed).toMatchObject({ port: 60003, key: 'PkxRd7ZoPZVjHA5L7g5wWA' });
       expect(alive(pid)).toBe(true);
-      r.child.stdin.write(`${pid}\n`);
+      r.child.stdin.write(`${KEPT}\n${pid}\n`);
       expect(await r.next()).toBe('stopped');
       expect(await r.exited).toBe(0);
     } finally {
@@ -209,22 +247,62 @@ describe('mosh-server in a kept channel', () => {
     }
   });
 
-  it('leaves mosh-server running when the channel closes without a pid (a roam), and ends with it', async () => {
+  it('once told KEPT, leaves mosh-server running when the channel closes (a roam), and ends itself within a second or two', async () => {
     const { dir, env } = fake();
     const r = run(env);
     let pid = 0;
-    let keeperExited = false;
-    void r.exited.then(() => (keeperExited = true));
+    try {
+      const keeper = parseKeeper(await r.next())?.pid ?? 0;
+      const { out } = await readUntilExit(r.next);
+      pid = parseMoshServerOutput(out, out)?.pid ?? 0;
+      const family = keeperFamily(keeper);
+      r.child.stdin.end(`${KEPT}\n`);
+      const closed = Date.now();
+      expect(await r.exited).toBe(0);
+      expect(Date.now() - closed).toBeLessThan(2_500);
+      expect(alive(pid)).toBe(true);
+      // The subshell that read the channel has gone with it.
+      expect(await allGone(family)).toBe(true);
+    } finally {
+      if (pid && alive(pid)) process.kill(pid, 'SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('stops mosh-server when the channel closes before KEPT (moshctl died before recording it)', async () => {
+    const { dir, env } = fake();
+    const r = run(env);
+    let pid = 0;
     try {
       const { out } = await readUntilExit(r.next);
       pid = parseMoshServerOutput(out, out)?.pid ?? 0;
-      r.child.stdin.end();
-      await new Promise((res) => setTimeout(res, 500));
       expect(alive(pid)).toBe(true);
-      expect(keeperExited).toBe(false);
-      // mosh-server stopped by pid over another connection: the shell follows within its 2 s check.
-      process.kill(pid, 'SIGTERM');
+      r.child.stdin.end();
       expect(await r.exited).toBe(0);
+      expect(await gone('mosh-server-child')).toBe(true);
+    } finally {
+      if (pid && alive(pid)) process.kill(pid, 'SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('ends within a second or two of its mosh-server, its channel still open, reader and all', async () => {
+    const { dir, env } = fake();
+    const r = run(env);
+    let pid = 0;
+    try {
+      const keeper = parseKeeper(await r.next())?.pid ?? 0;
+      const { out } = await readUntilExit(r.next);
+      pid = parseMoshServerOutput(out, out)?.pid ?? 0;
+      r.child.stdin.write(`${KEPT}\n`);
+      const family = keeperFamily(keeper);
+      // Stopped by pid over another connection, say. Here it stays a zombie until
+      // init reaps it, maybe seconds later: the keeper counts it as gone at once.
+      process.kill(pid, 'SIGTERM');
+      const stopped = Date.now();
+      expect(await r.exited).toBe(0);
+      expect(Date.now() - stopped).toBeLessThan(2_500);
+      expect(await allGone(family)).toBe(true);
     } finally {
       if (pid && alive(pid)) process.kill(pid, 'SIGKILL');
       rmSync(dir, { recursive: true, force: true });
@@ -254,12 +332,44 @@ describe('mosh-server in a kept channel', () => {
     const r = run({ ...process.env, PATH: `${dir}:${process.env.PATH ?? ''}` });
     try {
       const keeper = parseKeeper(await r.next());
-      expect(keeper).toBeGreaterThan(1);
+      expect(keeper?.pid).toBeGreaterThan(1);
       // Run from another process group, as over a fresh ssh connection.
-      const out = execFileSync('setsid', ['sh', '-c', stopKeeperCommand(keeper ?? 0)], { encoding: 'utf8' });
-      expect(parseStop(out)).toBe('stopped');
+      const stop = (started?: string): string =>
+        execFileSync('setsid', ['sh', '-c', stopKeeperCommand(keeper?.pid ?? 0, started)], {
+          encoding: 'utf8',
+        });
+      // Another start: a later process with this pid, left alone.
+      expect(parseStop(stop(String(Number(keeper?.started ?? 0) + 1)))).toBe('other');
+      expect(parseStop(stop(keeper?.started))).toBe('stopped');
       await r.exited;
       expect(await gone('hung-mosh-server')).toBe(true);
+      expect(parseStop(stop(keeper?.started))).toBe('gone');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a keeper stopped while mosh-server starts stops the mosh-server it then hears of', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'moshctl-kept-'));
+    // Detaches its server at once, then takes a second to say so (as over a slow host).
+    writeFileSync(
+      join(dir, 'mosh-server'),
+      [
+        '#!/bin/sh',
+        "perl -e 'sleep 30' slow-mosh-server-child </dev/null >/dev/null 2>&1 &",
+        'sleep 1',
+        'echo "MOSH CONNECT 60003 PkxRd7ZoPZVjHA5L7g5wWA"',
+        'echo "[mosh-server detached, pid = $!]" >&2',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
+    const r = run({ ...process.env, PATH: `${dir}:${process.env.PATH ?? ''}` });
+    try {
+      const keeper = parseKeeper(await r.next());
+      // TERM to the keeper alone (stopKeeperCommand also stops what runs under it).
+      process.kill(keeper?.pid ?? 0, 'SIGTERM');
+      expect(await r.exited).toBe(0);
+      expect(await gone('slow-mosh-server-child')).toBe(true);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

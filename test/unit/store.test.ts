@@ -57,7 +57,7 @@ describe('session store', () => {
         { file: join(dir, 'bad.json'), why: expect.stringMatching(/^not JSON \(/) as string, newer: false },
         {
           file: join(dir, 'new.json'),
-          why: 'record version 9; this moshctl reads versions up to 3',
+          why: 'record version 9; this moshctl reads versions up to 4',
           newer: true,
           name: 'box',
         },
@@ -111,9 +111,24 @@ function why(content: unknown): string {
 }
 
 describe('record versions', () => {
-  it('reads a version 2 record as version 3, without boot id and start time', () => {
+  it('reads a version 2 record as the current version, without boot id and start time', () => {
     const r = parseRecord(JSON.stringify(v2), 'box-1.json');
-    expect(r).toEqual({ record: { ...v2, version: 3 } });
+    expect(r).toEqual({ record: { ...v2, version: RECORD_VERSION } });
+  });
+
+  it('reads a version 3 record as version 4 (which only added optional fields)', () => {
+    const v3 = { ...v2, version: 3, bootId: 'b', startTime: '12' };
+    expect(parseRecord(JSON.stringify(v3), 'box-1.json')).toEqual({ record: { ...v3, version: 4 } });
+  });
+
+  it('reads the keeper of a mosh-server being started, and the cleanup an up left', () => {
+    const v4 = {
+      ...v2,
+      version: 4,
+      keeper: { host: 'jump', pid: 7, started: '99' },
+      cleanup: { pid: 8, startTime: '100', since: '2026-12-06T00:00:00.000Z' },
+    };
+    expect(parseRecord(JSON.stringify(v4), 'box-1.json')).toEqual({ record: v4 });
   });
 
   it('upgrades a version 1 record: one identity file and known_hosts per hop, ssh2', () => {
@@ -126,12 +141,12 @@ describe('record versions', () => {
       known_hosts: ['/k/kh'],
       ssh_client: 'ssh2',
     });
-    expect('record' in r && r.record.version).toBe(3);
+    expect('record' in r && r.record.version).toBe(RECORD_VERSION);
   });
 
   it('keeps a newer record unread, with its name for down NAME', () => {
-    expect(parseRecord(JSON.stringify({ ...v2, version: 4 }), 'box-1.json')).toEqual({
-      why: 'record version 4; this moshctl reads versions up to 3',
+    expect(parseRecord(JSON.stringify({ ...v2, version: 5 }), 'box-1.json')).toEqual({
+      why: 'record version 5; this moshctl reads versions up to 4',
       newer: true,
       name: 'box',
       configFiles: ['/x/moshproxy.yaml'],
@@ -152,6 +167,8 @@ describe('record versions', () => {
       why({ ...v2, route: [{ ...hop, ssh_client: 'putty' }] }),
       why({ ...v2, server: { host: 'elsewhere', pid: 7, port: 60001 } }),
       why({ ...v2, version: 3, startTime: 12 }),
+      why({ ...v2, keeper: { host: 'elsewhere', pid: 7 } }),
+      why({ ...v2, cleanup: { pid: 0 } }),
       why({ ...v2, id: 'box-2' }),
       why({ ...v2, id: '../../x' }),
     ]).toMatchInlineSnapshot(`
@@ -168,6 +185,8 @@ describe('record versions', () => {
         "box-1.json: damaged: route[0].ssh_client: expected "ssh2" or "openssh", got "putty" (written by a newer moshctl?)",
         "box-1.json: damaged: a process on elsewhere, which is not on its route (written by a newer moshctl?)",
         "box-1.json: damaged: startTime: expected clock ticks (digits), got 12 (written by a newer moshctl?)",
+        "box-1.json: damaged: a process on elsewhere, which is not on its route (written by a newer moshctl?)",
+        "box-1.json: damaged: cleanup.pid: expected a pid (a whole number > 0), got 0 (and 1 more) (written by a newer moshctl?)",
         "box-1.json: damaged: its id "box-2" does not match its file name (written by a newer moshctl?)",
         "box-1.json: damaged: id: expected a session id (letters, digits, ".", "_", "-"), got "../../x" (written by a newer moshctl?)",
       ]

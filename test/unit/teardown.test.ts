@@ -4,11 +4,11 @@ import { describe, expect, it } from 'vitest';
 import { teardown } from '../../src/execute/teardown.js';
 import type { Runner } from '../../src/execute/runner.js';
 import type { StopOutcome } from '../../src/remote/processes.js';
-import type { SessionRecord } from '../../src/state/record.js';
+import { RECORD_VERSION, type SessionRecord } from '../../src/state/record.js';
 
 function record(): SessionRecord {
   return {
-    version: 3,
+    version: RECORD_VERSION,
     id: 'target-abc',
     name: 'target',
     configFiles: [],

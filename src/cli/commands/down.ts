@@ -1,8 +1,12 @@
-// `moshctl down [NAME] [--all] [--force]`: stop sessions from their records,
-// from any terminal, after moshctl was killed, when a host is gone, and twice
-// in a row. A session another machine runs (a state folder on a shared home)
-// is left to that machine unless --force; a state file that cannot be read is
-// reported with what to do about it, never acted on.
+// `moshctl down [NAME] [--all] [--force] [--id ID]`: stop sessions from their
+// records, from any terminal, after moshctl was killed, when a host is gone,
+// and twice in a row. A session another machine runs (a state folder on a
+// shared home) is left to that machine unless --force; a state file that
+// cannot be read is reported with what to do about it, never acted on.
+// `down --id ID` is also what an `up` that stops waiting (a second Ctrl-C)
+// leaves running, detached, to finish its teardown: cli/cleanup.ts has both
+// sides of that hand-over.
+import { basename } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { discoverFiles } from '../../config/discover.js';
 import { ExitCode, UserError } from '../../errors.js';
@@ -11,17 +15,23 @@ import { debugChainOption } from '../../transport/debug-chain.js';
 import { terminalPrompter } from '../prompt.js';
 import { teardown } from '../../execute/teardown.js';
 import { owner } from '../../state/owner.js';
+import { cleanUp, isCleanup, takeOver } from '../cleanup.js';
 import type { SessionRecord } from '../../state/record.js';
 import { describeUnreadable, SessionStore, stateDir, type UnreadableRecord } from '../../state/store.js';
 import type { CommandContext } from '../context.js';
 
 /** How long the owning `up` process gets to tear down by itself after SIGTERM (a dropped chain costs a reconnect per hop). */
 const OWNER_GRACE_MS = 60_000;
-
 export async function down(ctx: CommandContext): Promise<number> {
   const store = new SessionStore(stateDir(ctx.io.env));
   const force = ctx.values.force === true;
   const name = ctx.positionals[0];
+  const id = typeof ctx.values.id === 'string' ? ctx.values.id : undefined;
+  if (id !== undefined && (name !== undefined || ctx.values.all === true))
+    throw UserError.one(
+      '--id names one session: give it alone, without NAME or --all',
+      'moshctl down --id ID',
+    );
   const { selected, unreadable } = select(ctx, store);
   const out = (line: string): void => ctx.io.stdout(`${line}\n`);
   for (const { file } of unreadable) {
@@ -32,13 +42,33 @@ export async function down(ctx: CommandContext): Promise<number> {
   // Only a file known to be among those asked for fails `down`; one with no readable name may be anyone's.
   let failed = unreadable.some((u) => u.asked);
   if (selected.length === 0) {
-    if (!failed) out(name ? `no session named ${name} to stop` : 'no sessions to stop');
+    if (!failed)
+      out(
+        id !== undefined
+          ? `no session with id ${id} to stop`
+          : name
+            ? `no session named ${name} to stop`
+            : 'no sessions to stop',
+      );
     return failed ? ExitCode.environment : ExitCode.ok;
   }
   for (const selectedRecord of selected) {
     let record = selectedRecord;
     const own = owner(record);
-    if (own.kind === 'other-machine') {
+    if (record.cleanup && own.kind !== 'other-machine') {
+      // Its `up` stopped waiting and left the teardown to a cleanup: this one, or another.
+      const fresh = await takeOver(ctx.io.stderr, store, record, id !== undefined);
+      if (!fresh) {
+        out(`${record.id}: stopped by its cleanup`);
+        continue;
+      }
+      record = fresh;
+      if (isCleanup(record)) {
+        const stop = (r: SessionRecord): Promise<boolean> => stopRecorded(ctx, store, r);
+        if (!(await cleanUp(ctx.io.stderr, store, record, stop))) failed = true;
+        continue;
+      }
+    } else if (own.kind === 'other-machine') {
       if (!force) {
         out(`${record.id}: left alone: ${ownedBy(record, own.machine)}`);
         // Asked for by name, it was not stopped; --all and a whole config skip it on purpose.
@@ -62,26 +92,33 @@ export async function down(ctx: CommandContext): Promise<number> {
       }
       record = fresh;
     }
-    const report = await teardown(
-      record,
-      new SshRunner(record.route, {
-        ...sshConfigOption(ctx.io.env),
-        prompter: terminalPrompter(),
-        ...debugChainOption(ctx.io.env, ctx.io.stderr),
-      }),
-      {
-        save: (r) => store.write(r),
-        log: (line) => ctx.io.stderr(`moshctl: ${record.id}: ${line}\n`),
-      },
-    );
-    if (report.left.length === 0) {
-      store.remove(record.id);
-      out(`${record.id}: stopped ${report.stopped.join(', ') || 'nothing (already gone)'}`);
-    } else {
-      failed = true;
-    }
+    if (!(await stopRecorded(ctx, store, record))) failed = true;
   }
   return failed ? ExitCode.environment : ExitCode.ok;
+}
+
+/** Teardown from `record`; removes it when nothing is left. Whether nothing is. */
+async function stopRecorded(
+  ctx: CommandContext,
+  store: SessionStore,
+  record: SessionRecord,
+): Promise<boolean> {
+  const report = await teardown(
+    record,
+    new SshRunner(record.route, {
+      ...sshConfigOption(ctx.io.env),
+      prompter: terminalPrompter(),
+      ...debugChainOption(ctx.io.env, ctx.io.stderr),
+    }),
+    {
+      save: (r) => store.write(r),
+      log: (line) => ctx.io.stderr(`moshctl: ${record.id}: ${line}\n`),
+    },
+  );
+  if (report.left.length > 0) return false;
+  store.remove(record.id);
+  ctx.io.stdout(`${record.id}: stopped ${report.stopped.join(', ') || 'nothing (already gone)'}\n`);
+  return true;
 }
 
 /** The sessions asked for, and every unreadable state file that is, or may be, one of them. */
@@ -92,6 +129,16 @@ function select(
   const { records, unreadable } = store.list();
   if (ctx.values.all)
     return { selected: records, unreadable: unreadable.map((file) => ({ file, asked: true })) };
+  const id = ctx.values.id;
+  if (typeof id === 'string') {
+    // One session, whatever its config: no config is read (a cleanup runs it from anywhere).
+    return {
+      selected: records.filter((r) => r.id === id),
+      unreadable: unreadable
+        .filter((u) => basename(u.file) === `${id}.json`)
+        .map((file) => ({ file, asked: true })),
+    };
+  }
   let files: string[];
   try {
     files = discoverFiles({ files: ctx.files, env: ctx.io.env, cwd: ctx.io.cwd });

@@ -1,9 +1,10 @@
 // `moshctl status [--json]`: every session of this user, with whether its
 // server and relays still run (asked on the hosts, by pid and command line),
-// whether its `up` process does (here; see state/owner.ts), and every state
-// file that is not a usable record, with why.
+// whether its `up` process does (here; see state/owner.ts), or the cleanup it
+// left when it stopped waiting (cli/cleanup.ts), and every state file that is
+// not a usable record, with why.
 import { ExitCode } from '../../errors.js';
-import { owner, type Owner } from '../../state/owner.js';
+import { cleanupOwner, owner, type Owner } from '../../state/owner.js';
 import type { SessionRecord } from '../../state/record.js';
 import type { Liveness } from '../../remote/processes.js';
 import { describeUnreadable, SessionStore, stateDir } from '../../state/store.js';
@@ -28,14 +29,19 @@ interface SessionStatus {
   ageSeconds: number;
   /**
    * Whether the `up` process (and so mosh-client) still runs: `crashed` when it is gone from this
-   * machine, `elsewhere` after `up --no-connect`, `other-machine` when `machine` is not this one.
+   * machine, `elsewhere` after `up --no-connect`, `other-machine` when `machine` is not this one,
+   * `cleaning-up` while the cleanup it left (it stopped waiting for its teardown) runs.
    */
-  client: 'alive' | 'crashed' | 'elsewhere' | 'other-machine';
+  client: 'alive' | 'crashed' | 'elsewhere' | 'other-machine' | 'cleaning-up';
+  /** The detached `moshctl down` an `up` left to finish its teardown, and its log. */
+  cleanup?: { pid: number | null; since: string; running: boolean; log: string };
   /** The host name of the machine `up` ran on. */
   machine: string;
   /** With `crashed`: how it is known that the `up` process is gone. */
   crashed?: string;
   server: { host: string; pid: number; port: number; state: Liveness } | null;
+  /** While mosh-server was being started (its pid not yet known): the shell starting it. */
+  keeper?: { host: string; pid: number; state: Liveness };
   relays: { host: string; pid: number; port: number; runtime: string; restarts: number; state: Liveness }[];
   /** Why a host could not be asked, by host. */
   unreachable: Record<string, string>;
@@ -46,7 +52,7 @@ export async function status(ctx: CommandContext): Promise<number> {
   const { records, unreadable } = store.list();
   const sessions: SessionStatus[] = [];
   // Each check opens its own chain: several at once, the order kept (50 sessions took 25 s one by one).
-  sessions.push(...(await inBatches(records, STATUS_CONCURRENCY, (r) => check(r, ctx.io.env))));
+  sessions.push(...(await inBatches(records, STATUS_CONCURRENCY, (r) => check(r, ctx.io.env, store))));
   if (ctx.values.json) {
     // `unreadable` only when there is one, so the output of a clean state folder stays as it was.
     const bad = unreadable.map(({ file, why, newer }) => ({ file, why, newer }));
@@ -60,8 +66,18 @@ export async function status(ctx: CommandContext): Promise<number> {
     return ExitCode.ok;
   }
   for (const s of sessions) {
-    const client = s.client === 'other-machine' ? `on ${s.machine}` : s.client;
+    const client =
+      s.client === 'other-machine'
+        ? `on ${s.machine}`
+        : s.client === 'cleaning-up'
+          ? 'cleaning up'
+          : s.client;
     ctx.io.stdout(`${s.name}  ${s.id}  up ${age(s.ageSeconds)}  client ${client}\n`);
+    if (s.cleanup?.running)
+      ctx.io.stdout(
+        `  cleanup its moshctl up stopped waiting; pid ${s.cleanup.pid ?? '?'} stops what is left, its log: ${s.cleanup.log}\n`,
+      );
+    else if (s.cleanup) ctx.io.stdout(`  cleanup ended with something left (its log: ${s.cleanup.log})\n`);
     if (s.crashed !== undefined)
       ctx.io.stdout(
         `  crashed its moshctl up is gone: ${s.crashed}; "moshctl down ${s.name}" stops what is left\n`,
@@ -75,6 +91,10 @@ export async function status(ctx: CommandContext): Promise<number> {
       ctx.io.stdout(
         `  server  ${s.server.host} UDP ${s.server.port} (pid ${s.server.pid}): ${s.server.state}\n`,
       );
+    if (s.keeper)
+      ctx.io.stdout(
+        `  server  ${s.keeper.host}, being started (its shell, pid ${s.keeper.pid}): ${s.keeper.state}\n`,
+      );
     for (const [host, why] of Object.entries(s.unreachable))
       ctx.io.stdout(`  ${host} not reachable: ${why}\n`);
   }
@@ -83,10 +103,15 @@ export async function status(ctx: CommandContext): Promise<number> {
   return ExitCode.ok;
 }
 
-async function check(record: SessionRecord, env: CommandContext['io']['env']): Promise<SessionStatus> {
+async function check(
+  record: SessionRecord,
+  env: CommandContext['io']['env'],
+  store: SessionStore,
+): Promise<SessionStatus> {
   const processes = [
     ...record.relays.map((r) => ({ ...r, kind: 'relay' as const })),
     ...(record.server ? [{ ...record.server, kind: 'mosh-server' as const }] : []),
+    ...(record.keeper ? [{ ...record.keeper, kind: 'keeper' as const }] : []),
   ];
   const states = new Map<number, Liveness>();
   const unreachable: Record<string, string> = {};
@@ -114,16 +139,31 @@ async function check(record: SessionRecord, env: CommandContext['io']['env']): P
   }
   const state = (pid: number): Liveness => states.get(pid) ?? 'unknown';
   const own = owner(record);
+  const cleaner = cleanupOwner(record);
+  const cleaning = cleaner?.kind === 'alive';
   return {
     id: record.id,
     name: record.name,
     route: record.route.map((h) => h.name),
     createdAt: record.createdAt,
     ageSeconds: Math.max(0, Math.round((Date.now() - Date.parse(record.createdAt)) / 1000)),
-    client: CLIENT[own.kind],
+    client: cleaning ? 'cleaning-up' : CLIENT[own.kind],
     machine: record.machine,
-    ...(own.kind === 'gone' ? { crashed: own.why } : {}),
+    ...(record.cleanup
+      ? {
+          cleanup: {
+            pid: record.cleanup.pid ?? null,
+            since: record.cleanup.since,
+            running: cleaning,
+            log: store.logFile(record.id),
+          },
+        }
+      : {}),
+    ...(own.kind === 'gone' && !cleaning ? { crashed: own.why } : {}),
     server: record.server ? { ...record.server, state: state(record.server.pid) } : null,
+    ...(record.keeper
+      ? { keeper: { host: record.keeper.host, pid: record.keeper.pid, state: state(record.keeper.pid) } }
+      : {}),
     relays: record.relays.map((r) => ({ ...r, restarts: r.restarts ?? 0, state: state(r.pid) })),
     unreachable,
   };

@@ -17,6 +17,7 @@ import { RECORD_VERSION, type SessionRecord } from '../../state/record.js';
 import { SessionStore, stateDir } from '../../state/store.js';
 import type { CommandContext } from '../context.js';
 import { report } from '../report.js';
+import { handOverTeardown } from '../cleanup.js';
 import { terminalPrompter } from '../prompt.js';
 import { hostsContext, load } from './common.js';
 import { planOptions } from './plan-options.js';
@@ -106,10 +107,19 @@ export async function up(ctx: CommandContext): Promise<number> {
     if (sig !== 'SIGHUP') asked++;
     if (asked > 1 && sig !== 'SIGHUP' && !finished) {
       // A second Ctrl-C or SIGTERM: the user will not wait for teardown (a hop
-      // that drops packets can take tens of seconds). What may still run stays recorded.
-      store.write(record);
+      // that drops packets can take tens of seconds). Every process is in the
+      // record from the moment its pid is known; a detached cleanup stops them,
+      // and what was being started without a pid yet ends by itself once this
+      // process's connections close (a relay not wired, a mosh-server not KEPT).
+      const cleanup = handOverTeardown(store, record, {
+        env: ctx.io.env,
+        debug: ctx.debug,
+        why: `${sig} again`,
+      });
       log(
-        `stopped waiting (${sig} again); what may still run is in the record: run "moshctl down ${name}" to finish`,
+        cleanup.pid !== undefined
+          ? `stopped waiting (${sig} again); the teardown goes on in the background (pid ${cleanup.pid}): "moshctl status" shows it, its log is ${cleanup.log}`
+          : `stopped waiting (${sig} again); what may still run is in the record: run "moshctl down ${name}" to finish`,
       );
       process.exit(128 + signalNumber(sig));
     }
