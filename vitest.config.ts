@@ -7,10 +7,10 @@ import { configDefaults, defineConfig } from 'vitest/config';
 const LEFTOVERS = 'test/e2e/zz-leftovers.test.ts';
 
 /**
- * Seconds each e2e file took when the files ran one at a time (regenerate with
- * `node scripts/test-summary.mjs .test-report.json --e2e-durations` after a
- * run). Only the order comes from it: CI starts from a fresh clone, without
- * the duration cache vitest keeps in node_modules.
+ * Seconds each e2e file took in a full run (`npm run test:report`, then
+ * `node scripts/test-summary.mjs .test-report.json --e2e-durations` prints
+ * this list). Only the order comes from it: CI starts from a fresh clone,
+ * without the duration cache vitest keeps in node_modules.
  */
 const E2E_SECONDS = JSON.parse(
   readFileSync(new URL('./test/e2e/durations.json', import.meta.url), 'utf8'),
