@@ -1,7 +1,7 @@
 // Checks the schema cannot express: references between hosts, chain cycles and
 // port ranges. Each rule collects every problem, so one run shows them all.
 import type { Problem } from '../errors.js';
-import { resolveChain } from './chains.js';
+import { checkChains, cycleFrom, relayedTo } from './chains.js';
 import { parsePortRange } from './ports.js';
 import { describePath } from './schema.js';
 import type { Origins, Position } from './source.js';
@@ -19,19 +19,29 @@ export function checkRules(data: unknown, origins: Origins, fallback: Position):
   const names = Object.keys(hosts);
 
   // Port ranges wherever they may appear.
-  const rangeFields: string[] = [
-    '/mosh/server_ports',
-    '/defaults/mosh/server_ports',
-    '/defaults/relay/ports',
-  ];
+  const range = (parent: unknown, field: string, ptr: () => string): void => {
+    if (!isObj(parent) || !Object.hasOwn(parent, field)) return;
+    const r = parsePortRange(parent[field]);
+    if (!r.ok) problems.push({ ...at(ptr()), message: `${describePath(ptr())}: ${r.message}`, hint: r.hint });
+  };
+  const own = (parent: Obj, key: string): unknown => (Object.hasOwn(parent, key) ? parent[key] : undefined);
+  const defaults = own(data, 'defaults');
+  range(own(data, 'mosh'), 'server_ports', () => '/mosh/server_ports');
+  range(
+    isObj(defaults) ? own(defaults, 'mosh') : undefined,
+    'server_ports',
+    () => '/defaults/mosh/server_ports',
+  );
+  range(isObj(defaults) ? own(defaults, 'relay') : undefined, 'ports', () => '/defaults/relay/ports');
   for (const name of names) {
-    rangeFields.push(pointer(pointer('/hosts', name), 'mosh') + '/server_ports');
-    rangeFields.push(pointer(pointer('/hosts', name), 'relay') + '/ports');
-  }
-  for (const ptr of rangeFields) {
-    if (!origins.has(ptr)) continue;
-    const r = parsePortRange(get(data, ptr));
-    if (!r.ok) problems.push({ ...at(ptr), message: `${describePath(ptr)}: ${r.message}`, hint: r.hint });
+    const host = hosts[name];
+    if (!isObj(host)) continue;
+    range(
+      own(host, 'mosh'),
+      'server_ports',
+      () => `${pointer(pointer('/hosts', name), 'mosh')}/server_ports`,
+    );
+    range(own(host, 'relay'), 'ports', () => `${pointer(pointer('/hosts', name), 'relay')}/ports`);
   }
 
   // `via` references, then whole chains (cycles, repeats) once the references are sound.
@@ -43,6 +53,7 @@ export function checkRules(data: unknown, origins: Origins, fallback: Position):
   }
   for (const [name, list] of via) {
     list.forEach((hop, i) => {
+      if (hop !== name && via.has(hop)) return;
       const ptr = pointer(pointer(pointer('/hosts', name), 'via'), i);
       if (hop === name) {
         problems.push({
@@ -50,7 +61,7 @@ export function checkRules(data: unknown, origins: Origins, fallback: Position):
           message: `host "${name}" lists itself in via`,
           hint: `remove "${name}" from its own via list`,
         });
-      } else if (!via.has(hop)) {
+      } else {
         const guess = suggest(hop, names);
         problems.push({
           ...at(ptr),
@@ -62,28 +73,19 @@ export function checkRules(data: unknown, origins: Origins, fallback: Position):
       }
     });
   }
-  const reported = new Set<string>();
-  /** Host → the hops whose relays forward to it. */
-  const relayedTo = new Map<string, Set<string>>();
+  const checks = checkChains(via);
+  const reported = new Set<readonly string[]>();
   for (const name of names) {
-    const r = resolveChain(name, via);
-    // Every host after the first of a route receives UDP from a relay on the hop before it.
-    if (r.ok)
-      [...r.chain, name].forEach((h, i, route) => {
-        const from = route[i - 1];
-        if (from !== undefined) relayedTo.set(h, (relayedTo.get(h) ?? new Set()).add(from));
-      });
-    if (r.ok) continue;
+    const r = checks.get(name);
+    if (!r || r.ok) continue;
     const ptr = pointer(pointer(pointer('/hosts', name), 'via'), 0);
     if (r.reason === 'cycle') {
       // Report each cycle once, at one of its members; hosts that merely lead into it are not its cause.
-      const cycle = r.path.slice(r.path.indexOf(r.path[r.path.length - 1] ?? ''));
-      const key = cycle.slice(1).sort().join(',');
-      if (!cycle.includes(name) || reported.has(key)) continue;
-      reported.add(key);
+      if (!r.loop || reported.has(r.loop.hosts)) continue;
+      reported.add(r.loop.hosts);
       problems.push({
         ...at(ptr),
-        message: `cycle in the jump chain: ${cycle.join(' → ')}`,
+        message: `cycle in the jump chain: ${cycleFrom(r.loop).join(' → ')}`,
         hint: 'a host cannot be reached through itself; remove one of these via entries',
       });
     } else if (r.reason === 'repeated' && r.name !== name) {
@@ -97,17 +99,21 @@ export function checkRules(data: unknown, origins: Origins, fallback: Position):
   }
   // The python3 and perl relays speak IPv6; socat and nc relays (chosen by
   // name) are built for IPv4 only, so a host one of them forwards to needs IPv4.
-  const defaults = isObj(data.defaults) ? data.defaults : {};
   const runtimeOf = (hop: string): unknown => {
     const h = hosts[hop];
-    const own = isObj(h) && isObj(h.relay) ? h.relay.runtime : undefined;
-    return own ?? (isObj(defaults.relay) ? defaults.relay.runtime : undefined);
+    const ownRuntime = isObj(h) && isObj(h.relay) ? h.relay.runtime : undefined;
+    return (
+      ownRuntime ??
+      (isObj(data.defaults) && isObj(data.defaults.relay) ? data.defaults.relay.runtime : undefined)
+    );
   };
-  for (const [name, from] of relayedTo) {
+  const weakRelay = (hop: string): boolean => runtimeOf(hop) === 'socat' || runtimeOf(hop) === 'nc';
+  // Which relays forward to which host takes a walk of every route: only when one could be weak.
+  for (const [name, from] of names.some(weakRelay) ? relayedTo(names, via, checks) : []) {
     const host = hosts[name];
     const address = isObj(host) ? host.address : undefined;
     if (typeof address !== 'string' || !address.includes(':')) continue;
-    const weak = [...from].find((hop) => runtimeOf(hop) === 'socat' || runtimeOf(hop) === 'nc');
+    const weak = [...from].find(weakRelay);
     if (weak === undefined) continue;
     problems.push({
       ...at(pointer(pointer('/hosts', name), 'address')),
@@ -116,13 +122,4 @@ export function checkRules(data: unknown, origins: Origins, fallback: Position):
     });
   }
   return problems;
-}
-
-function get(data: unknown, ptr: string): unknown {
-  let cur: unknown = data;
-  for (const seg of ptr.split('/').slice(1)) {
-    if (!isObj(cur)) return undefined;
-    cur = cur[seg.replace(/~1/g, '/').replace(/~0/g, '~')];
-  }
-  return cur;
 }
