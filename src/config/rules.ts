@@ -51,6 +51,7 @@ export function checkRules(data: unknown, origins: Origins, fallback: Position):
     const list = isObj(host) && Array.isArray(host.via) ? host.via.filter((v) => typeof v === 'string') : [];
     via.set(name, list);
   }
+  const guesses = new Guesses(names);
   for (const [name, list] of via) {
     list.forEach((hop, i) => {
       if (hop !== name && via.has(hop)) return;
@@ -62,13 +63,13 @@ export function checkRules(data: unknown, origins: Origins, fallback: Position):
           hint: `remove "${name}" from its own via list`,
         });
       } else {
-        const guess = suggest(hop, names);
+        const guess = guesses.for(hop);
         problems.push({
           ...at(ptr),
           message: `host "${name}": via names unknown host "${hop}"`,
           hint: guess
             ? `did you mean "${guess}"?`
-            : `declare "${hop}" under hosts:, or use one of: ${names.join(', ')}`,
+            : `declare "${hop}" under hosts:, or use one of: ${guesses.list}`,
         });
       }
     });
@@ -123,3 +124,33 @@ export function checkRules(data: unknown, origins: Origins, fallback: Position):
   }
   return problems;
 }
+
+/**
+ * "Did you mean" for names in `via`, each name looked up once. The search
+ * compares with every host, so over a file of 20 000 hosts it is given a
+ * budget: past it, the hint lists hosts instead. The list is cut too: a hint
+ * of 20 000 names, once per wrong name, would be read by nobody.
+ */
+class Guesses {
+  private readonly done = new Map<string, string | undefined>();
+  private budget = 2_000_000;
+  readonly list: string;
+
+  constructor(private readonly names: readonly string[]) {
+    const shown = names.slice(0, LISTED);
+    const more = names.length - shown.length;
+    this.list = `${shown.join(', ')}${more > 0 ? `, and ${more} more` : ''}`;
+  }
+
+  for(hop: string): string | undefined {
+    if (this.done.has(hop)) return this.done.get(hop);
+    if (this.budget <= 0) return undefined;
+    this.budget -= this.names.length;
+    const guess = suggest(hop, this.names);
+    this.done.set(hop, guess);
+    return guess;
+  }
+}
+
+/** Host names a hint lists at most. */
+const LISTED = 50;
