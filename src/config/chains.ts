@@ -2,7 +2,8 @@
 // hop's own `via` is followed too (that is how the client reaches it); later
 // hops are reached through the hop before them, as with ssh's ProxyJump.
 
-export type ViaMap = ReadonlyMap<string, readonly string[]>;
+/** Each host's `via`; a Map, or lookups into the file's hosts (resolveChain asks only for its chain). */
+export type ViaMap = Pick<ReadonlyMap<string, readonly string[]>, 'get' | 'has'>;
 
 export type ChainResult =
   | { ok: true; chain: string[] }
@@ -59,7 +60,7 @@ export function cycleFrom(loop: { hosts: readonly string[]; at: number }): strin
  * loops and names that are not declared beside them; each tree is walked
  * once, keeping the chain of the path so far: chain(h) = chain(first(h)) ++ via(h).
  */
-export function checkChains(via: ViaMap): Map<string, ChainCheck> {
+export function checkChains(via: ReadonlyMap<string, readonly string[]>): Map<string, ChainCheck> {
   const out = new Map<string, ChainCheck>();
   const first = (h: string): string | undefined => via.get(h)?.[0];
   // 1. Where walking down first hops ends: a root, a name not declared, or a loop.

@@ -54,7 +54,17 @@ function fromData(files: string[], data: RawConfig, origins: Origins, env: Env):
     ...(env.HOME ? { home: env.HOME } : {}),
   };
   const declared = declareHosts(data, ctx);
-  return { data, origins, files, config: resolveConfig(declared, ctx), declared };
+  let config: ResolvedConfig | undefined;
+  return {
+    data,
+    origins,
+    files,
+    declared,
+    // Made when first asked for: commands resolve one route (hosts.ts), and validate none.
+    get config(): ResolvedConfig {
+      return (config ??= resolveConfig(declared, ctx));
+    },
+  };
 }
 
 function spot(p: Problem): string {
