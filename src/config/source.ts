@@ -18,8 +18,15 @@ export interface Origin {
   key?: Position;
 }
 
-/** JSON pointer (RFC 6901, as ajv's instancePath) → where that value came from. */
-export type Origins = Map<string, Origin>;
+/**
+ * JSON pointer (RFC 6901, as ajv's instancePath) → where that value came
+ * from: a Map, or plain-origins.ts's lookups that give the same answers.
+ */
+export interface Origins {
+  get(ptr: string): Origin | undefined;
+  has(ptr: string): boolean;
+  [Symbol.iterator](): Iterator<[string, Origin]>;
+}
 
 export interface Source {
   file: string;
@@ -56,7 +63,7 @@ export function parseSource(file: string, text: string, env: Env): Source {
     const { line, col } = lines.linePos(offset ?? 0);
     return { file, line, column: col };
   };
-  const origins: Origins = new Map();
+  const origins = new Map<string, Origin>();
   const fail = (problems: Problem[]): Source => ({ file, data: undefined, origins, problems });
 
   // parseDocument's two stages, with the size and depth checked in between:
@@ -164,7 +171,8 @@ export function parseSource(file: string, text: string, env: Env): Source {
     if (e instanceof ReferenceError) return aliasing();
     throw e;
   }
-  if (checkExpanded(data)) return aliasing();
+  // Without aliases the data is the file as written, within LIMITS.values already.
+  if (firstAlias && checkExpanded(data)) return aliasing();
   return { file, data, origins, problems };
 }
 
