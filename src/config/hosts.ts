@@ -33,7 +33,7 @@ const USER_NAME = /^[A-Za-z0-9_][A-Za-z0-9._@-]{0,63}$/;
 
 /** Every host of `name`'s route, complete; `name` may be `user@host` for a host only ssh_config knows. */
 export async function resolveRoute(loaded: Loaded, name: string, ctx: HostsContext): Promise<ResolvedConfig> {
-  const declared = loaded.declared.hosts[name];
+  const declared = loaded.declared.host(name);
   const hosts = declared
     ? await declaredRoute(loaded, declared, ctx)
     : await sshConfigRoute(loaded, name, ctx);
@@ -43,7 +43,7 @@ export async function resolveRoute(loaded: Loaded, name: string, ctx: HostsConte
 
 /** Every host of moshproxy.yaml, complete (for `config --resolved`), each as the route to it would carry it. */
 export async function resolveAll(loaded: Loaded, ctx: HostsContext): Promise<ResolvedConfig> {
-  const list = Object.values(loaded.declared.hosts);
+  const list = loaded.declared.names.flatMap((n) => loaded.declared.host(n) ?? []);
   const done = await Promise.all(list.map(async (d) => completeHost(d, await gOf(d, ctx), 'moshproxy', ctx)));
   const all = Object.fromEntries(done.map((h) => [h.name, h]));
   const finished = await Promise.all(
@@ -87,7 +87,7 @@ async function declaredRoute(
   ctx: HostsContext,
 ): Promise<Record<string, HostConfig>> {
   const route = [...target.chain, target.name].map((n) => {
-    const d = loaded.declared.hosts[n];
+    const d = loaded.declared.host(n);
     if (!d) throw new Error(`bug: chain of ${target.name} names unknown host ${n}`);
     return d;
   });
@@ -145,7 +145,7 @@ async function sshConfigRoute(
       : `add "Host ${host}" with its HostName (and ProxyJump, if it is behind a bastion) to ${ctx.sshConfigLabel}, or declare it in a moshproxy.yaml`;
   const parsed = parseProxyJump(spec);
   const target = Array.isArray(parsed) && parsed.length === 1 ? parsed[0] : undefined;
-  const known = Object.keys(loaded.declared.hosts);
+  const known = loaded.declared.names;
   if (
     !target ||
     !HOST_NAME.test(target.host) ||
@@ -216,7 +216,7 @@ async function sshConfigRoute(
         'write ProxyJump [user@]host[:port][,...]',
       );
     for (const j of list) {
-      if (loaded.declared.hosts[j.host]) {
+      if (loaded.declared.host(j.host)) {
         throw UserError.one(
           `${via} (from ${ctx.sshConfigLabel}) jumps through "${j.host}", which is also a host in ${files}: a chain cannot mix the two`,
           `declare ${target.host} in ${files} with via: [${j.host}], or rename one of them`,

@@ -6,8 +6,8 @@ import { mergeSources, type Merged } from './merge.js';
 import { declareHosts, resolveConfig, type DeclaredConfig, type RawConfig } from './resolve.js';
 import { checkRules } from './rules.js';
 import { checkSchema } from './schema.js';
-import { readConfigText } from './read.js';
-import { parseSource, type Origins } from './source.js';
+import { readSource } from './read.js';
+import type { Origins } from './source.js';
 import type { ResolvedConfig } from './types.js';
 
 export interface Loaded extends Merged {
@@ -22,12 +22,9 @@ export interface Loaded extends Merged {
 export function loadConfig(files: string[], env: Env): Loaded {
   // No moshproxy.yaml: every name comes from ssh_config, with moshctl's own defaults.
   if (files.length === 0) return fromData([], { version: 1 }, new Map(), env);
-  const problems: Problem[] = [];
-  const sources = files.map((file) => {
-    const source = parseSource(file, readConfigText(file), env);
-    problems.push(...source.problems);
-    return source;
-  });
+  const sources = files.map((file) => readSource(file, env));
+  // concat, not push(...): a big file may have more problems than a call takes arguments.
+  let problems: Problem[] = sources.flatMap((s) => s.problems);
   // Syntax errors leave nothing to check further; interpolation errors do not.
   if (sources.some((s) => s.data === undefined)) throw new UserError(problems);
 
@@ -39,7 +36,7 @@ export function loadConfig(files: string[], env: Env): Loaded {
     ...checkSchema(merged.data, merged.origins, fallback),
     ...checkRules(merged.data, merged.origins, fallback),
   ];
-  problems.push(...checks.filter((p) => !reported.has(spot(p))));
+  problems = problems.concat(checks.filter((p) => !reported.has(spot(p))));
   if (problems.length > 0) {
     throw new UserError(problems.sort((a, b) => compare(a, b)));
   }
@@ -54,7 +51,17 @@ function fromData(files: string[], data: RawConfig, origins: Origins, env: Env):
     ...(env.HOME ? { home: env.HOME } : {}),
   };
   const declared = declareHosts(data, ctx);
-  return { data, origins, files, config: resolveConfig(declared, ctx), declared };
+  let config: ResolvedConfig | undefined;
+  return {
+    data,
+    origins,
+    files,
+    declared,
+    // Made when first asked for: commands resolve one route (hosts.ts), and validate none.
+    get config(): ResolvedConfig {
+      return (config ??= resolveConfig(declared, ctx));
+    },
+  };
 }
 
 function spot(p: Problem): string {
@@ -63,7 +70,8 @@ function spot(p: Problem): string {
 
 function compare(a: Problem, b: Problem): number {
   return (
-    (a.file ?? '').localeCompare(b.file ?? '') ||
+    // localeCompare is slow, and most problems of a long list share a file.
+    (a.file === b.file ? 0 : (a.file ?? '').localeCompare(b.file ?? '')) ||
     (a.line ?? 0) - (b.line ?? 0) ||
     (a.column ?? 0) - (b.column ?? 0)
   );

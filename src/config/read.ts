@@ -1,12 +1,32 @@
-// Reads a config file as text, refusing what cannot be a moshproxy.yaml before
-// the YAML parser sees it: too large (or endless, like -f /dev/zero), not
-// UTF-8, or holding characters YAML does not allow (a binary file, a NUL).
+// Reads a config file, refusing what cannot be a moshproxy.yaml before a YAML
+// parser sees it: too large (or endless, like -f /dev/zero), not UTF-8, or
+// holding characters YAML does not allow (a binary file, a NUL). Plain YAML
+// goes to the fast reader; anything else to the full parser, when the file is
+// small enough for it.
 import { isUtf8 } from 'node:buffer';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { UserError } from '../errors.js';
+import type { Env } from './interpolate.js';
 import { LIMITS } from './limits.js';
+import { readPlainYaml } from './plain-yaml.js';
+import { parseSource, type Source } from './source.js';
 
 const NOT_CONFIG = 'check that this is the config file, saved as UTF-8 text';
+
+/** One file as data with origins, or its problems. */
+export function readSource(file: string, env: Env): Source {
+  const text = readConfigText(file);
+  const plain = readPlainYaml(file, text, env);
+  if (plain.source) return plain.source;
+  if (Buffer.byteLength(text) <= LIMITS.yamlBytes) return parseSource(file, text, env);
+  const { message, hint, offset } = plain.stop;
+  return {
+    file,
+    data: undefined,
+    origins: new Map(),
+    problems: [{ file, ...lineColumn(text.slice(0, offset)), message, hint }],
+  };
+}
 
 export function readConfigText(file: string): string {
   const bytes = readBounded(file);
@@ -56,7 +76,7 @@ function readBounded(file: string): Buffer {
   }
   if (length > cap) {
     throw UserError.one(
-      `the file is larger than ${cap / 1024} KiB, too large for a moshproxy.yaml`,
+      `the file is larger than ${cap / 1024 / 1024} MiB, too large for a moshproxy.yaml`,
       NOT_CONFIG,
       {
         file,

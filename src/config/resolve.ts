@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
-import { resolveChain } from './chains.js';
+import { resolveChain, type ViaMap } from './chains.js';
 import { parsePortRange } from './ports.js';
 import type { Origins } from './source.js';
 import { pointer } from './source.js';
@@ -138,7 +138,10 @@ export interface DeclaredHost {
 }
 
 export interface DeclaredConfig {
-  hosts: Record<string, DeclaredHost>;
+  /** The hosts of moshproxy.yaml, in file order. */
+  names: readonly string[];
+  /** One host, worked out when first asked for: a command needs a route's hosts, not 20 000. */
+  host(name: string): DeclaredHost | undefined;
   /** What a host only ssh_config knows gets from moshproxy.yaml: `defaults:` and the file's `mosh:`. */
   forOthers: Pick<DeclaredHost, 'relay' | 'mosh' | 'ssh' | 'transportSource'>;
 }
@@ -147,7 +150,10 @@ export function declareHosts(raw: RawConfig, ctx: ResolveContext): DeclaredConfi
   const home = ctx.home ?? homedir();
   const d = raw.defaults ?? {};
   const rawHosts = raw.hosts ?? {};
-  const via = new Map(Object.entries(rawHosts).map(([n, h]) => [n, h.via ?? []]));
+  const via: ViaMap = {
+    get: (n) => (Object.hasOwn(rawHosts, n) ? (rawHosts[n]?.via ?? []) : undefined),
+    has: (n) => Object.hasOwn(rawHosts, n),
+  };
   const where = (ptr: string): string => {
     const o = ctx.origins.get(ptr)?.value;
     return o ? `${o.file}:${o.line}` : (ctx.files[0] ?? 'moshproxy.yaml');
@@ -206,12 +212,15 @@ export function declareHosts(raw: RawConfig, ctx: ResolveContext): DeclaredConfi
     const base = dirname(ctx.origins.get(ptr)?.value.file ?? ctx.files[0] ?? '.');
     return { ...m, client: expandPath(m.client, home, base) };
   };
-  const hosts: Record<string, DeclaredHost> = {};
-  for (const [name, h] of Object.entries(rawHosts)) {
+  const hosts = new Map<string, DeclaredHost>();
+  const host = (name: string): DeclaredHost | undefined => {
+    const done = hosts.get(name);
+    if (done || !Object.hasOwn(rawHosts, name)) return done;
+    const h = rawHosts[name] as RawHost;
     const hostPtr = pointer('/hosts', name);
     const chain = resolveChain(name, via);
     if (!chain.ok) throw new Error(`bug: chain of ${name} not checked before resolve`);
-    hosts[name] = {
+    const declared: DeclaredHost = {
       name,
       address: h.address,
       chain: chain.chain,
@@ -221,9 +230,12 @@ export function declareHosts(raw: RawConfig, ctx: ResolveContext): DeclaredConfi
       addressSource: where(pointer(hostPtr, 'address')),
       ...transportSource(h, hostPtr),
     };
-  }
+    hosts.set(name, declared);
+    return declared;
+  };
   return {
-    hosts,
+    names: Object.keys(rawHosts),
+    host,
     forOthers: {
       relay: relay(undefined),
       mosh: moshOf(undefined, undefined),
@@ -391,8 +403,10 @@ export function resolveConfig(
 ): ResolvedConfig {
   const local = complete.local ?? { ...localUser(), ...(ctx.localUser ? { name: ctx.localUser } : {}) };
   const hosts: Record<string, HostConfig> = {};
-  for (const [name, d] of Object.entries(declared.hosts))
-    hosts[name] = completeHost(d, undefined, 'moshproxy', { ...complete, local });
+  for (const name of declared.names) {
+    const d = declared.host(name);
+    if (d) hosts[name] = completeHost(d, undefined, 'moshproxy', { ...complete, local });
+  }
   return { version: 1, files: ctx.files, hosts };
 }
 

@@ -2,7 +2,7 @@
 // port ranges. Each rule collects every problem, so one run shows them all.
 import type { Problem } from '../errors.js';
 import { parseBindServer } from './bind.js';
-import { resolveChain } from './chains.js';
+import { checkChains, cycleFrom, relayedTo } from './chains.js';
 import { parseServerProgram } from './mosh-programs.js';
 import { parsePortRange } from './ports.js';
 import { describePath } from './schema.js';
@@ -21,19 +21,29 @@ export function checkRules(data: unknown, origins: Origins, fallback: Position):
   const names = Object.keys(hosts);
 
   // Port ranges wherever they may appear.
-  const rangeFields: string[] = [
-    '/mosh/server_ports',
-    '/defaults/mosh/server_ports',
-    '/defaults/relay/ports',
-  ];
+  const range = (parent: unknown, field: string, ptr: () => string): void => {
+    if (!isObj(parent) || !Object.hasOwn(parent, field)) return;
+    const r = parsePortRange(parent[field]);
+    if (!r.ok) problems.push({ ...at(ptr()), message: `${describePath(ptr())}: ${r.message}`, hint: r.hint });
+  };
+  const own = (parent: Obj, key: string): unknown => (Object.hasOwn(parent, key) ? parent[key] : undefined);
+  const defaults = own(data, 'defaults');
+  range(own(data, 'mosh'), 'server_ports', () => '/mosh/server_ports');
+  range(
+    isObj(defaults) ? own(defaults, 'mosh') : undefined,
+    'server_ports',
+    () => '/defaults/mosh/server_ports',
+  );
+  range(isObj(defaults) ? own(defaults, 'relay') : undefined, 'ports', () => '/defaults/relay/ports');
   for (const name of names) {
-    rangeFields.push(pointer(pointer('/hosts', name), 'mosh') + '/server_ports');
-    rangeFields.push(pointer(pointer('/hosts', name), 'relay') + '/ports');
-  }
-  for (const ptr of rangeFields) {
-    if (!origins.has(ptr)) continue;
-    const r = parsePortRange(get(data, ptr));
-    if (!r.ok) problems.push({ ...at(ptr), message: `${describePath(ptr)}: ${r.message}`, hint: r.hint });
+    const host = hosts[name];
+    if (!isObj(host)) continue;
+    range(
+      own(host, 'mosh'),
+      'server_ports',
+      () => `${pointer(pointer('/hosts', name), 'mosh')}/server_ports`,
+    );
+    range(own(host, 'relay'), 'ports', () => `${pointer(pointer('/hosts', name), 'relay')}/ports`);
   }
 
   // mosh.bind_server: the schema lets through what looks like an address; node:net decides.
@@ -68,8 +78,10 @@ export function checkRules(data: unknown, origins: Origins, fallback: Position):
     const list = isObj(host) && Array.isArray(host.via) ? host.via.filter((v) => typeof v === 'string') : [];
     via.set(name, list);
   }
+  const guesses = new Guesses(names);
   for (const [name, list] of via) {
     list.forEach((hop, i) => {
+      if (hop !== name && via.has(hop)) return;
       const ptr = pointer(pointer(pointer('/hosts', name), 'via'), i);
       if (hop === name) {
         problems.push({
@@ -77,40 +89,31 @@ export function checkRules(data: unknown, origins: Origins, fallback: Position):
           message: `host "${name}" lists itself in via`,
           hint: `remove "${name}" from its own via list`,
         });
-      } else if (!via.has(hop)) {
-        const guess = suggest(hop, names);
+      } else {
+        const guess = guesses.for(hop);
         problems.push({
           ...at(ptr),
           message: `host "${name}": via names unknown host "${hop}"`,
           hint: guess
             ? `did you mean "${guess}"?`
-            : `declare "${hop}" under hosts:, or use one of: ${names.join(', ')}`,
+            : `declare "${hop}" under hosts:, or use one of: ${guesses.list}`,
         });
       }
     });
   }
-  const reported = new Set<string>();
-  /** Host → the hops whose relays forward to it. */
-  const relayedTo = new Map<string, Set<string>>();
+  const checks = checkChains(via);
+  const reported = new Set<readonly string[]>();
   for (const name of names) {
-    const r = resolveChain(name, via);
-    // Every host after the first of a route receives UDP from a relay on the hop before it.
-    if (r.ok)
-      [...r.chain, name].forEach((h, i, route) => {
-        const from = route[i - 1];
-        if (from !== undefined) relayedTo.set(h, (relayedTo.get(h) ?? new Set()).add(from));
-      });
-    if (r.ok) continue;
+    const r = checks.get(name);
+    if (!r || r.ok) continue;
     const ptr = pointer(pointer(pointer('/hosts', name), 'via'), 0);
     if (r.reason === 'cycle') {
       // Report each cycle once, at one of its members; hosts that merely lead into it are not its cause.
-      const cycle = r.path.slice(r.path.indexOf(r.path[r.path.length - 1] ?? ''));
-      const key = cycle.slice(1).sort().join(',');
-      if (!cycle.includes(name) || reported.has(key)) continue;
-      reported.add(key);
+      if (!r.loop || reported.has(r.loop.hosts)) continue;
+      reported.add(r.loop.hosts);
       problems.push({
         ...at(ptr),
-        message: `cycle in the jump chain: ${cycle.join(' → ')}`,
+        message: `cycle in the jump chain: ${cycleFrom(r.loop).join(' → ')}`,
         hint: 'a host cannot be reached through itself; remove one of these via entries',
       });
     } else if (r.reason === 'repeated' && r.name !== name) {
@@ -124,17 +127,21 @@ export function checkRules(data: unknown, origins: Origins, fallback: Position):
   }
   // The python3 and perl relays speak IPv6; socat and nc relays (chosen by
   // name) are built for IPv4 only, so a host one of them forwards to needs IPv4.
-  const defaults = isObj(data.defaults) ? data.defaults : {};
   const runtimeOf = (hop: string): unknown => {
     const h = hosts[hop];
-    const own = isObj(h) && isObj(h.relay) ? h.relay.runtime : undefined;
-    return own ?? (isObj(defaults.relay) ? defaults.relay.runtime : undefined);
+    const ownRuntime = isObj(h) && isObj(h.relay) ? h.relay.runtime : undefined;
+    return (
+      ownRuntime ??
+      (isObj(data.defaults) && isObj(data.defaults.relay) ? data.defaults.relay.runtime : undefined)
+    );
   };
-  for (const [name, from] of relayedTo) {
+  const weakRelay = (hop: string): boolean => runtimeOf(hop) === 'socat' || runtimeOf(hop) === 'nc';
+  // Which relays forward to which host takes a walk of every route: only when one could be weak.
+  for (const [name, from] of names.some(weakRelay) ? relayedTo(names, via, checks) : []) {
     const host = hosts[name];
     const address = isObj(host) ? host.address : undefined;
     if (typeof address !== 'string' || !address.includes(':')) continue;
-    const weak = [...from].find((hop) => runtimeOf(hop) === 'socat' || runtimeOf(hop) === 'nc');
+    const weak = [...from].find(weakRelay);
     if (weak === undefined) continue;
     problems.push({
       ...at(pointer(pointer('/hosts', name), 'address')),
@@ -145,6 +152,37 @@ export function checkRules(data: unknown, origins: Origins, fallback: Position):
   return problems;
 }
 
+/**
+ * "Did you mean" for names in `via`, each name looked up once. The search
+ * compares with every host, so over a file of 20 000 hosts it is given a
+ * budget: past it, the hint lists hosts instead. The list is cut too: a hint
+ * of 20 000 names, once per wrong name, would be read by nobody.
+ */
+class Guesses {
+  private readonly done = new Map<string, string | undefined>();
+  private budget = 2_000_000;
+  readonly list: string;
+
+  constructor(private readonly names: readonly string[]) {
+    const shown = names.slice(0, LISTED);
+    const more = names.length - shown.length;
+    this.list = `${shown.join(', ')}${more > 0 ? `, and ${more} more` : ''}`;
+  }
+
+  for(hop: string): string | undefined {
+    if (this.done.has(hop)) return this.done.get(hop);
+    if (this.budget <= 0) return undefined;
+    this.budget -= this.names.length;
+    const guess = suggest(hop, this.names);
+    this.done.set(hop, guess);
+    return guess;
+  }
+}
+
+/** Host names a hint lists at most. */
+const LISTED = 50;
+
+/** The value at a JSON pointer, if every step on the way is a map. */
 function get(data: unknown, ptr: string): unknown {
   let cur: unknown = data;
   for (const seg of ptr.split('/').slice(1)) {

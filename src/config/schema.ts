@@ -44,7 +44,9 @@ export function checkSchema(data: unknown, origins: Origins, fallback: Position)
   // that says most (a bad character in the path), not "must be a list".
   const anyOfAt = new Set(errors.filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath));
   const specific = new Set(
-    errors.filter((e) => e.keyword !== 'anyOf' && e.keyword !== 'type').map((e) => e.instancePath),
+    anyOfAt.size === 0
+      ? []
+      : errors.filter((e) => e.keyword !== 'anyOf' && e.keyword !== 'type').map((e) => e.instancePath),
   );
   // Problems said once: a set, not a scan of the list per error (thousands of errors would take seconds).
   const said = new Set<string>();
@@ -66,7 +68,7 @@ export function describePath(ptr: string): string {
   const parts = ptr
     .split('/')
     .slice(1)
-    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+    .map((s) => (s.includes('~') ? s.replace(/~1/g, '/').replace(/~0/g, '~') : s));
   return (
     parts.reduce((acc, s) => (/^\d+$/.test(s) ? `${acc}[${s}]` : acc ? `${acc}.${s}` : s), '') || 'the file'
   );
@@ -80,7 +82,8 @@ function toProblem(e: ErrorObject, origins: Origins, fallback: Position): Proble
     return (key ? o?.key : undefined) ?? o?.value ?? fallback;
   };
   const field = describePath(e.instancePath);
-  const shown = JSON.stringify(e.data);
+  // Only some messages show the value; the value may be the whole file.
+  const shown = (): string => JSON.stringify(e.data);
   switch (e.keyword) {
     case 'additionalProperties': {
       const key = (e.params as { additionalProperty: string }).additionalProperty;
@@ -107,7 +110,7 @@ function toProblem(e: ErrorObject, origins: Origins, fallback: Position): Proble
           ...withHint(hint),
         };
       }
-      return { ...where(e.instancePath), message: `${field}: ${shown} is not allowed`, ...withHint(hint) };
+      return { ...where(e.instancePath), message: `${field}: ${shown()} is not allowed`, ...withHint(hint) };
     }
     case 'type':
       return {
@@ -118,7 +121,11 @@ function toProblem(e: ErrorObject, origins: Origins, fallback: Position): Proble
     case 'anyOf':
     case 'const':
     case 'enum':
-      return { ...where(e.instancePath), message: `${field}: ${shown} is not supported`, ...withHint(hint) };
+      return {
+        ...where(e.instancePath),
+        message: `${field}: ${shown()} is not supported`,
+        ...withHint(hint),
+      };
     default:
       return {
         ...where(e.instancePath),

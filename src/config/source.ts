@@ -18,8 +18,15 @@ export interface Origin {
   key?: Position;
 }
 
-/** JSON pointer (RFC 6901, as ajv's instancePath) → where that value came from. */
-export type Origins = Map<string, Origin>;
+/**
+ * JSON pointer (RFC 6901, as ajv's instancePath) → where that value came
+ * from: a Map, or plain-origins.ts's lookups that give the same answers.
+ */
+export interface Origins {
+  get(ptr: string): Origin | undefined;
+  has(ptr: string): boolean;
+  [Symbol.iterator](): Iterator<[string, Origin]>;
+}
 
 export interface Source {
   file: string;
@@ -29,7 +36,9 @@ export interface Source {
 }
 
 export function pointer(parent: string, segment: string | number): string {
-  return `${parent}/${String(segment).replace(/~/g, '~0').replace(/\//g, '~1')}`;
+  const s = String(segment);
+  // Most segments need no escaping: skipping the two replaces counts with 20 000 hosts.
+  return `${parent}/${s.includes('~') || s.includes('/') ? s.replace(/~/g, '~0').replace(/\//g, '~1') : s}`;
 }
 
 /**
@@ -54,7 +63,7 @@ export function parseSource(file: string, text: string, env: Env): Source {
     const { line, col } = lines.linePos(offset ?? 0);
     return { file, line, column: col };
   };
-  const origins: Origins = new Map();
+  const origins = new Map<string, Origin>();
   const fail = (problems: Problem[]): Source => ({ file, data: undefined, origins, problems });
 
   // parseDocument's two stages, with the size and depth checked in between:
@@ -120,11 +129,7 @@ export function parseSource(file: string, text: string, env: Env): Source {
       return;
     }
     if (isScalar(node)) {
-      const interpolated =
-        typeof node.value === 'string' && node.value.includes('$')
-          ? interpolateScalar(node, value)
-          : undefined;
-      checkNumber(node, value, interpolated ?? node.source);
+      node.value = finishScalar(node.value, node.type === Scalar.PLAIN, node.source, value, env, problems);
       return;
     }
     around.add(node);
@@ -145,41 +150,13 @@ export function parseSource(file: string, text: string, env: Env): Source {
         // A key like `22:` or `true:` is a scalar of another type; it names the key all the same.
         const name = typeof k.value === 'string' ? k.value : JSON.stringify(k.value);
         const first = seen.get(name);
-        if (first !== undefined) {
-          broken.push({
-            ...keyPos,
-            message: `YAML syntax: Map keys must be unique: "${shorten(name)}" is also on line ${first}`,
-            hint: 'remove one of the two keys',
-          });
-        }
+        if (first !== undefined) broken.push(duplicateKey(keyPos, name, first));
         seen.set(name, keyPos.line);
         walk(pair.value as Node | null, pointer(ptr, name), keyPos);
       }
     }
     if (isSeq(node)) node.items.forEach((item, i) => walk(item as Node, pointer(ptr, i)));
     around.delete(node);
-  };
-  /** Returns the value with variables replaced, as text. */
-  const interpolateScalar = (node: Scalar, pos: Position): string => {
-    const raw = String(node.value);
-    const result = interpolate(raw, env);
-    for (const e of result.errors) problems.push({ ...pos, message: e.message, hint: e.hint });
-    // An unquoted `${PORT:-22}` should be the number 22, as if written plainly.
-    node.value =
-      node.type === Scalar.PLAIN && /^-?\d+$/.test(result.value) ? Number(result.value) : result.value;
-    return result.value;
-  };
-  // 1e400 is Infinity and 99999999999999999999 is 1e20 to JavaScript: neither is what was written.
-  const checkNumber = (node: Scalar, pos: Position, source: string | undefined): void => {
-    const n = node.value;
-    if (typeof n !== 'number' || (Number.isFinite(n) && (!Number.isInteger(n) || Number.isSafeInteger(n))))
-      return;
-    const written = shorten(source ?? String(n));
-    problems.push({
-      ...pos,
-      message: Number.isNaN(n) ? `${written} is not a number` : `the number ${written} is too large`,
-      hint: 'ports and timeouts are whole numbers well below that; quote the value if it is meant as text',
-    });
   };
   walk(doc.contents, '');
   if (broken.length > 0) return fail([...problems, ...broken]);
@@ -194,8 +171,54 @@ export function parseSource(file: string, text: string, env: Env): Source {
     if (e instanceof ReferenceError) return aliasing();
     throw e;
   }
-  if (checkExpanded(data)) return aliasing();
+  // Without aliases the data is the file as written, within LIMITS.values already.
+  if (firstAlias && checkExpanded(data)) return aliasing();
   return { file, data, origins, problems };
+}
+
+/**
+ * A scalar's value as the checks see it: variables replaced (an unquoted
+ * `${PORT:-22}` becomes the number 22, as if written plainly), and a number
+ * JavaScript does not hold as written reported. `source` is the text as written.
+ */
+export function finishScalar(
+  value: unknown,
+  plain: boolean,
+  source: string | undefined,
+  pos: Position,
+  env: Env,
+  problems: Problem[],
+): unknown {
+  let out = value;
+  let written = source;
+  if (typeof value === 'string' && value.includes('$')) {
+    const result = interpolate(value, env);
+    for (const e of result.errors) problems.push({ ...pos, message: e.message, hint: e.hint });
+    out = plain && /^-?\d+$/.test(result.value) ? Number(result.value) : result.value;
+    written = result.value;
+  }
+  // 1e400 is Infinity and 99999999999999999999 is 1e20 to JavaScript: neither is what was written.
+  if (
+    typeof out !== 'number' ||
+    (Number.isFinite(out) && (!Number.isInteger(out) || Number.isSafeInteger(out)))
+  )
+    return out;
+  const shown = shorten(written ?? String(out));
+  problems.push({
+    ...pos,
+    message: Number.isNaN(out) ? `${shown} is not a number` : `the number ${shown} is too large`,
+    hint: 'ports and timeouts are whole numbers well below that; quote the value if it is meant as text',
+  });
+  return out;
+}
+
+/** The second of two equal keys in a map; `first` is the line of the one before. */
+export function duplicateKey(at: Position, name: string, first: number): Problem {
+  return {
+    ...at,
+    message: `YAML syntax: Map keys must be unique: "${shorten(name)}" is also on line ${first}`,
+    hint: 'remove one of the two keys',
+  };
 }
 
 const EMPTY = { message: 'the file is empty', hint: 'start with "version: 1"' };

@@ -18,7 +18,10 @@ import { run, type Run } from './helpers.js';
 
 const seed = Number(process.env.MOSHCTL_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const scale = Number(process.env.MOSHCTL_FUZZ_SCALE ?? 1);
-/** Per case, both commands; the slowest legitimate case (a 256 KiB file) takes well under a second. */
+/**
+ * Per case, both commands; the slowest cases here (a file of 32 MiB, or of a
+ * million values, or 20 000 hosts with a mistake each) take well under a second.
+ */
 const CASE_MS = 2_000;
 const ENV = { USER: 'tester', HOME: '/home/tester', PORT: '2222', EMPTY: '' };
 
@@ -83,6 +86,9 @@ const nested = (open: string, close: string, n: number): string => open.repeat(n
 const lines = (n: number, f: (i: number) => string): string =>
   Array.from({ length: n }, (_, i) => f(i)).join('\n');
 const big = LIMITS.bytes;
+/** A file the full YAML parser reads; past it, plain YAML only. */
+const yamlBig = LIMITS.yamlBytes;
+const hosts = (n: number, f: (i: number) => string): string => `version: 1\nhosts:\n${lines(n, f)}\n`;
 
 const attacks: [string, string | Uint8Array, string?][] = [
   ['billion laughs', laughs(10, 10), 'expand to too much data'],
@@ -104,6 +110,24 @@ const attacks: [string, string | Uint8Array, string?][] = [
   ['parse, then overflow, twice', `${nested('[', ']', 5_000)}\n`],
   ['more values than allowed', `version: 1\nx:\n${lines(LIMITS.values + 1, () => '- 1')}\n`, 'more than'],
   ['4 900 hosts without an address', `version: 1\nhosts:\n${lines(4_900, (i) => `  h${i}: {}`)}\n`],
+  ['20 000 hosts without an address', hosts(20_000, (i) => `  h${i}: {}`), 'needs "address"'],
+  [
+    '20 000 hosts through hosts not declared',
+    hosts(20_000, (i) => `  h${i}: {address: a, via: [x${i}]}`),
+    'unknown host',
+  ],
+  ['a chain of 20 000 hosts', hosts(20_000, (i) => `  h${i}: {address: a${i ? `, via: [h${i - 1}]` : ''}}`)],
+  [
+    'a loop of 20 000 hosts',
+    hosts(20_000, (i) => `  h${i}: {address: a, via: [h${(i + 1) % 20_000}]}`),
+    'cycle',
+  ],
+  [
+    'an anchor in a file the full YAML parser does not read',
+    `${hosts(yamlBig / 20, (i) => `  h${i}: {address: a}`)}x: &a 1\n`,
+    'must be plain YAML',
+  ],
+  ['an anchor in a file just under that', `${hosts(yamlBig / 26, (i) => `  h${i}: {address: a}`)}x: &a 1\n`],
   ['a file over the size limit', `version: 1\nx: "${'x'.repeat(big)}"\n`, 'larger than'],
   ['a string just under it', `version: 1\nhosts: {a: {address: "${'x'.repeat(big - 100)}"}}\n`],
   ['a key just under it', `version: 1\n${'k'.repeat(big - 100)}: 1\n`],
@@ -162,7 +186,7 @@ describe('the config loader on inputs built to hurt', () => {
 
   it('an endless file given with -f (/dev/zero) is refused after a bounded read', async () => {
     const r = await expectHandled('', ['/dev/zero']);
-    expect(r.stderr).toContain('/dev/zero: the file is larger than 256 KiB');
+    expect(r.stderr).toContain('/dev/zero: the file is larger than 32 MiB');
   });
 
   it('a problem in either of two merged files, where the second is broken', async () => {

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import AjvModule from 'ajv';
 import { readFileSync } from 'node:fs';
-import { addKeywords, ajvOptions } from '../../src/config/schema-options.js';
+import { addKeywords, ajvOptions, appendErrorsInPlace } from '../../src/config/schema-options.js';
 
 const built = resolve(import.meta.dirname, '../../dist/config/schema-validator.cjs');
 const missing = existsSync(built) ? undefined : 'dist/ is not built (npm run build)';
@@ -20,6 +20,8 @@ const samples = [
   'version: 2\nhost: {}\n',
   'version: 1\ndefaults: {user: "x;y", port: 0, usr: 1}\nhosts:\n  "e;x": {adress: 1, via: [1], relay: {runtime: ruby}}\n',
   'version: 1\nmosh: {network_timeout: 1.5, signal_timeout: -1, server_ports: [1]}\nhosts: {}\n',
+  // Errors of several hosts, each host checked by a function of its own whose errors are added to the list.
+  'version: 1\nhosts:\n  a: {}\n  b: {adress: x, mosh: {locale: 1}}\n  c: {address: 1, port: 0, relay: {ports: []}}\n',
 ];
 
 describe.skipIf(missing)('the precompiled schema', () => {
@@ -39,5 +41,16 @@ describe.skipIf(missing)('the precompiled schema', () => {
       expect(precompiled(data)).toBe(runtime(data));
       expect(summary(precompiled)).toEqual(summary(runtime));
     }
+  });
+
+  it("adds each host's errors to the list in place (a new list per host made 20 000 bad hosts take seconds)", () => {
+    expect(readFileSync(built, 'utf8')).not.toContain('vErrors.concat(');
+    expect(
+      appendErrorsInPlace(
+        'vErrors = vErrors === null ? validate18.errors : vErrors.concat(validate18.errors);',
+      ),
+    ).toBe(
+      '{if (vErrors === null) vErrors = validate18.errors; else for (const e of validate18.errors) vErrors.push(e);};',
+    );
   });
 });

@@ -24,7 +24,7 @@ export async function run(ctx: CommandContext): Promise<number> {
   loadSsh2().catch(() => undefined);
   const loaded = load(ctx);
   const named = ctx.positionals[0];
-  const names = named !== undefined ? [named] : Object.keys(loaded.declared.hosts);
+  const names = named !== undefined ? [named] : [...loaded.declared.names];
   if (names.length === 0)
     throw UserError.one(
       loaded.files.length > 0

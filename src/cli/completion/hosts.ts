@@ -5,8 +5,8 @@
 import { join } from 'node:path';
 import { discoverFiles } from '../../config/discover.js';
 import { mergeSources } from '../../config/merge.js';
-import { readConfigText } from '../../config/read.js';
-import { parseSource, type Source } from '../../config/source.js';
+import { readSource } from '../../config/read.js';
+import type { Source } from '../../config/source.js';
 import { localUser } from '../../config/ssh-config.js';
 import type { Io } from '../io.js';
 import { sshConfigHosts } from './ssh-hosts.js';
@@ -38,7 +38,7 @@ function configHosts(files: readonly string[], io: Pick<Io, 'env' | 'cwd'>): str
   const sources: Source[] = [];
   for (const file of paths) {
     try {
-      const source = parseSource(file, readConfigText(file), io.env);
+      const source = readSource(file, io.env);
       if (source.data !== undefined) sources.push(source);
     } catch {
       // unreadable or not text: the other files may still name hosts
