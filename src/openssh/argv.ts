@@ -93,6 +93,7 @@ export function proxyCommandVia(
   prevControlSocket: string,
   prevSshName: string,
   log: string,
+  ownGroup?: OwnGroup,
 ): string {
   for (const [what, value] of [
     ['the ssh program path', sshPath],
@@ -103,6 +104,7 @@ export function proxyCommandVia(
   }
   const name = isShellSafe(prevSshName) ? prevSshName : `'${prevSshName.replaceAll("'", `'\\''`)}'`;
   return [
+    ...ownGroupPrefix(ownGroup),
     escapeTokens(sshPath),
     '-E',
     escapeTokens(log),
@@ -111,6 +113,26 @@ export function proxyCommandVia(
     "'[%h]:%p'",
     escapeTokens(name),
   ].join(' ');
+}
+
+/** A program that starts a command in a process group of its own: util-linux's setsid, else perl. */
+export type OwnGroup = 'setsid' | 'perl';
+
+const PERL_OWN_GROUP = 'setpgrp(0, 0); exec {$ARGV[0]} @ARGV or die "$ARGV[0]: $!\\n"';
+
+/**
+ * The -W hop to the next host is a mux client, and OpenSSH's mux client
+ * catches INT, HUP and TERM whatever it inherited (mux.c), and ends its
+ * forward on them. In the terminal's foreground process group a Ctrl-C, or
+ * the terminal closing, would so drop every hop behind the first just as
+ * moshctl starts its teardown, which must then connect again (slowly, and
+ * with no terminal for a prompt). In a group of its own no terminal signal
+ * reaches it; it still ends with its master (EOF), and never prompts (BatchMode).
+ */
+export function ownGroupPrefix(how: OwnGroup | undefined): string[] {
+  if (how === 'setsid') return ['setsid'];
+  if (how === 'perl') return ['perl', '-e', `'${PERL_OWN_GROUP}'`];
+  return [];
 }
 
 const PERL_RESET = '$SIG{HUP} = $SIG{INT} = "DEFAULT"; exec {$ARGV[0]} @ARGV or die "$ARGV[0]: $!\\n"';
@@ -145,6 +167,8 @@ export interface MasterArgvInput {
   sshConfigFile?: string | undefined;
   /** How the first hop's ProxyCommand gets HUP and INT back (see proxyWithSignals); undefined: as it is. */
   signalReset?: SignalReset | undefined;
+  /** How an inner hop's -W ProxyCommand leaves the terminal's process group (see ownGroupPrefix); undefined: it stays. */
+  ownGroup?: OwnGroup | undefined;
   /**
    * IdentityAgent for a host that names none, when the caller chose one
    * (ConnectOptions.agent): a socket, or 'none'. Undefined leaves ssh's own default.
@@ -171,7 +195,7 @@ export function masterArgv(m: MasterArgvInput): string[] {
   let proxy: string;
   if (m.prev) {
     const via = controlPath(m.controlDir, m.index - 1);
-    proxy = proxyCommandVia(m.sshPath, via, m.prev.ssh_name, logPath(m.controlDir, m.index));
+    proxy = proxyCommandVia(m.sshPath, via, m.prev.ssh_name, logPath(m.controlDir, m.index), m.ownGroup);
   }
   // `none` also switches off a ProxyJump ssh_config may have for the name: moshctl resolved none.
   else proxy = host.proxy_command ? proxyWithSignals(host.proxy_command, m.signalReset) : 'none';

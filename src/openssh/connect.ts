@@ -11,7 +11,7 @@ import { EnvError } from '../errors.js';
 import { checkRoute, connectionDropped } from '../transport/errors.js';
 import type { ConnectChain, ConnectOptions } from '../transport/types.js';
 import { findOnPath } from '../which.js';
-import { controlPath, isShellSafe, logPath, masterArgv, type SignalReset } from './argv.js';
+import { controlPath, isShellSafe, logPath, masterArgv, type OwnGroup, type SignalReset } from './argv.js';
 import { OpenSshChain } from './chain.js';
 import { makeControlDir, removeControlDir } from './control-dir.js';
 import { isEncryptedKey, masterFailure, parseReachedAddress } from './failures.js';
@@ -98,6 +98,21 @@ function signalResetHere(): Promise<SignalReset | undefined> {
   return signalReset;
 }
 
+let ownGroup: Promise<OwnGroup | undefined> | undefined;
+
+/** Which program here can start an inner hop's -W ProxyCommand in a process group of its own (argv.ts ownGroupPrefix). */
+function ownGroupHere(): Promise<OwnGroup | undefined> {
+  const works = (cmd: string, args: string[]): Promise<boolean> =>
+    new Promise((done) => execFile(cmd, args, { timeout: 5_000 }, (err) => done(!err)));
+  ownGroup ??= (async () =>
+    (await works('setsid', ['true']))
+      ? 'setsid'
+      : (await works('perl', ['-e', 'setpgrp(0, 0) or die']))
+        ? 'perl'
+        : undefined)();
+  return ownGroup;
+}
+
 /** mosh-client takes only a numeric address: the one the first connection reached. */
 async function reachedAddress(first: SshHost, master: Master): Promise<string | undefined> {
   if (first.proxy_command) return undefined;
@@ -122,6 +137,8 @@ export const connectOpenSshChain: ConnectChain = async (hops, opts: ConnectOptio
   signal?.throwIfAborted();
   const sshPath = findSsh(hops);
   const signalReset = hops[0]?.proxy_command ? await signalResetHere() : undefined;
+  // Found while the first hop connects: only the hops behind it need it.
+  const ownGroup = hops.length > 1 ? ownGroupHere() : Promise.resolve(undefined);
   // ssh takes an unreadable known_hosts for one without the key, and would say the key is unknown.
   for (const h of hops) await readKnownHosts(h);
   signal?.throwIfAborted();
@@ -157,6 +174,7 @@ export const connectOpenSshChain: ConnectChain = async (hops, opts: ConnectOptio
         sshConfigFile: opts.sshConfigFile,
         defaultAgent,
         signalReset,
+        ownGroup: i > 0 ? await ownGroup : undefined,
       });
       const say = opts.prompter?.say.bind(opts.prompter);
       const note = securityKeyNote(host);

@@ -9,6 +9,7 @@ import {
   execArgv,
   fileListArg,
   masterArgv,
+  ownGroupPrefix,
   proxyCommandVia,
   proxyWithSignals,
 } from '../../src/openssh/argv.js';
@@ -261,6 +262,39 @@ describe('proxyCommandVia', () => {
       `/opt/ssh%%1/bin/ssh -E ${DIR}/1.log -F /dev/null -S ${DIR}/0 -o ControlMaster=no -o ProxyCommand=false -o BatchMode=yes -W '[%h]:%p' 'jump host'\\''s'`,
     );
   });
+
+  it('starts the -W client in a process group of its own, through setsid or perl, when asked', () => {
+    const tail = `/usr/bin/ssh -E ${DIR}/1.log -F /dev/null -S ${DIR}/0 -o ControlMaster=no -o ProxyCommand=false -o BatchMode=yes -W '[%h]:%p' b`;
+    expect(proxyCommandVia('/usr/bin/ssh', `${DIR}/0`, 'b', `${DIR}/1.log`, 'setsid')).toBe(`setsid ${tail}`);
+    expect(proxyCommandVia('/usr/bin/ssh', `${DIR}/0`, 'b', `${DIR}/1.log`, 'perl')).toBe(
+      `perl -e 'setpgrp(0, 0); exec {$ARGV[0]} @ARGV or die "$ARGV[0]: $!\\n"' ${tail}`,
+    );
+  });
+
+  // OpenSSH's mux client catches INT and HUP whatever it inherited: only another
+  // process group keeps a Ctrl-C, or the terminal's end, from ending the hop.
+  it.each(['setsid', 'perl'] as const)(
+    "through %s, the command runs in a process group that is not its parent's, under its own pid",
+    (how) => {
+      const probe = spawnSync(
+        how === 'setsid' ? 'setsid' : 'perl',
+        how === 'setsid' ? ['true'] : ['-e', '1'],
+      );
+      if (probe.status !== 0) return; // not on this machine: moshctl then leaves the hop as it was
+      // What ssh does: `exec COMMAND` in a shell, itself a child (not a group leader) of ssh.
+      const command = [...ownGroupPrefix(how), 'sh', '-c', `'echo $$ $(ps -o pgid= -p $$)'`].join(' ');
+      const r = spawnSync('sh', ['-c', 'sh -c "exec $0"; echo "$$ $(ps -o pgid= -p $$)"', command], {
+        encoding: 'utf8',
+      });
+      const [inner, outer] = r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.trim().split(/\s+/).map(Number));
+      // A group of its own, led by the command itself: ssh's pid for it stays right.
+      expect(inner?.[1]).toBe(inner?.[0]);
+      expect(inner?.[1]).not.toBe(outer?.[1]);
+    },
+  );
 
   it('refuses a path with characters the shell would interpret', () => {
     expect(() => proxyCommandVia('/opt/my ssh/ssh', `${DIR}/0`, 'b', `${DIR}/1.log`)).toThrow(
