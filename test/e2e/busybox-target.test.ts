@@ -10,6 +10,7 @@ import type { Lab } from '../../src/lab/index.js';
 import {
   exitSession,
   hopProcesses,
+  killUpAndClient,
   moshctlBeside,
   readRecord,
   records,
@@ -97,8 +98,7 @@ describe.skipIf(reason)('a busybox target', () => {
     // without a word (it says goodbye to mosh-server on SIGHUP, which ends it).
     const clients = (await sessionProcesses(lab)).filter((p) => /^client \d+ mosh-client /.test(p));
     expect(clients).toHaveLength(1);
-    process.kill(rec.pid, 'SIGKILL');
-    process.kill(Number(clients[0]?.split(' ')[1]), 'SIGKILL');
+    killUpAndClient(rec.pid, Number(clients[0]?.split(' ')[1]));
     await s.tmux.kill();
     const st = await moshctlBeside(lab, s, ['status']);
     expect(st.stdout).toMatch(/client crashed$/m);

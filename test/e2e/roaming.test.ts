@@ -11,6 +11,7 @@ import type { HostName, Lab } from '../../src/lab/index.js';
 import {
   bothWays,
   exitSession,
+  killUpAndClient,
   outage,
   restoreNetwork,
   records,
@@ -366,11 +367,10 @@ describe.skipIf(reason).each(SSH_CLIENTS)('roaming through one bastion (%s)', (s
     );
     expect(running.filter((p) => /^target \d+ mosh-server /.test(p))).toHaveLength(1);
 
-    // Nothing tears down: moshctl dies at once, then mosh-client (SIGKILL, so it
-    // cannot send the server a shutdown either).
+    // Nothing tears down: moshctl and mosh-client die at once (SIGKILL, so
+    // mosh-client cannot send the server a shutdown either).
     const client = await moshClientPid(lab);
-    process.kill(rec.pid, 'SIGKILL');
-    process.kill(client, 'SIGKILL');
+    killUpAndClient(rec.pid, client);
     const killed = Date.now();
     const relayPid = rec.relays[0]?.pid ?? 0;
     const serverPid = rec.server?.pid ?? 0;

@@ -18,6 +18,7 @@ import {
 import {
   cmdline,
   exitSession,
+  killUpAndClient,
   moshctlBeside,
   records,
   settleNoSessionProcesses,
@@ -111,8 +112,7 @@ describe.skipIf(reason)('mosh.session keeps the shell for the next up', () => {
     const rec = recordOf(first);
     const client = childrenOf(rec.pid).find((p) => cmdline(p).includes('mosh-client'));
     expect(client).toBeDefined();
-    process.kill(rec.pid, 'SIGKILL');
-    process.kill(client ?? 0, 'SIGKILL');
+    killUpAndClient(rec.pid, client ?? 0);
     expect(await waitForExit(first)).toBe(137);
     expect(alive(rec.server.pid)).toBe(true); // mosh #394: this server will never take a new client
 
