@@ -90,11 +90,17 @@ export function checkRules(data: unknown, origins: Origins, fallback: Position):
         hint: 'a host cannot be reached through itself; remove one of these via entries',
       });
     } else if (r.reason === 'repeated' && r.name !== name) {
-      // A host repeating itself was reported above as "lists itself"; unknown names too.
       problems.push({
         ...at(ptr),
         message: `host "${name}": "${r.name}" appears twice in its jump chain`,
         hint: 'a chain visits each hop once; the first via entry brings its own via along',
+      });
+    } else if (r.reason === 'repeated' && !via.get(name)?.includes(name)) {
+      // In its own chain through the via of a hop before it (one listing itself was reported above).
+      problems.push({
+        ...at(ptr),
+        message: `host "${name}": its jump chain leads back to "${name}"`,
+        hint: `a host cannot be reached through itself; the first via entry brings its own via along, and that names "${name}"`,
       });
     }
   }
