@@ -10,6 +10,7 @@ import { suggest } from './suggest.js';
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isString = (v: unknown): v is string => typeof v === 'string';
 
 export function checkRules(data: unknown, origins: Origins, fallback: Position): Problem[] {
   const problems: Problem[] = [];
@@ -48,8 +49,9 @@ export function checkRules(data: unknown, origins: Origins, fallback: Position):
   const via = new Map<string, string[]>();
   for (const name of names) {
     const host = hosts[name];
-    const list = isObj(host) && Array.isArray(host.via) ? host.via.filter((v) => typeof v === 'string') : [];
-    via.set(name, list);
+    const list: unknown[] = isObj(host) && Array.isArray(host.via) ? host.via : [];
+    // A copy only when the schema check will have found a hop that is not a name.
+    via.set(name, list.every(isString) ? list : list.filter(isString));
   }
   const guesses = new Guesses(names);
   for (const [name, list] of via) {
