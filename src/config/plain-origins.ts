@@ -7,16 +7,37 @@
 import type { Origin, Origins, Position } from './source.js';
 import { pointer } from './source.js';
 
+/** Whole numbers in one typed array grown by doubling: a million of them leave nothing for the GC to walk. */
+class IntList {
+  private data = new Int32Array(1024);
+  length = 0;
+
+  push(n: number): void {
+    if (this.length === this.data.length) {
+      const more = new Int32Array(this.length * 2);
+      more.set(this.data);
+      this.data = more;
+    }
+    this.data[this.length++] = n;
+  }
+
+  at(i: number): number {
+    return this.data[i] ?? -1;
+  }
+}
+
 export class PlainOrigins implements Origins {
   /** Per value, in document order (parents before children): its key's offset (-1 for none), its own, its parent's index, its key or index. */
-  private readonly keyAt: number[] = [];
-  private readonly valueAt: number[] = [];
-  private readonly parentOf: number[] = [];
+  private readonly keyAt = new IntList();
+  private readonly valueAt = new IntList();
+  private readonly parentOf = new IntList();
   private readonly nameOf: (string | number)[] = [];
   /** A map's or list's values, by index; a map's names → the last value of each, made when first looked up. */
   private readonly kids = new Map<number, number[]>();
+  private lastParent = -1;
+  private lastKids: number[] = [];
   private readonly byName = new Map<number, Map<string, number>>();
-  private readonly lineStarts: number[] = [];
+  private readonly lineStarts = new IntList();
   private all: Map<string, Origin> | undefined;
 
   constructor(private readonly file: string) {}
@@ -34,9 +55,13 @@ export class PlainOrigins implements Origins {
     this.parentOf.push(parent);
     this.nameOf.push(name);
     if (parent >= 0) {
-      const list = this.kids.get(parent);
-      if (list) list.push(node);
-      else this.kids.set(parent, [node]);
+      // Values of one map or list mostly come one after another.
+      if (parent !== this.lastParent) {
+        this.lastParent = parent;
+        this.lastKids = this.kids.get(parent) ?? [];
+        this.kids.set(parent, this.lastKids);
+      }
+      this.lastKids.push(node);
     }
     return node;
   }
@@ -46,7 +71,7 @@ export class PlainOrigins implements Origins {
     const list = this.kids.get(parent) ?? [];
     for (let i = list.length - 1; i >= 0; i--) {
       const node = list[i] ?? 0;
-      if (this.nameOf[node] === name) return this.position(this.keyAt[node] ?? 0).line;
+      if (this.nameOf[node] === name) return this.position(this.keyAt.at(node)).line;
     }
     return undefined;
   }
@@ -57,10 +82,10 @@ export class PlainOrigins implements Origins {
     let hi = starts.length - 1;
     while (lo < hi) {
       const mid = (lo + hi + 1) >> 1;
-      if ((starts[mid] ?? 0) <= offset) lo = mid;
+      if (starts.at(mid) <= offset) lo = mid;
       else hi = mid - 1;
     }
-    return { file: this.file, line: lo + 1, column: offset - (starts[lo] ?? 0) + 1 };
+    return { file: this.file, line: lo + 1, column: offset - starts.at(lo) + 1 };
   }
 
   get(ptr: string): Origin | undefined {
@@ -79,7 +104,7 @@ export class PlainOrigins implements Origins {
       const all = new Map<string, Origin>();
       const ptrs: string[] = [];
       for (let node = 0; node < this.valueAt.length; node++) {
-        const parent = this.parentOf[node] ?? -1;
+        const parent = this.parentOf.at(node);
         const ptr = parent < 0 ? '' : pointer(ptrs[parent] ?? '', this.nameOf[node] ?? '');
         ptrs.push(ptr);
         all.set(ptr, this.origin(node));
@@ -95,8 +120,8 @@ export class PlainOrigins implements Origins {
   }
 
   private origin(node: number): Origin {
-    const key = this.keyAt[node] ?? -1;
-    const value = this.position(this.valueAt[node] ?? 0);
+    const key = this.keyAt.at(node);
+    const value = this.position(this.valueAt.at(node));
     return key < 0 ? { value } : { value, key: this.position(key) };
   }
 

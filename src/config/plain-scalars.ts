@@ -34,6 +34,8 @@ export interface ScalarRead {
   plain: boolean;
 }
 
+const DIGITS = /^[0-9]+$/;
+
 /** The core schema's plain-scalar types (null, bool, int, float), in yaml's own order. */
 const TAGS = new Schema({ schema: 'core', resolveKnownTags: false }).tags.filter(
   (t): t is ScalarTag & { test: RegExp } => t.default === true && 'test' in t && t.test instanceof RegExp,
@@ -83,6 +85,8 @@ function resolvePlain(s: string, offset: number): unknown {
   // Most values start with a letter that no null, boolean or number starts with: a string, no tag to try.
   const c = s.charCodeAt(0) | 0x20;
   if (c >= 0x61 && c <= 0x7a && c !== 0x6e && c !== 0x74 && c !== 0x66) return s;
+  // Digits only: the core schema's int, read as its resolve does (after null, bool and 0o, none of which matches).
+  if (DIGITS.test(s)) return parseInt(s, 10);
   for (const tag of TAGS) {
     if (!tag.test.test(s)) continue;
     let failed = false;

@@ -105,7 +105,11 @@ export function readPlainYaml(file: string, text: string, env: Env): PlainRead {
     if (c !== 0x5b && c !== 0x7b) {
       const s = readScalar(text, i, end, flow, false);
       if (flow && text.charCodeAt(skipSpaces(s.end)) === COLON) stop(i, 'a key: value inside a [list]');
-      put(into, name, finishScalar(s.value, s.plain, s.source, origins.position(i), env, problems));
+      put(
+        into,
+        name,
+        finishScalar(s.value, s.plain, s.source, () => origins.position(i), env, problems),
+      );
       return s.end;
     }
     deeper(level + 1, i);

@@ -12,6 +12,7 @@ import { suggest } from './suggest.js';
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isString = (v: unknown): v is string => typeof v === 'string';
 
 export function checkRules(data: unknown, origins: Origins, fallback: Position): Problem[] {
   const problems: Problem[] = [];
@@ -75,8 +76,9 @@ export function checkRules(data: unknown, origins: Origins, fallback: Position):
   const via = new Map<string, string[]>();
   for (const name of names) {
     const host = hosts[name];
-    const list = isObj(host) && Array.isArray(host.via) ? host.via.filter((v) => typeof v === 'string') : [];
-    via.set(name, list);
+    const list: unknown[] = isObj(host) && Array.isArray(host.via) ? host.via : [];
+    // A copy only when the schema check will have found a hop that is not a name.
+    via.set(name, list.every(isString) ? list : list.filter(isString));
   }
   const guesses = new Guesses(names);
   for (const [name, list] of via) {
@@ -117,11 +119,17 @@ export function checkRules(data: unknown, origins: Origins, fallback: Position):
         hint: 'a host cannot be reached through itself; remove one of these via entries',
       });
     } else if (r.reason === 'repeated' && r.name !== name) {
-      // A host repeating itself was reported above as "lists itself"; unknown names too.
       problems.push({
         ...at(ptr),
         message: `host "${name}": "${r.name}" appears twice in its jump chain`,
         hint: 'a chain visits each hop once; the first via entry brings its own via along',
+      });
+    } else if (r.reason === 'repeated' && !via.get(name)?.includes(name)) {
+      // In its own chain through the via of a hop before it (one listing itself was reported above).
+      problems.push({
+        ...at(ptr),
+        message: `host "${name}": its jump chain leads back to "${name}"`,
+        hint: `a host cannot be reached through itself; the first via entry brings its own via along, and that names "${name}"`,
       });
     }
   }

@@ -129,7 +129,14 @@ export function parseSource(file: string, text: string, env: Env): Source {
       return;
     }
     if (isScalar(node)) {
-      node.value = finishScalar(node.value, node.type === Scalar.PLAIN, node.source, value, env, problems);
+      node.value = finishScalar(
+        node.value,
+        node.type === Scalar.PLAIN,
+        node.source,
+        () => value,
+        env,
+        problems,
+      );
       return;
     }
     around.add(node);
@@ -179,13 +186,14 @@ export function parseSource(file: string, text: string, env: Env): Source {
 /**
  * A scalar's value as the checks see it: variables replaced (an unquoted
  * `${PORT:-22}` becomes the number 22, as if written plainly), and a number
- * JavaScript does not hold as written reported. `source` is the text as written.
+ * JavaScript does not hold as written reported. `source` is the text as written;
+ * `at` says where, asked only for a problem.
  */
 export function finishScalar(
   value: unknown,
   plain: boolean,
   source: string | undefined,
-  pos: Position,
+  at: () => Position,
   env: Env,
   problems: Problem[],
 ): unknown {
@@ -193,7 +201,7 @@ export function finishScalar(
   let written = source;
   if (typeof value === 'string' && value.includes('$')) {
     const result = interpolate(value, env);
-    for (const e of result.errors) problems.push({ ...pos, message: e.message, hint: e.hint });
+    for (const e of result.errors) problems.push({ ...at(), message: e.message, hint: e.hint });
     out = plain && /^-?\d+$/.test(result.value) ? Number(result.value) : result.value;
     written = result.value;
   }
@@ -205,7 +213,7 @@ export function finishScalar(
     return out;
   const shown = shorten(written ?? String(out));
   problems.push({
-    ...pos,
+    ...at(),
     message: Number.isNaN(out) ? `${shown} is not a number` : `the number ${shown} is too large`,
     hint: 'ports and timeouts are whole numbers well below that; quote the value if it is meant as text',
   });

@@ -4,6 +4,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { checkChains, cycleFrom, relayedTo, resolveChain, type ChainCheck } from '../../src/config/chains.js';
+import { checkRules } from '../../src/config/rules.js';
 
 const seed = Number(process.env.MOSHCTL_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const scale = Number(process.env.MOSHCTL_FUZZ_SCALE ?? 1);
@@ -58,6 +59,21 @@ describe(`checkChains and relayedTo (seed ${seed})`, () => {
           }
           const relayed = relayedTo([...via.keys()], via, checks);
           expect([...relayed].map(([h, s]) => [h, [...s]])).toEqual(naiveRelayedTo(via));
+        }),
+        { seed, numRuns: 2000 * scale },
+      );
+    },
+    60_000 * scale,
+  );
+
+  it(
+    'leave no chain unresolvable once the rules find nothing wrong (resolve.ts counts on it)',
+    () => {
+      fc.assert(
+        fc.property(graph, (via) => {
+          const hosts = Object.fromEntries([...via].map(([n, list]) => [n, { address: 'a', via: list }]));
+          const problems = checkRules({ version: 1, hosts }, new Map(), { file: 'f', line: 1, column: 1 });
+          if (problems.length === 0) for (const n of via.keys()) expect(resolveChain(n, via).ok).toBe(true);
         }),
         { seed, numRuns: 2000 * scale },
       );

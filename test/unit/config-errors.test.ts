@@ -76,6 +76,15 @@ describe('moshctl validate on bad input', () => {
     expect(r.stderr).toMatch(/^moshctl: <dir>\/moshproxy\.yaml:4:1: YAML syntax: /);
   });
 
+  it("reports a host reached through itself by way of a hop's via", async () => {
+    // x → a, and a is reached through b and then x: local → b → x → a → x.
+    const r = await validate(
+      'version: 1\nhosts:\n  x: {address: x, via: [a]}\n  a: {address: a, via: [b, x]}\n  b: {address: b}\n',
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('<dir>/moshproxy.yaml:3:25: host "x": its jump chain leads back to "x"');
+  });
+
   it('reports a duplicate key', async () => {
     const r = await validate('version: 1\nhosts:\n  a: {address: x}\n  a: {address: y}\n');
     expect(r.stderr).toContain('<dir>/moshproxy.yaml:4:3: YAML syntax: Map keys must be unique');

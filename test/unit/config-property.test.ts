@@ -7,6 +7,7 @@
 // The random cases use a new seed each run, shown in the test names;
 // MOSHCTL_FUZZ_SEED=N replays a run (fast-check also prints the seed and the
 // path of a failing case), MOSHCTL_FUZZ_SCALE=N runs N times as many cases.
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -90,6 +91,11 @@ const big = LIMITS.bytes;
 /** A file the full YAML parser reads; past it, plain YAML only. */
 const yamlBig = LIMITS.yamlBytes;
 const hosts = (n: number, f: (i: number) => string): string => `version: 1\nhosts:\n${lines(n, f)}\n`;
+const inventory = (...options: string[]): string => {
+  const out = join(dir, 'inventory.yaml');
+  execFileSync(process.execPath, [join(root, 'scripts/gen-inventory.mjs'), ...options, '--out', out]);
+  return readFileSync(out, 'utf8');
+};
 
 const attacks: [string, string | Uint8Array, string?][] = [
   ['billion laughs', laughs(10, 10), 'expand to too much data'],
@@ -111,6 +117,8 @@ const attacks: [string, string | Uint8Array, string?][] = [
   ['parse, then overflow, twice', `${nested('[', ']', 5_000)}\n`],
   ['more values than allowed', `version: 1\nx:\n${lines(LIMITS.values + 1, () => '- 1')}\n`, 'more than'],
   ['4 900 hosts without an address', `version: 1\nhosts:\n${lines(4_900, (i) => `  h${i}: {}`)}\n`],
+  ['an inventory of 20 000 hosts (scripts/gen-inventory.mjs)', inventory()],
+  ['the same, every field set on every host', inventory('--full')],
   ['20 000 hosts without an address', hosts(20_000, (i) => `  h${i}: {}`), 'needs "address"'],
   [
     '20 000 hosts through hosts not declared',
