@@ -346,6 +346,8 @@ export function completeHost(
         : undefined;
   const agent = g?.identityagent;
   const host: HostConfig = {
+    forwards: [],
+    forward_agent: false,
     name: base.name,
     // For an ssh_config host `base.address` is the name as written; HostName is `address`.
     ssh_name: base.address,

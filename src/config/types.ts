@@ -1,5 +1,6 @@
 // The config after interpolation, defaults and checks: what the planner and
 // executor consume. Raw YAML shapes stay inside src/config.
+import type { ForwardSpec } from '../forward/types.js';
 
 export interface PortRange {
   from: number;
@@ -113,6 +114,14 @@ export interface SshHost {
 }
 
 export interface HostConfig extends SshHost {
+  /**
+   * Port forwards for a session to this host as target: moshproxy.yaml's
+   * `forward:`, else ssh_config's LocalForward, RemoteForward, DynamicForward
+   * (as `ssh -G` reports them); `up -L/-R/-D` add to them.
+   */
+  forwards: ForwardSpec[];
+  /** Agent forwarding to this host as target: forward_agent, else ssh_config's ForwardAgent; `up -A` sets it. */
+  forward_agent: boolean;
   /** moshproxy.yaml when the host is declared there (ssh_config may fill gaps), else ssh_config. */
   origin: 'moshproxy' | 'ssh_config';
   /** The full jump chain to this host, client side first (a hop's own `via` expanded). */
@@ -124,7 +133,7 @@ export interface HostConfig extends SshHost {
    * For each resolved field: `file:line`, `ssh_config`, or `default`. `transport`
    * is there only when moshproxy.yaml sets mosh.transport: else moshctl chooses.
    */
-  sources: Partial<Record<keyof SshHost | 'chain' | 'transport', ValueSource>>;
+  sources: Partial<Record<keyof SshHost | 'chain' | 'transport' | 'forwards' | 'forward_agent', ValueSource>>;
 }
 
 /** The fields of SshHost, for copying a host into a record without the rest. */

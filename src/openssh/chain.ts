@@ -10,8 +10,11 @@ import { EnvError } from '../errors.js';
 import { closedWhileRunning, connectionClosed, execTimeout } from '../transport/errors.js';
 import { byteChannel } from '../transport/byte-channel.js';
 import { LineQueue } from '../transport/line-channel.js';
+import type { Duplex } from 'node:stream';
+import type { Endpoint } from '../forward/types.js';
 import type {
   ByteChannel,
+  ChannelOptions,
   CloseListener,
   ExecOptions,
   ExecResult,
@@ -77,7 +80,7 @@ export class OpenSshChain implements RemoteChain {
     }
   }
 
-  openChannel(hostName: string, command: string, opts: { stdin: string }): Promise<LineChannel> {
+  openChannel(hostName: string, command: string, opts: ChannelOptions): Promise<LineChannel> {
     return this.muxClient(hostName, command, opts.stdin, (child) => {
       const channel = new LineQueue(
         (text) => void child.stdin.write(text),
@@ -121,6 +124,18 @@ export class OpenSshChain implements RemoteChain {
     child.on('close', () => channel.finish());
     child.stdin.write(stdin);
     return Promise.resolve(channel);
+  }
+
+  /** Filled in by the forwarding work (issue 17): see RemoteChain.openConnection. */
+  openConnection(hostName: string, to: Endpoint): Promise<Duplex> {
+    return Promise.reject(
+      new Error(`bug: openConnection to ${JSON.stringify(to)} on ${hostName} is not built yet`),
+    );
+  }
+
+  /** Filled in by the forwarding work (issue 17): see RemoteChain.remoteForward. */
+  remoteForward(hostName: string): Promise<{ port?: number }> {
+    return Promise.reject(new Error(`bug: remoteForward on ${hostName} is not built yet`));
   }
 
   exec(hostName: string, command: string, opts: ExecOptions = {}): Promise<ExecResult> {

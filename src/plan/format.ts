@@ -80,6 +80,14 @@ function describe(s: Step): string {
       return `end the stream of step ${s.of} (the forwarder exits on its own)`;
     case 'stop-server':
       return `stop mosh-server of step ${s.of} by its pid`;
+    case 'port-forward':
+      return `${s.spec.text} (${s.spec.source})`;
+    case 'agent':
+      return `forward this machine's ssh-agent to ${s.host} only, at ${s.socket} (${s.source})`;
+    case 'stop-port-forward':
+      return `close the forward of step ${s.of}`;
+    case 'unlink-agent':
+      return `remove the agent link of step ${s.of}`;
     case 'disconnect':
       return 'close the ssh connection';
   }

@@ -2,6 +2,7 @@
 // on, why it exists, and which steps it waits for. The executor follows it and
 // makes no decisions of its own.
 import type { MoshTransport, PortRange, RelayRuntime, SshClientKind } from '../config/types.js';
+import type { ForwardSpec } from '../forward/types.js';
 
 // 2: `sshClient`, and the client step's address refers to the connect step that reached it.
 // 3: relays start as soon as their hop is connected; `wire` steps tell them where to forward.
@@ -11,7 +12,8 @@ import type { MoshTransport, PortRange, RelayRuntime, SshClientKind } from '../c
 // 7: `sshClientWhy`; the transport may be chosen by moshctl (a first hop behind a ProxyCommand).
 // 8: the server step's `bind` (mosh.bind_server) and `program` (mosh.server); a forward step may send to
 //    the address mosh-server bound; client and hand-over steps have a `program` (mosh.client, its variables).
-export const PLAN_VERSION = 8;
+// 9: `port-forward` and `agent` steps (-L, -R, -D, -A); the server step's `agentSocket`.
+export const PLAN_VERSION = 9;
 
 /** A port not known until a step ran (mosh-server's or a relay's chosen port). */
 export interface PortOf {
@@ -56,6 +58,12 @@ export interface ServerStep extends StepBase {
   bind: ServerBind;
   /** mosh-server's path or name on the target (mosh.server); `~/` is the remote user's home. */
   program: string;
+  /**
+   * With agent forwarding: SSH_AUTH_SOCK for the session's shell, the agent
+   * step's stable path (`~/` is the remote home), which that step keeps
+   * pointing at the live forwarded socket.
+   */
+  agentSocket?: string;
 }
 
 /**
@@ -158,8 +166,34 @@ export interface ClientProgram {
   env: Record<string, string>;
 }
 
+/**
+ * A port forward (ForwardSpec) kept for the whole session over the kept chain:
+ * local and dynamic listen on this machine from set-up to teardown, and their
+ * connections wait for the chain while it is down; remote is asked of the
+ * target's sshd again on each new chain. `host` is the target: where the
+ * connections of local and dynamic come out, where remote listens.
+ */
+export interface PortForwardStep extends StepBase {
+  kind: 'port-forward';
+  spec: ForwardSpec;
+}
+
+/**
+ * Agent forwarding to the target only (never a bastion): a channel with the
+ * agent on each chain, and `socket`, a stable path in a 0700 directory of the
+ * user on the target, kept pointing at its forwarded socket. The server step's
+ * agentSocket names the same path.
+ */
+export interface AgentStep extends StepBase {
+  kind: 'agent';
+  /** `~/`-relative on the target. */
+  socket: string;
+  /** Why (`-A`, forward_agent at file:line, ssh_config's ForwardAgent). */
+  source: string;
+}
+
 export interface StopStep extends StepBase {
-  kind: 'stop-relay' | 'stop-server' | 'stop-forward';
+  kind: 'stop-relay' | 'stop-server' | 'stop-forward' | 'stop-port-forward' | 'unlink-agent';
   /** The step whose process this stops (by the pid it reported). */
   of: number;
 }
@@ -168,7 +202,8 @@ export interface DisconnectStep extends StepBase {
   kind: 'disconnect';
 }
 
-export type SetupStep = ConnectStep | ServerStep | RelayStep | WireStep | ForwardStep | ClientStep;
+export type SetupStep =
+  ConnectStep | ServerStep | RelayStep | WireStep | ForwardStep | PortForwardStep | AgentStep | ClientStep;
 export type TeardownStep = StopStep | DisconnectStep;
 export type Step = SetupStep | TeardownStep;
 

@@ -8,8 +8,11 @@ import { EnvError } from '../errors.js';
 import { closedWhileRunning, connectionClosed, execTimeout } from '../transport/errors.js';
 import { byteChannel } from '../transport/byte-channel.js';
 import { LineQueue } from '../transport/line-channel.js';
+import type { Duplex } from 'node:stream';
+import type { Endpoint } from '../forward/types.js';
 import type {
   ByteChannel,
+  ChannelOptions,
   CloseListener,
   ExecOptions,
   ExecResult,
@@ -74,7 +77,7 @@ export class SshChain implements RemoteChain {
   }
 
   /** Run `command` on `hostName` and wait for it to end. The command may appear in error messages; stdin never does. */
-  async openChannel(hostName: string, command: string, opts: { stdin: string }): Promise<LineChannel> {
+  async openChannel(hostName: string, command: string, opts: ChannelOptions): Promise<LineChannel> {
     const ch = await this.startChannel(hostName, command, opts.stdin);
     const channel = new LineQueue(
       (text) => ch.write(text),
@@ -113,6 +116,18 @@ export class SshChain implements RemoteChain {
         reject(connectionClosed(hostName, err));
       }
     });
+  }
+
+  /** Filled in by the forwarding work (issue 17): see RemoteChain.openConnection. */
+  openConnection(hostName: string, to: Endpoint): Promise<Duplex> {
+    return Promise.reject(
+      new Error(`bug: openConnection to ${JSON.stringify(to)} on ${hostName} is not built yet`),
+    );
+  }
+
+  /** Filled in by the forwarding work (issue 17): see RemoteChain.remoteForward. */
+  remoteForward(hostName: string): Promise<{ port?: number }> {
+    return Promise.reject(new Error(`bug: remoteForward on ${hostName} is not built yet`));
   }
 
   exec(hostName: string, command: string, opts: ExecOptions = {}): Promise<ExecResult> {

@@ -3,16 +3,19 @@
 // full for that reason. The session key is never part of it: nothing after
 // mosh-client's start needs the key.
 import type { RelayRuntime, SshHost } from '../config/types.js';
+import type { ForwardStatus } from '../forward/types.js';
 
 /**
- * 4: `keeper` (the shell mosh-server is started in, before its own pid is
+ * 5: `forwards`, `agent` and `chain`: how the port forwards, the forwarded
+ * agent and the kept chain of a running `up` do, for status; `agent.socket`
+ * for teardown. 4: `keeper` (the shell mosh-server is started in, before its own pid is
  * known) and `cleanup` (a detached `moshctl down` finishing for an `up` that
  * stopped waiting). 3: `bootId` and `startTime`, so a pid is only taken for
  * the `up` process while it is that very process. 2: hosts as ssh_config
  * resolves them. Older records are upgraded on reading (store.ts); newer ones
  * are left alone.
  */
-export const RECORD_VERSION = 4;
+export const RECORD_VERSION = 5;
 
 /** What teardown needs to reach a hop again, copied from the config at `up`. */
 export type RecordedHop = SshHost;
@@ -60,6 +63,12 @@ export interface SessionRecord {
   detached?: boolean;
   /** Set when `up` stopped waiting (a second signal) and left the teardown to a detached `moshctl down`. */
   cleanup?: CleanupProcess;
+  /** Port forwards of the `up` process, as they do now (written as they change, throttled). */
+  forwards?: ForwardStatus[];
+  /** Agent forwarding: the stable link on the target (teardown removes it) and whether a forwarded agent is behind it now. */
+  agent?: { host: string; socket: string; up: boolean; lastError?: string };
+  /** The kept ssh chain while mosh-client runs: whether it is up, how often it came back, and why it last went. */
+  chain?: { up: boolean; reconnects: number; lastError?: string; since?: string };
 }
 
 /**

@@ -101,6 +101,22 @@ const record = object({
   networkTimeout: seconds,
   detached: optional(bool),
   cleanup: optional(object({ pid: optional(pid), startTime: optional(digits), since: str })),
+  forwards: optional(
+    list(
+      object({
+        text: str,
+        listening: bool,
+        port: optional(count),
+        open: count,
+        total: count,
+        broken: count,
+        refused: count,
+        lastError: optional(str),
+      }),
+    ),
+  ),
+  agent: optional(object({ host: str, socket: str, up: bool, lastError: optional(str) })),
+  chain: optional(object({ up: bool, reconnects: count, lastError: optional(str), since: optional(str) })),
 });
 
 /** What is wrong with a (current-version) record, one line each; empty when nothing is. */
@@ -114,12 +130,14 @@ export function recordProblems(value: unknown): string[] {
     server?: { host: string };
     keeper?: { host: string };
     relays: { host: string }[];
+    agent?: { host: string };
   };
   const hosts = new Set(r.route.map((h) => h.name));
   const stray = [
     ...r.relays.map((x) => x.host),
     ...(r.server ? [r.server.host] : []),
     ...(r.keeper ? [r.keeper.host] : []),
+    ...(r.agent ? [r.agent.host] : []),
   ].filter((h) => !hosts.has(h));
   return stray.map((h) => `a process on ${h}, which is not on its route`);
 }

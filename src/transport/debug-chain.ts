@@ -109,6 +109,22 @@ export function debugChain(
       kept('channel', host, command, () => inner.openChannel(host, command, opts)),
     openStream: (host, command, opts) =>
       kept('stream', host, command, () => inner.openStream(host, command, opts)),
+    openConnection: (host, to, opts) =>
+      traced(
+        host,
+        `connect ${'path' in to ? to.path : `${to.host}:${to.port}`}`,
+        'forward ',
+        () => inner.openConnection(host, to, opts),
+        (_r, after) => `opened after ${after}`,
+      ),
+    remoteForward: (host, at, to, events) =>
+      traced(
+        host,
+        `listen ${'path' in at ? at.path : `${at.host}:${at.port}`}`,
+        'forward ',
+        () => inner.remoteForward(host, at, to, events),
+        (r, after) => `accepted after ${after}${r.port !== undefined ? ` (port ${r.port})` : ''}`,
+      ),
     onClose: (cb) => inner.onClose(cb),
     destroy: () => inner.destroy(),
     close: () => inner.close(),

@@ -2,7 +2,9 @@
 // hop, that runs commands on any host of the route. Two implementations: ssh2
 // (src/ssh, built in) and the user's own OpenSSH (src/openssh, ControlMaster
 // per hop). The runner, teardown and status only ever see this interface.
+import type { Duplex } from 'node:stream';
 import type { SshHost } from '../config/types.js';
+import type { Endpoint } from '../forward/types.js';
 
 export interface ExecResult {
   stdout: string;
@@ -54,6 +56,26 @@ export interface ByteChannel {
   stderr(): string;
 }
 
+export interface ChannelOptions {
+  stdin: string;
+  /**
+   * Ask `host` to forward this machine's ssh-agent to this command (ssh -A,
+   * for this channel only): sshd sets SSH_AUTH_SOCK for it. Only honoured on
+   * the host named by ConnectOptions.agentFor, and never asked otherwise.
+   */
+  forwardAgent?: boolean;
+}
+
+/** What a remote forward reports of the connections it carries (for status). */
+export interface RemoteForwardEvents {
+  /** A connection came in and was joined to `to` here. */
+  onConnection?: () => void;
+  /** A connection ended; `broken` when the chain under it went, not one of its ends. */
+  onClosed?: (broken: boolean) => void;
+  /** A connection could not be joined to `to` here (refused, no such socket). */
+  onError?: (why: string) => void;
+}
+
 export interface RemoteChain {
   /** The route this chain reaches, client side first. */
   readonly hostNames: string[];
@@ -85,9 +107,30 @@ export interface RemoteChain {
    * Starts `command` on `host` with `stdin` written first, and keeps the
    * channel open: its stdout comes line by line, lines can be sent to it.
    */
-  openChannel(host: string, command: string, opts: { stdin: string }): Promise<LineChannel>;
+  openChannel(host: string, command: string, opts: ChannelOptions): Promise<LineChannel>;
   /** Like openChannel, with stdout and stdin as raw bytes after `stdin` was written. */
   openStream(host: string, command: string, opts: { stdin: string }): Promise<ByteChannel>;
+  /**
+   * A stream to `to` opened by `host`'s sshd (ssh's direct-tcpip, or
+   * direct-streamlocal for a path): what -L and -D carry. A name in `to` is
+   * resolved on `host`. Rejects, naming `host` and `to`, when the server
+   * refuses (administratively prohibited, connect failed) or within `timeoutMs`.
+   */
+  openConnection(host: string, to: Endpoint, opts: { timeoutMs: number }): Promise<Duplex>;
+  /**
+   * Asks `host`'s sshd to listen at `at` (tcpip-forward, or
+   * streamlocal-forward for a path: -R) and to send each connection it accepts
+   * back through this chain, where it is connected to `to` on this machine.
+   * Resolves once the server agreed, with the port it bound (the chosen one
+   * when `at.port` is 0); rejects with the server's refusal. Lives as long as
+   * the connection to `host`: a new chain must ask again.
+   */
+  remoteForward(
+    host: string,
+    at: { host: string; port: number } | { path: string },
+    to: Endpoint,
+    events?: RemoteForwardEvents,
+  ): Promise<{ port?: number }>;
   /**
    * Called when a connection drops while the chain is open (not on close());
    * when a hop drops, every hop behind it is reported too. Returns an unsubscribe.
@@ -130,6 +173,12 @@ export interface ConnectOptions {
   sshConfigFile?: string;
   /** ssh-agent socket when a host names none; defaults to $SSH_AUTH_SOCK. */
   agent?: string | undefined;
+  /**
+   * The one host (the target) channels may ask to forward the agent to
+   * (ChannelOptions.forwardAgent); every other hop is set up never to accept
+   * it, whatever ssh_config says. Undefined: no host gets the agent.
+   */
+  agentFor?: string | undefined;
 }
 
 export type ConnectChain = (hops: SshHost[], opts?: ConnectOptions) => Promise<RemoteChain>;

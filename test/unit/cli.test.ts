@@ -107,7 +107,7 @@ describe('moshctl command line', () => {
       version: number;
       steps: { kind: string; command?: string[] }[];
     };
-    expect(plan.version).toBe(8);
+    expect(plan.version).toBe(9);
     expect(plan.steps.map((s) => s.kind)).toEqual([
       'connect',
       'connect',

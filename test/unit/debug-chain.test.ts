@@ -34,6 +34,8 @@ function fakeChain(clock: { now: number }) {
       return { closed } as unknown as LineChannel;
     },
     openStream: () => Promise.reject(new Error('unused')),
+    openConnection: () => Promise.reject(new Error('unused')),
+    remoteForward: () => Promise.reject(new Error('unused')),
     onClose: (cb) => {
       listeners.push(cb);
       return () => undefined;

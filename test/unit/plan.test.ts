@@ -106,7 +106,7 @@ describe('planUp', () => {
 
   it('gives data with a version and dependencies for --json', () => {
     const plan = planUp(chains, 'web');
-    expect(plan.version).toBe(8);
+    expect(plan.version).toBe(9);
     expect(plan.route).toEqual(['outer', 'web']);
     expect(plan.steps.map((s) => [s.id, s.kind, s.host, s.dependsOn])).toEqual([
       [1, 'connect', 'outer', []],

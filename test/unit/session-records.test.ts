@@ -67,7 +67,7 @@ describe('status and down over records that are not live sessions here', () => {
         route   local → 
       box  box-there  up <age>  client on desktop.example
         route   local → 
-      unreadable: <dir>/state/moshctl/sessions/box-new.json: record version 5; this moshctl reads versions up to 4 (written by a newer moshctl?)
+      unreadable: <dir>/state/moshctl/sessions/box-new.json: record version 6; this moshctl reads versions up to 5 (written by a newer moshctl?)
       unreadable: <dir>/state/moshctl/sessions/junk.json: not JSON (…) (written by a newer moshctl?)
       "
     `);
@@ -96,7 +96,7 @@ describe('status and down over records that are not live sessions here', () => {
     expect(r).toMatchInlineSnapshot(`
       {
         "code": 1,
-        "stderr": "moshctl: unreadable state file <dir>/state/moshctl/sessions/box-new.json: record version 5; this moshctl reads versions up to 4 (written by a newer moshctl?)
+        "stderr": "moshctl: unreadable state file <dir>/state/moshctl/sessions/box-new.json: record version 6; this moshctl reads versions up to 5 (written by a newer moshctl?)
         hint: a newer moshctl wrote it: stop its session with that version; if the session is over, remove the file (rm <dir>/state/moshctl/sessions/box-new.json)
       moshctl: unreadable state file <dir>/state/moshctl/sessions/junk.json: not JSON (…) (written by a newer moshctl?)
         hint: if its session is over, remove the file (rm <dir>/state/moshctl/sessions/junk.json); a server or relay it recorded that still runs must then be stopped by hand
@@ -159,7 +159,7 @@ describe('status and down over records that are not live sessions here', () => {
     expect(await cli(['down', 'box'])).toMatchInlineSnapshot(`
       {
         "code": 1,
-        "stderr": "moshctl: unreadable state file <dir>/state/moshctl/sessions/box-new.json: record version 99; this moshctl reads versions up to 4 (written by a newer moshctl?)
+        "stderr": "moshctl: unreadable state file <dir>/state/moshctl/sessions/box-new.json: record version 99; this moshctl reads versions up to 5 (written by a newer moshctl?)
         hint: a newer moshctl wrote it: stop its session with that version; if the session is over, remove the file (rm <dir>/state/moshctl/sessions/box-new.json)
       moshctl: unreadable state file <dir>/state/moshctl/sessions/junk.json: not JSON (…) (written by a newer moshctl?)
         hint: if its session is over, remove the file (rm <dir>/state/moshctl/sessions/junk.json); a server or relay it recorded that still runs must then be stopped by hand

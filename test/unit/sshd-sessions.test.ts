@@ -28,6 +28,8 @@ function fakeChain(
     execUntil: () => Promise.reject(new Error('unused')),
     openChannel: () => Promise.reject(new Error('unused')),
     openStream: () => Promise.reject(new Error('unused')),
+    openConnection: () => Promise.reject(new Error('unused')),
+    remoteForward: () => Promise.reject(new Error('unused')),
     onClose: () => () => undefined,
     destroy: () => undefined,
     close: () => Promise.resolve(),

@@ -57,7 +57,7 @@ describe('session store', () => {
         { file: join(dir, 'bad.json'), why: expect.stringMatching(/^not JSON \(/) as string, newer: false },
         {
           file: join(dir, 'new.json'),
-          why: 'record version 9; this moshctl reads versions up to 4',
+          why: 'record version 9; this moshctl reads versions up to 5',
           newer: true,
           name: 'box',
         },
@@ -116,9 +116,9 @@ describe('record versions', () => {
     expect(r).toEqual({ record: { ...v2, version: RECORD_VERSION } });
   });
 
-  it('reads a version 3 record as version 4 (which only added optional fields)', () => {
+  it('reads a version 3 record as version 5 (4 and 5 only added optional fields)', () => {
     const v3 = { ...v2, version: 3, bootId: 'b', startTime: '12' };
-    expect(parseRecord(JSON.stringify(v3), 'box-1.json')).toEqual({ record: { ...v3, version: 4 } });
+    expect(parseRecord(JSON.stringify(v3), 'box-1.json')).toEqual({ record: { ...v3, version: 5 } });
   });
 
   it('reads the keeper of a mosh-server being started, and the cleanup an up left', () => {
@@ -128,7 +128,21 @@ describe('record versions', () => {
       keeper: { host: 'jump', pid: 7, started: '99' },
       cleanup: { pid: 8, startTime: '100', since: '2026-12-06T00:00:00.000Z' },
     };
-    expect(parseRecord(JSON.stringify(v4), 'box-1.json')).toEqual({ record: v4 });
+    expect(parseRecord(JSON.stringify(v4), 'box-1.json')).toEqual({ record: { ...v4, version: 5 } });
+  });
+
+  it('reads what a running up says of its forwards, agent and chain', () => {
+    const v5 = {
+      ...v2,
+      version: 5,
+      forwards: [{ text: '-L 8080:localhost:80', listening: true, open: 1, total: 3, broken: 1, refused: 0 }],
+      agent: { host: 'jump', socket: '~/.moshctl/agent/box.sock', up: false, lastError: 'chain down' },
+      chain: { up: true, reconnects: 2 },
+    };
+    expect(parseRecord(JSON.stringify(v5), 'box-1.json')).toEqual({ record: v5 });
+    expect(
+      parseRecord(JSON.stringify({ ...v5, agent: { ...v5.agent, host: 'elsewhere' } }), 'x.json'),
+    ).toEqual(expect.objectContaining({ why: expect.stringContaining('elsewhere') as unknown }));
   });
 
   it('upgrades a version 1 record: one identity file and known_hosts per hop, ssh2', () => {
@@ -145,8 +159,8 @@ describe('record versions', () => {
   });
 
   it('keeps a newer record unread, with its name for down NAME', () => {
-    expect(parseRecord(JSON.stringify({ ...v2, version: 5 }), 'box-1.json')).toEqual({
-      why: 'record version 5; this moshctl reads versions up to 4',
+    expect(parseRecord(JSON.stringify({ ...v2, version: 6 }), 'box-1.json')).toEqual({
+      why: 'record version 6; this moshctl reads versions up to 5',
       newer: true,
       name: 'box',
       configFiles: ['/x/moshproxy.yaml'],
