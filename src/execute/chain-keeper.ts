@@ -22,10 +22,11 @@ export interface ChainOptions {
   wrapChain?: (chain: RemoteChain) => RemoteChain;
 }
 
-/** What the keeper tells its owner: a host's connection dropped; a chain is gone for good. */
+/** What the keeper tells its owner: a chain opened; a host's connection dropped; a chain is gone for good. */
 export interface ChainEvents {
+  onChainOpened?: (chain: RemoteChain) => void;
   onHostDropped?: (host: string) => void;
-  onChainLost?: (chain: RemoteChain) => void;
+  onChainLost?: (chain: RemoteChain, why?: string) => void;
 }
 
 async function transport(route: readonly SshHost[]): Promise<ConnectChain> {
@@ -73,7 +74,12 @@ export class ChainKeeper {
     });
     this.opening = opened;
     try {
-      return await opened;
+      const chain = await opened;
+      this.events.onChainOpened?.(chain);
+      // Learnt now, while set-up runs: a roam right after mosh-client starts must
+      // find them known, or the old connections' sessions outlive it.
+      this.sshd.learn(chain);
+      return chain;
     } catch (e) {
       // Steps that ran on the hops before the failed one are stopped over a chain that ends before it.
       this.markUnreachable(e, this.partial?.reach ?? 0);
@@ -116,14 +122,14 @@ export class ChainKeeper {
     return this.chain !== undefined && this.reach > this.indexOf(host);
   }
 
-  /** The open chain, when one is open. */
+  /** The open chain, when one is open (it may have just dropped: see reaches()). */
   get current(): RemoteChain | undefined {
     return this.chain;
   }
 
-  /** Learns the sshd session of each connection of the open chain, so a later chain can end them after a roam. */
-  learnSshd(): void {
-    if (this.chain) this.sshd.learn(this.chain);
+  /** The route reached the last time this was asked: the open chain reaches the target and none of it dropped. */
+  get whole(): boolean {
+    return this.chain !== undefined && this.reach === this.route.length;
   }
 
   /** What could not be reached during the session may be back: the next ensure() tries again. */
@@ -149,15 +155,14 @@ export class ChainKeeper {
   }
 
   /**
-   * After an address change (a roam): a chain that no longer answers is
-   * replaced at once, quietly, so healing has one and the old connections'
-   * sshd sessions are ended over it, instead of waiting 45 s for keepalives.
+   * After an address change (a roam), or when a consumer saw its stream stall:
+   * a chain that no longer answers is dropped at once, instead of waiting 45 s
+   * for keepalives; the supervisor opens the next one.
    */
   async recheck(): Promise<void> {
     const chain = this.chain;
     const first = this.route[0];
-    const last = this.route[this.route.length - 1];
-    if (!first || !last) return;
+    if (!first) return;
     // The address it left from is gone: dead for sure, no probe to wait out.
     if (chain?.localAddress && !isLocalAddress(chain.localAddress)) {
       if (this.chain === chain) this.drop();
@@ -174,7 +179,6 @@ export class ChainKeeper {
         if (this.chain === chain) this.drop();
       }
     }
-    await this.ensure(last.name, false, false).catch(() => undefined);
   }
 
   /** Drops the open chain without a goodbye (its network path is gone); the next ensure() opens another. */
@@ -184,7 +188,10 @@ export class ChainKeeper {
     this.reach = 0;
     if (!chain) return;
     this.sshd.lost(chain, chain.hostNames);
-    this.events.onChainLost?.(chain);
+    this.events.onChainLost?.(
+      chain,
+      'this machine moved (its address changed) or the chain stopped answering',
+    );
     chain.destroy();
   }
 
@@ -248,17 +255,22 @@ export class ChainKeeper {
     this.reach = hops;
     this.openedFrom = localAddresses();
     // Once any hop drops, everything behind it is gone too: reopen on next use.
-    chain.onClose((host) => {
+    chain.onClose((host, error) => {
       if (this.chain === chain) this.reach = 0;
       this.events.onHostDropped?.(host);
       this.sshd.lost(chain, [host]);
-      this.events.onChainLost?.(chain);
+      this.events.onChainLost?.(
+        chain,
+        `the connection to ${host} dropped${error ? `: ${error.message}` : ''}`,
+      );
     });
     if (this.connected) {
       this.sshd.endOrphans(chain);
       this.sshd.learn(chain);
     }
     this.connected = true;
+    // A partial chain (connect() hands those out hop by hop) is announced once whole.
+    if (!onReady) this.events.onChainOpened?.(chain);
     return chain;
   }
 }

@@ -74,6 +74,16 @@ export class RelayHealer {
     clearInterval(this.timer);
   }
 
+  /**
+   * A new chain (after a roam or an outage): the old one took every control
+   * channel with it, so each relay is looked at once, and a dead one started again.
+   */
+  async checkAll(): Promise<void> {
+    await Promise.all(
+      this.deps.relays().map((r) => (r.channel && !r.channel.isClosed ? Promise.resolve() : this.check(r))),
+    );
+  }
+
   private watch(r: WatchedRelay): void {
     const channel = r.channel;
     void channel?.closed.then(() => {

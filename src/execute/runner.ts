@@ -1,8 +1,17 @@
 // The seam between the plan and the world. The executor calls only this; the
 // ssh runner drives real hosts, a recording fake drives unit tests.
 import type { RelayRuntime } from '../config/types.js';
-import type { ClientProgram, ForwardStep, RelayStep, ServerStep } from '../plan/types.js';
+import type { ForwardStatus } from '../forward/types.js';
+import type {
+  AgentStep,
+  ClientProgram,
+  ForwardStep,
+  PortForwardStep,
+  RelayStep,
+  ServerStep,
+} from '../plan/types.js';
 import type { Liveness, StopOutcome } from '../remote/processes.js';
+import type { ChainState } from './chain-supervisor.js';
 
 export interface ServerStarted {
   pid: number;
@@ -52,6 +61,21 @@ export type StartedProcess =
  */
 export type OnStarted = (p: StartedProcess) => void;
 
+/** Whether a forwarded agent is behind the target's stable link now. */
+export interface AgentState {
+  up: boolean;
+  lastError?: string;
+}
+
+export interface KeepEvents {
+  /** A dead relay was started again. */
+  onRelayRestart: (e: { host: string; oldPid: number; relay: RelayStarted; restarts: number }) => void;
+  /** Something could not be healed or re-attached (`who`: a host, or a consumer such as `-L 8080:…`). */
+  onTrouble: (who: string, why: string) => void;
+  /** The kept chain went down or came back (for status). */
+  onChain?: (state: ChainState) => void;
+}
+
 export interface Runner {
   /**
    * Opens the ssh chain to every host of the route, client side first; login
@@ -84,6 +108,21 @@ export interface Runner {
     udp?: { address: string; port: number },
     onSwitch?: (why: string) => void,
   ): Promise<ForwardStarted>;
+  /**
+   * A port forward kept for the whole session: local and dynamic listen on
+   * this machine from now until close(); remote is asked of the target now and
+   * again on each new chain. Resolves once it works; `onStatus` is told every
+   * change (connections, the chain going and coming back).
+   */
+  startPortForward(step: PortForwardStep, onStatus: (s: ForwardStatus) => void): Promise<ForwardStatus>;
+  /**
+   * Agent forwarding to the target only: resolves once step.socket on the
+   * target points at the agent forwarded over the current chain; after each
+   * reconnect it is pointed at the new one, and `onStatus` says so.
+   */
+  startAgent(step: AgentStep, onStatus: (s: AgentState) => void): Promise<void>;
+  /** Removes the agent link `socket` on `host` (teardown; `down` from elsewhere): gone when there was none. */
+  unlinkAgent(host: string, socket: string): Promise<'removed' | 'gone'>;
   /** Runs mosh-client (`program`) in the foreground against a numeric address; resolves with its exit code. */
   runClient(program: ClientProgram, address: string, port: number, key: string): Promise<number>;
   /**
@@ -98,13 +137,12 @@ export interface Runner {
    */
   alive(host: string, pid: number, kind: ProcessKind, started?: string): Promise<Liveness | undefined>;
   /**
-   * Keeps the relays alive while mosh-client runs: a dead one is started again
-   * and reported. Returns the function that stops watching (before teardown).
+   * From set-up's end until the returned function is called (before
+   * teardown): the chain is kept (opened again after a roam, quietly, while
+   * mosh-client owns the terminal), whatever lives on it re-attaches, and the
+   * relays are healed. What happens is told through `events`.
    */
-  watchRelays?(
-    onRestart: (e: { host: string; oldPid: number; relay: RelayStarted; restarts: number }) => void,
-    onTrouble: (host: string, why: string) => void,
-  ): () => void;
+  keep?(events: KeepEvents): () => Promise<void>;
   /** Closes every ssh connection; safe to call twice. */
   close(): Promise<void>;
 }

@@ -4,7 +4,15 @@
 import type { SshHost } from '../config/types.js';
 import { parseRelayAlive, parseRelayStop, relayAliveCommand, stopRelayCommand } from '../relay/commands.js';
 import { EnvError } from '../errors.js';
-import type { ClientProgram, ForwardStep, RelayStep, ServerStep } from '../plan/types.js';
+import type { ForwardStatus } from '../forward/types.js';
+import type {
+  AgentStep,
+  ClientProgram,
+  ForwardStep,
+  PortForwardStep,
+  RelayStep,
+  ServerStep,
+} from '../plan/types.js';
 import { forwarderLaunch } from '../tcp/launch.js';
 import { readForwarderPrograms } from '../tcp/script.js';
 import { TcpTunnel } from './tcp-tunnel.js';
@@ -20,16 +28,18 @@ import {
 import { parseSimple, QUIT } from '../relay/control.js';
 import { connectionDropped } from '../transport/errors.js';
 import { awaitLine } from '../transport/line-channel.js';
-import type { ExecResult, LineChannel, RemoteChain } from '../transport/types.js';
+import type { ExecResult, LineChannel } from '../transport/types.js';
 import { preloadClient, startMoshClient, type ClientProcess } from './client.js';
-import { watchLocalAddresses } from './address-watch.js';
 import { ChainKeeper, type ChainOptions } from './chain-keeper.js';
-import { RelayHealer, type RelayRestarted, type WatchedRelay } from './relay-heal.js';
+import { ChainSupervisor } from './chain-supervisor.js';
+import type { ChainConsumer } from './kept-chain.js';
+import { RelayHealer, type WatchedRelay } from './relay-heal.js';
 import { launchRelay, startFallback, startRelayOn, wireRelay, type RelayOnHop } from './relay-start.js';
 import { startMoshServer } from './server-start.js';
 import { KEEPER_MARK, stopKeeperCommand } from '../remote/mosh-server.js';
 import type {
   ForwardStarted,
+  KeepEvents,
   OnStarted,
   ProcessKind,
   RelayStarted,
@@ -81,9 +91,10 @@ export class SshRunner implements Runner {
   private readonly relays = new Map<string, WatchedRelay>();
   /** The mosh-server this runner started, with the channel it was started in (see moshServerKeptCommand). */
   private server: { pid: number; channel: LineChannel } | undefined;
-  /** tcp transport: the local port and the forwarder behind it, and the chain its stream runs over. */
+  /** The one supervisor of the kept chain: everything that lives on the chain is its consumer. */
+  private readonly supervisor: ChainSupervisor;
+  /** tcp transport: the local port and the forwarder behind it. */
   private tunnel: TcpTunnel | undefined;
-  private tunnelChain: RemoteChain | undefined;
   /** From connect() until mosh-client starts: the session is being set up. */
   private settingUp = false;
   /**
@@ -99,13 +110,15 @@ export class SshRunner implements Runner {
     private readonly opts: SshRunnerOptions = {},
   ) {
     this.chains = new ChainKeeper(route, opts, {
+      onChainOpened: (chain) => this.supervisor.opened(chain),
       onHostDropped: (host) => {
         if (this.settingUp) this.droppedInSetup.add(host);
       },
-      onChainLost: (chain) => {
-        if (chain === this.tunnelChain) this.tunnel?.streamLost();
-      },
+      onChainLost: (chain, why) => this.supervisor.lost(chain, why),
     });
+    const target = route[route.length - 1];
+    if (!target) throw new Error('bug: a session without hosts');
+    this.supervisor = new ChainSupervisor(this.chains, target.name);
   }
 
   async connect(onReady?: (host: string) => void): Promise<{ reachedAddress: string | undefined }> {
@@ -204,26 +217,36 @@ export class SshRunner implements Runner {
   }
 
   /**
-   * Heals the relays while mosh-client runs (see relay-heal.ts). Returns the
-   * function that stops watching; it must be called before teardown.
+   * From set-up's end until the returned function is called (before
+   * teardown): the supervisor keeps the chain (opened again after a roam,
+   * quietly), what lives on it re-attaches, and the relays are healed.
    */
-  watchRelays(
-    onRestart: (e: RelayRestarted) => void,
-    onTrouble: (host: string, why: string) => void,
-  ): () => void {
-    this.chains.quiet = true;
-    this.trouble = onTrouble;
+  keep(events: KeepEvents): () => Promise<void> {
+    this.trouble = events.onTrouble;
     const healer = new RelayHealer({
       relays: () => [...this.relays.values()],
       alive: (r) => this.alive(r.step.host, r.pid, 'relay', r.started),
       start: async (step, forwardPort) =>
         startRelayOn(await this.chains.ensure(step.host, false), step, forwardPort),
-      onRestart,
-      onTrouble,
+      onRestart: events.onRelayRestart,
+      onTrouble: events.onTrouble,
     });
-    return () => {
+    const relayHosts = [...this.relays.keys()];
+    const deepest = this.route.filter((h) => relayHosts.includes(h.name)).pop();
+    // After a reconnect the relays' control channels are gone with the old chain: look at each once.
+    const healing: ChainConsumer | undefined = deepest && {
+      name: 'relay healing',
+      host: deepest.name,
+      attach: () => healer.checkAll(),
+    };
+    if (healing) this.supervisor.watch(healing);
+    this.supervisor.keep({
+      onTrouble: events.onTrouble,
+      ...(events.onChain ? { onState: events.onChain } : {}),
+    });
+    return async () => {
       healer.stop();
-      this.chains.quiet = false;
+      await this.supervisor.stop();
     };
   }
 
@@ -249,12 +272,8 @@ export class SshRunner implements Runner {
     );
     const tunnel = new TcpTunnel({
       host: step.host,
-      // The first forwarder is part of setup; later ones come back quietly over a new chain.
-      open: async (first) => {
-        const chain = await this.chains.ensure(step.host, first, first);
-        this.tunnelChain = chain;
-        return chain.openStream(step.host, launch.command, { stdin: launch.stdin });
-      },
+      kept: this.supervisor,
+      open: (chain) => chain.openStream(step.host, launch.command, { stdin: launch.stdin }),
       onTrouble: (why) => this.trouble?.(step.host, `the tcp tunnel could not come back yet: ${why}`),
       ...(udp && step.udpFirst
         ? {
@@ -270,28 +289,35 @@ export class SshRunner implements Runner {
     });
     this.tunnel = tunnel;
     const port = await tunnel.start();
+    // tcp: its first forwarder starts now, over the set-up chain; auto: only once UDP goes silent.
+    await this.supervisor.add(tunnel);
     return { port, mode: tunnel.mode, ...(tunnel.runtime ? { runtime: tunnel.runtime } : {}) };
   }
 
-  /** Where background trouble goes while mosh-client owns the terminal (set by watchRelays). */
+  startPortForward(step: PortForwardStep): Promise<ForwardStatus> {
+    return Promise.reject(new Error(`bug: ${step.spec.text}: port forwards are not wired yet`));
+  }
+
+  startAgent(step: AgentStep): Promise<void> {
+    return Promise.reject(new Error(`bug: agent forwarding to ${step.host} is not wired yet`));
+  }
+
+  unlinkAgent(host: string, socket: string): Promise<'removed' | 'gone'> {
+    return Promise.reject(new Error(`bug: removing ${socket} on ${host} is not wired yet`));
+  }
+
+  /** Where background trouble goes while mosh-client owns the terminal (set by keep). */
   private trouble: ((host: string, why: string) => void) | undefined;
 
   async runClient(program: ClientProgram, address: string, port: number, key: string): Promise<number> {
     // Set-up is over: from here a dropped chain is opened again when needed (a roam).
     this.settingUp = false;
     this.client = await startMoshClient(program, address, port, key);
-    // Learnt now, not during setup, where it would only add execs to wait for.
-    this.chains.learnSshd();
-    const unwatch = watchLocalAddresses(() => {
-      this.chains.addressesChanged();
-      void this.chains.recheck();
-    });
     // A signal that came while mosh-client was being started found nothing to end.
     if (this.opts.signal?.aborted) this.client.kill('SIGTERM');
     try {
       return await this.client.exited;
     } finally {
-      unwatch();
       this.client = undefined;
       // What healing could not reach during the session may be back: teardown tries again.
       this.chains.forgetUnreachable();
@@ -399,9 +425,9 @@ export class SshRunner implements Runner {
     return (await this.chains.ensure(host)).openChannel(host, command, { stdin });
   }
 
-  /** The end of the session: the tcp tunnel, then old sshd sessions being ended, then the chain. */
+  /** The end of the session: what lives on the chain (the tcp tunnel, forwards), then old sshd sessions being ended, then the chain. */
   async close(): Promise<void> {
-    this.tunnel?.stop();
+    await this.supervisor.stop();
     await this.chains.close();
   }
 }

@@ -1,9 +1,10 @@
 // moshctl's end of the tcp transport: a UDP port on this machine's loopback
 // for mosh-client, and a forwarder on the target fed through the ssh chain
 // (src/tcp). Each datagram goes as one frame; replies come back the same way.
-// When the stream ends (a roam killed the chain), a new forwarder is started
-// over a new chain and the datagrams go on: mosh-client keeps its port and
-// sees only a pause, mosh-server sees a new source port (an authenticated roam).
+// When the chain dies (a roam), the supervisor of the kept chain opens a new
+// one and attaches this tunnel to it: a new forwarder, and the datagrams go
+// on: mosh-client keeps its port and sees only a pause, mosh-server sees a
+// new source port (an authenticated roam).
 // transport auto: the port first sends on by UDP (UdpPath); the stream only
 // starts when UDP goes unanswered, and then carries the rest of the session.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
@@ -11,28 +12,40 @@ import { EnvError } from '../errors.js';
 import { encodeFrame } from '../tcp/framing.js';
 import type { ReadyLine } from '../tcp/launch.js';
 import { ForwarderOutput } from '../tcp/output.js';
-import type { ByteChannel } from '../transport/types.js';
+import type { ByteChannel, RemoteChain } from '../transport/types.js';
+import type { ChainConsumer, KeptChain } from './kept-chain.js';
 import { UdpPath, type UdpPathOptions } from './udp-path.js';
 
 const READY_TIMEOUT_MS = 20_000;
 /** Between attempts to bring the stream back: soon at first, then every few seconds. */
 const RETRY_MS = [0, 1_000, 2_000, 5_000];
+/** How long a stream that must come back waits for the supervisor's chain before trying again. */
+const CHAIN_WAIT_MS = 60_000;
 
 export interface TunnelOptions {
   host: string;
-  /** Starts a forwarder on the target and returns its stream (over a new chain when the old one died). */
-  open: (first: boolean) => Promise<ByteChannel>;
+  /** The supervisor of the kept chain: the stream comes back over the chain it keeps. */
+  kept: KeptChain;
+  /** Starts a forwarder on the target over `chain` and returns its stream. */
+  open: (chain: RemoteChain) => Promise<ByteChannel>;
   /** Why the stream could not be brought back (said after mosh-client exits). */
   onTrouble?: (why: string) => void;
   /** transport auto: UDP first; the stream starts when it goes unanswered, and `onSwitch` is told why. */
   udpFirst?: Omit<UdpPathOptions, 'onReply' | 'onSilent'> & { onSwitch: (why: string) => void };
 }
 
-export class TcpTunnel {
+/**
+ * A consumer of the kept chain (ChainConsumer): attached to each chain the
+ * supervisor opens, it starts a forwarder over it; when that chain is lost
+ * its stream is dropped at once. It never opens a chain itself.
+ */
+export class TcpTunnel implements ChainConsumer {
+  readonly name = 'tcp forwarder';
+  readonly host: string;
   private socket: Socket | undefined;
   /** mosh-client's address, from its latest datagram: replies go there. */
   private peer: RemoteInfo | undefined;
-  private stream: ByteChannel | undefined;
+  private stream: { channel: ByteChannel; chain: RemoteChain } | undefined;
   private udp: UdpPath | undefined;
   private stopping = false;
   private retry: NodeJS.Timeout | undefined;
@@ -40,14 +53,20 @@ export class TcpTunnel {
   /** How often the stream was brought back, for messages and tests. */
   reconnects = 0;
 
-  constructor(private readonly opts: TunnelOptions) {}
+  constructor(private readonly opts: TunnelOptions) {
+    this.host = opts.host;
+  }
 
   /** How datagrams travel now. */
   get mode(): 'udp' | 'tcp' {
     return this.udp ? 'udp' : 'tcp';
   }
 
-  /** Binds the local port and starts the first forwarder (or the UDP leg); resolves with the port for mosh-client. */
+  /**
+   * Binds the local port (and, for auto, starts the UDP leg); resolves with
+   * the port for mosh-client. The stream starts when the supervisor attaches
+   * this consumer to its chain (at once for tcp).
+   */
   async start(): Promise<number> {
     const socket = createSocket('udp4');
     this.socket = socket;
@@ -55,7 +74,7 @@ export class TcpTunnel {
       this.peer = rinfo;
       if (this.udp) this.udp.send(msg);
       // With no stream (being brought back) the datagram is dropped: mosh sends again.
-      else this.stream?.write(encodeFrame(msg));
+      else this.stream?.channel.write(encodeFrame(msg));
     });
     socket.on('error', () => undefined);
     await new Promise<void>((resolve, reject) => {
@@ -63,43 +82,48 @@ export class TcpTunnel {
       socket.bind(0, '127.0.0.1', () => resolve());
     });
     const udpFirst = this.opts.udpFirst;
-    if (!udpFirst) {
-      await this.connect(true);
-      return socket.address().port;
+    if (udpFirst) {
+      this.udp = new UdpPath({
+        ...udpFirst,
+        onReply: (d) => {
+          const peer = this.peer;
+          if (peer) this.socket?.send(d, peer.port, peer.address);
+        },
+        onSilent: (why) => {
+          // For the rest of the session: a path that went silent once is not trusted to stay.
+          this.udp = undefined;
+          udpFirst.onSwitch(why);
+          if (!this.stopping) this.bringBack(0);
+        },
+      });
     }
-    this.udp = new UdpPath({
-      ...udpFirst,
-      onReply: (d) => {
-        const peer = this.peer;
-        if (peer) this.socket?.send(d, peer.port, peer.address);
-      },
-      onSilent: (why) => {
-        // For the rest of the session: a path that went silent once is not trusted to stay.
-        this.udp = undefined;
-        udpFirst.onSwitch(why);
-        if (!this.stopping) this.bringBack(0);
-      },
-    });
     return socket.address().port;
   }
 
-  /**
-   * The chain under the stream is gone (dropped after a roam): a channel on a
-   * destroyed connection may never say it closed, so bring the stream back now.
-   */
-  streamLost(): void {
+  /** A (new) chain: the forwarder starts over it, unless datagrams still go by UDP. */
+  async attach(chain: RemoteChain): Promise<void> {
+    if (this.udp || this.stopping) return;
+    await this.connect(chain);
+  }
+
+  /** The chain under the stream is gone: a channel on a destroyed connection may never say it closed. */
+  detach(chain: RemoteChain): void {
     const stream = this.stream;
-    if (!stream) return;
+    if (stream?.chain !== chain) return;
     this.stream = undefined;
-    stream.end();
-    if (!this.stopping) this.bringBack(0);
+    stream.channel.end();
+  }
+
+  async close(): Promise<void> {
+    this.stop();
+    return Promise.resolve();
   }
 
   /** Ends the stream (the forwarder exits on EOF) and closes the local port. Safe to call twice. */
   stop(): void {
     this.stopping = true;
     if (this.retry) clearTimeout(this.retry);
-    this.stream?.end();
+    this.stream?.channel.end();
     this.stream = undefined;
     this.udp?.close();
     this.udp = undefined;
@@ -107,8 +131,8 @@ export class TcpTunnel {
     this.socket = undefined;
   }
 
-  private async connect(first: boolean): Promise<void> {
-    const stream = await this.opts.open(first);
+  private async connect(chain: RemoteChain): Promise<void> {
+    const stream = await this.opts.open(chain);
     const output = new ForwarderOutput();
     let settle!: (r: ReadyLine | Error) => void;
     const ready = new Promise<ReadyLine | Error>((resolve) => (settle = resolve));
@@ -127,7 +151,9 @@ export class TcpTunnel {
       settle(
         new Error(stream.stderr().trim().split('\n').pop() || 'the forwarder ended before it was ready'),
       );
-      if (this.stream !== stream) return;
+      if (this.stream?.channel !== stream) return;
+      // The forwarder ended on a chain that may still live (its idle timeout, a kill):
+      // another over the kept chain; if the chain is dead, the supervisor will say so.
       this.stream = undefined;
       if (!this.stopping) this.bringBack(0);
     });
@@ -149,23 +175,30 @@ export class TcpTunnel {
       stream.end();
       return;
     }
-    this.stream = stream;
+    const old = this.stream;
+    this.stream = { channel: stream, chain };
+    old?.channel.end();
   }
 
+  /** A stream over the chain the supervisor keeps (waiting for it when it is down). */
   private bringBack(attempt: number): void {
     const delay = RETRY_MS[Math.min(attempt, RETRY_MS.length - 1)] ?? 5_000;
+    if (this.retry) clearTimeout(this.retry);
     this.retry = setTimeout(() => {
       this.retry = undefined;
-      this.connect(false).then(
-        () => {
-          this.reconnects++;
-        },
-        (e: unknown) => {
-          if (this.stopping) return;
-          if (attempt === 2) this.opts.onTrouble?.(e instanceof Error ? e.message : String(e));
-          this.bringBack(attempt + 1);
-        },
-      );
+      this.opts.kept
+        .whenUp(this.host, CHAIN_WAIT_MS)
+        .then((chain) => this.connect(chain))
+        .then(
+          () => {
+            this.reconnects++;
+          },
+          (e: unknown) => {
+            if (this.stopping || this.stream) return;
+            if (attempt === 2) this.opts.onTrouble?.(e instanceof Error ? e.message : String(e));
+            this.bringBack(attempt + 1);
+          },
+        );
     }, delay);
   }
 }

@@ -93,6 +93,17 @@ export async function teardown(
       }
     });
   }
+  // The agent's stable link on the target: it would point at a dead socket after the session.
+  const agent = record.agent;
+  if (agent) {
+    const what = `agent link ${agent.socket} on ${agent.host}`;
+    add(agent.host, async () => {
+      if (await attempt(what, agent.host, () => runner.unlinkAgent(agent.host, agent.socket))) {
+        delete record.agent;
+        o.save(record);
+      }
+    });
+  }
   await Promise.all(
     [...jobs.values()].map(async (list) => {
       for (const job of list) await job();

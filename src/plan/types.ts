@@ -176,6 +176,8 @@ export interface ClientProgram {
 export interface PortForwardStep extends StepBase {
   kind: 'port-forward';
   spec: ForwardSpec;
+  /** ExitOnForwardFailure: a forward that cannot be set up fails `up`; else it is warned about, as ssh does. */
+  required: boolean;
 }
 
 /**

@@ -8,7 +8,8 @@ import type { OnStarted, ProcessKind, Runner } from '../../src/execute/runner.js
 import { teardown } from '../../src/execute/teardown.js';
 import { loadConfig } from '../../src/config/load.js';
 import { planUp } from '../../src/plan/plan.js';
-import type { ClientProgram, ServerStep } from '../../src/plan/types.js';
+import type { ForwardStatus } from '../../src/forward/types.js';
+import type { AgentStep, ClientProgram, PortForwardStep, ServerStep } from '../../src/plan/types.js';
 import { RECORD_VERSION, type SessionRecord } from '../../src/state/record.js';
 import { tempTree } from './helpers.js';
 import { join } from 'node:path';
@@ -29,7 +30,9 @@ type FailAt =
   | 'relay:outer'
   | 'client'
   /** The relay on inner says its pid, then its step fails (as when it cannot be wired). */
-  | 'after-pid:inner';
+  | 'after-pid:inner'
+  | `forward:${string}`
+  | 'agent';
 
 class FakeRunner implements Runner {
   calls: string[] = [];
@@ -98,6 +101,25 @@ class FakeRunner implements Runner {
     return Promise.resolve(
       udp ? { port: 50000, mode: 'udp' } : { port: 50000, mode: 'tcp', runtime: 'python3' },
     );
+  }
+  startPortForward(step: PortForwardStep, onStatus: (s: ForwardStatus) => void): Promise<ForwardStatus> {
+    this.calls.push(`port-forward ${step.spec.text}`);
+    if (this.failAt === `forward:${step.spec.text}`)
+      return Promise.reject(new EnvError(`${step.spec.text}: address in use`, 'pick another port', {}));
+    const status = { text: step.spec.text, listening: true, open: 0, total: 0, broken: 0, refused: 0 };
+    this.forwardStatus.push(onStatus);
+    return Promise.resolve(status);
+  }
+  forwardStatus: ((s: ForwardStatus) => void)[] = [];
+  startAgent(step: AgentStep): Promise<void> {
+    this.calls.push(`agent ${step.host} ${step.socket}`);
+    if (this.failAt === 'agent')
+      return Promise.reject(new EnvError('box did not forward the agent', 'AllowAgentForwarding', {}));
+    return Promise.resolve();
+  }
+  unlinkAgent(host: string, socket: string): Promise<'removed'> {
+    this.calls.push(`unlink-agent ${host} ${socket}`);
+    return Promise.resolve('removed');
   }
   runClient(program: ClientProgram, address: string, port: number, key: string): Promise<number> {
     const env = Object.entries(program.env).map(([k, v]) => ` ${k}=${v}`);
@@ -399,5 +421,93 @@ describe('execute', () => {
     const outcome = await execute(plan, options);
     expect(outcome.error).toBeInstanceOf(Interrupted);
     expect(runner.calls.some((c) => c.startsWith('forward') || c.startsWith('client'))).toBe(false);
+  });
+});
+
+/** The plan of `setup`, with forwards and the agent as the planner adds them: after the target's connect step. */
+function withForwards(plan: ReturnType<typeof planUp>, required = false): ReturnType<typeof planUp> {
+  const target = plan.steps.find((s) => s.kind === 'connect' && s.host === 'box');
+  if (!target) throw new Error('no connect step for box');
+  const clientAt = plan.steps.findIndex((s) => s.kind === 'client');
+  const forward = (text: string, id: number): PortForwardStep => ({
+    kind: 'port-forward',
+    id,
+    host: 'box',
+    cause: `${text} (command line)`,
+    dependsOn: [target.id],
+    required,
+    spec: {
+      kind: 'local',
+      listen: { port: 8080 },
+      to: { host: 'localhost', port: 80 },
+      text,
+      source: 'command line',
+    },
+  });
+  const agent: AgentStep = {
+    kind: 'agent',
+    id: 92,
+    host: 'box',
+    cause: 'agent (-A)',
+    dependsOn: [target.id],
+    socket: '~/.moshctl/agent/box.sock',
+    source: '-A',
+  };
+  const steps = [...plan.steps];
+  steps.splice(clientAt, 0, forward('-L 8080:localhost:80', 90), forward('-L 9090:localhost:90', 91), agent);
+  return { ...plan, steps };
+}
+
+describe('execute: forwards and the agent', () => {
+  it('sets up each forward and the agent once the target is open, records them, and removes the agent link at the end', async () => {
+    const runner = new FakeRunner();
+    const { plan, options, record } = setup(runner);
+    const outcome = await execute(withForwards(plan), options);
+    expect(outcome.clientCode).toBe(7);
+    const calls = runner.calls;
+    for (const c of ['port-forward -L 8080:localhost:80', 'port-forward -L 9090:localhost:90'])
+      expect(before(calls, c, 'client 192.0.2.1:61001 key=22')).toBe(true);
+    expect(before(calls, 'agent box ~/.moshctl/agent/box.sock', 'client 192.0.2.1:61001 key=22')).toBe(true);
+    expect(before(calls, 'unlink-agent box ~/.moshctl/agent/box.sock', 'close')).toBe(true);
+    expect(record.forwards?.map((f) => [f.text, f.listening])).toEqual([
+      ['-L 8080:localhost:80', true],
+      ['-L 9090:localhost:90', true],
+    ]);
+    expect(record.agent).toBeUndefined();
+  });
+
+  it('a forward that cannot be set up is warned about and the session goes on, as with ssh', async () => {
+    const runner = new FakeRunner('forward:-L 9090:localhost:90');
+    const { plan, options, logs, record } = setup(runner);
+    const outcome = await execute(withForwards(plan), options);
+    expect(outcome.error).toBeUndefined();
+    expect(outcome.clientCode).toBe(7);
+    expect(logs).toContain(
+      'warning: -L 9090:localhost:90 (command line) is not forwarded: -L 9090:localhost:90: address in use',
+    );
+    expect(record.forwards?.[1]).toMatchObject({
+      listening: false,
+      lastError: '-L 9090:localhost:90: address in use',
+    });
+  });
+
+  it('with ExitOnForwardFailure the same failure ends up, and what was started is stopped', async () => {
+    const runner = new FakeRunner('forward:-L 9090:localhost:90');
+    const { plan, options, forgotten } = setup(runner);
+    const outcome = await execute(withForwards(plan, true), options);
+    expect(outcome.error).toBeInstanceOf(EnvError);
+    expect(runner.calls.some((c) => c.startsWith('client'))).toBe(false);
+    expect(runner.calls.filter((c) => c.startsWith('stop')).sort()).toEqual(
+      ['stop relay outer 300', 'stop relay inner 200', 'stop mosh-server box 100'].sort(),
+    );
+    expect(forgotten()).toBe(true);
+  });
+
+  it('an agent the target does not accept is warned about; the shell still starts', async () => {
+    const runner = new FakeRunner('agent');
+    const { plan, options, logs } = setup(runner);
+    const outcome = await execute(withForwards(plan), options);
+    expect(outcome.clientCode).toBe(7);
+    expect(logs).toContain('warning: the agent is not forwarded to box: box did not forward the agent');
   });
 });

@@ -6,7 +6,8 @@ import { createSocket, type Socket } from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TcpTunnel } from '../../src/execute/tcp-tunnel.js';
 import { FrameDecoder, encodeFrame } from '../../src/tcp/framing.js';
-import type { ByteChannel } from '../../src/transport/types.js';
+import type { KeptChain } from '../../src/execute/kept-chain.js';
+import type { ByteChannel, RemoteChain } from '../../src/transport/types.js';
 
 const sockets: Socket[] = [];
 const tunnels: TcpTunnel[] = [];
@@ -77,12 +78,16 @@ async function client(port: number) {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function tunnel(relayPort: number, switchAfterMs = 600, silenceMs = 1000) {
-  const opened: boolean[] = [];
+  const opened: RemoteChain[] = [];
   const switches: string[] = [];
+  // The supervisor's side: the chain is up; the tunnel only ever asks it for the chain.
+  const chain = { hostNames: ['gate', 'box'] } as unknown as RemoteChain;
+  const kept: KeptChain = { whenUp: () => Promise.resolve(chain), suspect: () => undefined };
   const t = new TcpTunnel({
     host: 'box',
-    open: (first) => {
-      opened.push(first);
+    kept,
+    open: (c) => {
+      opened.push(c);
       return Promise.resolve(echoStream());
     },
     udpFirst: {
@@ -96,7 +101,9 @@ async function tunnel(relayPort: number, switchAfterMs = 600, silenceMs = 1000) 
   });
   tunnels.push(t);
   const port = await t.start();
-  return { t, port, opened, switches };
+  // As the supervisor does when the tunnel is added: in UDP mode nothing starts.
+  await t.attach(chain);
+  return { t, port, opened, switches, chain };
 }
 
 // Generous margins around each limit: the machine is shared and noisy.
@@ -118,7 +125,7 @@ describe('TcpTunnel with udpFirst (transport auto)', { timeout: 15_000 }, () => 
 
   it('switches to the stream when no UDP reply comes within switchAfterMs, and the client goes on', async () => {
     const r = await relay(() => false);
-    const { t, port, opened, switches } = await tunnel(r.port);
+    const { t, port, opened, switches, chain } = await tunnel(r.port);
     const c = await client(port);
     await sleep(1600);
     c.stop();
@@ -126,7 +133,7 @@ describe('TcpTunnel with udpFirst (transport auto)', { timeout: 15_000 }, () => 
     expect(switches).toEqual([
       `no UDP reply from gate (127.0.0.1:${r.port}) within 0.6 s of the first datagram`,
     ]);
-    expect(opened).toEqual([false]); // quietly, as after a roam: mosh-client owns the terminal
+    expect(opened).toEqual([chain]); // over the chain the supervisor keeps: the tunnel opens none
     expect(t.mode).toBe('tcp');
     expect(c.got.length).toBeGreaterThan(3);
     expect(c.got.every((g) => g.startsWith('tcp:ping'))).toBe(true);
