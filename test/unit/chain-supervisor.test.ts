@@ -7,8 +7,13 @@ import { ChainSupervisor, GIVE_UP_MS, type Keeper } from '../../src/execute/chai
 import type { ChainConsumer } from '../../src/execute/kept-chain.js';
 import type { RemoteChain } from '../../src/transport/types.js';
 
-const chainNamed = (n: number): RemoteChain =>
-  ({ hostNames: ['gate', 'box'], toString: () => `chain ${n}` }) as unknown as RemoteChain;
+const names = new WeakMap<RemoteChain, string>();
+const chainNamed = (n: number): RemoteChain => {
+  const chain = { hostNames: ['gate', 'box'] } as unknown as RemoteChain;
+  names.set(chain, `chain ${n}`);
+  return chain;
+};
+const nameOf = (chain: RemoteChain): string => names.get(chain) ?? '?';
 
 /** A keeper whose opens succeed or fail as the test says; it tells the supervisor as the real one does. */
 class FakeKeeper implements Keeper {
@@ -53,11 +58,11 @@ function consumer(name: string, failTimes = 0) {
     name,
     host: 'box',
     attach: (chain) => {
-      seen.push(`attach ${String(chain)}`);
+      seen.push(`attach ${nameOf(chain)}`);
       if (fails-- > 0) return Promise.reject(new Error('port in use'));
       return Promise.resolve();
     },
-    detach: (chain) => void seen.push(`detach ${String(chain)}`),
+    detach: (chain) => void seen.push(`detach ${nameOf(chain)}`),
     close: () => {
       seen.push('close');
       return Promise.resolve();
