@@ -85,6 +85,76 @@ describe('status and down over records that are not live sessions here', () => {
     ]);
   });
 
+  it('status shows what a live up keeps: the chain, each forward with its counts, the agent', async () => {
+    const box = {
+      name: 'box',
+      ssh_name: 'box',
+      address: '203.0.113.10',
+      port: 22,
+      user: 'me',
+      identity_files: [],
+      certificate_files: [],
+      known_hosts: [],
+      global_known_hosts: [],
+      host_key_alias: undefined,
+      host_key_policy: 'strict' as const,
+      identity_agent: undefined,
+      connect_timeout: 10,
+      server_alive_interval: 15,
+      proxy_command: undefined,
+      ssh_client: 'ssh2' as const,
+      hash_known_hosts: false,
+    };
+    // No process in it: nothing is asked of box.
+    const live = base('box-live', {
+      route: [box],
+      ...processIdentity(),
+      pid: process.pid,
+      machine: hostname(),
+      chain: { up: false, reconnects: 2, since: '2026-12-06T08:00:00.000Z', lastError: 'this machine moved' },
+      forwards: [
+        { text: '-L 8080:localhost:80', listening: true, open: 1, total: 4, broken: 1, refused: 2 },
+        {
+          text: '-R 9000:localhost:22',
+          listening: false,
+          open: 0,
+          total: 0,
+          broken: 0,
+          refused: 0,
+          lastError: 'box refused: port in use',
+        },
+      ],
+      agent: { host: 'box', socket: '~/.moshctl/agent/box.sock', up: false, lastError: 'chain down' },
+    });
+    // The same in a crashed up's record says nothing: those lived in its process.
+    const { cli } = setup({
+      'box-live.json': live,
+      'box-crashed.json': { ...reused('box-crashed'), chain: live.chain },
+    });
+    const r = await cli(['status']);
+    expect(r.stdout).toMatchInlineSnapshot(`
+      "box  box-crashed  up <age>  client crashed
+        crashed its moshctl up is gone: pid <test> is another process now, started at another time; "moshctl down box" stops what is left
+        route   local → 
+      box  box-live  up <age>  client alive
+        route   local → box
+        chain   down since 2026-12-06T08:00:00.000Z (came back 2×): this machine moved
+        forward -L 8080:localhost:80: listening; 1 open, 4 in all, 1 broken, 2 refused
+        forward -R 9000:localhost:22: not listening; 0 open, 0 in all, 0 broken, 0 refused; last error: box refused: port in use
+        agent   box ~/.moshctl/agent/box.sock: not forwarded now (chain down)
+      "
+    `);
+    const json = JSON.parse((await cli(['status', '--json'])).stdout) as {
+      sessions: { id: string; forwards?: unknown[]; agent?: unknown; chain?: unknown }[];
+    };
+    expect(
+      json.sessions.map((x) => [x.id, x.forwards?.length, x.agent !== undefined, x.chain !== undefined]),
+    ).toEqual([
+      ['box-crashed', undefined, false, false],
+      ['box-live', 2, true, true],
+    ]);
+  });
+
   it('down --all cleans the crashed session, leaves the other machine alone and says what to do with unreadable files', async () => {
     const { cli, left } = setup({
       'box-there.json': base('box-there'),

@@ -6,6 +6,7 @@
 import { ExitCode } from '../../errors.js';
 import { cleanupOwner, owner, type Owner } from '../../state/owner.js';
 import type { SessionRecord } from '../../state/record.js';
+import type { ForwardStatus } from '../../forward/types.js';
 import type { Liveness } from '../../remote/processes.js';
 import { describeUnreadable, SessionStore, stateDir } from '../../state/store.js';
 import { EnvError } from '../../errors.js';
@@ -45,6 +46,10 @@ interface SessionStatus {
   relays: { host: string; pid: number; port: number; runtime: string; restarts: number; state: Liveness }[];
   /** Why a host could not be asked, by host. */
   unreachable: Record<string, string>;
+  /** While its `up` runs: the kept ssh chain, each port forward and the forwarded agent, as `up` last wrote them. */
+  chain?: NonNullable<SessionRecord['chain']>;
+  forwards?: ForwardStatus[];
+  agent?: NonNullable<SessionRecord['agent']>;
 }
 
 export async function status(ctx: CommandContext): Promise<number> {
@@ -95,6 +100,7 @@ export async function status(ctx: CommandContext): Promise<number> {
       ctx.io.stdout(
         `  server  ${s.keeper.host}, being started (its shell, pid ${s.keeper.pid}): ${s.keeper.state}\n`,
       );
+    for (const line of liveLines(s)) ctx.io.stdout(`  ${line}\n`);
     for (const [host, why] of Object.entries(s.unreachable))
       ctx.io.stdout(`  ${host} not reachable: ${why}\n`);
   }
@@ -166,7 +172,36 @@ async function check(
       : {}),
     relays: record.relays.map((r) => ({ ...r, restarts: r.restarts ?? 0, state: state(r.pid) })),
     unreachable,
+    // What lives in the `up` process is only true while it runs.
+    ...(own.kind === 'alive' && record.chain ? { chain: record.chain } : {}),
+    ...(own.kind === 'alive' && record.forwards ? { forwards: record.forwards } : {}),
+    ...(own.kind === 'alive' && record.agent ? { agent: record.agent } : {}),
   };
+}
+
+/** The kept chain, each forward and the agent, one line each. */
+function liveLines(s: SessionStatus): string[] {
+  const lines: string[] = [];
+  const c = s.chain;
+  if (c) {
+    const back = c.reconnects > 0 ? ` (came back ${c.reconnects}×)` : '';
+    lines.push(
+      c.up
+        ? `chain   up${back}`
+        : `chain   down since ${c.since ?? '?'}${back}${c.lastError ? `: ${c.lastError}` : ''}`,
+    );
+  }
+  for (const f of s.forwards ?? []) {
+    const state = f.listening ? `listening${f.port !== undefined ? ` (port ${f.port})` : ''}` : 'not listening';
+    const counts = `${f.open} open, ${f.total} in all, ${f.broken} broken, ${f.refused} refused`;
+    lines.push(`forward ${f.text}: ${state}; ${counts}${f.lastError ? `; last error: ${f.lastError}` : ''}`);
+  }
+  const a = s.agent;
+  if (a)
+    lines.push(
+      `agent   ${a.host} ${a.socket}: ${a.up ? 'forwarded' : 'not forwarded now'}${a.lastError && !a.up ? ` (${a.lastError})` : ''}`,
+    );
+  return lines;
 }
 
 function age(seconds: number): string {
