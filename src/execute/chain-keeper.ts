@@ -20,6 +20,8 @@ export interface ChainOptions {
   sshConfigFile?: string;
   /** Wraps every chain opened, e.g. to log each remote command (`--debug`). */
   wrapChain?: (chain: RemoteChain) => RemoteChain;
+  /** The one host (the target) that may be asked to forward the agent (ConnectOptions.agentFor). */
+  agentFor?: string;
 }
 
 /** What the keeper tells its owner: a chain opened; a host's connection dropped; a chain is gone for good. */
@@ -249,6 +251,7 @@ export class ChainKeeper {
         ...(this.opts.signal && abortable ? { signal: this.opts.signal } : {}),
         ...(this.opts.prompter && !this.quiet ? { prompter: this.opts.prompter } : {}),
         ...(this.opts.sshConfigFile ? { sshConfigFile: this.opts.sshConfigFile } : {}),
+        ...(this.opts.agentFor ? { agentFor: this.opts.agentFor } : {}),
       }),
     );
     this.chain = chain;
