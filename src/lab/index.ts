@@ -70,6 +70,7 @@ export { multiplexerServers, stopMultiplexerServers, type MultiplexerServer } fr
 export { CLIENT_USER, LOGIN_USERS, findLabUsers, type ClientUserFiles, type LabUser } from './users.js';
 export {
   freeTcpPort,
+  freeTcpPorts,
   httpServerArgv,
   serveHttp,
   spawnTracked,

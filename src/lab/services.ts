@@ -154,20 +154,40 @@ async function waitForListener(
   }
 }
 
+// Binds `n` random ports of 20000-29999 on 127.0.0.1 at once (so they differ), prints them, closes them.
+const PICK_PORTS = `
+const net = require('net'); const n = Number(process.argv[1]); const held = []; let tries = 0;
+const next = () => {
+  if (held.length === n) { console.log(held.map((s) => s.address().port).join(' ')); held.forEach((s) => s.close()); return; }
+  if (++tries > 1000) { console.error('no free port'); process.exit(1); }
+  const s = net.createServer();
+  s.once('error', next);
+  s.listen(20000 + Math.floor(Math.random() * 10000), '127.0.0.1', () => { held.push(s); next(); });
+};
+next();`;
+
 /**
- * A TCP port nothing listens on in `host`'s namespace now (the kernel's
- * choice for a bind to port 0 on 127.0.0.1, then closed). Lab namespaces are
- * new and empty, so it stays free unless the test itself takes it.
+ * `n` different TCP ports nothing listens on in `host`'s namespace now, below
+ * the kernel's ephemeral range (32768 and up) so no outgoing connection's
+ * source port takes one meanwhile. Lab namespaces are new and empty, so they
+ * stay free unless the test itself takes them.
  */
+export async function freeTcpPorts(
+  lab: Pick<ServiceLab, 'exec'>,
+  host: HostName,
+  n: number,
+): Promise<number[]> {
+  const r = await lab.exec(host, [process.execPath, '-e', PICK_PORTS, String(n)]);
+  const ports = r.stdout.trim().split(' ').map(Number);
+  if (r.code !== 0 || ports.length !== n || !ports.every((p) => Number.isInteger(p) && p > 0))
+    throw new Error(`no free ports on ${host}: ${r.stderr.trim()}`);
+  return ports;
+}
+
+/** One port as freeTcpPorts() picks them. */
 export async function freeTcpPort(lab: Pick<ServiceLab, 'exec'>, host: HostName): Promise<number> {
-  const r = await lab.exec(host, [
-    process.execPath,
-    '-e',
-    "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})",
-  ]);
-  const port = Number(r.stdout.trim());
-  if (r.code !== 0 || !Number.isInteger(port) || port <= 0)
-    throw new Error(`no free port on ${host}: ${r.stderr.trim()}`);
+  const [port] = await freeTcpPorts(lab, host, 1);
+  if (port === undefined) throw new Error(`no free port on ${host}`);
   return port;
 }
 

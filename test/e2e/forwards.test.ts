@@ -15,6 +15,7 @@ import type { ForwardStatus } from '../../src/forward/types.js';
 import {
   agentExposure,
   freeTcpPort,
+  freeTcpPorts,
   serveHttp,
   spawnTracked,
   startAgent,
@@ -132,8 +133,7 @@ describe.skipIf(reason)('the lab pieces, through plain OpenSSH (ssh -J)', () => 
   it('-L, -R and -D through ssh -J reach the servers; ssh -A -J shows the agent on the target only', async () => {
     const { lab } = ctx;
     const { http, back, agent } = s.servers;
-    const local = await freeTcpPort(lab, 'client');
-    const socks = await freeTcpPort(lab, 'client');
+    const [local = 0, socks = 0] = await freeTcpPorts(lab, 'client', 2);
     const remote = await freeTcpPort(lab, 'target');
     const [ssh, ...rest] = lab.sshArgv('target');
     const tunnel = spawnTracked(lab, 'client', [
@@ -375,8 +375,7 @@ describe.skipIf(reason).each(SSH_CLIENTS)(
     it('-L, -R, -D and -A at once: after exit nothing is left on any host, the ports are closed and the agent link is gone', async () => {
       const { lab } = ctx;
       const { http, back, agent } = s.servers;
-      const local = await freeTcpPort(lab, 'client');
-      const socks = await freeTcpPort(lab, 'client');
+      const [local = 0, socks = 0] = await freeTcpPorts(lab, 'client', 2);
       const remote = await freeTcpPort(lab, 'target');
       const session = await up(
         [

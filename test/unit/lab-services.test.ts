@@ -9,7 +9,8 @@ import {
   isAgentSocketPath,
   unixSocketPaths,
 } from '../../src/lab/agent-exposure.js';
-import { fingerprintOf, httpServerArgv } from '../../src/lab/services.js';
+import { run } from '../../src/lab/proc.js';
+import { fingerprintOf, freeTcpPorts, httpServerArgv } from '../../src/lab/services.js';
 
 const PROC_NET_UNIX = [
   'Num       RefCount Protocol Flags    Type St Inode Path',
@@ -103,5 +104,17 @@ describe('fingerprintOf', () => {
 
   it('throws on anything else', () => {
     expect(() => fingerprintOf('The agent has no identities.')).toThrow(/no fingerprint/);
+  });
+});
+
+describe('freeTcpPorts', () => {
+  // Run here instead of in a lab namespace: the picking is the same.
+  const here = { exec: (_host: string, argv: readonly string[]) => run(argv) };
+
+  it('gives different ports below the ephemeral range', async () => {
+    const ports = await freeTcpPorts(here, 'client', 5);
+    expect(ports).toHaveLength(5);
+    expect(new Set(ports).size).toBe(5);
+    for (const p of ports) expect(p >= 20000 && p < 30000).toBe(true);
   });
 });
