@@ -8,7 +8,8 @@
 //   BENCH_OUT=FILE     also write the section there
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { forwardOptions, forwardsReport, measureForwards } from './bench-lib/forwards.mjs';
+import { forwardOptions, measureForwards } from './bench-lib/forwards.mjs';
+import { forwardsReport } from './bench-lib/forwards-report.mjs';
 
 if (process.getuid?.() !== 0) {
   console.error('bench-forwards: builds network namespaces and needs root');

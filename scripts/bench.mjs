@@ -13,13 +13,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CLK_TCK, cpuTicks, exeOf, rssKb } from './bench-lib/procfs.mjs';
 import { measureRoaming, TICKER } from './bench-lib/roaming.mjs';
-import {
-  forwardOptions,
-  forwardsMissed,
-  forwardsReport,
-  forwardsSummary,
-  measureForwards,
-} from './bench-lib/forwards.mjs';
+import { forwardOptions, measureForwards } from './bench-lib/forwards.mjs';
+import { forwardsMissed, forwardsReport, forwardsSummary } from './bench-lib/forwards-report.mjs';
 import { manySessions } from './bench-lib/sessions.mjs';
 
 if (process.getuid?.() !== 0) {

@@ -2,6 +2,11 @@
 // agent-exposure.ts): reading /proc/net/unix and /proc/PID/environ, telling an
 // agent socket from others, the HTTP servers' argv and ssh-keygen's listing.
 // e2e/forwards.test.ts proves them against real sshd, ssh -A and curl.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import {
   agentSocketPid,
@@ -116,5 +121,30 @@ describe('freeTcpPorts', () => {
     expect(ports).toHaveLength(5);
     expect(new Set(ports).size).toBe(5);
     for (const p of ports) expect(p >= 20000 && p < 30000).toBe(true);
+  });
+});
+
+describe('the HTTP servers themselves (run here, not in a lab)', () => {
+  const here = { exec: (_host: string, argv: readonly string[]) => run(argv) };
+
+  it.each(['python3', 'perl'] as const)('%s serves the file to a GET', async (runtime) => {
+    const dir = mkdtempSync(join(tmpdir(), 'moshctl-http-'));
+    writeFileSync(join(dir, 'hello.txt'), 'body 42\n');
+    const [port = 0] = await freeTcpPorts(here, 'client', 1);
+    const [cmd = '', ...args] = httpServerArgv(runtime, '127.0.0.1', port, dir, 'hello.txt');
+    const server = spawn(cmd, args, { stdio: 'ignore' });
+    try {
+      let body = '';
+      for (let i = 0; i < 100 && body === ''; i++) {
+        body = await fetch(`http://127.0.0.1:${port}/hello.txt`)
+          .then((r) => (r.ok ? r.text() : ''))
+          .catch(() => '');
+        if (body === '') await sleep(50);
+      }
+      expect(body).toBe('body 42\n');
+    } finally {
+      server.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
