@@ -3,7 +3,7 @@
 // docs/benchmarks.md. Every figure sits next to a baseline taken in the same run
 // on the same machine, with the ratio. Needs root (network namespaces).
 //   ROUNDS=N        rounds for `up`/`down` and roaming (default 7)
-//   BENCH_SMOKE=1   tiny run (ROUNDS=1, N=200, 5 relays, 3 s idle, 3 cold starts, 2 sessions),
+//   BENCH_SMOKE=1   tiny run (ROUNDS=1, N=200, 5 relays, 3 s idle, 3 cold starts, 2 sessions, 1 MiB forwarded),
 //                   written to a temp file (removed after) unless BENCH_OUT is set; prints one line
 //   BENCH_OUT=FILE  where to write the report
 import { spawn, spawnSync } from 'node:child_process';
@@ -13,6 +13,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CLK_TCK, cpuTicks, exeOf, rssKb } from './bench-lib/procfs.mjs';
 import { measureRoaming, TICKER } from './bench-lib/roaming.mjs';
+import { forwardOptions, measureForwards } from './bench-lib/forwards.mjs';
+import { forwardsMissed, forwardsReport, forwardsSummary } from './bench-lib/forwards-report.mjs';
 import { manySessions } from './bench-lib/sessions.mjs';
 
 if (process.getuid?.() !== 0) {
@@ -21,7 +23,7 @@ if (process.getuid?.() !== 0) {
 }
 const root = fileURLToPath(new URL('..', import.meta.url));
 const lib = fileURLToPath(new URL('./bench-lib/', import.meta.url));
-const { Lab, Tmux } = await import('../dist/lab/index.js');
+const { Lab, Tmux, spawnTracked } = await import('../dist/lab/index.js');
 const { relayLaunch } = await import('../dist/relay/launch.js');
 const { relayCommand, parseRelayOutput, stopRelayCommand } = await import('../dist/relay/commands.js');
 const { parseListen, QUIT } = await import('../dist/relay/control.js');
@@ -521,6 +523,7 @@ let cold;
 let sessions;
 let roam;
 let directAddress;
+const forwardRows = [];
 for (const bastions of [1, 2]) {
   for (const sshClient of ['ssh2', 'openssh']) {
     let lab;
@@ -553,6 +556,17 @@ for (const bastions of [1, 2]) {
           },
         });
       }
+      // Section 9: moshctl's -L next to ssh -J -L, once per ssh client (it roams the client too).
+      if (bastions === 1)
+        forwardRows.push(
+          await measureForwards(lab, {
+            ...forwardOptions(SMOKE, process.env.ROUNDS),
+            moshctl: MOSHCTL,
+            Tmux,
+            spawnTracked,
+            log,
+          }),
+        );
     } finally {
       await lab?.destroy();
     }
@@ -584,6 +598,7 @@ p('```sh');
 p('sudo npm run bench                 # writes docs/benchmarks.md (ROUNDS=7)');
 p('sudo ROUNDS=15 npm run bench       # more rounds for `up`/`down` and roaming');
 p('sudo BENCH_SMOKE=1 node scripts/bench.mjs   # tiny run, report in a temp file (CI)');
+p('sudo node scripts/bench-forwards.mjs      # section 9 alone, printed (after npm run build)');
 p('```');
 p();
 p(`## 1. \`moshctl up\` against \`ssh -J\``);
@@ -886,6 +901,8 @@ for (const [label, k] of [
     `| ${label} | ${ms(T[k].up)} | ${ms(T[k].auto)} | ${ratio(T[k].auto, T[k].up)} | ${ms(T[k].tcpBlocked)} | ${ms(T[k].autoBlocked)} | ${ratio(T[k].autoBlocked, T[k].tcpBlocked)} |`,
   );
 p();
+for (const l of forwardsReport(forwardRows)) p(l);
+whys.push(...forwardsMissed(forwardRows));
 p('## Missed goals');
 p();
 if (whys.length) {
@@ -911,7 +928,7 @@ if (whys.length) {
 p();
 mkdirSync(dirname(OUT), { recursive: true });
 writeFileSync(OUT, L.join('\n'));
-const sessionProblems = [...sessions.problems, ...roam.problems];
+const sessionProblems = [...sessions.problems, ...roam.problems, ...forwardRows.flatMap((r) => r.problems)];
 if (SMOKE) {
   // The smoke run proves the script works; its tiny report is not kept unless asked for.
   if (!process.env.BENCH_OUT) rmSync(OUT, { force: true });
@@ -921,7 +938,7 @@ if (SMOKE) {
     process.exit(1);
   }
   console.log(
-    `bench smoke ok: ${upRows.length} up/down configs, ${relayRows.length} relays, ${sessions.usableAtEnd}/${SESSIONS} sessions usable, ${roam.relay.length + roam.direct.length + roam.tcp.length} roams (${roam.tcp.length} tcp), ${T.tcpRounds} tcp ups (first ${ms(T.first.tcp)}, udp ${ms(T.first.up)}, auto ${ms(T.first.auto)}, auto with UDP dropped ${ms(T.first.autoBlocked)}, roam ${ms(roamMed('tcp'))}, udp ${ms(roamMed('relay'))}), transport p50 udp/auto/tcp ${[transportRows.udp, transportRows.auto, transportRows.tcp].map((r) => Math.round(r.p50)).join('/')} µs, ${L.length} report lines (${took.toFixed(0)} s)`,
+    `bench smoke ok: ${upRows.length} up/down configs, ${relayRows.length} relays, ${sessions.usableAtEnd}/${SESSIONS} sessions usable, ${roam.relay.length + roam.direct.length + roam.tcp.length} roams (${roam.tcp.length} tcp), ${T.tcpRounds} tcp ups (first ${ms(T.first.tcp)}, udp ${ms(T.first.up)}, auto ${ms(T.first.auto)}, auto with UDP dropped ${ms(T.first.autoBlocked)}, roam ${ms(roamMed('tcp'))}, udp ${ms(roamMed('relay'))}), transport p50 udp/auto/tcp ${[transportRows.udp, transportRows.auto, transportRows.tcp].map((r) => Math.round(r.p50)).join('/')} µs, forwards: ${forwardsSummary(forwardRows)}, ${L.length} report lines (${took.toFixed(0)} s)`,
   );
 } else {
   console.log(`bench: wrote ${OUT} in ${took.toFixed(0)} s`);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian machine for moshctl: the Debian packages the lab and
 # the end-to-end tests drive (mosh, sshd, tmux and screen, iproute2, nftables,
-# socat, nc, python3, zsh and fish as login shells, and busybox and Dropbear for
-# the lab's busybox and Dropbear hosts), the local users the
+# socat, nc, python3, zsh and fish as login shells, busybox and Dropbear for
+# the lab's busybox and Dropbear hosts, and curl and ssh-agent for the
+# forwarding tests), the local users the
 # tests log in as, the npm packages, and the build. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +12,8 @@ need=()
 for pair in mosh-server:mosh mosh-client:mosh /usr/sbin/sshd:openssh-server ssh:openssh-client \
   ssh-keygen:openssh-client tmux:tmux screen:screen ip:iproute2 nft:nftables socat:socat \
   nc:netcat-openbsd python3:python3 zsh:zsh fish:fish setpriv:util-linux unshare:util-linux \
-  busybox:busybox /usr/sbin/dropbear:dropbear-bin dropbearconvert:dropbear-bin; do
+  busybox:busybox /usr/sbin/dropbear:dropbear-bin dropbearconvert:dropbear-bin \
+  curl:curl ssh-agent:openssh-client ssh-add:openssh-client; do
   cmd=${pair%%:*} pkg=${pair##*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done

@@ -68,6 +68,19 @@ export { findLeftovers, type Leftovers } from './leftovers.js';
 export { realProgramPath } from './mounts.js';
 export { multiplexerServers, stopMultiplexerServers, type MultiplexerServer } from './multiplexers.js';
 export { CLIENT_USER, LOGIN_USERS, findLabUsers, type ClientUserFiles, type LabUser } from './users.js';
+export {
+  freeTcpPort,
+  freeTcpPorts,
+  httpServerArgv,
+  serveHttp,
+  spawnTracked,
+  startAgent,
+  type HttpRuntime,
+  type HttpServer,
+  type LabAgent,
+  type LabProcess,
+} from './services.js';
+export { agentExposure, type AgentExposure } from './agent-exposure.js';
 
 /** The repository root, from dist/lab/ or src/lab/ alike. */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -107,6 +107,26 @@ export async function waitForPrompt(s: UpSession, timeoutMs = 30_000): Promise<v
   }
 }
 
+/**
+ * Waits for the shell prompt, but fails at once, with moshctl's stderr, when
+ * moshctl exits first (a refused option, a failed set-up) instead of waiting
+ * out the whole timeout for a prompt that cannot come.
+ */
+export async function waitForPromptOrExit(s: UpSession, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (/# $/m.test(await s.tmux.capture())) return;
+    const code = await s.tmux.exitStatus();
+    if (code !== undefined)
+      throw new Error(`moshctl exited ${code} before the prompt; stderr:\n${stderrOf(s)}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `no prompt within ${timeoutMs} ms; screen:\n${await s.tmux.capture()}\nstderr:\n${stderrOf(s)}`,
+      );
+    await sleep(100);
+  }
+}
+
 let marker = 0;
 
 /**
