@@ -77,6 +77,38 @@ const moshOptions: Record<string, OptionSpec> = {
   },
 };
 
+/** ssh's forwarding options, as ssh takes them: they add to the target's forward: (or ssh_config's). */
+const forwardOptions: Record<string, OptionSpec> = {
+  'local-forward': {
+    type: 'string',
+    short: 'L',
+    multiple: true,
+    arg: 'SPEC',
+    help: "as ssh -L: [bind_address:]port:host:hostport, [bind_address:]port:remote_socket, local_socket:host:hostport or local_socket:remote_socket; listens here, connects from the target, for the whole session (across roaming); repeatable; adds to the target's forward.local",
+  },
+  'remote-forward': {
+    type: 'string',
+    short: 'R',
+    multiple: true,
+    arg: 'SPEC',
+    help: "as ssh -R: [bind_address:]port:host:hostport, [bind_address:]port:local_socket, remote_socket:host:hostport or remote_socket:local_socket; the target listens (port 0: it chooses), connections come back here; repeatable; adds to the target's forward.remote",
+  },
+  'dynamic-forward': {
+    type: 'string',
+    short: 'D',
+    multiple: true,
+    arg: '[BIND:]PORT',
+    help: "as ssh -D: a SOCKS4/5 proxy here, connecting from the target; repeatable; adds to the target's forward.dynamic",
+  },
+  'forward-agent': {
+    type: 'boolean',
+    short: 'A',
+    help: "as ssh -A: forward this machine's ssh-agent to the target only (never a bastion), kept across reconnects at a stable SSH_AUTH_SOCK; sets forward_agent",
+  },
+};
+
+const FORWARD_USAGE = '[-L SPEC]... [-R SPEC]... [-D [BIND:]PORT]... [-A]';
+
 export const commands: CommandSpec[] = [
   {
     name: 'validate',
@@ -106,14 +138,14 @@ export const commands: CommandSpec[] = [
   },
   {
     name: 'plan',
-    usage:
-      'moshctl plan NAME [--json] [--no-connect] [--transport udp|tcp|auto] [--bind-server ssh|any|ADDRESS] [--server PATH] [--client PATH] [--predict MODE] [--predict-overwrite] [--no-init] [-- COMMAND...]',
+    usage: `moshctl plan NAME [--json] [--no-connect] ${FORWARD_USAGE} [--transport udp|tcp|auto] [--bind-server ssh|any|ADDRESS] [--server PATH] [--client PATH] [--predict MODE] [--predict-overwrite] [--no-init] [-- COMMAND...]`,
     summary: 'print the steps `up NAME` would take',
     description:
-      'Prints, in order, every step `up NAME` would take (ssh hops, mosh-server, one relay per hop, the client) with its host and why, then the teardown. Touches no host.',
+      'Prints, in order, every step `up NAME` would take (ssh hops, mosh-server, one relay per hop, port forwards, the client) with its host and why, then the teardown, and notes (forwards left out, forwards reachable from the network). Touches no host.',
     options: {
       json,
       'no-connect': { type: 'boolean', help: 'plan `up --no-connect`' },
+      ...forwardOptions,
       transport,
       'bind-server': bindServer,
       ...moshOptions,
@@ -124,17 +156,17 @@ export const commands: CommandSpec[] = [
   },
   {
     name: 'up',
-    usage:
-      'moshctl up NAME [--no-connect [--json]] [--transport udp|tcp|auto] [--bind-server ssh|any|ADDRESS] [--server PATH] [--client PATH] [--predict MODE] [--predict-overwrite] [--no-init] [-- COMMAND...]',
+    usage: `moshctl up NAME [--no-connect [--json]] ${FORWARD_USAGE} [--transport udp|tcp|auto] [--bind-server ssh|any|ADDRESS] [--server PATH] [--client PATH] [--predict MODE] [--predict-overwrite] [--no-init] [-- COMMAND...]`,
     summary: 'open a mosh session to NAME through its jump hosts',
     description:
-      "Connects through the via chain (NAME may be a host of moshproxy.yaml or one ssh knows from ssh_config), starts mosh-server on NAME and a UDP relay on every hop, then hands the terminal to mosh-client. When the client exits everything is torn down and moshctl exits with the client's exit code. COMMAND runs instead of the login shell. Needs a terminal on stdin unless --no-connect.",
+      "Connects through the via chain (NAME may be a host of moshproxy.yaml or one ssh knows from ssh_config), starts mosh-server on NAME and a UDP relay on every hop, then hands the terminal to mosh-client. Port forwards (-L, -R, -D, the target's forward:) and the agent (-A) ride the ssh chain, which moshctl keeps for the whole session and reopens after a roam; they end with the session, so --no-connect takes none. When the client exits everything is torn down and moshctl exits with the client's exit code. COMMAND runs instead of the login shell. Needs a terminal on stdin unless --no-connect.",
     options: {
       'no-connect': {
         type: 'boolean',
         help: 'start server and relays, record the session and print host, port, key and a mosh-client line for a client elsewhere (the key goes to stdout); "moshctl down NAME" ends it',
       },
       json: { type: 'boolean', help: 'with --no-connect: print the hand-over as JSON' },
+      ...forwardOptions,
       transport,
       'bind-server': bindServer,
       ...moshOptions,

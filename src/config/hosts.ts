@@ -181,6 +181,7 @@ async function sshConfigRoute(
         relay: others.relay,
         mosh: others.mosh,
         ssh,
+        forward: others.forward,
         ...(others.transportSource ? { transportSource: others.transportSource } : {}),
       },
       g,

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import { resolveChain, type ViaMap } from './chains.js';
+import { declareForwards, resolveForwards, type DeclaredForwards, type RawForwarding } from './forwards.js';
 import { parsePortRange } from './ports.js';
 import type { Origins } from './source.js';
 import { pointer } from './source.js';
@@ -74,7 +75,7 @@ interface RawRelay {
   ports?: string | number;
   runtime?: RelayRuntime;
 }
-interface RawSsh {
+interface RawSsh extends RawForwarding {
   port?: number;
   user?: string;
   identity_file?: string | string[];
@@ -131,6 +132,8 @@ export interface DeclaredHost {
   relay: HostConfig['relay'];
   mosh: MoshSettings;
   ssh: DeclaredSsh;
+  /** forward:, forward_agent: of the host, else of `defaults:`. */
+  forward: DeclaredForwards;
   /** Where `address` was written. */
   addressSource: string;
   /** Where mosh.transport was written, if anywhere: else moshctl chooses the transport. */
@@ -143,7 +146,7 @@ export interface DeclaredConfig {
   /** One host, worked out when first asked for: a command needs a route's hosts, not 20 000. */
   host(name: string): DeclaredHost | undefined;
   /** What a host only ssh_config knows gets from moshproxy.yaml: `defaults:` and the file's `mosh:`. */
-  forOthers: Pick<DeclaredHost, 'relay' | 'mosh' | 'ssh' | 'transportSource'>;
+  forOthers: Pick<DeclaredHost, 'relay' | 'mosh' | 'ssh' | 'forward' | 'transportSource'>;
 }
 
 export function declareHosts(raw: RawConfig, ctx: ResolveContext): DeclaredConfig {
@@ -227,6 +230,7 @@ export function declareHosts(raw: RawConfig, ctx: ResolveContext): DeclaredConfi
       relay: relay(h),
       mosh: moshOf(h, hostPtr),
       ssh: ssh(h, hostPtr),
+      forward: declareForwards(h, hostPtr, d, where),
       addressSource: where(pointer(hostPtr, 'address')),
       ...transportSource(h, hostPtr),
     };
@@ -240,6 +244,7 @@ export function declareHosts(raw: RawConfig, ctx: ResolveContext): DeclaredConfi
       relay: relay(undefined),
       mosh: moshOf(undefined, undefined),
       ssh: ssh({}, undefined),
+      forward: declareForwards(undefined, undefined, d, where),
       ...transportSource(undefined, undefined),
     },
   };
@@ -345,9 +350,9 @@ export function completeHost(
         ? 'strict'
         : undefined;
   const agent = g?.identityagent;
+  const forwarding = resolveForwards(base.forward, g);
+  Object.assign(sources, forwarding.sources);
   const host: HostConfig = {
-    forwards: [],
-    forward_agent: false,
     name: base.name,
     // For an ssh_config host `base.address` is the name as written; HostName is `address`.
     ssh_name: base.address,
@@ -386,6 +391,11 @@ export function completeHost(
     proxy_command: take('proxy_command', undefined, g?.proxycommand, undefined),
     ssh_client: take('ssh_client', decl.ssh_client, undefined, builtins.ssh_client),
     hash_known_hosts: g?.hashknownhosts ?? false,
+    forwards: forwarding.forwards,
+    forward_agent: forwarding.forward_agent,
+    exit_on_forward_failure: forwarding.exit_on_forward_failure,
+    gateway_ports: forwarding.gateway_ports,
+    forward_notes: forwarding.forward_notes,
     origin,
     chain: base.chain,
     relay: base.relay,

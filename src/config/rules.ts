@@ -3,6 +3,7 @@
 import type { Problem } from '../errors.js';
 import { parseBindServer } from './bind.js';
 import { checkChains, cycleFrom, relayedTo } from './chains.js';
+import { checkForwards } from './forward-rules.js';
 import { parseServerProgram } from './mosh-programs.js';
 import { parsePortRange } from './ports.js';
 import { describePath } from './schema.js';
@@ -71,6 +72,9 @@ export function checkRules(data: unknown, origins: Origins, fallback: Position):
     const r = parseServerProgram(value);
     if (!r.ok) problems.push({ ...at(ptr), message: `${describePath(ptr)}: ${r.message}`, hint: r.hint });
   }
+
+  // forward: each entry a forward ssh takes, no two listening on one port or path.
+  for (const p of checkForwards(data, at)) problems.push(p);
 
   // `via` references, then whole chains (cycles, repeats) once the references are sound.
   const via = new Map<string, string[]>();

@@ -22,6 +22,15 @@ export interface SshGValues {
   identityagent?: string;
   proxyjump?: string;
   proxycommand?: string;
+  /** Forwards as `ssh -G` prints them (`8080 [localhost]:80`), each line's value; see forwards.ts. */
+  localforward: string[];
+  remoteforward: string[];
+  dynamicforward: string[];
+  /** `yes`, `no`, a socket path or `$VAR`. */
+  forwardagent?: string;
+  gatewayports?: boolean;
+  clearallforwardings?: boolean;
+  exitonforwardfailure?: boolean;
 }
 
 export function parseSshG(text: string): SshGValues {
@@ -30,6 +39,9 @@ export function parseSshG(text: string): SshGValues {
     certificatefile: [],
     userknownhostsfile: [],
     globalknownhostsfile: [],
+    localforward: [],
+    remoteforward: [],
+    dynamicforward: [],
   };
   for (const line of text.split('\n')) {
     const m = /^(\S+)\s+(.*?)\s*$/.exec(line);
@@ -44,7 +56,18 @@ export function parseSshG(text: string): SshGValues {
       case 'identityagent':
       case 'proxyjump':
       case 'proxycommand':
+      case 'forwardagent':
         v[key] = value;
+        break;
+      case 'gatewayports':
+      case 'clearallforwardings':
+      case 'exitonforwardfailure':
+        v[key] = value === 'yes';
+        break;
+      case 'localforward':
+      case 'remoteforward':
+      case 'dynamicforward':
+        v[key].push(value);
         break;
       case 'port':
         v.port = Number(value);

@@ -116,24 +116,45 @@ export interface SshHost {
 export interface HostConfig extends SshHost {
   /**
    * Port forwards for a session to this host as target: moshproxy.yaml's
-   * `forward:`, else ssh_config's LocalForward, RemoteForward, DynamicForward
-   * (as `ssh -G` reports them); `up -L/-R/-D` add to them.
+   * `forward:` (the host's, else `defaults:`), else ssh_config's LocalForward,
+   * RemoteForward, DynamicForward (as `ssh -G` reports them); `up -L/-R/-D`
+   * add to them. Each names where it came from.
    */
   forwards: ForwardSpec[];
   /** Agent forwarding to this host as target: forward_agent, else ssh_config's ForwardAgent; `up -A` sets it. */
   forward_agent: boolean;
+  /** forward.exit_on_failure, else ssh_config's ExitOnForwardFailure: `up` fails when a forward cannot be set up, instead of warning. */
+  exit_on_forward_failure: boolean;
+  /**
+   * ssh_config's GatewayPorts: a local or dynamic forward without a bind
+   * address listens on every interface (already so in `forwards`; the
+   * planner applies it to `up -L` and `-D` too, as ssh does).
+   */
+  gateway_ports: boolean;
+  /** ssh_config forwards moshctl left out, and why (ssh's reverse SOCKS, a relative socket path); `plan` and `up` print them. */
+  forward_notes: string[];
   /** moshproxy.yaml when the host is declared there (ssh_config may fill gaps), else ssh_config. */
   origin: 'moshproxy' | 'ssh_config';
   /** The full jump chain to this host, client side first (a hop's own `via` expanded). */
   chain: string[];
   relay: RelaySettings;
   mosh: MoshSettings;
-  /** For each resolved field: `file:line`, `ssh_config`, or `default`. */
   /**
    * For each resolved field: `file:line`, `ssh_config`, or `default`. `transport`
    * is there only when moshproxy.yaml sets mosh.transport: else moshctl chooses.
    */
-  sources: Partial<Record<keyof SshHost | 'chain' | 'transport' | 'forwards' | 'forward_agent', ValueSource>>;
+  sources: Partial<
+    Record<
+      | keyof SshHost
+      | 'chain'
+      | 'transport'
+      | 'forwards'
+      | 'forward_agent'
+      | 'exit_on_forward_failure'
+      | 'gateway_ports',
+      ValueSource
+    >
+  >;
 }
 
 /** The fields of SshHost, for copying a host into a record without the rest. */

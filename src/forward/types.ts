@@ -15,7 +15,8 @@ export interface ForwardSpec {
    * Where connections are accepted: on this machine for local and dynamic, on
    * the target for remote. `host` undefined: loopback (127.0.0.1 here, as ssh
    * binds it; for remote, `localhost` is asked of the target's sshd, as ssh does).
-   * `port` 0 (remote only): the target's sshd chooses.
+   * `host` `*`: every interface (ssh's `*` or empty bind address, or GatewayPorts
+   * yes without one). `port` 0 (remote only): the target's sshd chooses.
    */
   listen: { host?: string; port: number } | { path: string };
   /**
@@ -24,7 +25,11 @@ export interface ForwardSpec {
    * resolved at the target.
    */
   to?: Endpoint;
-  /** ssh's own form, as given or as ssh_config's would be: `-L 8080:localhost:80`. For plan, status and messages. */
+  /**
+   * ssh's own form, as spec.ts writes it from the fields (ssh reads it back the
+   * same, whatever was typed or ssh_config said): `-L 8080:localhost:80`. For
+   * plan, status, messages, and telling two forwards apart.
+   */
   text: string;
   /** Where it was asked for: `command line`, `moshproxy.yaml:12` (file:line), or `ssh_config`. */
   source: string;

@@ -1,7 +1,7 @@
 // The plan as a person reads it: one line per step with its host and what it
 // starts, and a "why" line under it. Tests compare this text whole.
 import { formatPortRange } from '../config/types.js';
-import type { AddressOf, BoundBy, ClientProgram, Plan, Step } from './types.js';
+import type { AddressOf, BoundBy, ClientProgram, Plan, PortForwardStep, Step } from './types.js';
 import { hostPort } from '../host-port.js';
 
 const RUNTIME: Record<string, string> = {
@@ -12,18 +12,22 @@ const RUNTIME: Record<string, string> = {
   nc: 'nc, roaming will not survive it',
 };
 
-// Wide enough for the longest kind, "stop-server", so columns line up in every plan.
-const KIND_WIDTH = 11;
+// Wide enough for the longest kind shown, "port-forward", so columns line up in every plan.
+const KIND_WIDTH = 12;
+
+/** Kinds shown shorter than `plan --json` names them, to keep the column narrow. */
+const SHOWN: Partial<Record<Step['kind'], string>> = { 'stop-port-forward': 'unforward' };
 
 export function formatPlan(plan: Plan): string {
   const lines = [
     `moshctl up ${plan.target}: local → ${plan.route.join(' → ')}`,
     `ssh client: ${plan.sshClient} (${plan.sshClientWhy})`,
     `transport: ${plan.transport.kind} (${plan.transport.why})`,
+    ...plan.notes.map((n) => `note: ${n}`),
   ];
   const width = Math.max(5, ...plan.route.map((h) => h.length));
   const row = (s: Step): void => {
-    const head = `${String(s.id).padStart(3)}. ${s.kind.padEnd(KIND_WIDTH)} ${s.host.padEnd(width)}  `;
+    const head = `${String(s.id).padStart(3)}. ${(SHOWN[s.kind] ?? s.kind).padEnd(KIND_WIDTH)} ${s.host.padEnd(width)}  `;
     lines.push(head + describe(s));
     const after = s.dependsOn.length > 0 ? `after ${s.dependsOn.join(', ')}; ` : 'at once; ';
     lines.push(`${' '.repeat(head.length)}${after}why: ${s.cause}`);
@@ -81,16 +85,41 @@ function describe(s: Step): string {
     case 'stop-server':
       return `stop mosh-server of step ${s.of} by its pid`;
     case 'port-forward':
-      return `${s.spec.text} (${s.spec.source})`;
+      return portForward(s);
     case 'agent':
-      return `forward this machine's ssh-agent to ${s.host} only, at ${s.socket} (${s.source})`;
+      return `forward this machine's ssh-agent to ${s.host} only, over an ssh channel of its own, and link ${s.socket} to it there (the shell's SSH_AUTH_SOCK)`;
     case 'stop-port-forward':
-      return `close the forward of step ${s.of}`;
+      return `close the forward of step ${s.of}: its listener and the connections it carries`;
     case 'unlink-agent':
-      return `remove the agent link of step ${s.of}`;
+      return `remove the link of step ${s.of} and close the agent's channel`;
     case 'disconnect':
       return 'close the ssh connection';
   }
+}
+
+/** What a port forward listens on and where its connections go, each on its side. */
+function portForward(s: PortForwardStep): string {
+  const { spec } = s;
+  const l = spec.listen;
+  const port = 'path' in l ? '' : l.port === 0 ? `a port ${s.host} chooses` : `port ${l.port}`;
+  const at =
+    'path' in l
+      ? `the socket ${l.path}`
+      : l.host === undefined
+        ? `loopback, ${port}`
+        : l.host === '*'
+          ? `every interface, ${port}`
+          : `${l.host}, ${port}`;
+  const to = spec.to;
+  const end = to === undefined ? '' : 'path' in to ? `the socket ${to.path}` : hostPort(to.host, to.port);
+  const what =
+    spec.kind === 'local'
+      ? `listens on this machine (${at}); each connection goes on from ${s.host} to ${end}`
+      : spec.kind === 'remote'
+        ? `${s.host}'s sshd listens (${at}); each connection comes back to this machine, to ${end}`
+        : `a SOCKS4/5 proxy on this machine (${at}); each connection goes on from ${s.host} to where the client asks`;
+  const fails = s.required ? 'up fails (ExitOnForwardFailure)' : 'a warning, and the session goes on';
+  return `${what}; kept across reconnects; if it cannot be set up: ${fails}`;
 }
 
 /** mosh --predict and friends, as the variables mosh-client reads. */

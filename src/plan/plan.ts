@@ -11,6 +11,7 @@ import type {
   RelayRuntime,
   ResolvedConfig,
 } from '../config/types.js';
+import { forwardingOf, forwardSteps, forwardStops, type CliForward } from './forwards.js';
 import type { ClientProgram, Plan, ServerBind, SetupStep, TeardownStep } from './types.js';
 import { routeClient, routeClientWhy } from './route-client.js';
 import { keptSession } from './session.js';
@@ -48,6 +49,10 @@ export interface PlanOptions {
   /** `up --predict-overwrite`, `--no-init`: set mosh.predict_overwrite, mosh.no_init. */
   predictOverwrite?: boolean;
   noInit?: boolean;
+  /** `up -L`, `-R`, `-D`: added to the target's configured forwards. */
+  forwards?: CliForward[];
+  /** `up -A`: forward the agent to the target, whatever the config says. */
+  forwardAgent?: boolean;
 }
 
 export function planUp(
@@ -72,6 +77,7 @@ export function planUp(
     return host;
   });
   const transport = chooseTransport(name, hosts, observed, options);
+  const forwarding = forwardingOf(target, options);
   const tcp = transport.kind === 'tcp';
   const auto = transport.kind === 'auto';
   const steps: SetupStep[] = [];
@@ -113,6 +119,7 @@ export function planUp(
     ...(session ? { session } : {}),
     bind,
     program: options.server ?? target.mosh.server,
+    ...(forwarding.agent ? { agentSocket: forwarding.agent.socket } : {}),
     dependsOn: [connectIds[connectIds.length - 1] ?? 0],
     cause: 'the session lives here; it prints its UDP port and key',
   });
@@ -163,6 +170,13 @@ export function planUp(
   const upstream =
     first === undefined ? { id: serverId, host: target } : { id: first, host: hosts[0] ?? target };
 
+  // Port forwards and the agent ride the kept chain to the target: set up once
+  // it is connected, alongside everything else; the shell does not wait for them.
+  const pushForwards = (): void => {
+    for (const s of forwardSteps(forwarding, target, connectIds[connectIds.length - 1] ?? 0, next()))
+      steps.push(s);
+  };
+
   if (tcp || auto) {
     const forwardId = next();
     const udpTo = {
@@ -188,6 +202,7 @@ export function planUp(
     });
     // A relay that cannot start (a bastion that runs nothing) only means tcp from the start.
     if (auto) for (const s of steps) if (s.kind === 'relay' || s.kind === 'wire') s.fallback = forwardId;
+    pushForwards();
     steps.push({
       id: next(),
       kind: 'client',
@@ -198,6 +213,7 @@ export function planUp(
       cause: "moshctl's end of the tunnel listens on this machine's loopback; it lives as long as moshctl up",
     });
   } else {
+    pushForwards();
     steps.push({
       id: next(),
       kind: options.noConnect ? 'hand-over' : 'client',
@@ -253,6 +269,7 @@ export function planUp(
       ? `started by this session; the ${session.program} session ${session.name} stays, for the next up`
       : 'started by this session',
   });
+  for (const s of forwardStops(steps, tnext())) teardown.push(s);
   const stops = teardown.map((t) => t.id);
   for (let i = hosts.length - 1; i >= 0; i--) {
     const h = hosts[i];
@@ -274,6 +291,7 @@ export function planUp(
     transport,
     steps,
     teardown,
+    notes: forwarding.notes,
   };
 }
 

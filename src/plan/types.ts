@@ -12,7 +12,8 @@ import type { ForwardSpec } from '../forward/types.js';
 // 7: `sshClientWhy`; the transport may be chosen by moshctl (a first hop behind a ProxyCommand).
 // 8: the server step's `bind` (mosh.bind_server) and `program` (mosh.server); a forward step may send to
 //    the address mosh-server bound; client and hand-over steps have a `program` (mosh.client, its variables).
-// 9: `port-forward` and `agent` steps (-L, -R, -D, -A); the server step's `agentSocket`.
+// 9: `port-forward` and `agent` steps (-L, -R, -D, -A) with their stops; the server step's `agentSocket`;
+//    `notes`, which plan and up print.
 export const PLAN_VERSION = 9;
 
 /** A port not known until a step ran (mosh-server's or a relay's chosen port). */
@@ -176,7 +177,10 @@ export interface ClientProgram {
 export interface PortForwardStep extends StepBase {
   kind: 'port-forward';
   spec: ForwardSpec;
-  /** ExitOnForwardFailure: a forward that cannot be set up fails `up`; else it is warned about, as ssh does. */
+  /**
+   * The target's ExitOnForwardFailure (forward.exit_on_failure): when the
+   * forward cannot be set up, `up` fails; otherwise it warns and goes on, as ssh does.
+   */
   required: boolean;
 }
 
@@ -222,4 +226,10 @@ export interface Plan {
   transport: { kind: MoshTransport; why: string };
   steps: SetupStep[];
   teardown: TeardownStep[];
+  /**
+   * What the user should know before it runs: forwards left out (ssh_config's
+   * that moshctl cannot carry, configured ones under --no-connect), forwards
+   * reachable from the network. `plan` prints them, `up` on stderr.
+   */
+  notes: string[];
 }

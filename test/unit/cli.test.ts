@@ -89,6 +89,17 @@ describe('moshctl command line', () => {
     ],
     [['plan', 'box', '--server', '/usr/bin/moshd'], '--server "/usr/bin/moshd" does not name a mosh-server'],
     [['plan', 'box', '--client=-x'], '--client "-x" starts with "-"'],
+    [['plan', 'box', '-L', '8080:localhost'], '-L "8080:localhost" is not a local forward: ssh takes'],
+    [['plan', 'box', '--remote-forward', '9093'], '-R "9093" is ssh\'s reverse SOCKS proxy'],
+    [['plan', 'box', '-D', '1080', '-D', '/tmp/s'], '-D "/tmp/s" is not a dynamic forward'],
+    [
+      ['plan', 'box', '--no-connect', '-A'],
+      '--no-connect cannot take -A: forwards and the agent live in the moshctl up process',
+    ],
+    [
+      ['plan', 'box', '--no-connect', '-L', '8080:localhost:80'],
+      '--no-connect cannot take -L 8080:localhost:80',
+    ],
     [['-f'], "Option '-f, --file <value>' argument missing"],
     [[], 'no command given'],
   ])('%j exits 2 with a message', async (argv, message) => {
@@ -117,6 +128,51 @@ describe('moshctl command line', () => {
       'client',
     ]);
     expect(plan.steps[2]?.command).toEqual(['tmux', 'attach']);
+  });
+
+  it('plan takes -L, -R, -D (repeated, short or long) and -A, and gives them with their notes in --json', async () => {
+    const cwd = tempTree({ 'moshproxy.yaml': good });
+    const argv = [
+      'plan',
+      'box',
+      '-L',
+      '8080:localhost:80',
+      '--local-forward=0.0.0.0:8081:db:5432',
+      '-R',
+      '0:localhost:3000',
+      '-D',
+      '1080',
+      '-A',
+    ];
+    const text = await run(argv, { cwd });
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain(
+      'note: -L 0.0.0.0:8081:db:5432 (command line) listens on every IPv4 interface of this machine',
+    );
+    expect(text.stdout).toMatch(
+      /^ {2}6\. port-forward box {6}listens on this machine \(loopback, port 8080\)/m,
+    );
+    const plan = JSON.parse((await run([...argv, '--json'], { cwd })).stdout) as {
+      steps: { kind: string; spec?: { text: string; source: string }; required?: boolean; socket?: string }[];
+      notes: string[];
+    };
+    expect(plan.steps.flatMap((s) => (s.spec ? [[s.spec.text, s.spec.source, s.required]] : []))).toEqual([
+      ['-L 8080:localhost:80', 'command line', false],
+      ['-L 0.0.0.0:8081:db:5432', 'command line', false],
+      ['-R 0:localhost:3000', 'command line', false],
+      ['-D 1080', 'command line', false],
+    ]);
+    expect(plan.steps.find((s) => s.kind === 'agent')?.socket).toBe('~/.moshctl/agent/box.sock');
+    expect(plan.notes).toHaveLength(1);
+  });
+
+  it('up names a bad forward before anything else is read (exit 2)', async () => {
+    const cwd = tempTree({ 'moshproxy.yaml': good });
+    const r = await run(['up', 'box', '-L', '8080:local host:80'], { cwd, tty: true });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      'moshctl: -L "8080:local host:80" has "local host", which is neither a host name nor an IP address (letters, digits, ".", "_" and "-"; an IPv6 address in brackets)\n  hint: e.g. 8080:localhost:80 (port 8080 here, to localhost:80 as the target reaches it)\n',
+    );
   });
 
   it('up refuses without a terminal on stdin, before reading hosts, and points at --no-connect', async () => {

@@ -17,6 +17,7 @@ describe('checked-in config files', () => {
     expect(examples.map((f) => relative(root, f)).sort()).toEqual([
       'examples/access-broker.yaml',
       'examples/direct.yaml',
+      'examples/forwards.yaml',
       'examples/one-bastion.yaml',
       'examples/team/moshproxy.override.yaml',
       'examples/team/moshproxy.yaml',

@@ -46,35 +46,35 @@ describe('planUp', () => {
       "moshctl up gpu: local → outer → inner → gpu
       ssh client: ssh2 (the built-in client: nothing on the route needs more)
       transport: udp (the default, mosh.transport: udp)
-        1. connect     outer  ssh alice@gate.example.org:2222, direct
-                              at once; why: hop 1 of 2 towards gpu; it relays UDP and tunnels ssh
-        2. connect     inner  ssh alice@192.168.40.1:22, tunnelled through outer
-                              after 1; why: hop 2 of 2 towards gpu; it relays UDP and tunnels ssh
-        3. connect     gpu    ssh alice@192.168.40.17:22, tunnelled through inner
-                              after 2; why: mosh-server runs here
-        4. server      gpu    mosh-server new -s -p 60000:61000 -l LANG=en_US.UTF-8 (-s: the address the ssh connection came in on, where the relay on inner sends, 192.168.40.17 as inner resolves it), network timeout 600 s, signal timeout 60 s, runs the login shell
-                              after 3; why: the session lives here; it prints its UDP port and key
-        5. relay       outer  UDP relay (python3, else perl, else socat) on a free port in 61000-61010, exits after 600 s idle
-                              after 1; why: inner's UDP port is reachable only from outer
-        6. relay       inner  UDP relay (socat, a fallback) on a free port in 62000-62010 → 192.168.40.17:<port of step 4>, exits after 600 s idle
-                              after 2, 4; why: gpu's UDP port is reachable only from inner
-        7. wire        outer  tell the relay of step 5 to forward to 192.168.40.1:<port of step 6>
-                              after 5, 6; why: the relay on outer learns where to forward once inner's port is known
-        8. client      local  mosh-client → <address step 1 reached>:<port of step 5>, key in its environment only
-                              after 6, 7; why: the first hop, outer, is the only one this machine reaches
+        1. connect      outer  ssh alice@gate.example.org:2222, direct
+                               at once; why: hop 1 of 2 towards gpu; it relays UDP and tunnels ssh
+        2. connect      inner  ssh alice@192.168.40.1:22, tunnelled through outer
+                               after 1; why: hop 2 of 2 towards gpu; it relays UDP and tunnels ssh
+        3. connect      gpu    ssh alice@192.168.40.17:22, tunnelled through inner
+                               after 2; why: mosh-server runs here
+        4. server       gpu    mosh-server new -s -p 60000:61000 -l LANG=en_US.UTF-8 (-s: the address the ssh connection came in on, where the relay on inner sends, 192.168.40.17 as inner resolves it), network timeout 600 s, signal timeout 60 s, runs the login shell
+                               after 3; why: the session lives here; it prints its UDP port and key
+        5. relay        outer  UDP relay (python3, else perl, else socat) on a free port in 61000-61010, exits after 600 s idle
+                               after 1; why: inner's UDP port is reachable only from outer
+        6. relay        inner  UDP relay (socat, a fallback) on a free port in 62000-62010 → 192.168.40.17:<port of step 4>, exits after 600 s idle
+                               after 2, 4; why: gpu's UDP port is reachable only from inner
+        7. wire         outer  tell the relay of step 5 to forward to 192.168.40.1:<port of step 6>
+                               after 5, 6; why: the relay on outer learns where to forward once inner's port is known
+        8. client       local  mosh-client → <address step 1 reached>:<port of step 5>, key in its environment only
+                               after 6, 7; why: the first hop, outer, is the only one this machine reaches
       teardown, when mosh-client exits (also \`moshctl down gpu\`):
-        9. stop-relay  outer  stop the relay of step 5 (QUIT over its channel, else by its pid)
-                              at once; why: started by this session
-       10. stop-relay  inner  stop the relay of step 6 (QUIT over its channel, else by its pid)
-                              at once; why: started by this session
-       11. stop-server gpu    stop mosh-server of step 4 by its pid
-                              at once; why: started by this session
-       12. disconnect  gpu    close the ssh connection
-                              after 9, 10, 11; why: opened by this session
-       13. disconnect  inner  close the ssh connection
-                              after 9, 10, 11; why: opened by this session
-       14. disconnect  outer  close the ssh connection
-                              after 9, 10, 11; why: opened by this session
+        9. stop-relay   outer  stop the relay of step 5 (QUIT over its channel, else by its pid)
+                               at once; why: started by this session
+       10. stop-relay   inner  stop the relay of step 6 (QUIT over its channel, else by its pid)
+                               at once; why: started by this session
+       11. stop-server  gpu    stop mosh-server of step 4 by its pid
+                               at once; why: started by this session
+       12. disconnect   gpu    close the ssh connection
+                               after 9, 10, 11; why: opened by this session
+       13. disconnect   inner  close the ssh connection
+                               after 9, 10, 11; why: opened by this session
+       14. disconnect   outer  close the ssh connection
+                               after 9, 10, 11; why: opened by this session
       "
     `);
   });
@@ -84,17 +84,17 @@ describe('planUp', () => {
       "moshctl up direct: local → direct
       ssh client: ssh2 (the built-in client: nothing on the route needs more)
       transport: udp (the default, mosh.transport: udp)
-        1. connect     direct  ssh ops@direct.example.org:22, direct
-                               at once; why: mosh-server runs here
-        2. server      direct  mosh-server new -s -p 60000:61000 -l LANG=C.UTF-8 (-s: the address the ssh connection came in on, where mosh-client sends), network timeout 86400 s, signal timeout 60 s, runs "htop -d 5"
-                               after 1; why: the session lives here; it prints its UDP port and key
-        3. client      local   mosh-client → <address step 1 reached>:<port of step 2>, key in its environment only
-                               after 2; why: direct is reached directly
+        1. connect      direct  ssh ops@direct.example.org:22, direct
+                                at once; why: mosh-server runs here
+        2. server       direct  mosh-server new -s -p 60000:61000 -l LANG=C.UTF-8 (-s: the address the ssh connection came in on, where mosh-client sends), network timeout 86400 s, signal timeout 60 s, runs "htop -d 5"
+                                after 1; why: the session lives here; it prints its UDP port and key
+        3. client       local   mosh-client → <address step 1 reached>:<port of step 2>, key in its environment only
+                                after 2; why: direct is reached directly
       teardown, when mosh-client exits (also \`moshctl down direct\`):
-        4. stop-server direct  stop mosh-server of step 2 by its pid
-                               at once; why: started by this session
-        5. disconnect  direct  close the ssh connection
-                               after 4; why: opened by this session
+        4. stop-server  direct  stop mosh-server of step 2 by its pid
+                                at once; why: started by this session
+        5. disconnect   direct  close the ssh connection
+                                after 4; why: opened by this session
       "
     `);
   });
@@ -162,27 +162,27 @@ describe('planUp with mosh.session', () => {
       "moshctl up dev.box: local → gate → dev.box
       ssh client: ssh2 (the built-in client: nothing on the route needs more)
       transport: udp (the default, mosh.transport: udp)
-        1. connect     gate     ssh alice@gate.example.org:22, direct
-                                at once; why: hop 1 of 1 towards dev.box; it relays UDP and tunnels ssh
-        2. connect     dev.box  ssh alice@10.0.3.12:22, tunnelled through gate
-                                after 1; why: mosh-server runs here
-        3. server      dev.box  mosh-server new -s -p 60000:61000 -l LANG=C.UTF-8 (-s: the address the ssh connection came in on, where the relay on gate sends, 10.0.3.12 as gate resolves it), network timeout 86400 s, signal timeout 60 s, runs the login shell in tmux session moshctl-dev_box, or attaches to that session if it exists
-                                after 2; why: the session lives here; it prints its UDP port and key
-        4. relay       gate     UDP relay (python3, else perl, else socat) on a free port in 60000-61000, exits after 86400 s idle
-                                after 1; why: dev.box's UDP port is reachable only from gate
-        5. wire        gate     tell the relay of step 4 to forward to 10.0.3.12:<port of step 3>
-                                after 4, 3; why: the relay on gate learns where to forward once dev.box's port is known
-        6. client      local    mosh-client → <address step 1 reached>:<port of step 4>, key in its environment only
-                                after 5; why: the first hop, gate, is the only one this machine reaches
+        1. connect      gate     ssh alice@gate.example.org:22, direct
+                                 at once; why: hop 1 of 1 towards dev.box; it relays UDP and tunnels ssh
+        2. connect      dev.box  ssh alice@10.0.3.12:22, tunnelled through gate
+                                 after 1; why: mosh-server runs here
+        3. server       dev.box  mosh-server new -s -p 60000:61000 -l LANG=C.UTF-8 (-s: the address the ssh connection came in on, where the relay on gate sends, 10.0.3.12 as gate resolves it), network timeout 86400 s, signal timeout 60 s, runs the login shell in tmux session moshctl-dev_box, or attaches to that session if it exists
+                                 after 2; why: the session lives here; it prints its UDP port and key
+        4. relay        gate     UDP relay (python3, else perl, else socat) on a free port in 60000-61000, exits after 86400 s idle
+                                 after 1; why: dev.box's UDP port is reachable only from gate
+        5. wire         gate     tell the relay of step 4 to forward to 10.0.3.12:<port of step 3>
+                                 after 4, 3; why: the relay on gate learns where to forward once dev.box's port is known
+        6. client       local    mosh-client → <address step 1 reached>:<port of step 4>, key in its environment only
+                                 after 5; why: the first hop, gate, is the only one this machine reaches
       teardown, when mosh-client exits (also \`moshctl down dev.box\`):
-        7. stop-relay  gate     stop the relay of step 4 (QUIT over its channel, else by its pid)
-                                at once; why: started by this session
-        8. stop-server dev.box  stop mosh-server of step 3 by its pid
-                                at once; why: started by this session; the tmux session moshctl-dev_box stays, for the next up
-        9. disconnect  dev.box  close the ssh connection
-                                after 7, 8; why: opened by this session
-       10. disconnect  gate     close the ssh connection
-                                after 7, 8; why: opened by this session
+        7. stop-relay   gate     stop the relay of step 4 (QUIT over its channel, else by its pid)
+                                 at once; why: started by this session
+        8. stop-server  dev.box  stop mosh-server of step 3 by its pid
+                                 at once; why: started by this session; the tmux session moshctl-dev_box stays, for the next up
+        9. disconnect   dev.box  close the ssh connection
+                                 after 7, 8; why: opened by this session
+       10. disconnect   gate     close the ssh connection
+                                 after 7, 8; why: opened by this session
       "
     `);
   });
@@ -190,7 +190,7 @@ describe('planUp with mosh.session', () => {
   it('says a command runs only when the session is new (a host’s own screen setting)', () => {
     const plan = planUp(kept, 'old', {}, { command: ['htop', '-d', '5'] });
     expect(formatPlan(plan).split('\n')[5]).toBe(
-      '  2. server      old    mosh-server new -s -p 60000:61000 -l LANG=C.UTF-8 (-s: the address the ssh connection came in on, where mosh-client sends), network timeout 86400 s, signal timeout 60 s, runs "htop -d 5" in a new screen session moshctl-old=, or attaches to that session if it exists (the command then does not run)',
+      '  2. server       old    mosh-server new -s -p 60000:61000 -l LANG=C.UTF-8 (-s: the address the ssh connection came in on, where mosh-client sends), network timeout 86400 s, signal timeout 60 s, runs "htop -d 5" in a new screen session moshctl-old=, or attaches to that session if it exists (the command then does not run)',
     );
     expect(plan.steps.find((s) => s.kind === 'server')).toMatchObject({
       command: ['htop', '-d', '5'],
@@ -509,6 +509,199 @@ hosts:
     });
     expect(line(planUp(config, 'gate', {}, { noConnect: true, noInit: true }), 'hand-over')).toBe(
       'print host, port and key for a mosh client elsewhere (to <address step 1 reached>:<port of step 2>), with MOSH_PREDICTION_DISPLAY=never MOSH_NO_TERM_INIT=1, then leave the session running',
+    );
+  });
+});
+
+describe('planUp with port forwards and the agent', () => {
+  const dir = tempTree({
+    'moshproxy.yaml': `version: 1
+hosts:
+  gate: {address: 192.0.2.1}
+  dev.box:
+    address: 203.0.113.10
+    via: [gate]
+    forward_agent: true
+    forward:
+      local: [8080:localhost:80]
+      remote: ["0:localhost:3000"]
+      exit_on_failure: true
+  plain: {address: 198.51.100.7, mosh: {transport: tcp}}
+`,
+  });
+  const { config } = loadConfig([join(dir, 'moshproxy.yaml')], {});
+  const masked = (p: ReturnType<typeof planUp>): string => formatPlan(p).replaceAll(dir, '<dir>');
+
+  it('sets up each forward and the agent once the target is connected, before the client, which does not wait for them', () => {
+    const plan = planUp(config, 'dev.box', {}, { forwards: [{ kind: 'dynamic', arg: '1080' }] });
+    expect(masked(plan)).toMatchInlineSnapshot(`
+      "moshctl up dev.box: local → gate → dev.box
+      ssh client: ssh2 (the built-in client: nothing on the route needs more)
+      transport: udp (the default, mosh.transport: udp)
+        1. connect      gate     ssh root@192.0.2.1:22, direct
+                                 at once; why: hop 1 of 1 towards dev.box; it relays UDP and tunnels ssh
+        2. connect      dev.box  ssh root@203.0.113.10:22, tunnelled through gate
+                                 after 1; why: mosh-server runs here
+        3. server       dev.box  mosh-server new -s -p 60000:61000 -l LANG=C.UTF-8 (-s: the address the ssh connection came in on, where the relay on gate sends, 203.0.113.10 as gate resolves it), network timeout 86400 s, signal timeout 60 s, runs the login shell
+                                 after 2; why: the session lives here; it prints its UDP port and key
+        4. relay        gate     UDP relay (python3, else perl, else socat) on a free port in 60000-61000, exits after 86400 s idle
+                                 after 1; why: dev.box's UDP port is reachable only from gate
+        5. wire         gate     tell the relay of step 4 to forward to 203.0.113.10:<port of step 3>
+                                 after 4, 3; why: the relay on gate learns where to forward once dev.box's port is known
+        6. port-forward dev.box  listens on this machine (loopback, port 8080); each connection goes on from dev.box to localhost:80; kept across reconnects; if it cannot be set up: up fails (ExitOnForwardFailure)
+                                 after 2; why: -L 8080:localhost:80 (<dir>/moshproxy.yaml:9)
+        7. port-forward dev.box  dev.box's sshd listens (loopback, a port dev.box chooses); each connection comes back to this machine, to localhost:3000; kept across reconnects; if it cannot be set up: up fails (ExitOnForwardFailure)
+                                 after 2; why: -R 0:localhost:3000 (<dir>/moshproxy.yaml:10)
+        8. port-forward dev.box  a SOCKS4/5 proxy on this machine (loopback, port 1080); each connection goes on from dev.box to where the client asks; kept across reconnects; if it cannot be set up: up fails (ExitOnForwardFailure)
+                                 after 2; why: -D 1080 (command line)
+        9. agent        dev.box  forward this machine's ssh-agent to dev.box only, over an ssh channel of its own, and link ~/.moshctl/agent/dev_box.sock to it there (the shell's SSH_AUTH_SOCK)
+                                 after 2; why: forward_agent at <dir>/moshproxy.yaml:7; the session's SSH_AUTH_SOCK, kept pointing at the agent of each new connection
+       10. client       local    mosh-client → <address step 1 reached>:<port of step 4>, key in its environment only
+                                 after 5; why: the first hop, gate, is the only one this machine reaches
+      teardown, when mosh-client exits (also \`moshctl down dev.box\`):
+       11. stop-relay   gate     stop the relay of step 4 (QUIT over its channel, else by its pid)
+                                 at once; why: started by this session
+       12. stop-server  dev.box  stop mosh-server of step 3 by its pid
+                                 at once; why: started by this session
+       13. unforward    dev.box  close the forward of step 6: its listener and the connections it carries
+                                 at once; why: opened by this session
+       14. unforward    dev.box  close the forward of step 7: its listener and the connections it carries
+                                 at once; why: opened by this session
+       15. unforward    dev.box  close the forward of step 8: its listener and the connections it carries
+                                 at once; why: opened by this session
+       16. unlink-agent dev.box  remove the link of step 9 and close the agent's channel
+                                 at once; why: the agent behind it goes with the session
+       17. disconnect   dev.box  close the ssh connection
+                                 after 11, 12, 13, 14, 15, 16; why: opened by this session
+       18. disconnect   gate     close the ssh connection
+                                 after 11, 12, 13, 14, 15, 16; why: opened by this session
+      "
+    `);
+    expect(plan.steps.find((s) => s.kind === 'server')).toMatchObject({
+      agentSocket: '~/.moshctl/agent/dev_box.sock',
+    });
+    expect(plan.steps.find((s) => s.kind === 'port-forward')).toMatchObject({
+      required: true,
+      spec: { kind: 'local', listen: { port: 8080 }, to: { host: 'localhost', port: 80 } },
+    });
+    expect(plan.notes).toEqual([]);
+  });
+
+  it('plans -L, -R, -D and -A of the command line for a host that configures none, also with the tcp transport', () => {
+    const plan = planUp(
+      config,
+      'plain',
+      {},
+      {
+        forwards: [
+          { kind: 'local', arg: '/tmp/l.sock:/run/r.sock' },
+          { kind: 'remote', arg: '*:9090:[2001:db8::1]:3000' },
+        ],
+        forwardAgent: true,
+      },
+    );
+    expect(plan.steps.map((s) => `${s.id} ${s.kind} ${s.dependsOn.join(',')}`)).toEqual([
+      '1 connect ',
+      '2 server 1',
+      '3 forward 2',
+      '4 port-forward 1',
+      '5 port-forward 1',
+      '6 agent 1',
+      '7 client 3',
+    ]);
+    expect(plan.teardown.map((s) => `${s.id} ${s.kind} ${'of' in s ? s.of : s.dependsOn.join(',')}`)).toEqual(
+      [
+        '8 stop-forward 3',
+        '9 stop-server 2',
+        '10 stop-port-forward 4',
+        '11 stop-port-forward 5',
+        '12 unlink-agent 6',
+        '13 disconnect 8,9,10,11,12',
+      ],
+    );
+    const text = formatPlan(plan);
+    expect(text).toContain(
+      '  4. port-forward plain  listens on this machine (the socket /tmp/l.sock); each connection goes on from plain to the socket /run/r.sock; kept across reconnects; if it cannot be set up: a warning, and the session goes on\n                         after 1; why: -L /tmp/l.sock:/run/r.sock (command line)',
+    );
+    expect(text).toContain(
+      "  5. port-forward plain  plain's sshd listens (every interface, port 9090); each connection comes back to this machine, to [2001:db8::1]:3000;",
+    );
+    expect(text).toContain('why: -A; the session');
+    expect(text).toContain(' 10. unforward    plain  close the forward of step 4');
+  });
+
+  it('drops a command-line forward the config has already, and refuses two that listen on one port, naming both', () => {
+    const plan = planUp(
+      config,
+      'dev.box',
+      {},
+      { forwards: [{ kind: 'local', arg: 'localhost:8080:localhost:80' }] },
+    );
+    expect(plan.steps.filter((s) => s.kind === 'port-forward')).toHaveLength(2);
+    expect(() =>
+      planUp(config, 'dev.box', {}, { forwards: [{ kind: 'dynamic', arg: '127.0.0.1:8080' }] }),
+    ).toThrow(
+      /^-L 8080:localhost:80 \(\S*moshproxy\.yaml:9\) and -D 127\.0\.0\.1:8080 \(command line\) listen on the same port\n {2}hint: give one of them another port or path, or leave one out$/,
+    );
+    expect(() =>
+      planUp(config, 'dev.box', {}, { forwards: [{ kind: 'remote', arg: '0:localhost:4000' }] }),
+    ).not.toThrow();
+  });
+
+  it('refuses --no-connect with a forward or -A of the command line, saying why; leaves out the configured ones with a note', () => {
+    for (const options of [
+      { forwards: [{ kind: 'local' as const, arg: '8080:localhost:80' }] },
+      { forwardAgent: true },
+    ])
+      expect(() => planUp(config, 'plain', {}, { ...options, noConnect: true, transport: 'udp' })).toThrow(
+        /^--no-connect cannot take (-L 8080:localhost:80|-A): forwards and the agent live in the moshctl up process, and with --no-connect none stays to carry them\n {2}hint: run moshctl up plain without --no-connect/,
+      );
+    const plan = planUp(config, 'dev.box', {}, { noConnect: true });
+    expect(plan.steps.some((s) => s.kind === 'port-forward' || s.kind === 'agent')).toBe(false);
+    expect(plan.steps.find((s) => s.kind === 'server')).not.toHaveProperty('agentSocket');
+    expect(plan.notes.map((n) => n.replaceAll(dir, '<dir>'))).toEqual([
+      '--no-connect leaves out -L 8080:localhost:80 (<dir>/moshproxy.yaml:9), -R 0:localhost:3000 (<dir>/moshproxy.yaml:10), agent forwarding (forward_agent at <dir>/moshproxy.yaml:7): forwards and the agent live in the moshctl up process, and none stays to carry them',
+    ]);
+    expect(masked(plan)).toContain('\nnote: --no-connect leaves out -L 8080:localhost:80');
+  });
+
+  it('warns of a local or dynamic forward that listens beyond loopback; GatewayPorts reaches -L and -D of the command line too', () => {
+    const plan = planUp(
+      config,
+      'plain',
+      {},
+      { forwards: [{ kind: 'local', arg: '0.0.0.0:8080:localhost:80' }] },
+    );
+    expect(plan.notes).toEqual([
+      '-L 0.0.0.0:8080:localhost:80 (command line) listens on every IPv4 interface of this machine: whoever reaches this machine there reaches localhost:80 through plain; give it the bind address 127.0.0.1 unless that is meant',
+    ]);
+    const gateway = {
+      ...config,
+      hosts: { ...config.hosts, plain: { ...config.hosts.plain!, gateway_ports: true } },
+    };
+    const wide = planUp(
+      gateway,
+      'plain',
+      {},
+      {
+        forwards: [
+          { kind: 'dynamic', arg: '1080' },
+          { kind: 'dynamic', arg: 'localhost:1081' },
+        ],
+      },
+    );
+    expect(wide.steps.flatMap((s) => (s.kind === 'port-forward' ? [s.spec.text] : []))).toEqual([
+      '-D *:1080',
+      '-D localhost:1081',
+    ]);
+    expect(wide.notes).toEqual([
+      "-D *:1080 (command line) listens on every interface of this machine: whoever reaches this machine there reaches anything plain reaches (a SOCKS proxy); ssh_config's GatewayPorts yes binds a forward without a bind address so; give it the bind address 127.0.0.1 unless that is meant",
+    ]);
+  });
+
+  it('names the option and the spec of a bad forward', () => {
+    expect(() => planUp(config, 'plain', {}, { forwards: [{ kind: 'remote', arg: '9093' }] })).toThrow(
+      /^-R "9093" is ssh's reverse SOCKS proxy/,
     );
   });
 });

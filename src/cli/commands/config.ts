@@ -43,13 +43,18 @@ export async function run(ctx: CommandContext): Promise<number> {
 
 /** One host as YAML, each ssh setting with its source as a comment. */
 function describeHost(h: HostConfig): string {
-  const { sources, relay, mosh, origin: _origin, name, ...ssh } = h;
+  const { sources, relay, mosh, origin: _origin, name, forwards, forward_notes, ...ssh } = h;
   const lines = [`  ${name}:`];
   for (const [key, value] of Object.entries({ ...ssh, chain: h.chain })) {
     if (key === 'sources' || value === undefined) continue;
     const source = sources[key as keyof typeof sources];
     lines.push(`    ${key}: ${JSON.stringify(value)}${source ? `  # ${source}` : ''}`);
   }
+  // Each forward with where it was asked for: the lists of one layer replace another's whole.
+  const from = sources.forwards ? `  # ${sources.forwards}` : '';
+  lines.push(`    forwards:${forwards.length === 0 ? ' []' : ''}${from}`);
+  for (const f of forwards) lines.push(`      - ${JSON.stringify(f.text)}  # ${f.source}`);
+  for (const n of forward_notes) lines.push(`    # note: ${n}`);
   lines.push(`    relay: ${JSON.stringify({ ...relay })}`, `    mosh: ${JSON.stringify({ ...mosh })}`);
   return `${lines.join('\n')}\n`;
 }

@@ -10,6 +10,9 @@ import {
   type Checked,
 } from '../../config/mosh-programs.js';
 import { UserError } from '../../errors.js';
+import { FLAGS, parseForward } from '../../forward/spec.js';
+import type { ForwardKind } from '../../forward/types.js';
+import type { CliForward } from '../../plan/forwards.js';
 import type { PlanOptions } from '../../plan/plan.js';
 import type { CommandContext } from '../context.js';
 import { transportOption } from './transport.js';
@@ -21,6 +24,7 @@ export function planOptions(ctx: CommandContext): PlanOptions {
   const server = option('--server', v.server, parseServerProgram);
   const client = option('--client', v.client, parseClientProgram);
   const predict = option('--predict', v.predict, parsePredict);
+  const forwards = forwardOptions(v);
   return {
     command: ctx.rest,
     noConnect: v['no-connect'] === true,
@@ -31,7 +35,31 @@ export function planOptions(ctx: CommandContext): PlanOptions {
     ...(predict !== undefined ? { predict } : {}),
     ...(v['predict-overwrite'] === true ? { predictOverwrite: true } : {}),
     ...(v['no-init'] === true ? { noInit: true } : {}),
+    ...(forwards.length > 0 ? { forwards } : {}),
+    ...(v['forward-agent'] === true ? { forwardAgent: true } : {}),
   };
+}
+
+const FORWARD_OPTIONS: [string, ForwardKind][] = [
+  ['local-forward', 'local'],
+  ['remote-forward', 'remote'],
+  ['dynamic-forward', 'dynamic'],
+];
+
+/**
+ * -L, -R and -D, each checked now, so a mistake stops before ssh_config is
+ * read; the planner reads them again with the target's GatewayPorts.
+ */
+function forwardOptions(v: CommandContext['values']): CliForward[] {
+  return FORWARD_OPTIONS.flatMap(([name, kind]) => {
+    const given = v[name];
+    const list = Array.isArray(given) ? given : typeof given === 'string' ? [given] : [];
+    return list.map((arg) => {
+      const r = parseForward(kind, arg, 'command line');
+      if (!r.ok) throw UserError.one(`${FLAGS[kind]} ${r.message}`, r.hint);
+      return { kind, arg };
+    });
+  });
 }
 
 function option<T>(name: string, value: unknown, parse: (v: unknown) => Checked<T>): T | undefined {

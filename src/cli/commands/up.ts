@@ -43,6 +43,8 @@ export async function up(ctx: CommandContext): Promise<number> {
       `run it in a terminal, or use "moshctl up ${ctx.positionals[0] ?? 'NAME'} --no-connect" to start the session and print what a mosh client elsewhere needs`,
     );
   }
+  // A mistake in an option stops here, before ssh_config is read.
+  const options = planOptions(ctx);
   // ssh2 takes ~40 ms to load: it loads while ssh -G runs for each hop, not after.
   loadSsh2().catch(() => undefined);
   const loaded = load(ctx);
@@ -51,7 +53,7 @@ export async function up(ctx: CommandContext): Promise<number> {
   const config = await resolveRoute(loaded, name, hostsContext(ctx));
   // Only a first hop behind a ProxyCommand is looked up: the transport may depend on it.
   const observed = { firstHopResolves: await firstHopResolves(config, name) };
-  const plan = planUp(config, name, observed, planOptions(ctx));
+  const plan = planUp(config, name, observed, options);
   // Checked before anything starts on a host: without mosh-client the session could never be used.
   const client = plan.steps.find((s): s is ClientStep => s.kind === 'client');
   if (client && !findProgram(client.program.path, ctx.io.env.PATH)) {
@@ -100,6 +102,7 @@ export async function up(ctx: CommandContext): Promise<number> {
     ...debugChainOption(ctx.io.env, ctx.io.stderr),
   });
   const log = (line: string): void => ctx.io.stderr(`moshctl: ${line}\n`);
+  for (const note of plan.notes) log(`note: ${note}`);
   let finished = false;
   /** Ctrl-Cs and SIGTERMs so far: a hangup (a closing terminal, maybe twice) is not the user's impatience. */
   let asked = 0;
