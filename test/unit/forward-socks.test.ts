@@ -11,8 +11,10 @@ import {
   type SocksStep,
 } from '../../src/forward/socks.js';
 
-const b = (...parts: (number[] | string)[]): Buffer =>
-  Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'latin1') : Buffer.from(p))));
+const b = (...parts: (number[] | string | Buffer)[]): Buffer =>
+  Buffer.concat(
+    parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'latin1') : Buffer.from(p as number[]))),
+  );
 
 /** Feeds `pieces` in order; returns the last step and every byte to send on the way. */
 function feed(pieces: Buffer[]): { step: SocksStep; sent: Buffer } {
