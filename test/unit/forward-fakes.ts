@@ -6,7 +6,12 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { KeptChain } from '../../src/execute/kept-chain.js';
 import type { Endpoint } from '../../src/forward/types.js';
-import type { RemoteChain, RemoteForwardEvents } from '../../src/transport/types.js';
+import type {
+  ChannelOptions,
+  LineChannel,
+  RemoteChain,
+  RemoteForwardEvents,
+} from '../../src/transport/types.js';
 
 export class FakeKept implements KeptChain {
   private chain: RemoteChain | undefined;
@@ -107,8 +112,8 @@ export class FakeChain implements RemoteChain {
   execUntil(): never {
     throw new Error('not faked');
   }
-  openChannel(): never {
-    throw new Error('not faked');
+  openChannel(_host: string, _command: string, _opts: ChannelOptions): Promise<LineChannel> {
+    return Promise.reject(new Error('not faked'));
   }
   openStream(): never {
     throw new Error('not faked');
