@@ -1,6 +1,6 @@
 // The server side of SOCKS (4, 4a and 5) for -D, as ssh's dynamic forward
 // speaks it: no authentication, CONNECT only. Pure: bytes in, what to answer
-// out; the listener (local.ts) does the I/O. Names are passed on unresolved:
+// out; the listener (execute/forward/local.ts) does the I/O. Names are passed on unresolved:
 // the target's sshd resolves them, as with `ssh -D` and `curl --socks5-hostname`.
 //
 // No npm package was taken for this: the server-side ones in the registry

@@ -22,13 +22,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { EnvError } from '../../src/errors.js';
-import {
-  AGENT_LINK_COMMAND,
-  AgentLink,
-  parseAgentLine,
-  parseAgentUnlink,
-  unlinkAgentCommand,
-} from '../../src/forward/agent.js';
+import { AGENT_LINK_COMMAND, AgentLink, unlinkAgentCommand } from '../../src/execute/forward/agent.js';
+import { parseAgentLine, parseAgentUnlink } from '../../src/forward/agent-link.js';
 import { LineQueue } from '../../src/transport/line-channel.js';
 import type { ChannelOptions, LineChannel } from '../../src/transport/types.js';
 import { FakeChain, until } from './forward-fakes.js';

@@ -5,7 +5,7 @@ import { execFile, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { LocalForward } from '../../src/forward/local.js';
+import { LocalForward } from '../../src/execute/forward/local.js';
 import type { ForwardSpec } from '../../src/forward/types.js';
 import { FakeChain, FakeKept, until } from './forward-fakes.js';
 import { findOnPath } from '../../src/which.js';

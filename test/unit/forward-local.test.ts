@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EnvError } from '../../src/errors.js';
-import { LocalForward } from '../../src/forward/local.js';
+import { LocalForward } from '../../src/execute/forward/local.js';
 import type { ForwardSpec } from '../../src/forward/types.js';
 import { echo, FakeChain, FakeKept, roundTrip, tcpServer, until } from './forward-fakes.js';
 

@@ -2,7 +2,7 @@
 // events of the current chain only, refusals reported and retried.
 import { afterEach, describe, expect, it } from 'vitest';
 import { EnvError } from '../../src/errors.js';
-import { RemoteForward } from '../../src/forward/remote.js';
+import { RemoteForward } from '../../src/execute/forward/remote.js';
 import type { ForwardSpec } from '../../src/forward/types.js';
 import { FakeChain, until } from './forward-fakes.js';
 

@@ -3,10 +3,10 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EnvError } from '../../src/errors.js';
-import { AgentLink } from '../../src/forward/agent.js';
-import { LocalForward } from '../../src/forward/local.js';
-import { RemoteForward } from '../../src/forward/remote.js';
-import { ForwardSet, type ForwardSetStatus } from '../../src/forward/set.js';
+import { AgentLink } from '../../src/execute/forward/agent.js';
+import { LocalForward } from '../../src/execute/forward/local.js';
+import { RemoteForward } from '../../src/execute/forward/remote.js';
+import { ForwardSet, type ForwardSetStatus } from '../../src/execute/forward/set.js';
 import type { ForwardSpec } from '../../src/forward/types.js';
 import type { AgentStep, PortForwardStep } from '../../src/plan/types.js';
 import { echo, FakeChain, FakeKept, roundTrip, tcpServer, until } from './forward-fakes.js';

@@ -4,9 +4,9 @@
 // to do, since it stops `up` before anything runs.
 import { chmod, lstat, stat, unlink } from 'node:fs/promises';
 import net from 'node:net';
-import { EnvError } from '../errors.js';
-import { hostPort } from '../host-port.js';
-import type { ForwardSpec } from './types.js';
+import { EnvError } from '../../errors.js';
+import { hostPort } from '../../host-port.js';
+import type { ForwardSpec } from '../../forward/types.js';
 
 /** How long a socket left at a path may take to answer before it counts as live (someone else's). */
 const STALE_PROBE_MS = 1_000;

@@ -6,13 +6,18 @@
 // that path at its socket and stays open, since sshd removes the socket when
 // the channel closes. While the chain is down the link points at nothing and
 // ssh-add says it cannot connect, which is the truth.
-import { EnvError, UserError } from '../errors.js';
-import type { ChainConsumer } from '../execute/kept-chain.js';
-import { SH, shellJoin } from '../remote/shell.js';
-import { duration } from '../transport/errors.js';
-import { awaitLine } from '../transport/line-channel.js';
-import type { LineChannel, RemoteChain } from '../transport/types.js';
-import { AGENT_LINK_SH, AGENT_UNLINK_SH } from './agent-scripts.js';
+import { EnvError } from '../../errors.js';
+import type { ChainConsumer } from '../kept-chain.js';
+import { SH, shellJoin } from '../../remote/shell.js';
+import { duration } from '../../transport/errors.js';
+import { awaitLine } from '../../transport/line-channel.js';
+import type { LineChannel, RemoteChain } from '../../transport/types.js';
+import {
+  AGENT_LINK_SH,
+  AGENT_UNLINK_SH,
+  checkAgentSocket,
+  parseAgentLine,
+} from '../../forward/agent-link.js';
 
 /** How long the link script may take to say it linked (a slow login shell included). */
 export const AGENT_READY_MS = 15_000;
@@ -35,43 +40,12 @@ export interface AgentLinkOptions {
   onChange?: () => void;
 }
 
-/** `~/.moshctl/agent/NAME.sock`, NAME letters, digits, `.`, `_`, `-`: the only paths the scripts are given. */
-export function checkAgentSocket(socket: string): string {
-  if (!/^~\/\.moshctl\/agent\/[A-Za-z0-9_][A-Za-z0-9._-]{0,63}\.sock$/.test(socket)) {
-    throw UserError.one(
-      `agent: invalid socket path ${JSON.stringify(socket)}`,
-      'use ~/.moshctl/agent/NAME.sock, NAME made of letters, digits, dots, dashes and underscores',
-    );
-  }
-  return socket;
-}
-
-/** A line of the link script: linked, or why not (`forwarded: false` when no agent reached the target). */
-export function parseAgentLine(
-  line: string,
-): { linked: true } | { linked: false; why: string; forwarded: boolean } | undefined {
-  const m = /^MOSHCTL-AGENT (LINKED|NOT-FORWARDED|ERROR)(?: (.*?))?\s*$/.exec(line);
-  if (!m) return undefined;
-  if (m[1] === 'LINKED') return { linked: true };
-  return { linked: false, why: m[2] ?? 'no reason given', forwarded: m[1] !== 'NOT-FORWARDED' };
-}
-
 /**
  * Removes the stable link (and its directory when empty) over a fresh exec:
  * teardown runs it from `down`, maybe in another process, after the channel is gone.
  */
 export function unlinkAgentCommand(socket: string): string {
   return `${SH} -c ${shellJoin([AGENT_UNLINK_SH, 'moshctl-agent-unlink', checkAgentSocket(socket)])}`;
-}
-
-/** What unlinkAgentCommand printed: `other` when something not a link is at the path (left alone). */
-export function parseAgentUnlink(
-  text: string,
-): 'unlinked' | 'absent' | 'other' | { error: string } | undefined {
-  const m = /^MOSHCTL-AGENT (UNLINKED|ABSENT|NOT-OURS|ERROR)(?: (.*?))?\s*$/m.exec(text);
-  if (!m) return undefined;
-  if (m[1] === 'ERROR') return { error: m[2] ?? 'no reason given' };
-  return m[1] === 'UNLINKED' ? 'unlinked' : m[1] === 'ABSENT' ? 'absent' : 'other';
 }
 
 export class AgentLink implements ChainConsumer {

@@ -1,7 +1,11 @@
-// POSIX sh run on the target for agent forwarding (agent.ts). Constant texts:
-// the path reaches them on stdin or as a quoted positional argument, never
-// spliced in. Run by the tests under dash, bash and busybox ash with its own
-// applets; no bashisms, no `readlink -f`, no `stat` (its options differ).
+// The target's side of agent forwarding (the AgentLink in
+// src/execute/forward/agent.ts runs it): POSIX sh, the one path it may be
+// given, and the lines it answers with. Pure and free of imports but the
+// errors, since the plan and teardown use it too. The scripts are constant
+// texts: the path reaches them on stdin or as a quoted positional argument,
+// never spliced in. Run by the tests under dash, bash and busybox ash with
+// its own applets; no bashisms, no `readlink -f`, no `stat` (its options differ).
+import { UserError } from '../errors.js';
 
 /** `~/x` → `$HOME/x`; anything else is refused (the caller validated it already). */
 const EXPAND_SH = `say() { echo "MOSHCTL-AGENT $*"; }
@@ -76,3 +80,34 @@ else
 fi
 rmdir "$d" 2>/dev/null
 exit 0`;
+
+/** `~/.moshctl/agent/NAME.sock`, NAME letters, digits, `.`, `_`, `-`: the only paths the scripts are given. */
+export function checkAgentSocket(socket: string): string {
+  if (!/^~\/\.moshctl\/agent\/[A-Za-z0-9_][A-Za-z0-9._-]{0,63}\.sock$/.test(socket)) {
+    throw UserError.one(
+      `agent: invalid socket path ${JSON.stringify(socket)}`,
+      'use ~/.moshctl/agent/NAME.sock, NAME made of letters, digits, dots, dashes and underscores',
+    );
+  }
+  return socket;
+}
+
+/** A line of the link script: linked, or why not (`forwarded: false` when no agent reached the target). */
+export function parseAgentLine(
+  line: string,
+): { linked: true } | { linked: false; why: string; forwarded: boolean } | undefined {
+  const m = /^MOSHCTL-AGENT (LINKED|NOT-FORWARDED|ERROR)(?: (.*?))?\s*$/.exec(line);
+  if (!m) return undefined;
+  if (m[1] === 'LINKED') return { linked: true };
+  return { linked: false, why: m[2] ?? 'no reason given', forwarded: m[1] !== 'NOT-FORWARDED' };
+}
+
+/** What unlinkAgentCommand printed: `other` when something not a link is at the path (left alone). */
+export function parseAgentUnlink(
+  text: string,
+): 'unlinked' | 'absent' | 'other' | { error: string } | undefined {
+  const m = /^MOSHCTL-AGENT (UNLINKED|ABSENT|NOT-OURS|ERROR)(?: (.*?))?\s*$/m.exec(text);
+  if (!m) return undefined;
+  if (m[1] === 'ERROR') return { error: m[2] ?? 'no reason given' };
+  return m[1] === 'UNLINKED' ? 'unlinked' : m[1] === 'ABSENT' ? 'absent' : 'other';
+}

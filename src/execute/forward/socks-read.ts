@@ -2,7 +2,7 @@
 // handshake's bytes go through the pure parser (socks.ts), and what the
 // client sent after its request is put back for the stream that follows.
 import type { Socket } from 'node:net';
-import { SocksHandshake, type SocksRequest, type SocksStep } from './socks.js';
+import { SocksHandshake, type SocksRequest, type SocksStep } from '../../forward/socks.js';
 
 export type SocksRead =
   | { request: SocksRequest }

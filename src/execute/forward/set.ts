@@ -1,13 +1,16 @@
 // A session's forwards and agent link as one thing for the integrator: the
 // consumers to hand the supervisor, the listeners bound before mosh-client
 // starts, one throttled status callback for the session record, one close.
-import { EnvError } from '../errors.js';
-import type { ChainConsumer, KeptChain } from '../execute/kept-chain.js';
-import type { AgentStep, PortForwardStep } from '../plan/types.js';
+// This folder holds what uses sockets and chains; the pure parts (SOCKS
+// parsing, the agent's remote scripts) are in src/forward/, whose types
+// transport/ and plan/ import, so nothing there may import them back.
+import { EnvError } from '../../errors.js';
+import type { ChainConsumer, KeptChain } from '../kept-chain.js';
+import type { AgentStep, PortForwardStep } from '../../plan/types.js';
 import { AgentLink, type AgentLinkOptions, type AgentStatus } from './agent.js';
 import { LocalForward, type LocalForwardOptions } from './local.js';
 import { RemoteForward, type RemoteForwardOptions } from './remote.js';
-import type { ForwardStatus } from './types.js';
+import type { ForwardStatus } from '../../forward/types.js';
 
 /** The record is rewritten at most this often however busy the forwards are (a file write each time). */
 export const STATUS_THROTTLE_MS = 500;

@@ -6,13 +6,19 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { ChainConsumer, KeptChain } from '../execute/kept-chain.js';
-import { duration } from '../transport/errors.js';
-import type { RemoteChain } from '../transport/types.js';
+import type { ChainConsumer, KeptChain } from '../kept-chain.js';
+import { duration } from '../../transport/errors.js';
+import type { RemoteChain } from '../../transport/types.js';
 import { bindListener, removeBound, type Bound } from './listen.js';
-import { replyCodeFor, SocksReply, socksReply, type SocksReplyCode, type SocksRequest } from './socks.js';
+import {
+  replyCodeFor,
+  SocksReply,
+  socksReply,
+  type SocksReplyCode,
+  type SocksRequest,
+} from '../../forward/socks.js';
 import { readSocksRequest } from './socks-read.js';
-import type { Endpoint, ForwardSpec, ForwardStatus } from './types.js';
+import type { Endpoint, ForwardSpec, ForwardStatus } from '../../forward/types.js';
 
 /**
  * How long a connection made while the chain is down waits for it to come

@@ -2,11 +2,11 @@
 // connection that asked, so each new chain asks again. Between two chains
 // nothing listens on the target (programs there see "connection refused"),
 // as with ssh reconnecting by hand.
-import { EnvError } from '../errors.js';
-import type { ChainConsumer } from '../execute/kept-chain.js';
-import { hostPort } from '../host-port.js';
-import type { RemoteChain, RemoteForwardEvents } from '../transport/types.js';
-import type { Endpoint, ForwardSpec, ForwardStatus } from './types.js';
+import { EnvError } from '../../errors.js';
+import type { ChainConsumer } from '../kept-chain.js';
+import { hostPort } from '../../host-port.js';
+import type { RemoteChain, RemoteForwardEvents } from '../../transport/types.js';
+import type { Endpoint, ForwardSpec, ForwardStatus } from '../../forward/types.js';
 
 /**
  * After a refusal, how often and how long the same chain asks again. After a
