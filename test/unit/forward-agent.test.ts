@@ -249,6 +249,36 @@ describe('agent link', () => {
     expect(link.status().lastError).toBe('the agent channel to target closed');
   });
 
+  it('does not count a chain that went before its ready line as up', async () => {
+    const chain = new FakeChain();
+    let ended = false;
+    const channel = new LineQueue(
+      () => {},
+      () => (ended = true),
+    );
+    chain.openChannel = () => Promise.resolve(channel);
+    const link = new AgentLink({ host: 'target', socket: SOCKET });
+    const attached = link.attach(chain);
+    link.detach(chain);
+    channel.push('MOSHCTL-AGENT LINKED\n');
+    await attached;
+    expect(link.status().up).toBe(false);
+    expect(ended).toBe(true);
+  });
+
+  it('says a connection failure is one, not a directory problem', async () => {
+    const chain = new FakeChain();
+    chain.openChannel = () =>
+      Promise.reject(new Error('cannot run a command on target: the connection is closed'));
+    const err = (await new AgentLink({ host: 'target', socket: SOCKET })
+      .attach(chain)
+      .catch((e: unknown) => e)) as EnvError;
+    expect(err.message).toBe(
+      'agent forwarding to target: cannot run a command on target: the connection is closed',
+    );
+    expect(err.hint).toMatch(/next chain/);
+  });
+
   it('takes only ~/.moshctl/agent/NAME.sock', () => {
     for (const bad of [
       '~/.moshctl/agent/../x.sock',

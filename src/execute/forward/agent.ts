@@ -54,6 +54,7 @@ export class AgentLink implements ChainConsumer {
   readonly socket: string;
   /** The channel holding the agent on the chain last attached. */
   private current: { chain: RemoteChain; channel: LineChannel } | undefined;
+  private readonly gone = new WeakSet<RemoteChain>();
   private up = false;
   private lastError: string | undefined;
   private closed = false;
@@ -82,7 +83,7 @@ export class AgentLink implements ChainConsumer {
       answer = await awaitLine(channel, parseAgentLine, readyMs);
     } catch (e) {
       channel?.end();
-      throw this.failed(e instanceof Error ? e.message : String(e), true, e);
+      throw this.failed(e instanceof Error ? e.message : String(e), 'channel', e);
     }
     if (!answer?.linked) {
       channel.end();
@@ -91,9 +92,9 @@ export class AgentLink implements ChainConsumer {
         (channel.isClosed
           ? `the link script ended without a word${channel.stderr().trim() ? `: ${channel.stderr().trim().slice(-300)}` : ''}`
           : `the link script said nothing within ${duration(readyMs)}`);
-      throw this.failed(why, answer?.forwarded ?? true);
+      throw this.failed(why, answer ? (answer.forwarded ? 'directory' : 'no-agent') : 'channel');
     }
-    if (this.closed) {
+    if (this.closed || this.gone.has(chain)) {
       channel.end();
       return;
     }
@@ -114,6 +115,8 @@ export class AgentLink implements ChainConsumer {
 
   /** The chain is gone: its channel (and sshd's socket) with it; the link dangles until the next chain. */
   detach(chain: RemoteChain): void {
+    // An attach still waiting for its ready line on this chain must not count it as up.
+    this.gone.add(chain);
     if (this.current?.chain !== chain) return;
     const { channel } = this.current;
     this.current = undefined;
@@ -142,16 +145,19 @@ export class AgentLink implements ChainConsumer {
     };
   }
 
-  private failed(why: string, forwarded: boolean, cause?: unknown): EnvError {
+  private failed(why: string, kind: 'no-agent' | 'directory' | 'channel', cause?: unknown): EnvError {
     // A chain that attached before keeps its link: only this attempt failed.
     if (!this.current) this.up = false;
     this.lastError = why;
     this.changed();
+    const hint = {
+      'no-agent': `start an ssh-agent here with your keys (ssh-add -l lists them), and allow agent forwarding on ${this.host} (AllowAgentForwarding yes in its sshd_config)`,
+      directory: `on ${this.host}, make ~/.moshctl/agent a directory of yours that only you can write to (or remove it)`,
+      channel: `check the connection to ${this.host}; the agent is linked again with the next chain`,
+    }[kind];
     return new EnvError(
       `agent forwarding to ${this.host}: ${why}`,
-      forwarded
-        ? `on ${this.host}, make ~/.moshctl/agent a directory of yours that only you can write to (or remove it)`
-        : `start an ssh-agent here with your keys (ssh-add -l lists them), and allow agent forwarding on ${this.host} (AllowAgentForwarding yes in its sshd_config)`,
+      hint,
       { host: this.host, step: 'agent' },
       ...(cause ? [{ cause }] : []),
     );
