@@ -3,32 +3,14 @@
 // chain, then teardown from the record of what was created. Decisions were
 // made by the planner; this only follows the steps and records results.
 import type { ListrTask } from 'listr2';
+
+export type { ExecuteOptions } from './execute-options.js';
 import { Interrupted } from '../errors.js';
-import type { ClientProgram, ClientStep, Plan } from '../plan/types.js';
-import type { SessionRecord } from '../state/record.js';
-import type { Runner } from './runner.js';
+import type { ClientStep, Plan } from '../plan/types.js';
+import type { ExecuteOptions } from './execute-options.js';
 import { isTaskStep, runStep, titles, type TaskStep } from './steps/index.js';
 import { future, SetupState, type Future } from './steps/state.js';
 import { teardown, type TeardownReport } from './teardown.js';
-
-export interface ExecuteOptions {
-  runner: Runner;
-  record: SessionRecord;
-  /** Persists the record; called after every process is created or stopped. */
-  save: (record: SessionRecord) => void;
-  /** Removes the record once teardown left nothing behind. */
-  forget: (record: SessionRecord) => void;
-  /** Set when a signal arrived; checked between steps. */
-  interrupted: () => NodeJS.Signals | undefined;
-  /** Where progress and warnings go. */
-  log: (line: string) => void;
-  /** Renders tasks; listr2 in the CLI, a plain loop in tests. */
-  runTasks: (tasks: ListrTask[]) => Promise<void>;
-  /** Awaited before each setup step (by kind); lets tests interrupt at a chosen step. */
-  beforeStep?: (kind: string) => Promise<void>;
-  /** `--no-connect`: hands address, port and key to whoever asked (stdout). The only place the key leaves. */
-  handOver?: (session: { address: string; port: number; key: string; program: ClientProgram }) => void;
-}
 
 export interface Outcome {
   /** mosh-client's exit code, when it ran. */

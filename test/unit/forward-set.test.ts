@@ -20,6 +20,7 @@ let id = 0;
 const step = (spec: Omit<ForwardSpec, 'source'>): PortForwardStep => ({
   id: ++id,
   kind: 'port-forward',
+  required: false,
   host: 'target',
   cause: 'asked for',
   dependsOn: [1],

@@ -4,7 +4,7 @@
 // is done. One object per `up`, handed to every step handler.
 import { EnvError, Interrupted } from '../../errors.js';
 import type { ConnectStep, Plan } from '../../plan/types.js';
-import type { ExecuteOptions } from '../executor.js';
+import type { ExecuteOptions } from '../execute-options.js';
 import type { OnStarted, RelayStarted } from '../runner.js';
 
 const SAVE_EVERY_MS = 500;
