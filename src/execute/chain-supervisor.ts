@@ -27,8 +27,12 @@ const FAST_FOR_MS = 60_000;
 const SLOW_RETRY_MS = 5_000;
 /** The bound: after this long without a chain, tries stop until something needs one (or the address changes). */
 export const GIVE_UP_MS = 30 * 60_000;
-/** A consumer that failed to re-attach tries again on the same chain (an old session may still hold its port). */
-const REATTACH_MS = [1_000, 2_000, 4_000];
+/**
+ * A consumer that failed to attach tries again on the same chain, for about a
+ * minute: after a roam the target's sshd may still hold a remote forward's
+ * port for the dead connection, and its refusal gives no reason.
+ */
+const REATTACH_MS = [1_000, 2_000, 4_000, 8_000, 15_000, 30_000];
 /** How often this machine's addresses are looked at while keeping: a roam is seen within this. */
 const ADDRESS_POLL_MS = 500;
 
@@ -92,7 +96,13 @@ export class ChainSupervisor implements KeptChain {
     this.consumers.set(consumer, entry);
     const chain = await this.keeper.ensure(consumer.host);
     entry.chain = chain;
-    await consumer.attach(chain);
+    try {
+      await consumer.attach(chain);
+    } catch (e) {
+      // The caller says so (a warning, or a failed `up`); it is asked again meanwhile.
+      this.retryLater(consumer, entry, chain, 0);
+      throw e;
+    }
   }
 
   /**
@@ -208,18 +218,26 @@ export class ChainSupervisor implements KeptChain {
     entry.chain = chain;
     entry.retry = undefined;
     consumer.attach(chain).catch((e: unknown) => {
-      if (entry.chain !== chain || !this.keeping) return;
-      const delay = REATTACH_MS[round];
-      if (delay === undefined) {
-        this.events.onTrouble?.(consumer.name, `could not re-attach after a reconnect: ${message(e)}`);
+      if (entry.chain !== chain || this.closed) return;
+      if (round + 1 > REATTACH_MS.length) {
+        this.events.onTrouble?.(consumer.name, `could not attach to the ssh chain: ${message(e)}`);
         return;
       }
-      entry.retry = setTimeout(() => {
-        if (entry.chain === chain && this.keeper.current === chain && this.keeper.whole && this.keeping)
-          this.attach(consumer, entry, chain, round + 1);
-      }, delay);
-      entry.retry.unref();
+      this.retryLater(consumer, entry, chain, round);
     });
+  }
+
+  /** Attach again after REATTACH_MS[round], while `chain` is still the one open. */
+  private retryLater(consumer: ChainConsumer, entry: Attached, chain: RemoteChain, round: number): void {
+    const delay = REATTACH_MS[round];
+    if (delay === undefined || this.closed) return;
+    if (entry.retry) clearTimeout(entry.retry);
+    entry.retry = setTimeout(() => {
+      entry.retry = undefined;
+      if (entry.chain === chain && this.keeper.current === chain && this.keeper.whole && !this.closed)
+        this.attach(consumer, entry, chain, round + 1);
+    }, delay);
+    entry.retry.unref();
   }
 
   private schedule(delay?: number): void {

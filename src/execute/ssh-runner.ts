@@ -16,6 +16,10 @@ import type {
 import { forwarderLaunch } from '../tcp/launch.js';
 import { readForwarderPrograms } from '../tcp/script.js';
 import { TcpTunnel } from './tcp-tunnel.js';
+import { parseAgentUnlink } from '../forward/agent-link.js';
+import { AgentLink, unlinkAgentCommand } from './forward/agent.js';
+import { LocalForward } from './forward/local.js';
+import { RemoteForward } from './forward/remote.js';
 import {
   aliveCommand,
   checkPid,
@@ -38,6 +42,7 @@ import { launchRelay, startFallback, startRelayOn, wireRelay, type RelayOnHop } 
 import { startMoshServer } from './server-start.js';
 import { KEEPER_MARK, stopKeeperCommand } from '../remote/mosh-server.js';
 import type {
+  AgentState,
   ForwardStarted,
   KeepEvents,
   OnStarted,
@@ -293,16 +298,53 @@ export class SshRunner implements Runner {
     return { port, mode: tunnel.mode, ...(tunnel.runtime ? { runtime: tunnel.runtime } : {}) };
   }
 
-  startPortForward(step: PortForwardStep): Promise<ForwardStatus> {
-    return Promise.reject(new Error(`bug: ${step.spec.text}: port forwards are not wired yet`));
+  /**
+   * A port forward as a consumer of the kept chain: -L and -D bind here now
+   * (a bind failure fails the step), -R is asked of the target now and by the
+   * supervisor on each new chain.
+   */
+  startPortForward(step: PortForwardStep, onStatus: (s: ForwardStatus) => void): Promise<ForwardStatus> {
+    return this.setupStep(async () => {
+      const onChange = (): void => onStatus(forward.status());
+      const forward =
+        step.spec.kind === 'remote'
+          ? new RemoteForward(step.spec, step.host, { onChange })
+          : new LocalForward(step.spec, step.host, this.supervisor, { onChange });
+      if (forward instanceof LocalForward) await forward.start();
+      // A refused -R stays with the supervisor (asked again), and the step says why.
+      await this.supervisor.add(forward);
+      return forward.status();
+    });
   }
 
-  startAgent(step: AgentStep): Promise<void> {
-    return Promise.reject(new Error(`bug: agent forwarding to ${step.host} is not wired yet`));
+  /** Agent forwarding: a consumer whose channel on each chain points the stable link at the agent. */
+  startAgent(step: AgentStep, onStatus: (s: AgentState) => void): Promise<void> {
+    return this.setupStep(async () => {
+      const link = new AgentLink(
+        { host: step.host, socket: step.socket },
+        {
+          onChange: () => {
+            const { up, lastError } = link.status();
+            onStatus({ up, ...(lastError !== undefined ? { lastError } : {}) });
+          },
+        },
+      );
+      await this.supervisor.add(link);
+    });
   }
 
-  unlinkAgent(host: string, socket: string): Promise<'removed' | 'gone'> {
-    return Promise.reject(new Error(`bug: removing ${socket} on ${host} is not wired yet`));
+  async unlinkAgent(host: string, socket: string): Promise<'removed' | 'gone'> {
+    const r = await this.ask(host, unlinkAgentCommand(socket));
+    const outcome = parseAgentUnlink(r.stdout);
+    if (outcome === undefined || typeof outcome === 'object') {
+      throw new EnvError(
+        `removing the agent link ${socket} failed: ${typeof outcome === 'object' ? outcome.error : r.stderr.trim() || `exit code ${r.code}`}`,
+        `log in to ${host} and remove ${socket} by hand`,
+        { host, step: 'unlink agent' },
+      );
+    }
+    // Not a link of moshctl's (a file someone put there): left alone.
+    return outcome === 'unlinked' ? 'removed' : 'gone';
   }
 
   /** Where background trouble goes while mosh-client owns the terminal (set by keep). */

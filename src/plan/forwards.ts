@@ -1,6 +1,7 @@
 // Which port forwards and whether the agent go with a session: the target's
 // configured ones (moshproxy.yaml, else ssh_config) and those of the command
 // line, checked against each other. Pure, as the rest of the planner.
+import { createHash } from 'node:crypto';
 import { UserError } from '../errors.js';
 import { hostPort } from '../host-port.js';
 import type { HostConfig } from '../config/types.js';
@@ -32,7 +33,12 @@ export interface Forwarding {
 
 /** Where the agent link lives on the target: named after the host alone, so the next `up` (and a kept tmux or screen session) finds the same path. */
 export function agentSocket(target: string): string {
-  return `~/.moshctl/agent/${hostSlug(target)}.sock`;
+  // A name the link scripts accept (checkAgentSocket): no leading '-', at most 64
+  // characters; a long one keeps its start and a digest of the whole, so two stay apart.
+  let name = hostSlug(target).replace(/^-/, '_');
+  if (name.length > 64)
+    name = `${name.slice(0, 55)}_${createHash('sha256').update(target).digest('hex').slice(0, 8)}`;
+  return `~/.moshctl/agent/${name}.sock`;
 }
 
 export function forwardingOf(target: HostConfig, options: ForwardOptions): Forwarding {

@@ -9,12 +9,14 @@ import { duration } from '../transport/errors.js';
 import { SH, shellJoin, shellQuote } from './shell.js';
 import type { KeptSession, ServerBind, ServerStep } from '../plan/types.js';
 import { checkPid, checkStarted, PROC_SH, stopPidScript } from './processes.js';
+import { checkAgentSocket } from '../forward/agent-link.js';
 
 export function moshServerCommand(
   step: Pick<
     ServerStep,
     'ports' | 'networkTimeout' | 'signalTimeout' | 'locale' | 'command' | 'session' | 'bind' | 'program'
-  >,
+  > &
+    Partial<Pick<ServerStep, 'agentSocket'>>,
 ): string {
   const argv: (string | number)[] = [
     'new',
@@ -31,7 +33,7 @@ export function moshServerCommand(
     'env',
     `MOSH_SERVER_NETWORK_TMOUT=${step.networkTimeout}`,
     `MOSH_SERVER_SIGNAL_TMOUT=${step.signalTimeout}`,
-  ]);
+  ]).concat(step.agentSocket ? ` ${agentSocketVar(step.agentSocket)}` : '');
   const server = `${env} ${remoteProgram(step.program)} ${shellJoin(argv)}`;
   if (!step.session) return server;
   // A missing tmux would only show inside the mosh window, as a session that
@@ -55,6 +57,16 @@ export function remoteProgram(path: string): string {
   const r = parseServerProgram(path);
   if (!r.ok) throw UserError.one(`mosh.server: ${r.message}`, r.hint);
   return path.startsWith('~/') ? `"$HOME"/${shellQuote(path.slice(2))}` : shellQuote(path);
+}
+
+/**
+ * SSH_AUTH_SOCK for the session's shell: the agent step's stable link
+ * (`~/.moshctl/agent/NAME.sock`, checked again since it reaches a shell), with
+ * the home left to the remote side as "$HOME".
+ */
+function agentSocketVar(socket: string): string {
+  const path = checkAgentSocket(socket);
+  return `SSH_AUTH_SOCK="$HOME"/${shellQuote(path.slice(2))}`;
 }
 
 const KEEPER_MISSING = 'moshctl: not installed or cannot run:';

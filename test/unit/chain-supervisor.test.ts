@@ -153,19 +153,30 @@ describe('ChainSupervisor', () => {
     await told;
   });
 
-  it('tries a consumer again on the same chain (an old session may still hold its port), then reports it', async () => {
+  it('tries a consumer again on the same chain for about a minute (an old session may still hold its port), then reports it', async () => {
     const { keeper, sup, trouble } = setup();
     const r = consumer('-R 9000:localhost:22', 2);
-    const stubborn = consumer('agent', 10);
+    const stubborn = consumer('agent', 100);
     sup.watch(r.c);
     sup.watch(stubborn.c);
     sup.keep({ onTrouble: (w, y) => trouble.push(`${w}: ${y}`) });
     keeper.drop();
-    await vi.advanceTimersByTimeAsync(8_000);
+    await vi.advanceTimersByTimeAsync(61_000);
     expect(r.seen).toEqual(['detach chain 0', 'attach chain 1', 'attach chain 1', 'attach chain 1']);
-    // Once, then after 1, 2 and 4 s: then it waits for the next chain.
-    expect(stubborn.seen.filter((x) => x === 'attach chain 1')).toHaveLength(4);
-    expect(trouble).toEqual(['agent: could not re-attach after a reconnect: port in use']);
+    // Once, then after 1, 2, 4, 8, 15 and 30 s: then it waits for the next chain.
+    expect(stubborn.seen.filter((x) => x === 'attach chain 1')).toHaveLength(7);
+    expect(trouble).toEqual(['agent: could not attach to the ssh chain: port in use']);
+    await vi.advanceTimersByTimeAsync(120_000);
+    expect(stubborn.seen.filter((x) => x === 'attach chain 1')).toHaveLength(7);
+    await sup.stop();
+  });
+
+  it('a consumer that fails to attach during set-up is asked again (its step only warned)', async () => {
+    const { sup } = setup();
+    const r = consumer('-R 9000:localhost:22', 1);
+    await expect(sup.add(r.c)).rejects.toThrow('port in use');
+    await vi.advanceTimersByTimeAsync(1_100);
+    expect(r.seen).toEqual(['attach chain 0', 'attach chain 0']);
     await sup.stop();
   });
 

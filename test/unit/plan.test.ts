@@ -1,4 +1,6 @@
 // Whole plans compared as text: the planner is pure, so no host is needed.
+import { agentSocket } from '../../src/plan/forwards.js';
+import { checkAgentSocket } from '../../src/forward/agent-link.js';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { formatPlan } from '../../src/plan/format.js';
@@ -703,5 +705,17 @@ hosts:
     expect(() => planUp(config, 'plain', {}, { forwards: [{ kind: 'remote', arg: '9093' }] })).toThrow(
       /^-R "9093" is ssh's reverse SOCKS proxy/,
     );
+  });
+});
+
+describe('agentSocket', () => {
+  it('is named after the host alone, in a form the link scripts accept, however the host is named', () => {
+    expect(agentSocket('dev-box')).toBe('~/.moshctl/agent/dev-box.sock');
+    expect(agentSocket('-odd')).toBe('~/.moshctl/agent/_odd.sock');
+    const long = agentSocket(`${'a'.repeat(70)}.example`);
+    expect(long).toMatch(/^~\/\.moshctl\/agent\/a{55}_[0-9a-f]{8}\.sock$/);
+    expect(agentSocket(`${'a'.repeat(70)}.example2`)).not.toBe(long);
+    for (const name of ['dev-box', '-odd', 'user@[2001:db8::1]:22', 'x'.repeat(200)])
+      expect(checkAgentSocket(agentSocket(name))).toBe(agentSocket(name));
   });
 });

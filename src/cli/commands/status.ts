@@ -192,7 +192,9 @@ function liveLines(s: SessionStatus): string[] {
     );
   }
   for (const f of s.forwards ?? []) {
-    const state = f.listening ? `listening${f.port !== undefined ? ` (port ${f.port})` : ''}` : 'not listening';
+    const state = f.listening
+      ? `listening${f.port !== undefined ? ` (port ${f.port})` : ''}`
+      : 'not listening';
     const counts = `${f.open} open, ${f.total} in all, ${f.broken} broken, ${f.refused} refused`;
     lines.push(`forward ${f.text}: ${state}; ${counts}${f.lastError ? `; last error: ${f.lastError}` : ''}`);
   }

@@ -95,9 +95,12 @@ export async function up(ctx: CommandContext): Promise<number> {
   process.stdout.on('error', () => undefined);
   process.stderr.on('error', () => undefined);
   const abort = new AbortController();
+  const agentStep = plan.steps.find((s) => s.kind === 'agent');
   const runner = new SshRunner(route, {
     signal: abort.signal,
     prompter: terminalPrompter(),
+    // Only the target may be asked for the agent, and only when the plan forwards it.
+    ...(agentStep ? { agentFor: agentStep.host } : {}),
     ...sshConfigOption(ctx.io.env),
     ...debugChainOption(ctx.io.env, ctx.io.stderr),
   });

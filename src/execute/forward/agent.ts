@@ -36,7 +36,7 @@ export interface AgentStatus {
 export interface AgentLinkOptions {
   /** AGENT_READY_MS unless set. */
   readyMs?: number;
-  /** Called on every change of status(); the owner throttles (ForwardSet). */
+  /** Called on every change of status(); the owner throttles (the record is saved at most every 0.5 s). */
   onChange?: () => void;
 }
 

@@ -38,7 +38,7 @@ export interface LocalForwardOptions {
   waitMs?: number;
   /** CONNECT_TIMEOUT_MS unless set. */
   connectTimeoutMs?: number;
-  /** Called on every change of status(); the owner throttles (ForwardSet). */
+  /** Called on every change of status(); the owner throttles (the record is saved at most every 0.5 s). */
   onChange?: () => void;
 }
 

@@ -8,21 +8,9 @@ import { hostPort } from '../../host-port.js';
 import type { RemoteChain, RemoteForwardEvents } from '../../transport/types.js';
 import type { Endpoint, ForwardSpec, ForwardStatus } from '../../forward/types.js';
 
-/**
- * After a refusal, how often and how long the same chain asks again. After a
- * roam the target's sshd may still hold the port for the connection that
- * died (until ClientAlive* notice, or the supervisor ends that session); its
- * refusal gives no reason, so every refusal is retried for a while.
- */
-export const RETRY_MS = 5_000;
-export const RETRIES = 12;
-
 export interface RemoteForwardOptions {
-  /** Called on every change of status(); the owner throttles (ForwardSet). */
+  /** Called on every change of status(); the owner throttles (the record is saved at most every 0.5 s). */
   onChange?: () => void;
-  /** RETRY_MS and RETRIES unless set (tests use short ones). */
-  retryMs?: number;
-  retries?: number;
 }
 
 export class RemoteForward implements ChainConsumer {
@@ -36,7 +24,6 @@ export class RemoteForward implements ChainConsumer {
   private counts = { total: 0, broken: 0, refused: 0 };
   private lastError: string | undefined;
   private closed = false;
-  private retry: NodeJS.Timeout | undefined;
 
   /** `host`: the target, whose sshd listens. */
   constructor(
@@ -61,20 +48,19 @@ export class RemoteForward implements ChainConsumer {
     return { host: l.host ?? 'localhost', port: l.port === 0 && stable ? (this.port ?? 0) : l.port };
   }
 
-  /** Asks the new chain's target to listen; rejects with its refusal (the supervisor reports it), then asks again for a while. */
+  /**
+   * Asks the new chain's target to listen; rejects with its refusal. The
+   * supervisor asks again for a while: after a roam the target's sshd may
+   * still hold the port for the connection that died, and says no more than "refused".
+   */
   async attach(chain: RemoteChain): Promise<void> {
     if (this.closed) return;
-    clearTimeout(this.retry);
-    this.chain = chain;
-    this.listening = false;
-    this.open = 0;
-    try {
-      await this.ask(chain);
-    } catch (e) {
-      if (this.chain !== chain) return;
-      this.retryLater(chain, this.opts.retries ?? RETRIES);
-      throw e;
+    if (this.chain !== chain) {
+      this.chain = chain;
+      this.listening = false;
+      this.open = 0;
     }
+    await this.ask(chain);
   }
 
   private async ask(chain: RemoteChain): Promise<void> {
@@ -106,20 +92,9 @@ export class RemoteForward implements ChainConsumer {
     }
   }
 
-  private retryLater(chain: RemoteChain, left: number): void {
-    if (left <= 0) return;
-    this.retry = setTimeout(() => {
-      if (this.chain !== chain || this.closed) return;
-      this.ask(chain).catch(() => this.retryLater(chain, left - 1));
-    }, this.opts.retryMs ?? RETRY_MS);
-    // A retry pending must not keep the process alive on its own.
-    this.retry.unref();
-  }
-
   /** The chain is gone, and the target's listener with it; connections it carried are broken. */
   detach(chain: RemoteChain): void {
     if (chain !== this.chain) return;
-    clearTimeout(this.retry);
     this.chain = undefined;
     this.listening = false;
     this.counts.broken += this.open;
@@ -130,7 +105,6 @@ export class RemoteForward implements ChainConsumer {
   /** Nothing to cancel: the listener goes with the chain, which the supervisor closes. */
   close(): Promise<void> {
     this.closed = true;
-    clearTimeout(this.retry);
     this.chain = undefined;
     this.listening = false;
     this.open = 0;
