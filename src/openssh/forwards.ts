@@ -84,10 +84,11 @@ export function openStdioForward(
       const stream = pipeDuplex(child.stdout, child.stdin, () => {
         if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       });
-      // The master going away ends the stream as if the far end had closed: say it broke instead.
+      // With its master gone the stream is over, whatever its pipes say: closed without an error, as
+      // ssh2 closes its channels when the connection drops (callers learn of the drop from onClose).
       child.once('exit', () => {
         void master.exitedWithin(MASTER_EXIT_WAIT_MS).then((gone) => {
-          if (gone && !stream.destroyed) stream.destroy(openClosed(host, to));
+          if (gone && !stream.destroyed) stream.destroy();
         });
       });
       resolve(stream);

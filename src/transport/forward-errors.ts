@@ -51,6 +51,14 @@ export function openRefused(host: string, to: Endpoint, f: OpenFailure): EnvErro
       where(host),
     );
   }
+  if (f.kind === 'connect-failed' && isPath && /^open failed$/i.test(f.detail)) {
+    // All sshd says for a socket path it would not or could not open (channel_connect_to_path): no errno, no policy code.
+    return new EnvError(
+      `${host} could not open ${dest}: "open failed", all sshd says when the socket does not exist there or PermitOpen in its sshd_config (which limits socket paths too) leaves it out`,
+      `check that a server listens on ${dest} on ${host} (on ${host}: ls -l ${dest}); if one does, allow it: no PermitOpen (or PermitOpen any) and AllowStreamLocalForwarding yes (or local) in its sshd_config, and no permitopen/restrict option on the key`,
+      where(host),
+    );
+  }
   if (f.kind === 'connect-failed') {
     const resolves = !isPath && RESOLVE.test(f.detail);
     const why = resolves ? `${to.host} does not resolve there` : lowerFirst(f.detail || 'connect failed');

@@ -1,6 +1,10 @@
 // The pure parts of forwarding over the ssh chain: the -R spec and -W target
 // OpenSSH is given, what its master logs when a channel is refused, and the
 // messages both clients share.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { EnvError, UserError } from '../../src/errors.js';
@@ -16,7 +20,9 @@ import {
   openRefused,
   openTimeout,
 } from '../../src/transport/forward-errors.js';
+import { agentToForward } from '../../src/transport/agent.js';
 import { remoteForwardSpec, stdioForwardTarget } from '../../src/transport/forward-spec.js';
+import { sshHost } from '../support/ssh-host.js';
 import { pipeDuplex } from '../../src/transport/pipe-duplex.js';
 
 describe('remoteForwardSpec', () => {
@@ -160,6 +166,12 @@ describe('forward errors', () => {
     );
     const path = openRefused('target', { path: '/run/pg.sock' }, { kind: 'prohibited', detail: '' });
     expect(path.message).toMatch(/AllowStreamLocalForwarding/);
+    // sshd's only words for a socket path it would not, or could not, open (no errno, reason "connect failed").
+    const unsaid = openRefused('target', { path: '/run/pg.sock' }, openFailureOfCode(2, 'open failed'));
+    expect(unsaid.message).toBe(
+      'target could not open /run/pg.sock: "open failed", all sshd says when the socket does not exist there or PermitOpen in its sshd_config (which limits socket paths too) leaves it out',
+    );
+    expect(unsaid.hint).toMatch(/^check that a server listens on \/run\/pg\.sock on target/);
   });
 
   it('quotes why a connect failed, and says a name did not resolve where it was looked up', () => {
@@ -224,5 +236,33 @@ describe('pipeDuplex', () => {
     d.destroy();
     expect(destroyed).toBe(1);
     expect(out.destroyed && into.destroyed).toBe(true);
+  });
+});
+
+describe('agentToForward', () => {
+  it('takes the host’s IdentityAgent, else the given agent, else SSH_AUTH_SOCK, and says why there is none', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'agent-'));
+    const sock = join(dir, 'agent.sock');
+    const file = join(dir, 'not-a-socket');
+    writeFileSync(file, '');
+    const server = createServer();
+    await new Promise<void>((r) => server.listen(sock, r));
+    try {
+      const host = (identity_agent: string | undefined) => sshHost({ name: 'target', identity_agent });
+      expect(agentToForward(host(sock), { agent: file })).toEqual({ socket: sock });
+      expect(agentToForward(host(undefined), { agent: sock })).toEqual({ socket: sock });
+      expect(agentToForward(host(undefined), {}, { SSH_AUTH_SOCK: sock })).toEqual({ socket: sock });
+      // An explicit `agent: undefined` means none, as ConnectOptions.agent says.
+      expect(agentToForward(host(undefined), { agent: undefined }, { SSH_AUTH_SOCK: sock })).toEqual({
+        missing: 'no agent was given and SSH_AUTH_SOCK is not set',
+      });
+      expect(agentToForward(host('none'), { agent: sock })).toEqual({
+        missing: 'IdentityAgent is none for target',
+      });
+      expect(agentToForward(host(file), {})).toEqual({ missing: `no agent socket at ${file}` });
+    } finally {
+      await new Promise((r) => server.close(r));
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
