@@ -10,7 +10,7 @@ import { byteChannel } from '../transport/byte-channel.js';
 import { LineQueue } from '../transport/line-channel.js';
 import type { Duplex } from 'node:stream';
 import type { Endpoint } from '../forward/types.js';
-import { agentNotAllowed, noAgentToForward } from '../transport/forward-errors.js';
+import { agentNotAllowed, agentRefused, noAgentToForward } from '../transport/forward-errors.js';
 import type {
   ByteChannel,
   ChannelOptions,
@@ -137,12 +137,7 @@ export class SshChain implements RemoteChain {
           if (err) {
             reject(
               forwardAgent && !hop.isClosed() && /agent forwarding/i.test(err.message)
-                ? new EnvError(
-                    `${hostName} refused to forward the ssh-agent`,
-                    `allow it on ${hostName}: AllowAgentForwarding yes in its sshd_config, and no no-agent-forwarding/restrict option on the key in authorized_keys`,
-                    { host: hostName, step: 'forward' },
-                    { cause: err },
-                  )
+                ? agentRefused(hostName, err)
                 : connectionClosed(hostName, err),
             );
             return;

@@ -130,6 +130,16 @@ export function noAgentToForward(host: string, why: string): EnvError {
   );
 }
 
+/** `host`'s sshd said no to agent forwarding (ssh2 asks wanting a reply; OpenSSH asks without). */
+export function agentRefused(host: string, cause?: unknown): EnvError {
+  return new EnvError(
+    `${host} refused to forward the ssh-agent`,
+    `allow it on ${host}: AllowAgentForwarding yes in its sshd_config, and no no-agent-forwarding/restrict option on the key in authorized_keys`,
+    where(host),
+    ...(cause ? [{ cause }] : []),
+  );
+}
+
 /** A bug: only ConnectOptions.agentFor may ever get the agent. */
 export function agentNotAllowed(host: string, agentFor: string | undefined): Error {
   return new Error(
