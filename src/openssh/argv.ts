@@ -174,6 +174,12 @@ export interface MasterArgvInput {
    * (ConnectOptions.agent): a socket, or 'none'. Undefined leaves ssh's own default.
    */
   defaultAgent?: string | undefined;
+  /**
+   * This master may forward the agent (ConnectOptions.agentFor): ForwardAgent
+   * yes. Every other master gets ForwardAgent no, written out, since ssh_config
+   * may say yes for `Host *`; a mux client's -A then gets nothing there.
+   */
+  forwardAgent?: boolean | undefined;
 }
 
 function checkName(host: SshHost): void {
@@ -228,6 +234,8 @@ export function masterArgv(m: MasterArgvInput): string[] {
     ...o(`StrictHostKeyChecking=${host.host_key_policy === 'accept-new' ? 'accept-new' : 'yes'}`),
     ...o(`HashKnownHosts=${host.hash_known_hosts ? 'yes' : 'no'}`),
     ...(agent ? o(`IdentityAgent=${agentArg(agent)}`) : []),
+    // ssh forwards the agent it uses itself (IdentityAgent, which it exports as SSH_AUTH_SOCK).
+    ...o(`ForwardAgent=${m.forwardAgent ? 'yes' : 'no'}`),
     ...o(`ConnectTimeout=${host.connect_timeout}`),
     ...o(`ServerAliveInterval=${host.server_alive_interval}`),
     ...o(`ServerAliveCountMax=${SERVER_ALIVE_COUNT_MAX}`),
@@ -252,13 +260,20 @@ function agentArg(agent: string): string {
  * argv (after the program) running `command` through hop's master. No pty (-T),
  * as the ssh2 client: the remote processes must outlive the connection. -a -x:
  * a mux client asks the master to forward the agent and X11 when its options
- * say so, and nothing moshctl runs needs either.
+ * say so, and nothing moshctl runs needs either. `forwardAgent` asks for the
+ * agent instead (-A); the master forwards it only if its own ForwardAgent is
+ * yes (masterArgv's forwardAgent).
  */
-export function execArgv(controlSocket: string, sshName: string, command: string): string[] {
+export function execArgv(
+  controlSocket: string,
+  sshName: string,
+  command: string,
+  opts: { forwardAgent?: boolean } = {},
+): string[] {
   return [
     ...muxClientOptions(controlSocket),
     '-T',
-    '-a',
+    ...(opts.forwardAgent ? ['-A', '-o', 'ForwardAgent=yes'] : ['-a']),
     '-x',
     '-o',
     'RemoteCommand=none',
@@ -267,4 +282,36 @@ export function execArgv(controlSocket: string, sshName: string, command: string
     sshName,
     command,
   ];
+}
+
+/**
+ * argv of a stdio forward through hop's master (`-W HOST:PORT`, see
+ * forward-spec.ts): the mux client hands its stdin and stdout to the master,
+ * which joins them to a direct-tcpip channel, so the bytes never pass through
+ * the mux client. LogLevel DEBUG1, not ERROR: the master answers the mux
+ * client only once the server confirmed or refused the channel, and the mux
+ * client says which only at that level (`master session id: N` on success;
+ * a refusal is a fatal error, exit 255).
+ */
+export function stdioForwardArgv(controlSocket: string, sshName: string, target: string): string[] {
+  return [
+    ...muxClientOptions(controlSocket),
+    '-T',
+    '-a',
+    '-x',
+    '-o',
+    'LogLevel=DEBUG1',
+    '-W',
+    target,
+    sshName,
+  ];
+}
+
+/**
+ * argv asking hop's master to add a remote forward (`-O forward -R SPEC`, see
+ * forward-spec.ts). It exits once the server agreed or refused; with port 0
+ * it prints the port the server chose on stdout.
+ */
+export function remoteForwardArgv(controlSocket: string, sshName: string, spec: string): string[] {
+  return [...muxClientOptions(controlSocket), '-o', 'LogLevel=ERROR', '-O', 'forward', '-R', spec, sshName];
 }

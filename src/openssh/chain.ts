@@ -20,8 +20,12 @@ import type {
   ExecResult,
   LineChannel,
   RemoteChain,
+  RemoteForwardEvents,
 } from '../transport/types.js';
+import type { AgentToForward } from '../transport/agent.js';
+import { agentNotAllowed, noAgentToForward } from '../transport/forward-errors.js';
 import { execArgv } from './argv.js';
+import { addRemoteForward, openStdioForward } from './forwards.js';
 import { removeControlDir } from './control-dir.js';
 import { droppedError } from './failures.js';
 import type { Master } from './master.js';
@@ -38,6 +42,14 @@ export class OpenSshChain implements RemoteChain {
 
   private readonly masters: Master[] = [];
   public reachedAddress: string | undefined;
+  /** Per master, the log lines of refused stdio forwards already matched to an open (see claimOpenFailure). */
+  private readonly claimedFailures = new Map<Master, Set<number>>();
+
+  /**
+   * @internal ConnectOptions.agentFor, whose master alone has ForwardAgent
+   * yes, and the agent that master forwards (or why there is none).
+   */
+  agentFor: { host: string; agent: AgentToForward } | undefined;
 
   /**
    * @internal built by connectOpenSshChain before the first master starts, and
@@ -80,8 +92,21 @@ export class OpenSshChain implements RemoteChain {
     }
   }
 
+  /**
+   * With `forwardAgent` (ConnectOptions.agentFor's host only) the mux client
+   * asks for the agent (-A). sshd then keeps one agent socket for the whole
+   * connection: later sessions through the same master see SSH_AUTH_SOCK too
+   * (checked with OpenSSH 9.2). A server that refuses agent forwarding is not
+   * reported (OpenSSH asks without wanting a reply): SSH_AUTH_SOCK is then unset.
+   */
   openChannel(hostName: string, command: string, opts: ChannelOptions): Promise<LineChannel> {
-    return this.muxClient(hostName, command, opts.stdin, (child) => {
+    if (opts.forwardAgent) {
+      if (hostName !== this.agentFor?.host)
+        return Promise.reject(agentNotAllowed(hostName, this.agentFor?.host));
+      const { agent } = this.agentFor;
+      if ('missing' in agent) return Promise.reject(noAgentToForward(hostName, agent.missing));
+    }
+    return this.muxClient(hostName, command, opts.stdin, opts.forwardAgent === true, (child) => {
       const channel = new LineQueue(
         (text) => void child.stdin.write(text),
         () => child.stdin.end(),
@@ -96,7 +121,7 @@ export class OpenSshChain implements RemoteChain {
   }
 
   openStream(hostName: string, command: string, opts: { stdin: string }): Promise<ByteChannel> {
-    return this.muxClient(hostName, command, opts.stdin, (child) =>
+    return this.muxClient(hostName, command, opts.stdin, false, (child) =>
       byteChannel(child.stdin, child.stdout, child.stderr),
     );
   }
@@ -110,15 +135,17 @@ export class OpenSshChain implements RemoteChain {
     hostName: string,
     command: string,
     stdin: string,
+    forwardAgent: boolean,
     wrap: (child: ChildProcessWithoutNullStreams) => C,
   ): Promise<C> {
     const master = this.masters.find((m) => m.host.name === hostName);
     if (!master) return Promise.reject(new Error(`host ${hostName} is not part of this SSH chain`));
     if (this.closing || !master.running) return Promise.reject(connectionClosed(hostName));
-    const child = spawn(this.sshPath, execArgv(master.controlSocket, master.host.ssh_name, command), {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      detached: true,
-    });
+    const child = spawn(
+      this.sshPath,
+      execArgv(master.controlSocket, master.host.ssh_name, command, { forwardAgent }),
+      { stdio: ['pipe', 'pipe', 'pipe'], detached: true },
+    );
     const channel = wrap(child);
     child.on('error', () => channel.finish());
     child.on('close', () => channel.finish());
@@ -126,16 +153,42 @@ export class OpenSshChain implements RemoteChain {
     return Promise.resolve(channel);
   }
 
-  /** Filled in by the forwarding work (issue 17): see RemoteChain.openConnection. */
-  openConnection(hostName: string, to: Endpoint): Promise<Duplex> {
-    return Promise.reject(
-      new Error(`bug: openConnection to ${JSON.stringify(to)} on ${hostName} is not built yet`),
-    );
+  /**
+   * See RemoteChain.openConnection: one mux client per connection, `ssh -W`
+   * through `hostName`'s master, whose stdin and stdout the master joins to
+   * the channel. Resolves only once the server confirmed the channel, so a
+   * refused connection rejects as with ssh2, with the reason the master
+   * logged. A socket path is refused (OpenSSH's -W takes none). A half-close
+   * by the far end shows only once the connection closes (the mux client
+   * keeps its copy of stdout open until then).
+   */
+  openConnection(hostName: string, to: Endpoint, opts: { timeoutMs: number }): Promise<Duplex> {
+    const master = this.masters.find((m) => m.host.name === hostName);
+    if (!master) return Promise.reject(new Error(`host ${hostName} is not part of this SSH chain`));
+    if (this.closing) return Promise.reject(connectionClosed(hostName));
+    let claimed = this.claimedFailures.get(master);
+    if (!claimed) {
+      claimed = new Set();
+      this.claimedFailures.set(master, claimed);
+    }
+    return openStdioForward(this.sshPath, master, to, opts.timeoutMs, claimed);
   }
 
-  /** Filled in by the forwarding work (issue 17): see RemoteChain.remoteForward. */
-  remoteForward(hostName: string): Promise<{ port?: number }> {
-    return Promise.reject(new Error(`bug: remoteForward on ${hostName} is not built yet`));
+  /**
+   * See RemoteChain.remoteForward: `ssh -O forward -R` through `hostName`'s
+   * master, which then connects each connection to `to` itself. `events` are
+   * never called: the master does not tell its mux clients about the
+   * connections it carries (they show only in its log).
+   */
+  remoteForward(
+    hostName: string,
+    at: { host: string; port: number } | { path: string },
+    to: Endpoint,
+    _events?: RemoteForwardEvents,
+  ): Promise<{ port?: number }> {
+    const master = this.masters.find((m) => m.host.name === hostName);
+    if (!master) return Promise.reject(new Error(`host ${hostName} is not part of this SSH chain`));
+    return addRemoteForward(this.sshPath, master, at, to);
   }
 
   exec(hostName: string, command: string, opts: ExecOptions = {}): Promise<ExecResult> {

@@ -8,6 +8,7 @@ import { lookup } from 'node:dns/promises';
 import { readFileSync, statSync } from 'node:fs';
 import type { SshHost } from '../config/types.js';
 import { EnvError } from '../errors.js';
+import { agentToForward } from '../transport/agent.js';
 import { checkRoute, connectionDropped } from '../transport/errors.js';
 import type { ConnectChain, ConnectOptions } from '../transport/types.js';
 import { findOnPath } from '../which.js';
@@ -147,6 +148,8 @@ export const connectOpenSshChain: ConnectChain = async (hops, opts: ConnectOptio
   const defaultAgent = 'agent' in opts ? (opts.agent ?? 'none') : undefined;
   const masters: Master[] = [];
   const chain = new OpenSshChain(controlDir, sshPath);
+  const agentHost = hops.find((h) => h.name === opts.agentFor);
+  chain.agentFor = agentHost ? { host: agentHost.name, agent: agentToForward(agentHost, opts) } : undefined;
 
   let onAbort: (() => void) | undefined;
   const aborted = new Promise<never>((_, reject) => {
@@ -173,6 +176,7 @@ export const connectOpenSshChain: ConnectChain = async (hops, opts: ConnectOptio
         prev: prev?.host,
         sshConfigFile: opts.sshConfigFile,
         defaultAgent,
+        forwardAgent: host.name === opts.agentFor,
         signalReset,
         ownGroup: i > 0 ? await ownGroup : undefined,
       });

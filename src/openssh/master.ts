@@ -57,8 +57,11 @@ function within(p: Promise<void>, ms: number): Promise<void> {
   return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
-/** Up to LOG_READ_MAX bytes of `file` from `from` on (its end when there is more); '' when it does not exist. */
-function readLog(file: string, from: number): string {
+/**
+ * Up to LOG_READ_MAX bytes of `file` from `from` on (its end when there is
+ * more), and where they start; '' when it does not exist.
+ */
+function readLog(file: string, from: number): { start: number; text: string } {
   let fd: number | undefined;
   try {
     fd = openSync(file, 'r');
@@ -66,9 +69,9 @@ function readLog(file: string, from: number): string {
     const start = Math.max(from, size - LOG_READ_MAX, 0);
     const buf = Buffer.alloc(Math.max(size - start, 0));
     const n = readSync(fd, buf, 0, buf.length, start);
-    return buf.subarray(0, n).toString('utf8');
+    return { start, text: buf.subarray(0, n).toString('utf8') };
   } catch {
-    return '';
+    return { start: from, text: '' };
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
@@ -210,7 +213,7 @@ export class Master {
 
   /** The end of what ssh logged. */
   get log(): string {
-    return readLog(this.logFile, 0);
+    return readLog(this.logFile, 0).text;
   }
 
   /** A position in the log, for logSince. */
@@ -220,6 +223,11 @@ export class Master {
 
   /** What ssh logged after `position` (its last LOG_READ_MAX bytes at most). */
   logSince(position: number): string {
+    return readLog(this.logFile, position).text;
+  }
+
+  /** logSince, with the position its text starts at (later than `position` when there was more to read). */
+  logFrom(position: number): { start: number; text: string } {
     return readLog(this.logFile, position);
   }
 

@@ -2,7 +2,7 @@
 // run without a pty on purpose: with one, ending the connection kills them,
 // and mosh-server and the relays must outlive it (they are stopped by pid).
 
-import type { Client, ClientChannel } from 'ssh2';
+import type { Client, ClientChannel, ExecOptions as ExecOptions2 } from 'ssh2';
 import type { SshHost } from '../config/types.js';
 import { EnvError } from '../errors.js';
 import { closedWhileRunning, connectionClosed, execTimeout } from '../transport/errors.js';
@@ -10,6 +10,7 @@ import { byteChannel } from '../transport/byte-channel.js';
 import { LineQueue } from '../transport/line-channel.js';
 import type { Duplex } from 'node:stream';
 import type { Endpoint } from '../forward/types.js';
+import { agentNotAllowed, agentRefused, noAgentToForward } from '../transport/forward-errors.js';
 import type {
   ByteChannel,
   ChannelOptions,
@@ -18,7 +19,9 @@ import type {
   ExecResult,
   LineChannel,
   RemoteChain,
+  RemoteForwardEvents,
 } from '../transport/types.js';
+import { openConnection, RemoteForwards } from './forwards.js';
 
 export interface Hop {
   host: SshHost;
@@ -29,6 +32,11 @@ export interface Hop {
   lastError: () => Error | undefined;
   /** Drop the underlying socket (or tunnel) without a goodbye. */
   destroy: () => void;
+  /**
+   * ConnectOptions.agentFor's hop only: the agent ssh2 was given to forward
+   * (its connect config's `agent`), or why there is none.
+   */
+  agent?: { socket: string } | { missing: string };
 }
 
 const DEFAULT_EXEC_TIMEOUT_MS = 60_000;
@@ -37,6 +45,7 @@ const CLOSE_GRACE_MS = 2_000;
 export class SshChain implements RemoteChain {
   private closing: Promise<void> | undefined;
   private readonly listeners = new Set<CloseListener>();
+  private readonly remoteForwards = new Map<Hop, RemoteForwards>();
 
   /**
    * @internal built by connectChain before the first hop is open, and given
@@ -50,6 +59,9 @@ export class SshChain implements RemoteChain {
 
   /** See RemoteChain.localAddress. */
   localAddress: string | undefined;
+
+  /** @internal ConnectOptions.agentFor: the one host a channel may forward the agent to. */
+  agentFor: string | undefined;
 
   /** @internal */
   add(hop: Hop): void {
@@ -78,7 +90,7 @@ export class SshChain implements RemoteChain {
 
   /** Run `command` on `hostName` and wait for it to end. The command may appear in error messages; stdin never does. */
   async openChannel(hostName: string, command: string, opts: ChannelOptions): Promise<LineChannel> {
-    const ch = await this.startChannel(hostName, command, opts.stdin);
+    const ch = await this.startChannel(hostName, command, opts.stdin, opts.forwardAgent === true);
     const channel = new LineQueue(
       (text) => ch.write(text),
       () => ch.end(),
@@ -92,20 +104,42 @@ export class SshChain implements RemoteChain {
   }
 
   async openStream(hostName: string, command: string, opts: { stdin: string }): Promise<ByteChannel> {
-    const ch = await this.startChannel(hostName, command, opts.stdin);
+    const ch = await this.startChannel(hostName, command, opts.stdin, false);
     const channel = byteChannel(ch, ch, ch.stderr);
     ch.on('close', () => channel.finish());
     return channel;
   }
 
-  /** An exec channel kept open, `stdin` already written; its events come after the caller subscribed. */
-  private startChannel(hostName: string, command: string, stdin: string): Promise<ClientChannel> {
+  /**
+   * An exec channel kept open, `stdin` already written; its events come after
+   * the caller subscribed. With `forwardAgent` (ConnectOptions.agentFor's host
+   * only) the server is asked for agent forwarding first. sshd then keeps one
+   * agent socket for the whole connection: later sessions on it see
+   * SSH_AUTH_SOCK too (checked with OpenSSH 9.2).
+   */
+  private startChannel(
+    hostName: string,
+    command: string,
+    stdin: string,
+    forwardAgent: boolean,
+  ): Promise<ClientChannel> {
     const hop = this.find(hostName);
+    if (forwardAgent) {
+      if (hostName !== this.agentFor) return Promise.reject(agentNotAllowed(hostName, this.agentFor));
+      const agent = hop.agent ?? { missing: 'no agent was set up for it' };
+      if ('missing' in agent) return Promise.reject(noAgentToForward(hostName, agent.missing));
+    }
+    // ssh2 reads `agentForward` from exec's options (client.js); its typings leave it out.
+    const execOpts: ExecOptions2 & { agentForward?: boolean } = { agentForward: forwardAgent };
     return new Promise<ClientChannel>((resolve, reject) => {
       try {
-        hop.client.exec(command, (err, ch) => {
+        hop.client.exec(command, execOpts, (err, ch) => {
           if (err) {
-            reject(connectionClosed(hostName, err));
+            reject(
+              forwardAgent && !hop.isClosed() && /agent forwarding/i.test(err.message)
+                ? agentRefused(hostName, err)
+                : connectionClosed(hostName, err),
+            );
             return;
           }
           ch.write(stdin);
@@ -118,16 +152,40 @@ export class SshChain implements RemoteChain {
     });
   }
 
-  /** Filled in by the forwarding work (issue 17): see RemoteChain.openConnection. */
-  openConnection(hostName: string, to: Endpoint): Promise<Duplex> {
-    return Promise.reject(
-      new Error(`bug: openConnection to ${JSON.stringify(to)} on ${hostName} is not built yet`),
-    );
+  /**
+   * See RemoteChain.openConnection: a direct-tcpip (direct-streamlocal for a
+   * path) channel from `hostName`'s sshd. Resolves once the server confirmed
+   * it; a refusal rejects with the server's reason.
+   */
+  openConnection(hostName: string, to: Endpoint, opts: { timeoutMs: number }): Promise<Duplex> {
+    try {
+      return openConnection(this.find(hostName), to, opts.timeoutMs);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
   }
 
-  /** Filled in by the forwarding work (issue 17): see RemoteChain.remoteForward. */
-  remoteForward(hostName: string): Promise<{ port?: number }> {
-    return Promise.reject(new Error(`bug: remoteForward on ${hostName} is not built yet`));
+  /**
+   * See RemoteChain.remoteForward. Each connection the server sends back is
+   * joined here to `to` with node:net, and reported through `events`.
+   */
+  remoteForward(
+    hostName: string,
+    at: { host: string; port: number } | { path: string },
+    to: Endpoint,
+    events?: RemoteForwardEvents,
+  ): Promise<{ port?: number }> {
+    try {
+      const hop = this.find(hostName);
+      let forwards = this.remoteForwards.get(hop);
+      if (!forwards) {
+        forwards = new RemoteForwards(hop);
+        this.remoteForwards.set(hop, forwards);
+      }
+      return forwards.add(at, to, events);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
   }
 
   exec(hostName: string, command: string, opts: ExecOptions = {}): Promise<ExecResult> {

@@ -11,6 +11,7 @@ import type { Duplex } from 'node:stream';
 import type { ClientChannel, ServerHostKeyAlgorithm } from 'ssh2';
 import type { SshHost } from '../config/types.js';
 import { EnvError, Interrupted } from '../errors.js';
+import { agentToForward, type AgentToForward } from '../transport/agent.js';
 import { checkRoute, connectionDropped } from '../transport/errors.js';
 import type { ConnectChain, ConnectOptions, Prompter } from '../transport/types.js';
 import { authHandler, prepareAuth, type HopAuth } from './auth.js';
@@ -85,6 +86,8 @@ interface HopPlan {
   prev: SshHost | undefined;
   auth: HopAuth;
   known: KnownHostsText[];
+  /** ConnectOptions.agentFor's hop only: the agent its channels may forward. */
+  agent?: AgentToForward;
 }
 
 interface Settings {
@@ -141,6 +144,7 @@ function openHop(plan: HopPlan, sock: Duplex, s: Settings, register: (hop: Hop) 
     isClosed: () => closed,
     lastError: () => lastError,
     destroy: () => sock.destroy(),
+    ...(plan.agent ? { agent: plan.agent } : {}),
   };
   register(hop);
   const name = knownHostsName(host.address, host.port, host.host_key_alias);
@@ -210,6 +214,8 @@ function openHop(plan: HopPlan, sock: Duplex, s: Settings, register: (hop: Hop) 
         readyTimeout: 0,
         keepaliveInterval: host.server_alive_interval * 1000,
         keepaliveCountMax: KEEPALIVE_COUNT_MAX,
+        // Only the hop that may forward the agent knows of one: no other hop's server can reach it.
+        ...(plan.agent && 'socket' in plan.agent ? { agent: plan.agent.socket } : {}),
         algorithms: { serverHostKey: hostKeyAlgorithms(knownKeyTypes(known, name)) },
         // Never leave this out: without a verifier ssh2 accepts any host key.
         hostVerifier: (key: Buffer): boolean => {
@@ -299,6 +305,7 @@ export const connectChain: ConnectChain = async (hops, opts: ConnectOptions = {}
         prev: hops[i - 1],
         auth: await prepareAuth(ssh2, host, agentSock || undefined, opts.prompter),
         known,
+        ...(host.name === opts.agentFor ? { agent: agentToForward(host, opts) } : {}),
       };
     }),
   );
@@ -310,6 +317,7 @@ export const connectChain: ConnectChain = async (hops, opts: ConnectOptions = {}
   signal?.throwIfAborted();
 
   const chain = new SshChain();
+  chain.agentFor = opts.agentFor;
   const opened: Hop[] = [];
   const settings: Settings = {
     ssh2,

@@ -3,6 +3,7 @@
 // client carries logging code. What a command reads on stdin is never logged,
 // nor its stdout (mosh-server's holds the session key); anything shaped like a
 // key is masked in what is logged all the same.
+import { endpointText } from './forward-errors.js';
 import type { ExecOptions, ExecResult, RemoteChain } from './types.js';
 
 /** mosh-server's ready line and the variable mosh-client reads the key from. */
@@ -74,11 +75,12 @@ export function debugChain(
     host: string,
     command: string,
     open: () => Promise<C>,
+    note?: string,
   ): Promise<C> =>
     traced(
       host,
       command,
-      `(${kind}) `,
+      `(${kind}${note ? `, ${note}` : ''}) `,
       async (id) => {
         const channel = await open();
         const opened = clock();
@@ -106,13 +108,19 @@ export function debugChain(
     execUntil: (host, command, opts) =>
       traced(host, command, '', () => inner.execUntil(host, command, opts), exitLine(true)),
     openChannel: (host, command, opts) =>
-      kept('channel', host, command, () => inner.openChannel(host, command, opts)),
+      kept(
+        'channel',
+        host,
+        command,
+        () => inner.openChannel(host, command, opts),
+        opts.forwardAgent ? 'with the agent' : undefined,
+      ),
     openStream: (host, command, opts) =>
       kept('stream', host, command, () => inner.openStream(host, command, opts)),
     openConnection: (host, to, opts) =>
       traced(
         host,
-        `connect ${'path' in to ? to.path : `${to.host}:${to.port}`}`,
+        `connect ${endpointText(to)}`,
         'forward ',
         () => inner.openConnection(host, to, opts),
         (_r, after) => `opened after ${after}`,
@@ -120,7 +128,7 @@ export function debugChain(
     remoteForward: (host, at, to, events) =>
       traced(
         host,
-        `listen ${'path' in at ? at.path : `${at.host}:${at.port}`}`,
+        `listen ${endpointText(at)} for ${endpointText(to)} here`,
         'forward ',
         () => inner.remoteForward(host, at, to, events),
         (r, after) => `accepted after ${after}${r.port !== undefined ? ` (port ${r.port})` : ''}`,

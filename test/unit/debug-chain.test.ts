@@ -1,5 +1,6 @@
 // --debug's RemoteChain decorator: each remote command with its host, duration
 // and how it ended; never what went to stdin, never a session key.
+import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { debugChain, debugChainOption, maskSecrets } from '../../src/transport/debug-chain.js';
 import type { CloseListener, ExecResult, LineChannel, RemoteChain } from '../../src/transport/types.js';
@@ -34,8 +35,16 @@ function fakeChain(clock: { now: number }) {
       return { closed } as unknown as LineChannel;
     },
     openStream: () => Promise.reject(new Error('unused')),
-    openConnection: () => Promise.reject(new Error('unused')),
-    remoteForward: () => Promise.reject(new Error('unused')),
+    openConnection: async (host, to) => {
+      await answer(host, `connect ${JSON.stringify(to)}`);
+      if ('port' in to && to.port === 9)
+        throw new Error(`${host} could not connect to ${to.host}:9: connection refused`);
+      return new PassThrough();
+    },
+    remoteForward: async (host, at, to) => {
+      await answer(host, `listen ${JSON.stringify(at)} ${JSON.stringify(to)}`);
+      return { port: 'port' in at && at.port === 0 ? 40123 : undefined };
+    },
     onClose: (cb) => {
       listeners.push(cb);
       return () => undefined;
@@ -113,6 +122,31 @@ describe('debugChain', () => {
     ).toBe(
       'MOSH CONNECT 60001 <key>\nMOSH_KEY=<key> mosh-client; MOSH_KEY=<key> x; MOSH_KEY=<key> y; MOSH CONNECT 1 short',
     );
+  });
+});
+
+describe('debugChain forwards', () => {
+  it('logs each forwarded connection, remote forward and agent channel by its endpoints', async () => {
+    const clock = { now: 0 };
+    const fake = fakeChain(clock);
+    const lines: string[] = [];
+    const chain = debugChain(fake.chain, (l) => lines.push(l), { clock: () => clock.now });
+    (await chain.openConnection('box', { host: '2001:db8::10', port: 5432 }, { timeoutMs: 1000 })).destroy();
+    await expect(
+      chain.openConnection('box', { host: 'localhost', port: 9 }, { timeoutMs: 1000 }),
+    ).rejects.toThrow(/connection refused/);
+    await chain.remoteForward('box', { host: 'localhost', port: 0 }, { path: '/run/app.sock' });
+    await chain.openChannel('box', 'ln -sf "$SSH_AUTH_SOCK" /tmp/a', { stdin: '', forwardAgent: true });
+    expect(lines).toEqual([
+      '#1 box forward $ connect [2001:db8::10]:5432',
+      '#1 box opened after 25 ms',
+      '#2 box forward $ connect localhost:9',
+      '#2 box failed after 25 ms: box could not connect to localhost:9: connection refused',
+      '#3 box forward $ listen localhost:0 for /run/app.sock here',
+      '#3 box accepted after 25 ms (port 40123)',
+      '#4 box (channel, with the agent) $ ln -sf "$SSH_AUTH_SOCK" /tmp/a',
+      '#4 box channel open after 25 ms',
+    ]);
   });
 });
 

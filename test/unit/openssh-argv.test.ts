@@ -12,6 +12,8 @@ import {
   ownGroupPrefix,
   proxyCommandVia,
   proxyWithSignals,
+  remoteForwardArgv,
+  stdioForwardArgv,
 } from '../../src/openssh/argv.js';
 import { socketPathFits } from '../../src/openssh/control-dir.js';
 import { sshHost } from '../support/ssh-host.js';
@@ -79,6 +81,8 @@ describe('masterArgv', () => {
       '-o',
       'HashKnownHosts=no',
       '-o',
+      'ForwardAgent=no',
+      '-o',
       'ConnectTimeout=10',
       '-o',
       'ServerAliveInterval=15',
@@ -144,6 +148,8 @@ describe('masterArgv', () => {
       'HashKnownHosts=yes',
       '-o',
       'IdentityAgent=/run/user/1000/gnupg/S.gpg-agent.ssh',
+      '-o',
+      'ForwardAgent=no',
       '-o',
       'ConnectTimeout=10',
       '-o',
@@ -214,6 +220,14 @@ describe('masterArgv', () => {
     expect(
       masterArgv({ ...base, host: host({ identity_agent: 'SSH_AUTH_SOCK' }), defaultAgent: 'none' }),
     ).toContain('IdentityAgent=SSH_AUTH_SOCK');
+  });
+
+  it('lets only the agent host forward the agent, and says no on every other master (ssh_config may say yes)', () => {
+    const base = { index: 0, controlDir: DIR, sshPath: '/usr/bin/ssh', prev: undefined };
+    const forward = (argv: string[]): string[] => argv.filter((a) => a.startsWith('ForwardAgent='));
+    expect(forward(masterArgv({ ...base, host: host() }))).toEqual(['ForwardAgent=no']);
+    expect(forward(masterArgv({ ...base, host: host(), forwardAgent: false }))).toEqual(['ForwardAgent=no']);
+    expect(forward(masterArgv({ ...base, host: host(), forwardAgent: true }))).toEqual(['ForwardAgent=yes']);
   });
 
   it('refuses a name ssh would read as an option', () => {
@@ -325,6 +339,65 @@ describe('execArgv', () => {
       'LogLevel=ERROR',
       'db1',
       'echo "a b"; exit 3',
+    ]);
+  });
+
+  it('asks for the agent (-A) instead of refusing it only when told to', () => {
+    const argv = execArgv(`${DIR}/1`, 'db1', 'ssh-add -l', { forwardAgent: true });
+    expect(argv).toContain('-A');
+    expect(argv).toContain('ForwardAgent=yes');
+    expect(argv).not.toContain('-a');
+    expect(execArgv(`${DIR}/1`, 'db1', 'true', { forwardAgent: false })).toContain('-a');
+    expect(execArgv(`${DIR}/1`, 'db1', 'true')).not.toContain('-A');
+  });
+});
+
+describe('stdioForwardArgv', () => {
+  it('is a mux client of the master with -W and nothing else: no pty, agent, X11 or command', () => {
+    expect(stdioForwardArgv(`${DIR}/1`, 'db1', '[2001:db8::10]:5432')).toEqual([
+      '-F',
+      '/dev/null',
+      '-S',
+      `${DIR}/1`,
+      '-o',
+      'ControlMaster=no',
+      '-o',
+      'ProxyCommand=false',
+      '-o',
+      'BatchMode=yes',
+      '-T',
+      '-a',
+      '-x',
+      // The only level at which the mux client says the server confirmed the channel.
+      '-o',
+      'LogLevel=DEBUG1',
+      '-W',
+      '[2001:db8::10]:5432',
+      'db1',
+    ]);
+  });
+});
+
+describe('remoteForwardArgv', () => {
+  it('asks the master for one -R forward with -O forward, the spec as one argument', () => {
+    expect(remoteForwardArgv(`${DIR}/2`, 'target', 'localhost:0:/run/user/1000/a b.sock')).toEqual([
+      '-F',
+      '/dev/null',
+      '-S',
+      `${DIR}/2`,
+      '-o',
+      'ControlMaster=no',
+      '-o',
+      'ProxyCommand=false',
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      'LogLevel=ERROR',
+      '-O',
+      'forward',
+      '-R',
+      'localhost:0:/run/user/1000/a b.sock',
+      'target',
     ]);
   });
 });
