@@ -32,7 +32,7 @@ export const GIVE_UP_MS = 30 * 60_000;
  * minute: after a roam the target's sshd may still hold a remote forward's
  * port for the dead connection, and its refusal gives no reason.
  */
-const REATTACH_MS = [1_000, 2_000, 4_000, 8_000, 15_000, 30_000];
+const REATTACH_MS = [250, 1_000, 2_000, 4_000, 8_000, 15_000, 30_000];
 /** How often this machine's addresses are looked at while keeping: a roam is seen within this. */
 const ADDRESS_POLL_MS = 500;
 

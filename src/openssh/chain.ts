@@ -27,6 +27,7 @@ import { agentNotAllowed, noAgentToForward } from '../transport/forward-errors.j
 import { execArgv } from './argv.js';
 import { addRemoteForward, openStdioForward } from './forwards.js';
 import { removeControlDir } from './control-dir.js';
+import { listenJoiner, type Joiner } from './remote-joiner.js';
 import { droppedError } from './failures.js';
 import type { Master } from './master.js';
 
@@ -44,6 +45,8 @@ export class OpenSshChain implements RemoteChain {
   public reachedAddress: string | undefined;
   /** Per master, the log lines of refused stdio forwards already matched to an open (see claimOpenFailure). */
   private readonly claimedFailures = new Map<Master, Set<number>>();
+  /** -R: where the target's connections come back to this machine (see remote-joiner.ts). */
+  private readonly joiners = new Map<string, Joiner>();
 
   /**
    * @internal ConnectOptions.agentFor, whose master alone has ForwardAgent
@@ -85,6 +88,8 @@ export class OpenSshChain implements RemoteChain {
     if (this.closing || this.reported.has(index)) return;
     const master = this.masters[index] as Master;
     const error = droppedError(master.host, `${master.log}\n${master.stderr}`);
+    // Every -R listens on the target, behind this hop or at it: what they carried is broken.
+    for (const j of this.joiners.values()) j.close(true);
     for (let i = index; i < this.masters.length; i++) {
       if (this.reported.has(i)) continue;
       this.reported.add(i);
@@ -176,19 +181,29 @@ export class OpenSshChain implements RemoteChain {
 
   /**
    * See RemoteChain.remoteForward: `ssh -O forward -R` through `hostName`'s
-   * master, which then connects each connection to `to` itself. `events` are
-   * never called: the master does not tell its mux clients about the
-   * connections it carries (they show only in its log).
+   * master, to a Unix socket of moshctl's in the control folder, where each
+   * connection is joined to `to` and counted (remote-joiner.ts): the master
+   * would tell its mux clients nothing of the connections it carries.
    */
-  remoteForward(
+  async remoteForward(
     hostName: string,
     at: { host: string; port: number } | { path: string },
     to: Endpoint,
-    _events?: RemoteForwardEvents,
+    events: RemoteForwardEvents = {},
   ): Promise<{ port?: number }> {
     const master = this.masters.find((m) => m.host.name === hostName);
-    if (!master) return Promise.reject(new Error(`host ${hostName} is not part of this SSH chain`));
-    return addRemoteForward(this.sshPath, master, at, to);
+    if (!master) throw new Error(`host ${hostName} is not part of this SSH chain`);
+    if (this.closing || !master.running) return addRemoteForward(this.sshPath, master, at, to);
+    // One socket per listening address, kept when the request fails: a master keeps
+    // the spec of a refused -O forward, and would send a later connection to it.
+    const key = JSON.stringify(at);
+    let joiner = this.joiners.get(key);
+    if (joiner) joiner.retarget(to, events);
+    else {
+      joiner = await listenJoiner(`${this.controlDir}/r${this.joiners.size}`, to, events);
+      this.joiners.set(key, joiner);
+    }
+    return addRemoteForward(this.sshPath, master, at, { path: joiner.path }, to);
   }
 
   exec(hostName: string, command: string, opts: ExecOptions = {}): Promise<ExecResult> {
@@ -206,6 +221,7 @@ export class OpenSshChain implements RemoteChain {
   /** TERM every master at once, target first, without waiting: the network path is gone. */
   destroy(): void {
     this.closing ??= Promise.resolve();
+    for (const j of this.joiners.values()) j.close(true);
     for (const m of [...this.masters].reverse()) m.kill();
     removeControlDir(this.controlDir);
   }
@@ -213,6 +229,7 @@ export class OpenSshChain implements RemoteChain {
   /** Stop every master, target first, each waited for (bounded); then remove the sockets' directory. */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      for (const j of this.joiners.values()) j.close(false);
       try {
         for (const m of [...this.masters].reverse()) await m.stop();
       } finally {

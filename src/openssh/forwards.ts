@@ -141,14 +141,20 @@ export function addRemoteForward(
   master: Master,
   at: { host: string; port: number } | { path: string },
   to: Endpoint,
+  /** What the user asked to reach, for messages, when `to` is moshctl's own socket in between (remote-joiner.ts). */
+  shownTo: Endpoint = to,
 ): Promise<{ port?: number }> {
   const host = master.host.name;
-  const spec = remoteForwardSpec(at, to);
+  const spec = remoteForwardSpec(at, shownTo);
   if (!master.running) return Promise.reject(forwardClosed(host, `listen for -R ${spec} on ${host}`));
-  const child = spawn(sshPath, remoteForwardArgv(master.controlSocket, master.host.ssh_name, spec), {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
+  const child = spawn(
+    sshPath,
+    remoteForwardArgv(master.controlSocket, master.host.ssh_name, remoteForwardSpec(at, to)),
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    },
+  );
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));

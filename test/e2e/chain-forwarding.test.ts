@@ -48,7 +48,6 @@ const SERVED = 7001;
 const CLOSED = 7002;
 const FORBIDDEN = 7003;
 /** The greeting server OpenSSH's master reaches in the client namespace. */
-const HERE_PORT = 7070;
 const PERMIT_OPEN = `PermitOpen 127.0.0.1:${SERVED} localhost:${SERVED} 127.0.0.1:${CLOSED}`;
 
 /** Says `hello from NAME` on each connection, then echoes: the greeting is the first byte a caller can wait for. */
@@ -344,14 +343,10 @@ describe.skipIf(reason).each(SSH_CLIENTS)('forwarding over the chain (%s)', (cli
     beforeAll(async () => {
       const { lab } = ref;
       pids.push(await startGreeter(lab, 'target', 'target', SERVED));
-      if (client === 'openssh') {
-        pids.push(await startGreeter(lab, 'client', 'here', HERE_PORT));
-        here = { host: '127.0.0.1', port: HERE_PORT };
-      } else {
-        const g = await nodeGreeter('here');
-        hereServer = g.server;
-        here = g.to;
-      }
+      // moshctl joins -R's connections to their destination itself, with either client: here, in this process.
+      const g = await nodeGreeter('here');
+      hereServer = g.server;
+      here = g.to;
       sockDir = mkdtempSync(join(tmpdir(), 'cf-sock-'));
       sockServer = (await nodeGreeter('socket', join(sockDir, 'here.sock'))).server;
       // An agent of this test's own, with a key nothing else has.
@@ -504,14 +499,10 @@ describe.skipIf(reason).each(SSH_CLIENTS)('forwarding over the chain (%s)', (cli
         expect(await probe(`127.0.0.1:${bySocket.port}`)).toBe('hello from socket|ping');
         expect(await probe('127.0.0.1:7100')).toBe('hello from here|ping');
         expect(await probe(remoteSock)).toBe('hello from here|ping');
-        if (client === 'ssh2') {
-          await sleep(100);
-          expect(seen.connections).toBe(1);
-          expect(seen.closed).toEqual([false]);
-        } else {
-          // The master connects by itself and tells nobody.
-          expect(seen.connections).toBe(0);
-        }
+        // Both clients: the connections come back to this process, which joins and counts them.
+        await sleep(100);
+        expect(seen.connections).toBe(1);
+        expect(seen.closed).toEqual([false]);
         expect(seen.errors).toEqual([]);
       } finally {
         await chain.close();
@@ -538,29 +529,26 @@ describe.skipIf(reason).each(SSH_CLIENTS)('forwarding over the chain (%s)', (cli
       }
     });
 
-    it.runIf(client === 'ssh2')(
-      'reports a connection that cannot be joined here, and refuses it at the far end',
-      async () => {
-        const chain = await chains.connect(['bastion', 'target']);
-        const errors: string[] = [];
-        try {
-          const nobody = await nodeGreeter('gone');
-          await closeServer(nobody.server);
-          const { port } = await chain.remoteForward('target', { host: 'localhost', port: 0 }, nobody.to, {
-            onError: (why) => errors.push(why),
-          });
-          const r = await chain.exec('target', probeCommand(`127.0.0.1:${port ?? 0}`));
-          expect(r.stdout.trim() || r.stderr).not.toMatch(/hello/);
-          expect(errors).toEqual([
-            `connect to 127.0.0.1:${'port' in nobody.to ? nobody.to.port : 0} on this machine: ECONNREFUSED`,
-          ]);
-        } finally {
-          await chain.close();
-        }
-      },
-    );
+    it('reports a connection that cannot be joined here, and refuses it at the far end', async () => {
+      const chain = await chains.connect(['bastion', 'target']);
+      const errors: string[] = [];
+      try {
+        const nobody = await nodeGreeter('gone');
+        await closeServer(nobody.server);
+        const { port } = await chain.remoteForward('target', { host: 'localhost', port: 0 }, nobody.to, {
+          onError: (why) => errors.push(why),
+        });
+        const r = await chain.exec('target', probeCommand(`127.0.0.1:${port ?? 0}`));
+        expect(r.stdout.trim() || r.stderr).not.toMatch(/hello/);
+        expect(errors).toEqual([
+          `connect to 127.0.0.1:${'port' in nobody.to ? nobody.to.port : 0} on this machine: ECONNREFUSED`,
+        ]);
+      } finally {
+        await chain.close();
+      }
+    });
 
-    it.runIf(client === 'ssh2')('reports a connection the chain drops under as broken', async () => {
+    it('reports a connection the chain drops under as broken', async () => {
       const chain = await chains.connect(['bastion', 'target']);
       const closed: boolean[] = [];
       let opened = 0;
@@ -679,14 +667,9 @@ describe.skipIf(reason).each(SSH_CLIENTS)('forwarding over the chain (%s)', (cli
       pids.push(await startGreeter(ref.lab, 'target', 'target', SERVED));
       sockDir = mkdtempSync(join(tmpdir(), 'cf-sock-'));
       sockServer = (await nodeGreeter('socket', join(sockDir, 'here.sock'))).server;
-      if (client === 'openssh') {
-        pids.push(await startGreeter(ref.lab, 'client', 'here', HERE_PORT));
-        here = { host: '127.0.0.1', port: HERE_PORT };
-      } else {
-        const g = await nodeGreeter('here');
-        hereServer = g.server;
-        here = g.to;
-      }
+      const g = await nodeGreeter('here');
+      hereServer = g.server;
+      here = g.to;
     });
     afterAll(async () => {
       for (const pid of pids) {
