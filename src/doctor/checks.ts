@@ -23,14 +23,29 @@ export interface RouteHop {
 /** Checks that cross the whole route rather than belong to one hop. */
 export const ROUND_TRIPS: readonly CheckId[] = ['udp-round-trip', 'tcp-round-trip'];
 
+/** What the target is asked to carry besides mosh: its checks are there only when it has them. */
+export interface TargetAsks {
+  forwards: boolean;
+  agent: boolean;
+}
+
 /** Every check of a route, in the order they are reported: this machine's, each hop's own, then the round trips. */
-export function checkOrder(route: readonly string[]): { host: string; check: CheckId }[] {
+export function checkOrder(
+  route: readonly string[],
+  asks: TargetAsks = { forwards: false, agent: false },
+): { host: string; check: CheckId }[] {
   const target = route[route.length - 1];
   if (target === undefined) throw new Error('bug: a route without hosts');
   const out: { host: string; check: CheckId }[] = [{ host: LOCAL, check: 'mosh-client' }];
+  const targetOwn: CheckId[] = [
+    'mosh-server',
+    'mosh-versions',
+    'locale',
+    ...(asks.forwards ? (['port-forwards'] as const) : []),
+    ...(asks.agent ? (['agent-forwarding'] as const) : []),
+  ];
   for (const host of route) {
-    const own: CheckId[] =
-      host === target ? ['mosh-server', 'mosh-versions', 'locale'] : ['forwarding', 'relay-runtime'];
+    const own: CheckId[] = host === target ? targetOwn : ['forwarding', 'relay-runtime'];
     for (const check of ['reachable', 'host-key', 'auth', ...own] as CheckId[]) out.push({ host, check });
   }
   // The datagrams go to the first hop (its relay, or the target itself without bastions).
@@ -140,8 +155,9 @@ export function assemble(
   route: readonly string[],
   transport: MoshTransport,
   ran: readonly CheckResult[],
+  asks?: TargetAsks,
 ): DoctorReport {
-  const order = checkOrder(route);
+  const order = checkOrder(route, asks);
   const found = new Map(ran.map((r) => [`${r.host}\0${r.check}`, r]));
   for (const key of found.keys())
     if (!order.some((o) => `${o.host}\0${o.check}` === key))

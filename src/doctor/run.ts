@@ -11,6 +11,7 @@ import type { ClientStep, ForwardStep, RelayStep } from '../plan/types.js';
 import { awaitLine } from '../transport/line-channel.js';
 import type { LineChannel } from '../transport/types.js';
 import { assemble, connectFailureOf, connectResults } from './checks.js';
+import { forwardResults } from './forwards.js';
 import { echoLaunch, parseEchoLine, parseTargetCheck, targetCheckCommand } from './remote.js';
 import { launch, wire } from './relays.js';
 import { IDLE_SECONDS, Started } from './started.js';
@@ -57,7 +58,8 @@ export async function diagnose(
     throw new Error(`bug: the route of ${name} is incomplete`);
   const transport = plan.transport.kind;
   const ran: CheckResult[] = [];
-  const report = (): DoctorReport => assemble(name, plan.route, transport, ran);
+  const asks = { forwards: target.forwards.length > 0, agent: target.forward_agent };
+  const report = (): DoctorReport => assemble(name, plan.route, transport, ran, asks);
   const checkpoint = (): void => {
     if (opts.signal?.aborted) throw opts.signal.reason;
   };
@@ -94,6 +96,11 @@ export async function diagnose(
     ran.push(failed(target.name, 'mosh-server', e));
   }
   checkpoint();
+  if (asks.forwards || asks.agent) {
+    opts.log(`${name}: asking ${target.name} whether it lets the forwards and the agent through`);
+    ran.push(...(await forwardResults(runner, target)));
+    checkpoint();
+  }
 
   const started = new Started(runner, opts.log);
   try {

@@ -6,15 +6,16 @@ import type { SshRunner } from '../execute/ssh-runner.js';
 /**
  * Format version of `doctor --json`; bump it when a field changes meaning.
  * 2: status `warn`; checks `mosh-client` (host `local`) and `mosh-versions`.
+ * 3: checks `port-forwards` and `agent-forwarding` of a target that has them.
  */
-export const DOCTOR_VERSION = 2;
+export const DOCTOR_VERSION = 3;
 
 /**
  * This machine's mosh-client first; then each hop's checks, in the order a
  * failure stops the next: reaching it, its host key, logging in, then
  * (bastions) forwarding to the next hop and the relay runtime, or (the
- * target) mosh-server, whether its version goes with mosh-client's, and a
- * UTF-8 locale. The two round trips cross the whole route and come last.
+ * target) mosh-server, whether its version goes with mosh-client's, a
+ * UTF-8 locale, and whether it lets the session's port forwards and agent through. The two round trips cross the whole route and come last.
  */
 export const CHECKS = [
   'mosh-client',
@@ -26,6 +27,8 @@ export const CHECKS = [
   'mosh-server',
   'mosh-versions',
   'locale',
+  'port-forwards',
+  'agent-forwarding',
   'udp-round-trip',
   'tcp-round-trip',
 ] as const;
@@ -42,6 +45,8 @@ export const CHECK_LABELS: Record<CheckId, string> = {
   'mosh-server': 'mosh-server',
   'mosh-versions': 'mosh versions',
   locale: 'locale',
+  'port-forwards': 'port forwards',
+  'agent-forwarding': 'agent',
   'udp-round-trip': 'udp round trip',
   'tcp-round-trip': 'tcp round trip',
 };
@@ -76,5 +81,13 @@ export interface DoctorReport {
 /** What doctor needs of a runner; SshRunner has it all, a recording fake stands in for it in tests. */
 export type DoctorRunner = Pick<
   SshRunner,
-  'connect' | 'ask' | 'openChannel' | 'startRelay' | 'wireRelay' | 'startForward' | 'stop'
+  | 'connect'
+  | 'ask'
+  | 'openChannel'
+  | 'startRelay'
+  | 'wireRelay'
+  | 'startForward'
+  | 'stop'
+  | 'probeForward'
+  | 'probeAgent'
 >;

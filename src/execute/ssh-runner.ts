@@ -4,7 +4,7 @@
 import type { SshHost } from '../config/types.js';
 import { parseRelayAlive, parseRelayStop, relayAliveCommand, stopRelayCommand } from '../relay/commands.js';
 import { EnvError } from '../errors.js';
-import type { ForwardStatus } from '../forward/types.js';
+import type { ForwardSpec, ForwardStatus } from '../forward/types.js';
 import type {
   AgentStep,
   ClientProgram,
@@ -51,6 +51,9 @@ import type {
   Runner,
   ServerStarted,
 } from './runner.js';
+
+/** doctor's forwarding probes: a connection or an answer, well within a hop's connect time. */
+const PROBE_TIMEOUT_MS = 10_000;
 
 /** A relay answers QUIT at once; past this, it is stopped by pid over a fresh exec. */
 const QUIT_WAIT_MS = 2_000;
@@ -345,6 +348,41 @@ export class SshRunner implements Runner {
     }
     // Not a link of moshctl's (a file someone put there): left alone.
     return outcome === 'unlinked' ? 'removed' : 'gone';
+  }
+
+  /**
+   * doctor: whether `host` lets `spec` through, asked as `up` would (a
+   * connection opened from it, or its listener requested); rejects with the
+   * refusal. Nothing is kept: a -R listener goes with the chain, a connection is closed at once.
+   */
+  async probeForward(host: string, spec: ForwardSpec): Promise<void> {
+    const chain = await this.chains.ensure(host);
+    if (spec.kind === 'remote') {
+      if (!spec.to) throw new Error(`bug: ${spec.text} has no destination`);
+      const l = spec.listen;
+      const at = 'path' in l ? { path: l.path } : { host: l.host ?? 'localhost', port: l.port };
+      await chain.remoteForward(host, at, spec.to);
+      return;
+    }
+    // -D's destinations are the client's to choose: the target's own sshd shows whether it forwards at all.
+    const to = spec.to ?? { host: '127.0.0.1', port: 22 };
+    const stream = await chain.openConnection(host, to, { timeoutMs: PROBE_TIMEOUT_MS });
+    stream.destroy();
+  }
+
+  /** doctor: whether `host` gets the agent in a channel that asks for it (the runner's agentFor must be `host`). */
+  async probeAgent(host: string): Promise<boolean> {
+    const chain = await this.chains.ensure(host);
+    const channel = await chain.openChannel(
+      host,
+      'if [ -S "$SSH_AUTH_SOCK" ]; then echo MOSHCTL-AGENT-YES; else echo MOSHCTL-AGENT-NO; fi',
+      { stdin: '', forwardAgent: true },
+    );
+    try {
+      return (await channel.nextLine(PROBE_TIMEOUT_MS)) === 'MOSHCTL-AGENT-YES';
+    } finally {
+      channel.end();
+    }
   }
 
   /** Where background trouble goes while mosh-client owns the terminal (set by keep). */

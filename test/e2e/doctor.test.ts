@@ -7,7 +7,7 @@ import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Lab } from '../../src/lab/index.js';
+import { startAgent, type Lab } from '../../src/lab/index.js';
 import type { DoctorReport } from '../../src/doctor/types.js';
 import { runWithoutTerminal, settleNoHopProcesses, settleNoSessionProcesses } from './moshctl.js';
 import { e2eSkipReason, useLab } from './support.js';
@@ -140,4 +140,51 @@ describe.skipIf(reason)('moshctl doctor, a bastion where no relay runtime runs',
     expect(r.checks.find((c) => c.check === 'tcp-round-trip')?.status).toBe('ok');
     await expectNothingLeft(lab, run.stderr);
   });
+});
+
+describe.skipIf(reason)('moshctl doctor, a target that forbids forwarding and the agent', () => {
+  const ctx = useLab({ sshdConfig: { target: ['AllowTcpForwarding no', 'AllowAgentForwarding no'] } });
+
+  it.each(['ssh2', 'openssh'] as const)(
+    '%s: says so, with the sshd_config lines to change, before a session would fail',
+    async (client) => {
+      const { lab } = ctx;
+      const override = join(lab.dir, `forwards-${client}.yaml`);
+      writeFileSync(
+        override,
+        [
+          'version: 1',
+          `defaults: {ssh_client: ${client}}`,
+          'hosts:',
+          '  target: {forward: {local: ["18080:localhost:80"]}, forward_agent: true}',
+          '',
+        ].join('\n'),
+      );
+      // An agent to forward: without one, doctor says to start one (a different fix).
+      const agent = await startAgent(lab);
+      let run;
+      try {
+        run = await runWithoutTerminal(lab, ['-f', override, 'doctor', 'target', '--json'], {
+          env: agent.env,
+        });
+      } finally {
+        await agent.stop();
+      }
+      expect(run.code, run.stderr).toBe(1);
+      const r = parse(run.stdout);
+      expect(r.firstFailure).toMatchObject({ host: 'target', check: 'port-forwards', status: 'fail' });
+      expect(r.firstFailure?.detail).toMatch(
+        /^-L 18080:localhost:80 \(\S+:\d+\): target refused to open a connection to localhost:80: administratively prohibited/,
+      );
+      expect(r.firstFailure?.hint).toContain('AllowTcpForwarding yes');
+      expect(r.checks.find((c) => c.check === 'agent-forwarding')).toMatchObject({
+        host: 'target',
+        status: 'fail',
+        hint: expect.stringContaining('AllowAgentForwarding yes') as unknown,
+      });
+      // mosh itself is fine there.
+      expect(r.checks.find((c) => c.check === 'mosh-server')?.status).toBe('ok');
+      await expectNothingLeft(lab, run.stderr);
+    },
+  );
 });

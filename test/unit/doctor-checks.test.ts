@@ -194,7 +194,7 @@ describe('assemble', () => {
       expect(c.status).toBe('skip');
       expect(c.detail).toBe('not checked: reachable of box failed');
     }
-    expect(r).toMatchObject({ version: 2, target: 'box', route: names, transport: 'udp' });
+    expect(r).toMatchObject({ version: 3, target: 'box', route: names, transport: 'udp' });
     expect(doctorExitCode([r])).toBe(1);
   });
 

@@ -77,11 +77,11 @@ describe('doctor text', () => {
 });
 
 describe('doctor JSON', () => {
-  it('one target: the report itself, version 2', () => {
+  it('one target: the report itself, version 3', () => {
     const r = assemble('box', route, 'auto', allOk);
     const data = JSON.parse(reportJson([r], true)) as Record<string, unknown>;
     expect(Object.keys(data)).toEqual(['version', 'target', 'route', 'transport', 'checks', 'firstFailure']);
-    expect(data).toMatchObject({ version: 2, target: 'box', route, transport: 'auto', firstFailure: null });
+    expect(data).toMatchObject({ version: 3, target: 'box', route, transport: 'auto', firstFailure: null });
     expect((data.checks as unknown[])[1]).toEqual({
       host: 'bastion',
       check: 'reachable',
@@ -90,10 +90,10 @@ describe('doctor JSON', () => {
     });
   });
 
-  it('every host: version 2 and the reports under targets', () => {
+  it('every host: version 3 and the reports under targets', () => {
     const r = assemble('box', route, 'udp', allOk);
     const data = JSON.parse(reportJson([r, r], false)) as { version: number; targets: unknown[] };
-    expect(data.version).toBe(2);
+    expect(data.version).toBe(3);
     expect(data.targets).toHaveLength(2);
   });
 });

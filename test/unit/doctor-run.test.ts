@@ -21,8 +21,14 @@ hosts:
   bastion: {address: 192.0.2.1, relay: {ports: 61001-61010}}
   box: {address: 203.0.113.10, via: [bastion]}
 `;
-const config = (transport = 'udp') => {
-  const dir = tempTree({ 'moshproxy.yaml': yaml(transport) });
+const config = (transport = 'udp', boxExtra = '') => {
+  const text = boxExtra
+    ? yaml(transport).replace(
+        'box: {address: 203.0.113.10, via: [bastion]}',
+        `box: {address: 203.0.113.10, via: [bastion], ${boxExtra}}`,
+      )
+    : yaml(transport);
+  const dir = tempTree({ 'moshproxy.yaml': text });
   return loadConfig([join(dir, 'moshproxy.yaml')], { USER: 'ops' }).config;
 };
 
@@ -53,6 +59,10 @@ interface FakeOptions {
   socatOnly?: boolean;
   /** What stopping a relay answers (default stopped). */
   stopOutcome?: 'stopped' | 'unknown';
+  /** What the target answers for a forward, by spec text (default: allowed). */
+  forwardErrors?: Record<string, EnvError>;
+  /** Whether the target gets the agent (default yes). */
+  agent?: boolean;
 }
 
 /** Records every call; the relay's port and the forwarder's port lead to the local echo or nowhere. */
@@ -118,6 +128,15 @@ function fakeRunner(o: FakeOptions = {}) {
     stop: (host, pid, kind) => {
       call(`stop ${kind} ${host} ${pid}`);
       return Promise.resolve(o.stopOutcome ?? 'stopped');
+    },
+    probeForward: (host, spec) => {
+      call(`probe ${host} ${spec.text}`);
+      const e = o.forwardErrors?.[spec.text];
+      return e ? Promise.reject(e) : Promise.resolve();
+    },
+    probeAgent: (host) => {
+      call(`agent ${host}`);
+      return Promise.resolve(o.agent ?? true);
     },
   };
   return { runner, calls };
@@ -290,5 +309,87 @@ describe('diagnose', () => {
       diagnose(config(), 'box', runner, { log: () => undefined, probe: quick, signal: abort.signal }),
     ).rejects.toBeInstanceOf(Interrupted);
     expect(calls.slice(-2)).toEqual(['stop relay bastion 4242', 'echo ended']);
+  });
+});
+
+describe('diagnose: a target with port forwards and the agent', () => {
+  const withForwards = () =>
+    config(
+      'udp',
+      'forward: {local: ["8080:localhost:80"], remote: ["9000:localhost:22"]}, forward_agent: true',
+    );
+
+  it('asks the target for each forward and the agent after mosh-server and the locale, and says they pass', async () => {
+    const { runner, calls } = fakeRunner();
+    const r = await diagnose(withForwards(), 'box', runner, {
+      log: () => undefined,
+      probe: quick,
+      localClient: client(),
+    });
+    expect(statuses(r).filter((x) => x.startsWith('box '))).toEqual([
+      'box reachable ok',
+      'box host-key ok',
+      'box auth ok',
+      'box mosh-server ok',
+      'box mosh-versions ok',
+      'box locale ok',
+      'box port-forwards ok',
+      'box agent-forwarding ok',
+      'box tcp-round-trip skip',
+    ]);
+    expect(calls.filter((c) => c.startsWith('probe') || c.startsWith('agent'))).toEqual([
+      'probe box -L 8080:localhost:80',
+      'probe box -R 9000:localhost:22',
+      'agent box',
+    ]);
+    expect(r.firstFailure).toBeNull();
+  });
+
+  it('a forward the target prohibits fails with its fix; one whose destination is only not up yet warns', async () => {
+    const prohibited = new EnvError(
+      'box refused to open a connection to localhost:80: administratively prohibited (AllowTcpForwarding or PermitOpen in the sshd_config of box, or a restriction on the key)',
+      'allow it on box: AllowTcpForwarding yes',
+      { host: 'box', step: 'forward' },
+    );
+    const { runner } = fakeRunner({ forwardErrors: { '-L 8080:localhost:80': prohibited }, agent: false });
+    const r = await diagnose(withForwards(), 'box', runner, {
+      log: () => undefined,
+      probe: quick,
+      localClient: client(),
+    });
+    expect(r.firstFailure).toMatchObject({
+      host: 'box',
+      check: 'port-forwards',
+      status: 'fail',
+      hint: 'allow it on box: AllowTcpForwarding yes',
+    });
+    // The spec, where it was asked for (file:line), and the target's refusal.
+    expect(r.firstFailure?.detail).toBe(
+      `-L 8080:localhost:80 (${r.firstFailure?.detail.match(/\((\S+moshproxy\.yaml:\d+)\)/)?.[1] ?? 'no file:line'}): ${prohibited.message}`,
+    );
+    expect(r.checks.find((c) => c.check === 'agent-forwarding')).toMatchObject({
+      status: 'fail',
+      hint: expect.stringContaining('AllowAgentForwarding yes') as unknown,
+    });
+
+    const closed = new EnvError(
+      'box could not connect to localhost:80: connection refused',
+      'check that something listens',
+      {
+        host: 'box',
+        step: 'forward',
+      },
+    );
+    const quiet = fakeRunner({ forwardErrors: { '-L 8080:localhost:80': closed } });
+    const w = await diagnose(withForwards(), 'box', quiet.runner, {
+      log: () => undefined,
+      probe: quick,
+      localClient: client(),
+    });
+    expect(w.checks.find((c) => c.check === 'port-forwards')).toMatchObject({
+      status: 'warn',
+      detail: 'allowed, but -L 8080:localhost:80: box could not connect to localhost:80: connection refused',
+    });
+    expect(w.firstFailure).toBeNull();
   });
 });

@@ -55,6 +55,8 @@ export async function run(ctx: CommandContext): Promise<number> {
       const runner = new SshRunner(route, {
         signal: abort.signal,
         prompter: terminalPrompter(),
+        // Asked only of the target, and only when it is to get the agent, as `up` does.
+        ...(host?.forward_agent ? { agentFor: name } : {}),
         ...sshConfigOption(ctx.io.env),
         ...debugChainOption(ctx.io.env, ctx.io.stderr),
       });
