@@ -201,7 +201,7 @@ export const commands: CommandSpec[] = [
     usage: 'moshctl status [--json]',
     summary: 'list sessions and whether their processes are alive',
     description:
-      'Lists sessions (name, hops, ports, age) and checks on the hosts whether the server and each relay run.',
+      'Lists sessions (name, hops, ports, age) and checks on the hosts whether the server and each relay run; while its up runs, a session also shows the kept ssh chain, each port forward (listening, connections, last error) and whether the agent is forwarded.',
     options: { json },
     min: 0,
     max: 0,
@@ -221,7 +221,7 @@ export const commands: CommandSpec[] = [
     usage: 'moshctl doctor [NAME] [--json]',
     summary: "check NAME's route hop by hop and say what to fix",
     description:
-      'Checks this machine\'s mosh-client (mosh.client: where, which version), then each hop of the route to NAME in order: reachable within connect_timeout, host key known, login, TCP forwarding to the next hop, the relay runtime a bastion will use; on NAME, the mosh-server up would run (mosh.server) with its path and version, or where one is when it is missing, whether its version goes with mosh-client\'s (a warning when major.minor differ: before 1.4 no true colour and no OSC 52 clipboard), and a UTF-8 mosh.locale; then a UDP round trip through the relays to a short-lived echo on NAME (in place of mosh-server, on a port of mosh.server_ports) and, when that fails, the same through the tcp transport. Prints one line per check, each warning with its fix, and the first failure with its fix (exit 1), or "all checks passed" (exit 0; warnings do not fail). Everything it starts is stopped. Without NAME, every host of moshproxy.yaml, one after another.',
+      'Checks this machine\'s mosh-client (mosh.client: where, which version), then each hop of the route to NAME in order: reachable within connect_timeout, host key known, login, TCP forwarding to the next hop, the relay runtime a bastion will use; on NAME, the mosh-server up would run (mosh.server) with its path and version, or where one is when it is missing, whether its version goes with mosh-client\'s (a warning when major.minor differ: before 1.4 no true colour and no OSC 52 clipboard), a UTF-8 mosh.locale, and whether NAME lets its port forwards and agent through (AllowTcpForwarding, PermitOpen, PermitListen, AllowAgentForwarding); then a UDP round trip through the relays to a short-lived echo on NAME (in place of mosh-server, on a port of mosh.server_ports) and, when that fails, the same through the tcp transport. Prints one line per check, each warning with its fix, and the first failure with its fix (exit 1), or "all checks passed" (exit 0; warnings do not fail). Everything it starts is stopped. Without NAME, every host of moshproxy.yaml, one after another.',
     options: { json },
     min: 0,
     max: 1,
