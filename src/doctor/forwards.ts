@@ -12,7 +12,8 @@ import type { CheckResult, DoctorRunner } from './types.js';
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
 /** One spec's outcome: nothing wrong, a policy refusal, or works but not yet usable. */
-type Probe = { spec: ForwardSpec; ok: true } | { spec: ForwardSpec; ok: false; error: EnvError; policy: boolean };
+type Probe =
+  { spec: ForwardSpec; ok: true } | { spec: ForwardSpec; ok: false; error: EnvError; policy: boolean };
 
 const POLICY = /administratively prohibited|refused to listen|AllowTcpForwarding|PermitOpen|PermitListen/;
 
@@ -56,7 +57,12 @@ export async function forwardResults(runner: DoctorRunner, target: HostConfig): 
       const got = await runner.probeAgent(host);
       out.push(
         got
-          ? { host, check: 'agent-forwarding', status: 'ok', detail: `${host} gets the agent; no bastion does` }
+          ? {
+              host,
+              check: 'agent-forwarding',
+              status: 'ok',
+              detail: `${host} gets the agent; no bastion does`,
+            }
           : {
               host,
               check: 'agent-forwarding',

@@ -217,6 +217,19 @@ async function agentListeners(lab: Lab, host: Hop): Promise<string[]> {
   return [...r.stdout.matchAll(/\/tmp\/ssh-[^\s/]+\/agent\.\d+/g)].map((m) => m[0]);
 }
 
+/** Five connections to the target's greeting server, each checked; the time from call to first byte is printed. */
+async function firstBytes(chain: RemoteChain, label: string): Promise<void> {
+  const times: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const r = await roundTrip(chain, { host: '127.0.0.1', port: SERVED });
+    expect(r).toMatchObject({ greeting: 'hello from target', echo: 'ping' });
+    times.push(r.ms);
+  }
+  console.log(
+    `${label}, call to first byte ${times.map(Math.round).join(', ')} ms (median ${Math.round(median(times))})`,
+  );
+}
+
 /**
  * One client's way into one lab: chains connected directly, and for OpenSSH
  * an `ssh` on PATH that runs in the client namespace with each test's own
@@ -387,15 +400,7 @@ describe.skipIf(reason).each(SSH_CLIENTS)('forwarding over the chain (%s)', (cli
     it('opens connections from the target to its own loopback, by address and by name, cheaply', async () => {
       const chain = await chains.connect(['bastion', 'target']);
       try {
-        const times: number[] = [];
-        for (let i = 0; i < 5; i++) {
-          const r = await roundTrip(chain, { host: '127.0.0.1', port: SERVED });
-          expect(r).toMatchObject({ greeting: 'hello from target', echo: 'ping' });
-          times.push(r.ms);
-        }
-        console.log(
-          `${client}: openConnection through 1 bastion, call to first byte ${times.map(Math.round).join(', ')} ms (median ${Math.round(median(times))})`,
-        );
+        await firstBytes(chain, `${client}: openConnection through 1 bastion`);
         // The name is resolved on the target.
         expect((await roundTrip(chain, { host: 'localhost', port: SERVED })).greeting).toBe(
           'hello from target',
@@ -712,15 +717,7 @@ describe.skipIf(reason).each(SSH_CLIENTS)('forwarding over the chain (%s)', (cli
     it('opens a connection from the target and carries a remote forward back, across both', async () => {
       const chain = await chains.connect(['bastion', 'bastion2', 'target']);
       try {
-        const times: number[] = [];
-        for (let i = 0; i < 5; i++) {
-          const r = await roundTrip(chain, { host: '127.0.0.1', port: SERVED });
-          expect(r).toMatchObject({ greeting: 'hello from target', echo: 'ping' });
-          times.push(r.ms);
-        }
-        console.log(
-          `${client}: openConnection through 2 bastions, call to first byte ${times.map(Math.round).join(', ')} ms (median ${Math.round(median(times))})`,
-        );
+        await firstBytes(chain, `${client}: openConnection through 2 bastions`);
         const { port } = await chain.remoteForward('target', { host: 'localhost', port: 0 }, here);
         const r = await chain.exec('target', probeCommand(`127.0.0.1:${port ?? 0}`));
         expect(r.stdout.trim(), r.stderr).toBe('hello from here|ping');

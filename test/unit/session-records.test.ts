@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { processIdentity } from '../../src/state/owner.js';
 import { RECORD_VERSION, type SessionRecord } from '../../src/state/record.js';
 import { run, tempTree } from './helpers.js';
+import { sshHost } from '../support/ssh-host.js';
 
 function setup(records: Record<string, unknown>) {
   const cwd = tempTree({ 'moshproxy.yaml': 'hosts: {}\n' });
@@ -86,25 +87,7 @@ describe('status and down over records that are not live sessions here', () => {
   });
 
   it('status shows what a live up keeps: the chain, each forward with its counts, the agent', async () => {
-    const box = {
-      name: 'box',
-      ssh_name: 'box',
-      address: '203.0.113.10',
-      port: 22,
-      user: 'me',
-      identity_files: [],
-      certificate_files: [],
-      known_hosts: [],
-      global_known_hosts: [],
-      host_key_alias: undefined,
-      host_key_policy: 'strict' as const,
-      identity_agent: undefined,
-      connect_timeout: 10,
-      server_alive_interval: 15,
-      proxy_command: undefined,
-      ssh_client: 'ssh2' as const,
-      hash_known_hosts: false,
-    };
+    const box = sshHost({ name: 'box', ssh_name: 'box', address: '203.0.113.10' });
     // No process in it: nothing is asked of box.
     const live = base('box-live', {
       route: [box],
