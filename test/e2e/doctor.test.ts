@@ -67,7 +67,7 @@ describe.skipIf(reason)('moshctl doctor, one bastion', () => {
     const json = await runWithoutTerminal(lab, ['doctor', 'target', '--json']);
     expect(json.code, json.stderr).toBe(0);
     const r = parse(json.stdout);
-    expect(r).toMatchObject({ version: 2, target: 'target', route: ['bastion', 'target'], transport: 'udp' });
+    expect(r).toMatchObject({ version: 3, target: 'target', route: ['bastion', 'target'], transport: 'udp' });
     expect(r.firstFailure).toBeNull();
     // tcp is tried only when UDP fails.
     expect(r.checks.filter((c) => c.status !== 'ok').map((c) => c.check)).toEqual(['tcp-round-trip']);
