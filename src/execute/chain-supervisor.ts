@@ -12,7 +12,7 @@ import type { ChainKeeper } from './chain-keeper.js';
 /** What the supervisor uses of the keeper (a fake one in unit tests). */
 export type Keeper = Pick<
   ChainKeeper,
-  'ensure' | 'current' | 'whole' | 'reaches' | 'recheck' | 'addressesChanged' | 'quiet'
+  'ensure' | 'current' | 'whole' | 'reaches' | 'recheck' | 'addressesChanged' | 'quiet' | 'forgetUnreachable'
 >;
 import type { ChainConsumer, KeptChain } from './kept-chain.js';
 import type { RemoteChain } from '../transport/types.js';
@@ -263,6 +263,9 @@ export class ChainSupervisor implements KeptChain {
     if (!this.keeping || this.keeper.whole) return;
     this.reconnecting = true;
     try {
+      // A hop that failed a moment ago (a command over a half-open chain right after
+      // a roam marks it, for teardown's sake) may answer now: ask it again every time.
+      this.keeper.forgetUnreachable();
       // Not abortable, nothing remembered as unreachable: a hop may be back at the next try.
       await this.keeper.ensure(this.target, false, false);
     } catch (e) {

@@ -25,6 +25,7 @@ class FakeKeeper implements Keeper {
   sup!: ChainSupervisor;
   ensure(): Promise<RemoteChain> {
     if (this.whole && this.current) return Promise.resolve(this.current);
+    if (this.unreachable) return Promise.reject(new Error('target: remembered as unreachable'));
     this.opens++;
     if (this.failNext > 0) {
       this.failNext--;
@@ -43,6 +44,11 @@ class FakeKeeper implements Keeper {
     return Promise.resolve();
   }
   addressesChanged(): void {}
+  /** A hop marked unreachable (teardown's memory) refuses every open until forgotten. */
+  unreachable = false;
+  forgetUnreachable(): void {
+    this.unreachable = false;
+  }
   /** The chain dropped (a roam): as the keeper's drop() or a hop's close event. */
   drop(): void {
     const chain = this.current;
@@ -116,6 +122,16 @@ describe('ChainSupervisor', () => {
     expect(sup.state.lastError).toBe('gate: connect timed out');
     await vi.advanceTimersByTimeAsync(100);
     expect(keeper.opens).toBe(5);
+    expect(keeper.whole).toBe(true);
+    await sup.stop();
+  });
+
+  it('asks again a hop a command over the half-dead chain marked unreachable (after a roam)', async () => {
+    const { keeper, sup } = setup();
+    sup.keep();
+    keeper.unreachable = true;
+    keeper.drop();
+    await vi.advanceTimersByTimeAsync(1);
     expect(keeper.whole).toBe(true);
     await sup.stop();
   });
