@@ -12,6 +12,7 @@ import {
   childrenOf,
   multiplexerServers,
   realProgramPath,
+  startAgent,
   stopMultiplexerServers,
   type Lab,
 } from '../../src/lab/index.js';
@@ -140,6 +141,34 @@ describe.skipIf(reason)('mosh.session keeps the shell for the next up', () => {
       servers.map((s) => s.pid),
     );
     expect(await multiplexerServers(lab, 'target')).toEqual([]);
+  });
+
+  it('tmux with -A: the reattached shell keeps its SSH_AUTH_SOCK, and it answers again after the next up', async () => {
+    const { lab } = ctx;
+    const config = sessionConfig(lab, 'tmux');
+    const agent = await startAgent(lab);
+    try {
+      const first = await sessions.start(['up', 'target', '-A'], { config, env: agent.env });
+      await waitForPrompt(first);
+      const probe = `echo "$MARK $SSH_AUTH_SOCK $(ssh-add -l 2>/dev/null | grep -c '${agent.fingerprint}')"`;
+      const before = await typeAndRead(lab, first, `MARK=$((11*13)); ${probe}`);
+      expect(before).toMatch(/^143 \/\S+\/\.moshctl\/agent\/target\.sock 1$/);
+      // Only mosh-client dies: moshctl tears down (the link goes), tmux keeps the shell.
+      const rec = recordOf(first);
+      process.kill(childrenOf(rec.pid).find((p) => cmdline(p).includes('mosh-client')) ?? 0, 'SIGKILL');
+      await waitForExit(first);
+      expect(records(first)).toEqual([]);
+      const second = await sessions.start(['up', 'target', '-A'], { config, env: agent.env });
+      await waitForPrompt(second);
+      // The same shell, the same path, and an agent behind it again.
+      expect(await typeAndRead(lab, second, probe)).toBe(before);
+      expect(await exitSession(second)).toBe(0);
+      expect(
+        await eventually(async () => (await multiplexerServers(lab, 'target')).length === 0, 10_000),
+      ).toBe(true);
+    } finally {
+      await agent.stop();
+    }
   });
 
   it('tmux with a command: it runs in a new session, and not when the session already exists', async () => {
