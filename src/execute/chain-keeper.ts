@@ -62,6 +62,8 @@ export class ChainKeeper {
   private openedFrom = '';
   /** This machine's addresses changed, and the chain has not answered since. */
   private suspect = false;
+  /** After a reconnect: the old sessions' ending and the new ones' learning, not yet started (sessionWorkAfter). */
+  private pendingSessionWork: (() => void) | undefined;
   /** While mosh-client owns the terminal nothing may prompt: a reconnect goes without. */
   quiet = false;
 
@@ -207,6 +209,7 @@ export class ChainKeeper {
 
   /** The end: old sshd sessions being ended, then the chain. */
   async close(): Promise<void> {
+    this.pendingSessionWork?.();
     await this.sshd.settled();
     await this.closeChain();
   }
@@ -224,17 +227,24 @@ export class ChainKeeper {
     await chain?.close();
   }
 
-  /** Ends the old connections' sessions and learns the new ones' once `attached` settles (bounded). */
+  /**
+   * Ends the old connections' sessions and learns the new ones' once `attached`
+   * settles (bounded), or at once when the session ends first (close()).
+   */
   private sessionWorkAfter(chain: RemoteChain, attached: void | Promise<void>): void {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<void>((r) => (timer = setTimeout(r, SESSION_WORK_AFTER_MS)));
-    void Promise.race([Promise.resolve(attached).catch(() => undefined), late]).then(() => {
+    const run = (): void => {
       clearTimeout(timer);
+      if (this.pendingSessionWork !== run) return;
+      this.pendingSessionWork = undefined;
       // A chain lost meanwhile cannot be asked; its orphans wait for the next one.
       if (this.chain !== chain) return;
       this.sshd.endOrphans(chain);
       this.sshd.learn(chain);
-    });
+    };
+    this.pendingSessionWork = run;
+    void Promise.race([Promise.resolve(attached).catch(() => undefined), late]).then(run);
   }
 
   /**
