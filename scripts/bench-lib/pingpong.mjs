@@ -1,6 +1,7 @@
 // UDP ping-pong for the relay benchmark: `node pingpong.mjs HOST PORT N WARMUP SIZE`.
 // One datagram in flight; each round waits at most 2 s (then counts as lost and
-// moves on). Prints one JSON line: {p50, p99, rps, lost} (µs, round trips/s).
+// moves on). Prints one JSON line: {p50, p99, max, stalls, rps, lost} (µs, round
+// trips/s; stalls: round trips over 10 ms, the mark of a delayed ACK or a hitch).
 import { createSocket } from 'node:dgram';
 
 const [host, portText, nText, warmText, sizeText] = process.argv.slice(2);
@@ -47,5 +48,8 @@ for (let i = 0; i < n; i++) {
 const secs = Number(process.hrtime.bigint() - start) / 1e9;
 rtts.sort((a, b) => a - b);
 const q = (p) => rtts[Math.min(rtts.length - 1, Math.floor(p * rtts.length))];
-console.log(JSON.stringify({ p50: q(0.5), p99: q(0.99), rps: rtts.length / secs, lost }));
+const stalls = rtts.filter((r) => r > 10_000).length;
+console.log(
+  JSON.stringify({ p50: q(0.5), p99: q(0.99), max: rtts.at(-1), stalls, rps: rtts.length / secs, lost }),
+);
 sock.close();

@@ -1,6 +1,7 @@
 // Notices this machine's addresses changing (a new Wi-Fi, a VPN, a resume):
 // the ssh chain was opened from an address that may be gone, and its
 // keepalives would take 45 s to say so. A change only prompts a check.
+// Node has no event for it (no netlink), so it is polled; a look is cheap.
 import { networkInterfaces } from 'node:os';
 
 /** This machine's addresses, as one comparable string. */

@@ -11,6 +11,13 @@ import { SshdSessions } from './sshd-sessions.js';
 
 /** A live connection runs `true` well within this; a dead one never does. */
 const RECHECK_TIMEOUT_MS = 3_000;
+/**
+ * After a reconnect, the old connections' sessions are ended and the new ones
+ * learned once the consumers are back on the new chain (the tcp forwarder,
+ * forwards), or after this long: their remote shells would otherwise compete
+ * with the forwarder's start for the hops' CPU, and the session waits on that.
+ */
+const SESSION_WORK_AFTER_MS = 1_000;
 
 export interface ChainOptions {
   signal?: AbortSignal;
@@ -26,7 +33,8 @@ export interface ChainOptions {
 
 /** What the keeper tells its owner: a chain opened; a host's connection dropped; a chain is gone for good. */
 export interface ChainEvents {
-  onChainOpened?: (chain: RemoteChain) => void;
+  /** May return when the chain's consumers are attached to it (or gave up for now). */
+  onChainOpened?: (chain: RemoteChain) => void | Promise<void>;
   onHostDropped?: (host: string) => void;
   onChainLost?: (chain: RemoteChain, why?: string) => void;
 }
@@ -54,6 +62,8 @@ export class ChainKeeper {
   private openedFrom = '';
   /** This machine's addresses changed, and the chain has not answered since. */
   private suspect = false;
+  /** After a reconnect: the old sessions' ending and the new ones' learning, not yet started (sessionWorkAfter). */
+  private pendingSessionWork: (() => void) | undefined;
   /** While mosh-client owns the terminal nothing may prompt: a reconnect goes without. */
   quiet = false;
 
@@ -77,7 +87,7 @@ export class ChainKeeper {
     this.opening = opened;
     try {
       const chain = await opened;
-      this.events.onChainOpened?.(chain);
+      void this.events.onChainOpened?.(chain);
       // Learnt now, while set-up runs: a roam right after mosh-client starts must
       // find them known, or the old connections' sessions outlive it.
       this.sshd.learn(chain);
@@ -199,6 +209,7 @@ export class ChainKeeper {
 
   /** The end: old sshd sessions being ended, then the chain. */
   async close(): Promise<void> {
+    this.pendingSessionWork?.();
     await this.sshd.settled();
     await this.closeChain();
   }
@@ -214,6 +225,26 @@ export class ChainKeeper {
     this.chain = undefined;
     this.reach = 0;
     await chain?.close();
+  }
+
+  /**
+   * Ends the old connections' sessions and learns the new ones' once `attached`
+   * settles (bounded), or at once when the session ends first (close()).
+   */
+  private sessionWorkAfter(chain: RemoteChain, attached: void | Promise<void>): void {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((r) => (timer = setTimeout(r, SESSION_WORK_AFTER_MS)));
+    const run = (): void => {
+      clearTimeout(timer);
+      if (this.pendingSessionWork !== run) return;
+      this.pendingSessionWork = undefined;
+      // A chain lost meanwhile cannot be asked; its orphans wait for the next one.
+      if (this.chain !== chain) return;
+      this.sshd.endOrphans(chain);
+      this.sshd.learn(chain);
+    };
+    this.pendingSessionWork = run;
+    void Promise.race([Promise.resolve(attached).catch(() => undefined), late]).then(run);
   }
 
   /**
@@ -267,13 +298,11 @@ export class ChainKeeper {
         `the connection to ${host} dropped${error ? `: ${error.message}` : ''}`,
       );
     });
-    if (this.connected) {
-      this.sshd.endOrphans(chain);
-      this.sshd.learn(chain);
-    }
+    const reconnect = this.connected;
     this.connected = true;
     // A partial chain (connect() hands those out hop by hop) is announced once whole.
-    if (!onReady) this.events.onChainOpened?.(chain);
+    const attached = onReady ? undefined : this.events.onChainOpened?.(chain);
+    if (reconnect) this.sessionWorkAfter(chain, attached);
     return chain;
   }
 }

@@ -49,6 +49,8 @@ export class TcpTunnel implements ChainConsumer {
   private udp: UdpPath | undefined;
   private stopping = false;
   private retry: NodeJS.Timeout | undefined;
+  /** mosh-client's latest datagram: the first thing a new stream carries (see connect()). */
+  private latest: Buffer | undefined;
   runtime = '';
   /** How often the stream was brought back, for messages and tests. */
   reconnects = 0;
@@ -72,8 +74,9 @@ export class TcpTunnel implements ChainConsumer {
     this.socket = socket;
     socket.on('message', (msg, rinfo) => {
       this.peer = rinfo;
+      this.latest = msg;
       if (this.udp) this.udp.send(msg);
-      // With no stream (being brought back) the datagram is dropped: mosh sends again.
+      // With no stream (being brought back) the datagram waits as `latest` (only the newest).
       else this.stream?.channel.write(encodeFrame(msg));
     });
     socket.on('error', () => undefined);
@@ -178,6 +181,11 @@ export class TcpTunnel implements ChainConsumer {
     const old = this.stream;
     this.stream = { channel: stream, chain };
     old?.channel.end();
+    // After a roam mosh-client's last datagram went into the dead chain (or was dropped
+    // while there was none), and it sends the next only at its 3 s heartbeat: sent again
+    // now, it reaches mosh-server from the new forwarder, which moves the server's replies
+    // there at once. One it already had is ignored (mosh numbers its datagrams).
+    if (this.latest) stream.write(encodeFrame(this.latest));
   }
 
   /** A stream over the chain the supervisor keeps (waiting for it when it is down). */

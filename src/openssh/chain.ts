@@ -29,6 +29,7 @@ import { addRemoteForward, openStdioForward } from './forwards.js';
 import { removeControlDir } from './control-dir.js';
 import { listenJoiner, type Joiner } from './remote-joiner.js';
 import { droppedError } from './failures.js';
+import { processLocalAddress } from './local-address.js';
 import type { Master } from './master.js';
 
 const DEFAULT_EXEC_TIMEOUT_MS = 60_000;
@@ -43,6 +44,8 @@ export class OpenSshChain implements RemoteChain {
 
   private readonly masters: Master[] = [];
   public reachedAddress: string | undefined;
+  /** See RemoteChain.localAddress: read from /proc for the first master (local-address.ts). */
+  localAddress: string | undefined;
   /** Per master, the log lines of refused stdio forwards already matched to an open (see claimOpenFailure). */
   private readonly claimedFailures = new Map<Master, Set<number>>();
   /** -R: where the target's connections come back to this machine (see remote-joiner.ts). */
@@ -67,6 +70,11 @@ export class OpenSshChain implements RemoteChain {
   /** @internal */
   add(master: Master): void {
     const i = this.masters.push(master) - 1;
+    if (i === 0 && master.sshPid !== undefined && !master.host.proxy_command)
+      this.localAddress = processLocalAddress(master.sshPid, {
+        address: this.reachedAddress,
+        port: master.host.port,
+      });
     master.onExit(() => this.hopExited(i));
   }
 

@@ -334,7 +334,10 @@ export const connectChain: ConnectChain = async (hops, opts: ConnectOptions = {}
       let sock: Duplex;
       if (prev) sock = await tunnel(prev, plan);
       else {
-        const tcp: Socket = tcpConnect({ host: plan.host.address, port: plan.host.port });
+        // Nagle off, as OpenSSH's own client does: ssh2 never turns it off, and every small
+        // write behind an unacknowledged one (a window adjust, then mosh's next datagram)
+        // waited for the server's delayed ACK, 40 ms, as did each hop's handshake messages.
+        const tcp: Socket = tcpConnect({ host: plan.host.address, port: plan.host.port, noDelay: true });
         // mosh-client takes only a numeric address: the one this connection really reached.
         tcp.once('connect', () => {
           chain.reachedAddress = tcp.remoteAddress;

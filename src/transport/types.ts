@@ -86,9 +86,10 @@ export interface RemoteChain {
    */
   readonly reachedAddress: string | undefined;
   /**
-   * This machine's address the first connection left from, when known (ssh2
-   * without a ProxyCommand): once it is gone from this machine, the chain is
-   * dead for sure and need not be probed.
+   * This machine's address the first connection left from, when known (ssh2's
+   * socket; OpenSSH's master socket on Linux, read from /proc; never through a
+   * ProxyCommand): once it is gone from this machine, the chain is dead for
+   * sure and need not be probed.
    */
   readonly localAddress?: string | undefined;
   /** Run `command` on `host` and wait for it to end. The command may appear in error messages; stdin never does. */

@@ -22,6 +22,8 @@ class FakeKeeper implements Keeper {
   quiet = false;
   opens = 0;
   failNext = 0;
+  /** What the supervisor returned for the last chain opened: its consumers' attaches settled. */
+  attached: Promise<void> | undefined;
   sup!: ChainSupervisor;
   ensure(): Promise<RemoteChain> {
     if (this.whole && this.current) return Promise.resolve(this.current);
@@ -34,7 +36,7 @@ class FakeKeeper implements Keeper {
     const chain = chainNamed(this.opens);
     this.current = chain;
     this.whole = true;
-    this.sup.opened(chain);
+    this.attached = this.sup.opened(chain);
     return Promise.resolve(chain);
   }
   reaches(): boolean {
@@ -108,6 +110,28 @@ describe('ChainSupervisor', () => {
     await sup.stop();
     expect(a.seen.at(-1)).toBe('close');
     expect(keeper.quiet).toBe(false);
+  });
+
+  it('tells the keeper when the consumers are back on a new chain (its own remote work waits for that)', async () => {
+    const { keeper, sup } = setup();
+    let finish!: () => void;
+    const slow: ChainConsumer = {
+      name: 'tcp forwarder',
+      host: 'box',
+      attach: (chain) => (nameOf(chain) === 'chain 0' ? Promise.resolve() : new Promise((r) => (finish = r))),
+    };
+    await sup.add(slow);
+    sup.keep();
+    keeper.drop();
+    await vi.advanceTimersByTimeAsync(1);
+    let settled = false;
+    void keeper.attached?.then(() => (settled = true));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(settled).toBe(false);
+    finish();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(settled).toBe(true);
+    await sup.stop();
   });
 
   it('tries again soon, then every second, and within a second of the network coming back', async () => {
