@@ -31,6 +31,8 @@ const CHAIN_WAIT_MS = 60_000;
 const TRIAL_MS = 10_000;
 /** Once a mosh reply came by UDP, the server has turned to it: the stream's stragglers get this long. */
 const LINGER_MS = 2_000;
+/** In a trial, each datagram's copy for the stream waits this long (see start()). */
+const HEAD_START_MS = 5;
 /** Back on UDP for less than this before it went silent: that return counts as failed. */
 const HELD_MS = 60_000;
 
@@ -129,9 +131,15 @@ export class TcpTunnel implements ChainConsumer {
         this.udp?.send(msg);
         return;
       }
+      if (this.trial) {
+        // mosh-server turns to whichever copy reaches it first: UDP gets a head start, or a
+        // stream written at once (in this process, through sshd, which is quick) often wins.
+        this.udp?.send(msg);
+        setTimeout(() => this.stream?.channel.write(encodeFrame(msg)), HEAD_START_MS);
+        return;
+      }
       // With no stream (being brought back) the datagram is dropped: mosh sends again.
       this.stream?.channel.write(encodeFrame(msg));
-      if (this.trial) this.udp?.send(msg);
     });
     socket.on('error', () => undefined);
     await new Promise<void>((resolve, reject) => {
