@@ -38,7 +38,7 @@ try {
       step('forward'),
       { address: '127.0.0.1', port: echoPort },
       udp,
-      (why) => process.stderr.write(`switched: ${why}\n`),
+      (c) => process.stderr.write(`switched to ${c.now}: ${c.why}\n`),
     );
     out = { address: '127.0.0.1', port: f.port, mode: f.mode };
   }
