@@ -292,6 +292,7 @@ export class TcpTunnel implements ChainConsumer {
     this.udpSince = Date.now();
     this.udp.resume();
     clearTimeout(this.retry);
+    this.retry = undefined;
     this.linger = setTimeout(() => this.retireStream(), LINGER_MS);
     this.opts.udpFirst?.onSwitch({
       now: 'udp',
