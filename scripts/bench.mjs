@@ -23,6 +23,7 @@ import {
   roamTable,
   transportLatency,
 } from './bench-lib/tcp-section.mjs';
+import { autoReturnReport, measureAutoReturn } from './bench-lib/auto-return.mjs';
 
 if (process.getuid?.() !== 0) {
   console.error('bench: builds network namespaces and needs root');
@@ -483,6 +484,7 @@ let footRows;
 let cold;
 let sessions;
 let roam;
+let autoBack;
 let directAddress;
 const forwardRows = [];
 for (const bastions of [1, 2]) {
@@ -502,6 +504,15 @@ for (const bastions of [1, 2]) {
         const config = benchConfig(lab);
         directAddress = lab.hosts.outsider.sshAddress;
         sessions = await manySessions(lab, { count: SESSIONS, idleS: IDLE_S, config, moshctl: MOSHCTL, log });
+        // Section 8: auto back on UDP once it passes again (a busy session only in the smoke run).
+        autoBack = await measureAutoReturn(lab, {
+          rounds: ROUNDS,
+          kinds: SMOKE ? ['busy'] : ['busy', 'idle'],
+          config,
+          moshctl: MOSHCTL,
+          Tmux,
+          log,
+        });
         // Last in this lab: roaming moves the client to new addresses.
         // Sections 6 and 8 in the same alternating rounds: relay and tcp both reach `target`.
         roam = await measureRoaming(lab, {
@@ -580,6 +591,9 @@ p(
   "sudo node scripts/bench-tcp.mjs             # section 8's tcp rows alone, both ssh clients (after npm run build)",
 );
 p('sudo node scripts/bench-forwards.mjs      # section 9 alone, printed (after npm run build)');
+p(
+  "sudo node scripts/bench-auto.mjs          # section 8's auto rows alone: auto's cost against udp, its return to UDP",
+);
 p('```');
 p();
 p(`## 1. \`moshctl up\` against \`ssh -J\``);
@@ -874,6 +888,7 @@ for (const [label, k] of [
     `| ${label} | ${ms(T[k].up)} | ${ms(T[k].auto)} | ${ratio(T[k].auto, T[k].up)} | ${ms(T[k].tcpBlocked)} | ${ms(T[k].autoBlocked)} | ${ratio(T[k].autoBlocked, T[k].tcpBlocked)} |`,
   );
 p();
+for (const l of autoReturnReport(autoBack)) p(l);
 for (const l of forwardsReport(forwardRows)) p(l);
 whys.push(...forwardsMissed(forwardRows));
 p('## Missed goals');
@@ -901,7 +916,12 @@ if (whys.length) {
 p();
 mkdirSync(dirname(OUT), { recursive: true });
 writeFileSync(OUT, L.join('\n'));
-const sessionProblems = [...sessions.problems, ...roam.problems, ...forwardRows.flatMap((r) => r.problems)];
+const sessionProblems = [
+  ...sessions.problems,
+  ...roam.problems,
+  ...autoBack.problems,
+  ...forwardRows.flatMap((r) => r.problems),
+];
 if (SMOKE) {
   // The smoke run proves the script works; its tiny report is not kept unless asked for.
   if (!process.env.BENCH_OUT) rmSync(OUT, { force: true });
@@ -911,7 +931,7 @@ if (SMOKE) {
     process.exit(1);
   }
   console.log(
-    `bench smoke ok: ${upRows.length} up/down configs, ${relayRows.length} relays, ${sessions.usableAtEnd}/${SESSIONS} sessions usable, ${roam.relay.length + roam.direct.length + roam.tcp.length} roams (${roam.tcp.length} tcp), ${T.tcpRounds} tcp ups (first ${ms(T.first.tcp)}, udp ${ms(T.first.up)}, auto ${ms(T.first.auto)}, auto with UDP dropped ${ms(T.first.autoBlocked)}, roam ${ms(roamMed('tcp'))}, udp ${ms(roamMed('relay'))}), transport p50 udp/auto/tcp ${['udp', 'auto', 'tcp'].map((m) => Math.round(transportByClient.ssh2[m].p50)).join('/')} µs (openssh tcp ${Math.round(transportByClient.openssh.tcp.p50)} µs, roam ${ms(tcpRoam.openssh)}), forwards: ${forwardsSummary(forwardRows)}, ${L.length} report lines (${took.toFixed(0)} s)`,
+    `bench smoke ok: ${upRows.length} up/down configs, ${relayRows.length} relays, ${sessions.usableAtEnd}/${SESSIONS} sessions usable, ${roam.relay.length + roam.direct.length + roam.tcp.length} roams (${roam.tcp.length} tcp), ${T.tcpRounds} tcp ups (first ${ms(T.first.tcp)}, udp ${ms(T.first.up)}, auto ${ms(T.first.auto)}, auto with UDP dropped ${ms(T.first.autoBlocked)}, roam ${ms(roamMed('tcp'))}, udp ${ms(roamMed('relay'))}, auto back on udp ${autoBack.busy.map((x) => ms(x)).join('/')}), transport p50 udp/auto/tcp ${['udp', 'auto', 'tcp'].map((m) => Math.round(transportByClient.ssh2[m].p50)).join('/')} µs (openssh tcp ${Math.round(transportByClient.openssh.tcp.p50)} µs, roam ${ms(tcpRoam.openssh)}), forwards: ${forwardsSummary(forwardRows)}, ${L.length} report lines (${took.toFixed(0)} s)`,
   );
 } else {
   console.log(`bench: wrote ${OUT} in ${took.toFixed(0)} s`);

@@ -34,11 +34,8 @@ try {
     const udp = mode === 'auto' ? { address: reachedAddress, port: relay.port } : undefined;
     // The echo listens on every address of the target: the forwarder sends to its loopback,
     // as it does to a mosh-server bound to 127.0.0.1 for tcp.
-    const f = await runner.startForward(
-      step('forward'),
-      { address: '127.0.0.1', port: echoPort },
-      udp,
-      (why) => process.stderr.write(`switched: ${why}\n`),
+    const f = await runner.startForward(step('forward'), { address: '127.0.0.1', port: echoPort }, udp, (c) =>
+      process.stderr.write(`switched to ${c.now}: ${c.why}\n`),
     );
     out = { address: '127.0.0.1', port: f.port, mode: f.mode };
   }

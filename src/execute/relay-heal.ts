@@ -28,6 +28,10 @@ export interface WatchedRelay {
   restarts: number;
   /** Set by a deliberate stop, so its closing channel is not healed. */
   stopping: boolean;
+  /** python3, perl, socat or nc. */
+  runtime?: string;
+  /** It holds the session's probe key (transport auto, the relay before the target): it answers probes. */
+  probing?: boolean;
 }
 
 export interface RelayRestarted {
@@ -45,7 +49,7 @@ export interface HealDeps {
   start: (
     step: RelayStep,
     forwardPort: number,
-  ) => Promise<RelayStarted & { channel?: LineChannel | undefined }>;
+  ) => Promise<RelayStarted & { channel?: LineChannel | undefined; probing?: boolean }>;
   onRestart: (e: RelayRestarted) => void;
   /** What went wrong while healing; never thrown into the session. */
   onTrouble: (host: string, why: string) => void;
@@ -130,7 +134,7 @@ export class RelayHealer {
       if (this.isFirst(r)) throw e;
       started = await this.deps.start(r.step, r.forwardPort);
     }
-    const { channel, ...relay } = started;
+    const { channel, probing, ...relay } = started;
     if (relay.port !== r.port) this.retarget(r, relay.port);
     Object.assign(r, {
       pid: relay.pid,
@@ -138,6 +142,8 @@ export class RelayHealer {
       port: relay.port,
       channel,
       restarts: r.restarts + 1,
+      runtime: relay.runtime,
+      probing: probing === true,
     });
     this.watch(r);
     this.deps.onRestart({ host: r.step.host, oldPid, relay, restarts: r.restarts });

@@ -12,7 +12,7 @@ import {
   probeRuntimesCommand,
   relayCommand,
 } from '../relay/commands.js';
-import { parseListen, parseOk, toLine } from '../relay/control.js';
+import { parseListen, parseOk, parseProbeKeyOk, probeKeyLine, toLine } from '../relay/control.js';
 import { relayLaunch } from '../relay/launch.js';
 import { readRelayPrograms } from '../relay/script.js';
 import { awaitLine } from '../transport/line-channel.js';
@@ -27,6 +27,8 @@ const ANSWER_TIMEOUT_MS = 10_000;
 export interface RelayOnHop extends RelayStarted {
   /** The control channel of a python3 or perl relay; socat and nc have none. */
   channel?: LineChannel;
+  /** It took the session's probe key (transport auto): it answers probes. */
+  probing?: boolean;
 }
 
 /** Launch, then wire: for a relay whose next hop's port is already known (and for healing). */
@@ -35,13 +37,14 @@ export async function startRelayOn(
   step: RelayStep,
   forwardPort: number,
   onStarted?: OnStarted,
+  probeKey?: Buffer,
 ): Promise<RelayOnHop> {
   if (step.runtime === 'socat' || step.runtime === 'nc')
     return startFallback(chain, step, forwardPort, step.runtime, onStarted);
   const launched = await launchRelay(chain, step, onStarted);
   if (launched === 'fallback') return startFallback(chain, step, forwardPort, undefined, onStarted);
-  await wireRelay(launched.channel, step, forwardPort);
-  return launched;
+  const probing = await wireRelay(launched.channel, step, forwardPort, probeKey);
+  return { ...launched, ...(probing ? { probing } : {}) };
 }
 
 /**
@@ -101,9 +104,21 @@ export async function launchRelay(
   return { ...relay, channel };
 }
 
-/** Tells a launched relay where to forward (TO over its control channel) and waits for its OK. */
-export async function wireRelay(channel: LineChannel, step: RelayStep, forwardPort: number): Promise<void> {
+/**
+ * Tells a launched relay where to forward (TO over its control channel) and
+ * waits for its OK. With `probeKey` (transport auto, the relay before the
+ * target) it is given the key first, in the same round trip; resolves with
+ * whether it took it (a refusal only means the session cannot come back from tcp).
+ */
+export async function wireRelay(
+  channel: LineChannel,
+  step: RelayStep,
+  forwardPort: number,
+  probeKey?: Buffer,
+): Promise<boolean> {
+  if (probeKey) channel.send(probeKeyLine(probeKey));
   channel.send(toLine(step.forwardTo.address, forwardPort));
+  const keyed = probeKey ? await awaitLine(channel, parseProbeKeyOk, ANSWER_TIMEOUT_MS) : undefined;
   const ok = await awaitLine(channel, parseOk, ANSWER_TIMEOUT_MS);
   if (!ok || 'error' in ok) {
     channel.send('QUIT');
@@ -113,6 +128,7 @@ export async function wireRelay(channel: LineChannel, step: RelayStep, forwardPo
       { host: step.host, step: 'wire relay' },
     );
   }
+  return keyed === true;
 }
 
 /** socat (or nc, on request): a weaker relay, started the old way; it has no control channel. */

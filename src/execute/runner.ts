@@ -12,6 +12,9 @@ import type {
 } from '../plan/types.js';
 import type { Liveness, StopOutcome } from '../remote/processes.js';
 import type { ChainState } from './chain-supervisor.js';
+import type { PathChange } from './tcp-tunnel.js';
+
+export type { PathChange } from './tcp-tunnel.js';
 
 export interface ServerStarted {
   pid: number;
@@ -42,6 +45,11 @@ export interface ForwardStarted {
   /** How datagrams travel now: udp (auto, while replies come) or tcp through a forwarder in `runtime`. */
   mode: 'udp' | 'tcp';
   runtime?: string;
+  /**
+   * transport auto: why a session on tcp cannot come back to udp (no relay
+   * before the target that answers probes). Absent when it can, and for tcp.
+   */
+  noReturn?: string;
 }
 
 /** `keeper`: the shell mosh-server is started in, before mosh-server's own pid is known. */
@@ -100,13 +108,13 @@ export interface Runner {
    * forwarder over a new chain after a roam) until close().
    * transport auto (`udp` given): the port sends on to `udp` instead, and
    * switches to the forwarder when UDP goes unanswered (step.udpFirst says how
-   * long), telling `onSwitch` why.
+   * long), and back when UDP passes again, telling `onSwitch` each time.
    */
   startForward(
     step: ForwardStep,
     server: { address: string; port: number },
     udp?: { address: string; port: number },
-    onSwitch?: (why: string) => void,
+    onSwitch?: (change: PathChange) => void,
   ): Promise<ForwardStarted>;
   /**
    * A port forward kept for the whole session: local and dynamic listen on

@@ -15,7 +15,8 @@ import type {
 } from '../plan/types.js';
 import { forwarderLaunch } from '../tcp/launch.js';
 import { readForwarderPrograms } from '../tcp/script.js';
-import { TcpTunnel } from './tcp-tunnel.js';
+import { TcpTunnel, type PathChange } from './tcp-tunnel.js';
+import { newProbeKey } from '../relay/probe.js';
 import { parseAgentUnlink } from '../forward/agent-link.js';
 import { AgentLink, unlinkAgentCommand } from './forward/agent.js';
 import { LocalForward } from './forward/local.js';
@@ -103,6 +104,10 @@ export class SshRunner implements Runner {
   private readonly supervisor: ChainSupervisor;
   /** tcp transport: the local port and the forwarder behind it. */
   private tunnel: TcpTunnel | undefined;
+  /** transport auto: the relay before the target answers probes carrying this key (src/relay/probe.ts). */
+  private readonly probeKey = newProbeKey();
+  /** While mosh-client runs (keep): relay healing. */
+  private healer: RelayHealer | undefined;
   /** From connect() until mosh-client starts: the session is being set up. */
   private settingUp = false;
   /**
@@ -184,7 +189,11 @@ export class SshRunner implements Runner {
     return this.setupStep(async () => {
       const chain = await this.chains.ensure(step.host);
       if (forwardPort !== undefined)
-        return this.track(step, forwardPort, await startRelayOn(chain, step, forwardPort, onStarted));
+        return this.track(
+          step,
+          forwardPort,
+          await startRelayOn(chain, step, forwardPort, onStarted, this.probeKeyFor(step)),
+        );
       const launched = await launchRelay(chain, step, onStarted);
       if (launched === 'fallback') return undefined;
       return this.track(step, undefined, launched);
@@ -195,7 +204,7 @@ export class SshRunner implements Runner {
     return this.setupStep(async () => {
       const relay = this.relays.get(step.host);
       if (relay?.channel) {
-        await wireRelay(relay.channel, step, forwardPort);
+        relay.probing = await wireRelay(relay.channel, step, forwardPort, this.probeKeyFor(step));
         relay.forwardPort = forwardPort;
         return undefined;
       }
@@ -209,7 +218,7 @@ export class SshRunner implements Runner {
   }
 
   private track(step: RelayStep, forwardPort: number | undefined, r: RelayOnHop): RelayStarted {
-    const { channel, ...started } = r;
+    const { channel, probing, ...started } = r;
     this.relays.set(step.host, {
       step,
       forwardPort: forwardPort ?? 0,
@@ -219,8 +228,20 @@ export class SshRunner implements Runner {
       channel,
       restarts: 0,
       stopping: false,
+      runtime: started.runtime,
+      probing: probing === true,
     });
     return started;
+  }
+
+  /**
+   * transport auto (a relay step with a fallback): the relay before the target
+   * answers the session's UDP probes itself; the ones before it pass them on,
+   * so an answer proves every relay on the way.
+   */
+  private probeKeyFor(step: RelayStep): Buffer | undefined {
+    const target = this.route[this.route.length - 1]?.name;
+    return step.fallback !== undefined && step.forwardTo.host === target ? this.probeKey : undefined;
   }
 
   /**
@@ -234,10 +255,21 @@ export class SshRunner implements Runner {
       relays: () => [...this.relays.values()],
       alive: (r) => this.alive(r.step.host, r.pid, 'relay', r.started),
       start: async (step, forwardPort) =>
-        startRelayOn(await this.chains.ensure(step.host, false), step, forwardPort),
-      onRestart: events.onRelayRestart,
+        startRelayOn(
+          await this.chains.ensure(step.host, false),
+          step,
+          forwardPort,
+          undefined,
+          this.probeKeyFor(step),
+        ),
+      onRestart: (e) => {
+        events.onRelayRestart(e);
+        // A session on tcp may find UDP through the new relay at once.
+        this.tunnel?.probeSoon();
+      },
       onTrouble: events.onTrouble,
     });
+    this.healer = healer;
     const relayHosts = [...this.relays.keys()];
     const deepest = this.route.filter((h) => relayHosts.includes(h.name)).pop();
     // After a reconnect the relays' control channels are gone with the old chain: look at each once.
@@ -253,6 +285,7 @@ export class SshRunner implements Runner {
     });
     return async () => {
       healer.stop();
+      this.healer = undefined;
       await this.supervisor.stop();
     };
   }
@@ -261,9 +294,21 @@ export class SshRunner implements Runner {
     step: ForwardStep,
     server: { address: string; port: number },
     udp?: { address: string; port: number },
-    onSwitch?: (why: string) => void,
+    onSwitch?: (change: PathChange) => void,
   ): Promise<ForwardStarted> {
     return this.setupStep(() => this.openTunnel(step, server, udp, onSwitch));
+  }
+
+  /**
+   * transport auto: how a session on tcp finds UDP again (the relay before
+   * the target answers probes), or why it cannot.
+   */
+  private udpReturn(target: string): { key: Buffer } | { noReturn: string } {
+    const last = [...this.relays.values()].find((r) => r.step.forwardTo.host === target);
+    if (!last) return { noReturn: 'no relay stands before the target to answer UDP probes' };
+    if (!last.probing)
+      return { noReturn: `the relay on ${last.step.host} (${last.runtime ?? '?'}) cannot answer UDP probes` };
+    return { key: this.probeKey };
   }
 
   /** The tcp tunnel of startForward: a forwarder on the target behind a port on this machine. */
@@ -271,12 +316,13 @@ export class SshRunner implements Runner {
     step: ForwardStep,
     server: { address: string; port: number },
     udp?: { address: string; port: number },
-    onSwitch?: (why: string) => void,
+    onSwitch?: (change: PathChange) => void,
   ): Promise<ForwardStarted> {
     const launch = forwarderLaunch(
       { runtime: 'auto', to: server, idleTimeout: step.idleTimeout },
       await readForwarderPrograms(),
     );
+    const back = udp && step.udpFirst ? this.udpReturn(step.host) : undefined;
     const tunnel = new TcpTunnel({
       host: step.host,
       kept: this.supervisor,
@@ -289,7 +335,16 @@ export class SshRunner implements Runner {
               host: step.udpFirst.to.host,
               switchAfterMs: step.udpFirst.switchAfterMs,
               silenceMs: step.udpFirst.silenceMs,
-              onSwitch: (why: string) => onSwitch?.(why),
+              onSwitch: (change: PathChange) => onSwitch?.(change),
+              ...(back && 'key' in back
+                ? {
+                    probe: {
+                      key: back.key,
+                      // Unanswered for long: a relay may have died unseen (its channel went with a roam).
+                      onStuck: () => void this.healer?.checkAll(),
+                    },
+                  }
+                : {}),
             },
           }
         : {}),
@@ -298,7 +353,12 @@ export class SshRunner implements Runner {
     const port = await tunnel.start();
     // tcp: its first forwarder starts now, over the set-up chain; auto: only once UDP goes silent.
     await this.supervisor.add(tunnel);
-    return { port, mode: tunnel.mode, ...(tunnel.runtime ? { runtime: tunnel.runtime } : {}) };
+    return {
+      port,
+      mode: tunnel.mode,
+      ...(tunnel.runtime ? { runtime: tunnel.runtime } : {}),
+      ...(back && 'noReturn' in back ? { noReturn: back.noReturn } : {}),
+    };
   }
 
   /**

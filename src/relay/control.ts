@@ -5,7 +5,8 @@
 //   (at start)      MOSHCTL-RELAY LISTEN <port> PID <pid> RUNTIME <python3|perl> [STARTED <field 22 of /proc/PID/stat>]
 //                   MOSHCTL-RELAY ERROR <why>           then exit 2, 3 or 5
 //   TO <host> <port>  -> OK TO <ip> <port>  |  ERR TO <why>
-//   PING              -> PONG
+//   PROBEKEY <32 hex> -> OK PROBEKEY  |  ERR PROBEKEY <why>   (transport auto: answer probes, probe.ts)
+//   PING              -> PONG   (and counts as use: see below)
 //   STATUS            -> STATUS clients=N proven=N in=N out=N dropped=N last_reply=S target=IP:PORT
 //   QUIT              -> BYE, then exit 0
 //   anything else     -> ERR <why>
@@ -15,8 +16,14 @@
 // on (no target yet, no socket to be had, a send failed). last_reply is whole seconds
 // since the last upstream reply, -1 before any; target is `-` until set, and an IPv6
 // target is bracketed ([::1]:60001).
+//
+// What keeps a relay alive (its idle and first-contact timeouts count from the
+// latest): a reply from its next hop, a PING from moshctl, a probe carrying its
+// key. A session on tcp sends no datagrams through its relays, but still means
+// to come back to them; once moshctl is gone, only replies count, as before.
 
 import { checkRelayHost, checkRelayPort, type RelayRuntime } from './launch.js';
+import { PROBE_KEY_BYTES } from './probe.js';
 
 export const PING = 'PING\n';
 export const STATUS = 'STATUS\n';
@@ -25,6 +32,12 @@ export const QUIT = 'QUIT\n';
 /** Set or replace the next hop; host is validated as on the launch command line. */
 export function toLine(host: string, port: number): string {
   return `TO ${checkRelayHost(host)} ${checkRelayPort(port)}\n`;
+}
+
+/** transport auto: the relay before the target answers probes carrying `key` (probe.ts) from now on. */
+export function probeKeyLine(key: Buffer): string {
+  if (key.length !== PROBE_KEY_BYTES) throw new Error('bug: a probe key is 16 bytes');
+  return `PROBEKEY ${key.toString('hex')}\n`;
 }
 
 const PORT = String.raw`(\d{1,5})`;
@@ -96,6 +109,17 @@ export function parseStatus(line: string): RelayStatus | undefined {
     lastReply: m[6] === '-1' ? undefined : Number(m[6]),
     target: ip !== undefined && p !== undefined ? { ip, port: p } : undefined,
   };
+}
+
+/**
+ * The answer to a PROBEKEY line: true, or why not. A bare ERR counts too (a
+ * relay that does not know the command): it is answered before the TO sent
+ * after it, so reading on would swallow that TO's answer.
+ */
+export function parseProbeKeyOk(line: string): true | { error: string } | undefined {
+  if (new RegExp(`^OK PROBEKEY${EOL}`).test(line)) return true;
+  const err = new RegExp(`^ERR (?:PROBEKEY )?([ -~]+?)${EOL}`).exec(line);
+  return err ? { error: err[1] ?? '' } : undefined;
 }
 
 /** PONG, BYE, a bare ERR, or anything else (undefined). */

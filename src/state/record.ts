@@ -6,6 +6,8 @@ import type { RelayRuntime, SshHost } from '../config/types.js';
 import type { ForwardStatus } from '../forward/types.js';
 
 /**
+ * (5, still: `path` is a field only status reads, and a reader of 5 without it
+ * reads such a record whole.)
  * 5: `forwards`, `agent` and `chain`: how the port forwards, the forwarded
  * agent and the kept chain of a running `up` do, for status; `agent.socket`
  * for teardown. 4: `keeper` (the shell mosh-server is started in, before its own pid is
@@ -69,6 +71,22 @@ export interface SessionRecord {
   agent?: { host: string; socket: string; up: boolean; lastError?: string };
   /** The kept ssh chain while mosh-client runs: whether it is up, how often it came back, and why it last went. */
   chain?: { up: boolean; reconnects: number; lastError?: string; since?: string };
+  /** Transports tcp and auto: how mosh's datagrams travel now (see SessionPath). */
+  path?: SessionPath;
+}
+
+/**
+ * How a tcp or auto session's datagrams travel, as its `up` last wrote it:
+ * `via` udp (through the relays) or tcp (inside the ssh chain) since `since`
+ * (ISO 8601), how often it `changes`d (auto: to tcp when UDP went silent,
+ * back to udp when UDP passed again), and, for auto, why it cannot come back
+ * from tcp when it cannot (`noReturn`).
+ */
+export interface SessionPath {
+  via: 'udp' | 'tcp';
+  since: string;
+  changes: number;
+  noReturn?: string;
 }
 
 /**

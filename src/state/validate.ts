@@ -117,6 +117,7 @@ const record = object({
   ),
   agent: optional(object({ host: str, socket: str, up: bool, lastError: optional(str) })),
   chain: optional(object({ up: bool, reconnects: count, lastError: optional(str), since: optional(str) })),
+  path: optional(object({ via: oneOf(['udp', 'tcp']), since: str, changes: count, noReturn: optional(str) })),
 });
 
 /** What is wrong with a (current-version) record, one line each; empty when nothing is. */

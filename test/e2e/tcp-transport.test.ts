@@ -4,12 +4,15 @@
 // a client address change and a 15 s outage, and leaves nothing on any host; and a jump-only bastion
 // (ForceCommand: it runs nothing for the user) carries it too. transport auto
 // takes udp where it passes and switches to tcp where it does not, without the
-// user's help; tcp with no python3 or perl on the target says what to install.
+// user's help, and back to udp when UDP passes again; tcp with no python3 or
+// perl on the target says what to install.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import type { Lab } from '../../src/lab/index.js';
 import {
   exitSession,
+  moshctlBeside,
+  readRecord,
   records,
   roamAndOutage,
   sessionProcesses,
@@ -20,12 +23,45 @@ import {
   useSessions,
   waitForExit,
   waitForPrompt,
+  type UpSession,
 } from './moshctl.js';
-import { e2eSkipReason, programFiles, useLab } from './support.js';
+import { e2eSkipReason, programFiles, SSH_CLIENTS, useLab } from './support.js';
 
 const reason = e2eSkipReason();
 const RECOVERY_MS = 30_000;
 const OUTAGE_MS = 15_000;
+/**
+ * UDP passing again → the session on UDP: a probe every 2 s, then a trial
+ * until mosh-server's next datagram comes by UDP (an idle session: mosh's
+ * heartbeats, about 3 s apart each way), then the record written within 0.5 s.
+ * About 4-8 s (measured 6.5 s); the bound leaves room for a loaded machine.
+ */
+const RETURN_MS = 15_000;
+
+/** How auto's datagrams travel, as its `up` last wrote in the record (what status shows). */
+async function pathOf(s: UpSession): Promise<{ via: string; changes: number } | undefined> {
+  return ((await readRecord(s)) as unknown as { path?: { via: string; changes: number } }).path;
+}
+
+/** Polls the record until the path is `via` after `changes` changes; returns how long that took. */
+async function waitForPath(s: UpSession, via: string, changes: number, timeoutMs: number): Promise<number> {
+  const started = Date.now();
+  for (;;) {
+    const p = await pathOf(s);
+    if (p?.via === via && p.changes === changes) return Date.now() - started;
+    if (Date.now() - started > timeoutMs)
+      throw new Error(
+        `path not ${via} (change ${changes}) within ${timeoutMs} ms: ${JSON.stringify(p)}\n${stderrOf(s)}`,
+      );
+    await sleep(100);
+  }
+}
+
+/** Waits until `check` is true (polled); false when `timeoutMs` passed first. */
+async function settle(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  for (const end = Date.now() + timeoutMs; Date.now() < end; await sleep(250)) if (await check()) return true;
+  return check();
+}
 
 /**
  * The forwarder on the target and its launching sh (their argv names where
@@ -126,6 +162,62 @@ describe.skipIf(reason)('tcp transport where UDP is dropped (openssh)', () => {
 
   it('works, survives a roam and a 15 s outage, and leaves nothing', () =>
     blockedRoamAndOutage(ctx, sessions));
+});
+
+describe.skipIf(reason).each(SSH_CLIENTS)('auto where UDP comes and goes (%s)', (sshClient) => {
+  const ctx = useLab({ sshClient });
+  const sessions = useSessions(ctx, udpBlocked(ctx));
+
+  it('tcp while UDP is dropped, back on udp within seconds once it passes, tcp again when it stops, udp after a roam; one mosh-client working throughout; nothing left', async () => {
+    const { lab } = ctx;
+    await lab.blockUdp('client', true);
+    const s = await sessions.start(['up', 'target', '--transport', 'auto']);
+    await waitForPrompt(s, 40_000);
+    await typeAndCheck(lab, s);
+    await waitForPath(s, 'tcp', 1, 5_000);
+    expect(await forwarders(lab)).not.toEqual([]);
+    const clients = (await sessionProcesses(lab)).filter((p) => p.includes('mosh-client'));
+    expect(clients).toHaveLength(1);
+    // On tcp for a while: probes go out unanswered.
+    await sleep(3_000);
+
+    await lab.blockUdp('client', false);
+    const took = await waitForPath(s, 'udp', 2, RETURN_MS);
+    console.log(`auto (${sshClient}): back on udp ${took} ms after UDP passed again`);
+    await typeAndCheck(lab, s);
+    // The forwarder ends once UDP carries; the relay stays, and so does mosh-client.
+    expect(await settle(async () => (await forwarders(lab)).length === 0, 10_000)).toBe(true);
+    const running = await sessionProcesses(lab);
+    expect(
+      running.filter((p) => p.startsWith('bastion ')),
+      running.join('\n'),
+    ).not.toEqual([]);
+    const status = await moshctlBeside(lab, s, ['status']);
+    expect(status.stdout, status.stderr).toMatch(
+      /\n {2}path +udp through the relays since \S+, changed 2×\n/,
+    );
+
+    await lab.blockUdp('client', true);
+    await waitForPath(s, 'tcp', 3, 20_000);
+    await typeAndCheck(lab, s, RECOVERY_MS);
+    expect(await forwarders(lab)).not.toEqual([]);
+
+    // A roam to a network where UDP passes: probed at once from the new address, back on udp.
+    await lab.blockUdp('client', false);
+    await lab.roam();
+    await waitForPath(s, 'udp', 4, RETURN_MS);
+    await typeAndCheck(lab, s, RECOVERY_MS);
+    expect((await sessionProcesses(lab)).filter((p) => p.includes('mosh-client'))).toEqual(clients);
+
+    expect(await exitSession(s)).toBe(0);
+    const err = stderrOf(s);
+    expect(err).toMatch(/transport auto: switched to tcp, no UDP reply from bastion \(\S+\) within 2 s/);
+    expect(err).toMatch(/transport auto: back on udp, UDP passes again through bastion/);
+    expect(err).toMatch(/transport auto: switched to tcp, no UDP reply from bastion \(\S+\) for 8 s/);
+    expect(await settleNoSessionProcesses(lab), err).toEqual([]);
+    expect(records(s)).toEqual([]);
+    expect(await settleNoHopProcesses(lab), err).toEqual([]);
+  });
 });
 
 describe.skipIf(reason)('a jump-only bastion, with each transport', () => {

@@ -1,6 +1,7 @@
 // The healer's decisions with fake relays: a closed channel leads to a check;
 // a dead relay comes back on its port; a live one is left alone; an inner
-// relay that must move tells the relay before it; the first hop's may not move.
+// relay that must move tells the relay before it; the first hop's may not move;
+// a relay started again says whether it answers transport auto's probes.
 import { describe, expect, it } from 'vitest';
 import {
   RelayHealer,
@@ -52,6 +53,8 @@ function deps(relays: WatchedRelay[], alive: Liveness | undefined, free: (port: 
         port: step.listen.from === step.listen.to ? step.listen.from : 61009,
         runtime: 'perl',
         channel: channel(),
+        // The runner hands the probe key to the relay before the target (transport auto).
+        ...(step.forwardTo.host === 'target' ? { probing: true } : {}),
       });
     },
     onRestart: (e) => events.push(e),
@@ -74,7 +77,7 @@ describe('RelayHealer', () => {
     expect(events).toEqual([
       { host: 'bastion', oldPid: 100, relay: { pid: 900, port: 61001, runtime: 'perl' }, restarts: 1 },
     ]);
-    expect(r).toMatchObject({ pid: 900, port: 61001, restarts: 1 });
+    expect(r).toMatchObject({ pid: 900, port: 61001, restarts: 1, runtime: 'perl', probing: true });
   });
 
   it('leaves a relay alone whose channel merely dropped, one it cannot ask about, and one its host cannot tell', async () => {

@@ -1,166 +1,42 @@
 // relay v2 for real, in both runtimes, each started exactly as a hop would start it:
 // launch.ts's command through /bin/sh -c, its stdin, then control lines. Loopback
-// only (127.0.0.1 and ::1), with a local UDP echo server as the next hop.
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import dgram from 'node:dgram';
+// only (127.0.0.1 and ::1), with a local UDP echo server as the next hop
+// (test/support/relay-harness.ts). transport auto's probes: relay-probes.test.ts.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  PING,
-  QUIT,
-  STATUS,
-  parseExit,
-  parseListen,
-  parseOk,
-  parseSimple,
-  parseStatus,
-  toLine,
-} from '../../src/relay/control.js';
-import { LAUNCH_SH, relayLaunch, type RelayLaunchSpec, type RelayRuntime } from '../../src/relay/launch.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PING, QUIT, STATUS, parseExit, parseOk, parseSimple, toLine } from '../../src/relay/control.js';
+import { LAUNCH_SH, relayLaunch } from '../../src/relay/launch.js';
 import { SH, shellJoin, shellQuote } from '../../src/remote/shell.js';
 import { installRuntime, runtimeVariants } from '../support/interpreters.js';
+import {
+  TOKEN,
+  base,
+  echoServer,
+  isDead,
+  programs,
+  send,
+  sleep,
+  sockets,
+  spawnRelay,
+  start,
+  status,
+  udp,
+  useInterpreterPath,
+  useRelayCleanup,
+  waitFor,
+} from '../support/relay-harness.js';
 
-const programs = {
-  python3: readFileSync(new URL('../../src/relay/runtime/relay.py', import.meta.url), 'utf8'),
-  perl: readFileSync(new URL('../../src/relay/runtime/relay.pl', import.meta.url), 'utf8'),
-};
+useRelayCleanup();
 
-/** Set per variant: PATH finds that variant's interpreter first, under the runtime's name. */
-let env: NodeJS.ProcessEnv = process.env;
-
-const TOKEN = 'AUTH:';
-const children: ChildProcessWithoutNullStreams[] = [];
-const pids: number[] = [];
-const sockets: dgram.Socket[] = [];
-/** What any relay wrote on stderr: a warning or a traceback is a bug even when the test passed. */
-const stderr: string[] = [];
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-function isDead(pid: number): boolean {
-  try {
-    return /\) [ZX] /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return true;
-  }
-}
-async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
-  for (const end = Date.now() + ms; Date.now() < end; await sleep(20)) if (cond()) return true;
-  return cond();
-}
-
-type Udp = dgram.Socket & { got: string[] };
-async function udp(family: 'udp4' | 'udp6' = 'udp4'): Promise<Udp> {
-  const s = Object.assign(dgram.createSocket(family), { got: [] as string[] });
-  sockets.push(s);
-  s.on('message', (m) => s.got.push(m.toString()));
-  await new Promise<void>((r) => s.bind(0, family === 'udp4' ? '127.0.0.1' : '::1', r));
-  return s;
-}
-
-/** The next hop: echoes (only TOKEN-prefixed datagrams, when asked), records who sent what. */
-async function echoServer(family: 'udp4' | 'udp6' = 'udp4', onlyToken = false) {
-  const s = await udp(family);
-  const from: number[] = [];
-  let seen = 0;
-  s.on('message', (m, rinfo) => {
-    seen++;
-    if (onlyToken && !m.toString().startsWith(TOKEN)) return; // "does not decrypt": no reply
-    from.push(rinfo.port);
-    s.send(m, rinfo.port, rinfo.address);
-  });
-  return { port: s.address().port, from, seen: () => seen };
-}
-
-interface Relay {
-  child: ChildProcessWithoutNullStreams;
-  lines: string[];
-  next: () => Promise<string>;
-  ask: (line: string | Buffer) => Promise<string>;
-  code: Promise<number | null>;
-  port: number;
-  pid: number;
-}
-
-let base = 53000 + Math.floor(Math.random() * 600) * 10;
-
-/** Runs a command the way sshd does (login shell -c), stdin first, lines collected. */
-function spawnRelay(command: string, stdin: string): Omit<Relay, 'port' | 'pid'> {
-  const child = spawn('/bin/sh', ['-c', command], { env });
-  children.push(child);
-  child.stderr.on('data', (d: Buffer) => stderr.push(d.toString()));
-  const lines: string[] = [];
-  let buf = '';
-  child.stdout.on('data', (d: Buffer) => {
-    const parts = (buf + d.toString()).split('\n');
-    buf = parts.pop() ?? '';
-    lines.push(...parts);
-  });
-  child.stdin.on('error', () => {}); // EPIPE once it is gone
-  child.stdin.write(stdin);
-  const code = new Promise<number | null>((r) => child.on('close', r));
-  let read = 0;
-  const next = async () => {
-    if (!(await waitFor(() => read < lines.length, 5000)))
-      throw new Error(`no line; had ${JSON.stringify(lines)}`);
-    return lines[read++]!;
-  };
-  const ask = (line: string | Buffer) => {
-    child.stdin.write(line);
-    return next();
-  };
-  return { child, lines, next, ask, code };
-}
-
-/** `before` runs in the login shell first, e.g. a ulimit. */
-async function start(
-  runtime: RelayRuntime,
-  more: Partial<RelayLaunchSpec> = {},
-  before = '',
-): Promise<Relay> {
-  const from = (base += 10);
-  const l = relayLaunch({ runtime, listen: { from, to: from + 9 }, idleTimeout: 30, ...more }, programs);
-  const r = spawnRelay(`${before}${l.command}`, l.stdin);
-  const listen = parseListen(await r.next());
-  if (!listen || !('pid' in listen)) throw new Error(`relay did not start: ${JSON.stringify(r.lines)}`);
-  pids.push(listen.pid);
-  expect(listen.runtime).toBe(runtime);
-  // The relay names its own start (field 22 of /proc/PID/stat), for stops by pid.
-  expect(listen.started).toBe(
-    readFileSync(`/proc/${listen.pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[19],
-  );
-  return { ...r, port: listen.port, pid: listen.pid };
-}
-
-const send = (s: dgram.Socket, port: number, text: string | Buffer) =>
-  s.send(text, port, s.address().family === 'IPv6' ? '::1' : '127.0.0.1');
-async function status(r: Relay) {
-  const s = parseStatus(await r.ask(STATUS));
-  if (!s) throw new Error(`bad STATUS: ${r.lines.at(-1)}`);
-  return s;
-}
-
-afterEach(async () => {
-  for (const s of sockets.splice(0)) s.close();
-  const mine = pids.splice(0);
-  for (const pid of mine) if (!isDead(pid)) process.kill(pid, 'SIGKILL');
-  for (const c of children.splice(0)) c.kill('SIGKILL');
-  expect(await waitFor(() => mine.every(isDead), 2000)).toBe(true);
-  // sh itself reports a child killed by a signal ("Terminated"): that is not the relay talking
-  const said = stderr
-    .splice(0)
-    .join('')
-    .replace(/^(Killed|Terminated|Interrupt|Hangup)\n/gm, '');
-  expect(said).toBe('');
-});
 // Real interpreters on a loaded CI machine: a start can take seconds.
 describe.each(runtimeVariants)('relay v2 in $label', { timeout: 20_000 }, (variant) => {
   const { runtime } = variant;
   const bin = mkdtempSync(join(tmpdir(), 'moshctl-runtimes-'));
   beforeAll(() => {
     installRuntime(bin, variant);
-    env = { ...process.env, PATH: `${bin}:/usr/bin:/bin` };
+    useInterpreterPath(bin);
   });
   afterAll(() => rmSync(bin, { recursive: true, force: true }));
 

@@ -86,7 +86,7 @@ describe('status and down over records that are not live sessions here', () => {
     ]);
   });
 
-  it('status shows what a live up keeps: the chain, each forward with its counts, the agent', async () => {
+  it('status shows what a live up keeps: the path, the chain, each forward with its counts, the agent', async () => {
     const box = sshHost({ name: 'box', ssh_name: 'box', address: '203.0.113.10' });
     // No process in it: nothing is asked of box.
     const live = base('box-live', {
@@ -95,6 +95,7 @@ describe('status and down over records that are not live sessions here', () => {
       pid: process.pid,
       machine: hostname(),
       chain: { up: false, reconnects: 2, since: '2026-12-06T08:00:00.000Z', lastError: 'this machine moved' },
+      path: { via: 'tcp' as const, since: '2026-12-06T07:59:00.000Z', changes: 3 },
       forwards: [
         { text: '-L 8080:localhost:80', listening: true, open: 1, total: 4, broken: 1, refused: 2 },
         {
@@ -112,7 +113,29 @@ describe('status and down over records that are not live sessions here', () => {
     // The same in a crashed up's record says nothing: those lived in its process.
     const { cli } = setup({
       'box-live.json': live,
-      'box-crashed.json': { ...reused('box-crashed'), chain: live.chain },
+      'box-crashed.json': { ...reused('box-crashed'), chain: live.chain, path: live.path },
+      // auto that cannot come back: status says why.
+      'box-stuck.json': {
+        ...live,
+        id: 'box-stuck',
+        chain: { up: true, reconnects: 0 },
+        forwards: [],
+        agent: undefined,
+        path: {
+          via: 'tcp',
+          since: '2026-12-06T08:01:00.000Z',
+          changes: 1,
+          noReturn: 'the relay on jump (socat) cannot answer UDP probes',
+        },
+      },
+      'box-udp.json': {
+        ...live,
+        id: 'box-udp',
+        chain: undefined,
+        forwards: [],
+        agent: undefined,
+        path: { via: 'udp', since: '2026-12-06T08:02:00.000Z', changes: 2 },
+      },
     });
     const r = await cli(['status']);
     expect(r.stdout).toMatchInlineSnapshot(`
@@ -121,20 +144,36 @@ describe('status and down over records that are not live sessions here', () => {
         route   local → 
       box  box-live  up <age>  client alive
         route   local → box
+        path    tcp inside the ssh chain since 2026-12-06T07:59:00.000Z, changed 3×
         chain   down since 2026-12-06T08:00:00.000Z (came back 2×): this machine moved
         forward -L 8080:localhost:80: listening; 1 open, 4 in all, 1 broken, 2 refused
         forward -R 9000:localhost:22: not listening; 0 open, 0 in all, 0 broken, 0 refused; last error: box refused: port in use
         agent   box ~/.moshctl/agent/box.sock: not forwarded now (chain down)
+      box  box-stuck  up <age>  client alive
+        route   local → box
+        path    tcp inside the ssh chain since 2026-12-06T08:01:00.000Z, changed 1×; stays on tcp: the relay on jump (socat) cannot answer UDP probes
+        chain   up
+      box  box-udp  up <age>  client alive
+        route   local → box
+        path    udp through the relays since 2026-12-06T08:02:00.000Z, changed 2×
       "
     `);
     const json = JSON.parse((await cli(['status', '--json'])).stdout) as {
-      sessions: { id: string; forwards?: unknown[]; agent?: unknown; chain?: unknown }[];
+      sessions: { id: string; forwards?: unknown[]; agent?: unknown; chain?: unknown; path?: unknown }[];
     };
     expect(
       json.sessions.map((x) => [x.id, x.forwards?.length, x.agent !== undefined, x.chain !== undefined]),
     ).toEqual([
       ['box-crashed', undefined, false, false],
       ['box-live', 2, true, true],
+      ['box-stuck', 0, false, true],
+      ['box-udp', 0, false, false],
+    ]);
+    expect(json.sessions.map((x) => x.path)).toEqual([
+      undefined,
+      live.path,
+      expect.objectContaining({ via: 'tcp', noReturn: expect.stringContaining('socat') as unknown }),
+      { via: 'udp', since: '2026-12-06T08:02:00.000Z', changes: 2 },
     ]);
   });
 

@@ -131,15 +131,20 @@ describe('record versions', () => {
     expect(parseRecord(JSON.stringify(v4), 'box-1.json')).toEqual({ record: { ...v4, version: 5 } });
   });
 
-  it('reads what a running up says of its forwards, agent and chain', () => {
+  it('reads what a running up says of its forwards, agent, chain and path', () => {
     const v5 = {
       ...v2,
       version: 5,
       forwards: [{ text: '-L 8080:localhost:80', listening: true, open: 1, total: 3, broken: 1, refused: 0 }],
       agent: { host: 'jump', socket: '~/.moshctl/agent/box.sock', up: false, lastError: 'chain down' },
       chain: { up: true, reconnects: 2 },
+      path: { via: 'tcp', since: '2026-12-06T00:00:00.000Z', changes: 3, noReturn: 'no relay' },
     };
     expect(parseRecord(JSON.stringify(v5), 'box-1.json')).toEqual({ record: v5 });
+    // A path it does not know is refused, naming the field.
+    expect(parseRecord(JSON.stringify({ ...v5, path: { ...v5.path, via: 'quic' } }), 'x.json')).toEqual(
+      expect.objectContaining({ why: expect.stringContaining('path.via') as unknown }),
+    );
     expect(
       parseRecord(JSON.stringify({ ...v5, agent: { ...v5.agent, host: 'elsewhere' } }), 'x.json'),
     ).toEqual(expect.objectContaining({ why: expect.stringContaining('elsewhere') as unknown }));

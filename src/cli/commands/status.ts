@@ -48,6 +48,8 @@ interface SessionStatus {
   unreachable: Record<string, string>;
   /** While its `up` runs: the kept ssh chain, each port forward and the forwarded agent, as `up` last wrote them. */
   chain?: NonNullable<SessionRecord['chain']>;
+  /** Transports tcp and auto: how mosh's datagrams travel now, and how often that changed. */
+  path?: NonNullable<SessionRecord['path']>;
   forwards?: ForwardStatus[];
   agent?: NonNullable<SessionRecord['agent']>;
 }
@@ -174,14 +176,22 @@ async function check(
     unreachable,
     // What lives in the `up` process is only true while it runs.
     ...(own.kind === 'alive' && record.chain ? { chain: record.chain } : {}),
+    ...(own.kind === 'alive' && record.path ? { path: record.path } : {}),
     ...(own.kind === 'alive' && record.forwards ? { forwards: record.forwards } : {}),
     ...(own.kind === 'alive' && record.agent ? { agent: record.agent } : {}),
   };
 }
 
-/** The kept chain, each forward and the agent, one line each. */
+/** The datagrams' path, the kept chain, each forward and the agent, one line each. */
 function liveLines(s: SessionStatus): string[] {
   const lines: string[] = [];
+  const p = s.path;
+  if (p) {
+    const how = p.via === 'udp' ? 'udp through the relays' : 'tcp inside the ssh chain';
+    const changed = p.changes > 0 ? `, changed ${p.changes}×` : '';
+    const stays = p.via === 'tcp' && p.noReturn ? `; stays on tcp: ${p.noReturn}` : '';
+    lines.push(`path    ${how} since ${p.since}${changed}${stays}`);
+  }
   const c = s.chain;
   if (c) {
     const back = c.reconnects > 0 ? ` (came back ${c.reconnects}×)` : '';

@@ -58,10 +58,29 @@ export async function forwarderStep(step: ForwardStep, s: SetupState): Promise<s
         }
       : undefined;
   await s.check('forward');
-  const f = await s.o.runner.startForward(step, { address: serverAddress, port: serverPort }, udp, (why) =>
-    s.notes.push(`transport auto: switched to tcp, ${why}`),
-  );
+  // For status: how the datagrams travel, written as it changes (why auto cannot come back is known once it started).
+  const known: { noReturn?: string | undefined } = {};
+  const notePath = (now: 'udp' | 'tcp', changes: number): void => {
+    const noReturn = known.noReturn;
+    s.o.record.path = {
+      via: now,
+      since: new Date().toISOString(),
+      changes,
+      ...(noReturn ? { noReturn } : {}),
+    };
+    s.saveSoon();
+  };
+  const f = await s.o.runner.startForward(step, { address: serverAddress, port: serverPort }, udp, (c) => {
+    notePath(c.now, c.changes);
+    // Said after mosh-client exits; a path that keeps changing is summed up, not told change by change.
+    if (c.changes <= PATH_NOTES)
+      s.notes.push(`transport auto: ${c.now === 'tcp' ? 'switched to tcp' : 'back on udp'}, ${c.why}`);
+    else if (c.changes === PATH_NOTES + 1)
+      s.notes.push('transport auto: the path went on changing (moshctl status shows how often)');
+  });
   s.portOf(step.id).resolve(f.port);
+  if (step.udpFirst) known.noReturn = f.noReturn ?? (udp ? undefined : (s.udpFailed ?? 'no UDP path'));
+  notePath(f.mode, 0);
   const tcp = `forwarder on ${step.host} (${f.runtime ?? '?'}) ← 127.0.0.1 UDP ${f.port} here, through the ssh chain`;
   if (!step.udpFirst) return tcp;
   if (f.mode === 'udp')
@@ -70,3 +89,6 @@ export async function forwarderStep(step: ForwardStep, s: SetupState): Promise<s
   s.setupNotes.push(`transport auto: tcp from the start, ${s.udpFailed ?? 'no UDP path'}`);
   return `transport auto: tcp; ${tcp}`;
 }
+
+/** Path changes told one by one after the session (transport auto). */
+const PATH_NOTES = 6;

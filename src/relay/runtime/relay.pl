@@ -21,6 +21,11 @@ my $BATCH         = 64;     # datagrams per wakeup and socket, so one busy socke
 my $LINE_MAX      = 512;
 my $HOST          = qr/\A[A-Za-z0-9_.:%][A-Za-z0-9_.:%-]{0,252}\z/;    # never shell or option syntax
 my $TICK          = POSIX::sysconf(POSIX::_SC_CLK_TCK()) || 100;
+# transport auto's probes (src/relay/probe.ts): a mosh datagram to the server starts below 0x80.
+my $PROBE_ASK    = "\xffmoshctl-probe?";
+my $PROBE_ANSWER = "\xffmoshctl-probe!";
+my $PROBE_LEN    = length($PROBE_ASK) + 16 + 8;    # key, nonce
+my $PROBE_RATE   = 10;                              # answers a second at most, whoever asks
 
 # Monotonic seconds (10 ms steps): times(2) counts ticks since boot, unmoved by clock changes.
 sub now { return (POSIX::times())[0] / $TICK }
@@ -140,6 +145,7 @@ my %r = (
     pending => '', discarding => 0, control => 1,
     in      => 0, out => 0, dropped => 0,
     answered => 0, last_reply => undef, refused_since => undef,
+    probe_key => undef, probe_second => 0, probe_answers => 0,
 );
 
 sub watch   { vec($r{rin}, $_[0], 1) = 1 }
@@ -184,11 +190,26 @@ sub add {
 
 sub refusal { $r{refused_since} = now() unless defined $r{refused_since} }
 
+# A keyed probe is answered here and never passed on; a stranger's gets nothing.
+sub probe {
+    my ($data, $addr) = @_;
+    return unless length $data == $PROBE_LEN;
+    my $key = substr($data, length $PROBE_ASK, 16);
+    return if ($key ^ $r{probe_key}) =~ /[^\0]/;    # compares every byte, whichever differs
+    my $t = now();
+    @r{qw(probe_second probe_answers)} = ($t, 0) if $t - $r{probe_second} >= 1;
+    return if $r{probe_answers} >= $PROBE_RATE;
+    $r{probe_answers}++;
+    $r{alive_since} = $t;    # moshctl still means to use this path
+    send($r{listen}, $PROBE_ANSWER . substr($data, -8), MSG_DONTWAIT, $addr);
+}
+
 sub from_clients {
     for (1 .. $BATCH) {
         my $addr = recv($r{listen}, my $data, 65535, MSG_DONTWAIT);
         if (!defined $addr) { return if $! == EAGAIN || $! == EWOULDBLOCK; next }    # else e.g. a queued ICMP error
         $r{in}++;
+        if (defined $r{probe_key} && substr($data, 0, length $PROBE_ASK) eq $PROBE_ASK) { probe($data, $addr); next }
         my $e = $r{entries}{$addr} || add($addr);
         if (!$e) { $r{dropped}++; next }    # no target yet, or no socket to be had (EMFILE)
         $e->{last_client} = now();
@@ -224,6 +245,13 @@ sub status {
         scalar @e, $proven, $r{in}, $r{out}, $r{dropped}, $ago, show($r{target}));
 }
 
+sub set_probe_key {
+    my @w = @_;
+    return out('ERR PROBEKEY usage: PROBEKEY <32 hex digits>') unless @w == 1 && $w[0] =~ /\A[0-9a-f]{32}\z/;
+    $r{probe_key} = pack('H*', $w[0]);
+    out('OK PROBEKEY');
+}
+
 sub set_target {
     my @w = @_;
     return out('ERR TO usage: TO <host> <port>') unless @w == 2;
@@ -240,10 +268,11 @@ sub set_target {
 sub command {
     my ($line) = @_;
     if (length $line > $LINE_MAX) { out('ERR line too long'); return 0 }
-    if    ($line eq 'PING')   { out('PONG') }
+    if    ($line eq 'PING')   { $r{alive_since} = now(); out('PONG') }    # moshctl still runs this session
     elsif ($line eq 'STATUS') { out(status()) }
     elsif ($line eq 'QUIT')   { out('BYE'); return 1 }
     elsif ($line =~ /\ATO( |\z)/) { my (undef, @w) = split / /, $line, -1; set_target(@w) }
+    elsif ($line =~ /\APROBEKEY( |\z)/) { my (undef, @w) = split / /, $line, -1; set_probe_key(@w) }
     else                      { out('ERR unknown command') }
     return 0;
 }

@@ -9,13 +9,19 @@
 # to the next hop. mosh-server answers only the socket whose packets decrypted, so
 # roaming is authenticated by the server and the relay never needs the session key.
 #
-# Lifetime: it exits after --idle-timeout seconds without any upstream reply (only
-# replies count: spoofed client packets cannot keep it alive), after --refused-exit
+# transport auto: told a key (PROBEKEY), it answers probes that carry the key itself
+# and never forwards them (src/relay/probe.ts has the bytes and the why); without a
+# key it forwards them like any datagram, so the relay before it can pass them on.
+#
+# Lifetime: it exits after --idle-timeout seconds without any upstream reply, PING or
+# keyed probe (spoofed client packets cannot keep it alive), after --refused-exit
 # seconds of ICMP port unreachable with no reply (the server is gone: exit 4), on
 # QUIT, SIGTERM or SIGINT. EOF on stdin only ends the control channel: a dropped ssh
 # connection must not take a live session down with it. A relay not yet told where
 # to forward (no --to, no TO) exits on EOF: its setup failed and nobody can use it.
+import binascii
 import errno
+import hmac
 import os
 import re
 import selectors
@@ -38,6 +44,10 @@ SECONDS = re.compile(r"[0-9]{1,7}(\.[0-9]{1,3})?\Z")
 WHOLE = re.compile(r"[0-9]{1,5}\Z")
 # Literals and names only: no shell or option syntax ever reaches getaddrinfo.
 HOST = re.compile(r"[A-Za-z0-9_.:%]([A-Za-z0-9_.:%-]{0,252})\Z")
+# A mosh datagram to the server starts below 0x80 (its direction bit): never a probe.
+PROBE_ASK, PROBE_ANSWER = b"\xffmoshctl-probe?", b"\xffmoshctl-probe!"
+PROBE_LEN = len(PROBE_ASK) + 16 + 8  # key, nonce
+PROBE_RATE = 10  # answers a second at most, whoever asks
 
 
 class Out(object):
@@ -222,6 +232,8 @@ class Relay(object):
         self.last_reply = None
         self.refused_since = None
         self.next_expire = 0.0
+        self.probe_key = None
+        self.probe_second, self.probe_answers = 0.0, 0
 
     def run(self):
         """Returns the exit code."""
@@ -258,6 +270,9 @@ class Relay(object):
             except OSError:
                 continue  # e.g. a queued ICMP error; the socket itself is fine
             self.n_in += 1
+            if self.probe_key is not None and data[: len(PROBE_ASK)] == PROBE_ASK:
+                self.probe(data, addr)  # answered or not, never passed on
+                continue
             entry = self.entries.get(addr) or self.add(addr)
             if entry is None:
                 self.dropped += 1  # no target yet, or no socket to be had (EMFILE)
@@ -288,6 +303,21 @@ class Relay(object):
                 self.n_out += 1
             except OSError:
                 self.dropped += 1  # the client may be gone (it roamed); mosh retransmits
+
+    def probe(self, data, addr):
+        if len(data) != PROBE_LEN or not hmac.compare_digest(data[len(PROBE_ASK) : -8], self.probe_key):
+            return  # a stranger's: no answer, and no sign of life
+        now = time.monotonic()
+        if now - self.probe_second >= 1.0:
+            self.probe_second, self.probe_answers = now, 0
+        if self.probe_answers >= PROBE_RATE:
+            return
+        self.probe_answers += 1
+        self.alive_since = now  # moshctl still means to use this path
+        try:
+            self.listen.sendto(PROBE_ANSWER + data[-8:], addr)
+        except OSError:
+            pass
 
     def refusal(self):
         if self.refused_since is None:
@@ -363,6 +393,7 @@ class Relay(object):
             return False
         words = line.split(b" ")
         if line == b"PING":
+            self.alive_since = time.monotonic()  # moshctl still runs this session
             Out.line("PONG")
         elif line == b"STATUS":
             Out.line(self.status())
@@ -371,6 +402,8 @@ class Relay(object):
             return True
         elif words[0] == b"TO":
             self.set_target(words[1:])
+        elif words[0] == b"PROBEKEY":
+            self.set_probe_key(words[1:])
         else:
             Out.line("ERR unknown command")
         return False
@@ -390,6 +423,13 @@ class Relay(object):
         # A new next hop gets a fresh first-contact window, and has refused nothing yet.
         self.alive_since, self.answered, self.refused_since = time.monotonic(), False, None
         Out.line("OK TO %s %d" % (target[2], target[3]))
+
+    def set_probe_key(self, words):
+        if len(words) != 1 or not re.match(rb"[0-9a-f]{32}\Z", words[0]):
+            Out.line("ERR PROBEKEY usage: PROBEKEY <32 hex digits>")
+            return
+        self.probe_key = binascii.unhexlify(words[0])
+        Out.line("OK PROBEKEY")
 
     def status(self):
         proven = sum(1 for e in self.entries.values() if e.last_reply is not None)
