@@ -10,6 +10,7 @@ import { SH, shellJoin, shellQuote } from './shell.js';
 import type { KeptSession, ServerBind, ServerStep } from '../plan/types.js';
 import { checkPid, checkStarted, PROC_SH, stopPidScript } from './processes.js';
 import { checkAgentSocket } from '../forward/agent-link.js';
+import { SESSION_MARK_SH, SESSION_REPORT_SH } from './sshd-session.js';
 
 export function moshServerCommand(
   step: Pick<
@@ -214,6 +215,7 @@ export function moshServerKeptCommand(step: Parameters<typeof moshServerCommand>
   // One line, `;`-joined, for login shells that take no newline inside quotes
   // (csh); `&` ends a command by itself, so no `;` follows it.
   const script = [
+    SESSION_MARK_SH,
     // A write to a channel whose connection died fails instead of killing the shell.
     "trap '' PIPE",
     // A stop while mosh-server starts waits for its pid (sh runs the trap once `out=` returns).
@@ -222,8 +224,13 @@ export function moshServerKeptCommand(step: Parameters<typeof moshServerCommand>
     // Its own pid first: a mosh-server that hangs before saying anything is stopped with it.
     `echo "${KEEPER_MARK} $$ $(startof $$)"`,
     ...(step.bind.mode === 'ssh' ? [BOUND_SH] : []),
+    // The connection's session process (sshd-session.ts), found while mosh-server starts: this
+    // exec is the target's only one at set-up, so no other needs to ask (SshdSessions.tell).
+    `{ ${SESSION_REPORT_SH}; } & q_r=$!`,
     `out=$(${moshServerCommand(step)} 2>&1)`,
     'c=$?',
+    // Its line before mosh-server's: the step ends at the EXIT line.
+    'wait "$q_r" 2>/dev/null',
     // Not found (127) or cannot run (126): look where it usually is, in this same exec.
     LOCATE_SH,
     `s=\${out##*${DETACHED_AT}}`,
