@@ -35,7 +35,7 @@ import { parseSimple, QUIT } from '../relay/control.js';
 import { connectionDropped } from '../transport/errors.js';
 import { awaitLine } from '../transport/line-channel.js';
 import type { ExecResult, LineChannel, RemoteChain } from '../transport/types.js';
-import { preloadClient, startMoshClient, type ClientProcess } from './client.js';
+import { startMoshClient, type ClientProcess } from './client.js';
 import { ChainKeeper, type ChainOptions } from './chain-keeper.js';
 import { ChainSupervisor } from './chain-supervisor.js';
 import type { ChainConsumer } from './kept-chain.js';
@@ -145,9 +145,6 @@ export class SshRunner implements Runner {
   async connect(onReady?: (host: string) => void): Promise<{ reachedAddress: string | undefined }> {
     this.settingUp = true;
     const chain = await this.chains.connect(onReady);
-    // Loaded while mosh-server and the relays start (remote execs, mostly waiting), not while
-    // connecting: its ~60 ms of module loading held up the handshakes' replies (connect took ~70 ms longer).
-    preloadClient();
     const first = this.route[0];
     if (!first) throw new Error('bug: a session without hosts');
     return { reachedAddress: chain.reachedAddress ?? (await numericAddress(first)) };
