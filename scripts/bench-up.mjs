@@ -8,7 +8,6 @@
 //   BASTIONS=1,2       how many bastions (default 1,2)
 //   BENCH_OLD=PATH     another build's bin/moshctl.js (a checkout of an older commit, built),
 //                      measured in the same rounds beside this one, as "old"
-//   TIMING_RUNS=N      MOSHCTL_TIMING=1 runs per build (default 1; the first is printed)
 //   BENCH_OUT=FILE     also write the section there, and the raw figures as FILE.json
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -41,7 +40,6 @@ for (const bastions of bastionCounts) {
           rounds,
           builds,
           smoke: SMOKE,
-          timingRuns: Number(process.env.TIMING_RUNS ?? 1),
           log,
         }),
       );

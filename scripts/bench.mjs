@@ -16,14 +16,7 @@ import { measureRoaming, TICKER } from './bench-lib/roaming.mjs';
 import { forwardOptions, measureForwards } from './bench-lib/forwards.mjs';
 import { forwardsMissed, forwardsReport, forwardsSummary } from './bench-lib/forwards-report.mjs';
 import { manySessions } from './bench-lib/sessions.mjs';
-import {
-  firstOutputRound,
-  measureFloor,
-  medians,
-  SCRIPTS,
-  timeRun,
-  timingLines,
-} from './bench-lib/first-output.mjs';
+import { firstOutputRound, section1Row, SCRIPTS, timeRun, timingLines } from './bench-lib/first-output.mjs';
 import { firstOutputReport, floorOf } from './bench-lib/first-output-report.mjs';
 
 if (process.getuid?.() !== 0) {
@@ -139,10 +132,13 @@ async function upAndDown(lab, bastions, sshClient, { tcp = false } = {}) {
         await lab.blockUdp('client', false);
       }
     }
-    Object.assign(res, { ssh: fo['ssh.sleep'], up: fo['up.new.sleep'], mosh: fo['mosh.sleep'] });
-    const upNow = `${moshctl} up target -- sh -c '${SCRIPTS.exit}'`;
-    const timing = timingLines((await timeRun(upNow, { ...env, MOSHCTL_TIMING: '1' })).out);
-    const floor = await measureFloor(lab, SMOKE ? 1 : 5);
+    Object.assign(res, {
+      ssh: fo.runs['ssh.sleep'],
+      up: fo.runs['up.new.sleep'],
+      mosh: fo.runs['mosh.sleep'],
+    });
+    const section1 = section1Row({ bastions, sshClient, builds }, fo);
+    const timing = section1.timing.new[0] ?? [];
     const tcpTiming = tcp ? timingLines((await timeRun(upTcp, { ...env, MOSHCTL_TIMING: '1' })).out) : [];
     // down of a live session: up --no-connect leaves server and relay running.
     const argv = ['ip', 'netns', 'exec', ns, process.execPath, MOSHCTL, '-f', lab.configFile];
@@ -166,7 +162,7 @@ async function upAndDown(lab, bastions, sshClient, { tcp = false } = {}) {
     return {
       bastions,
       sshClient,
-      section1: { bastions, sshClient, med: medians(fo), timing: { new: [timing] }, floor },
+      section1,
       first: med('first'),
       total: med('total'),
       down: median(res.down),
@@ -526,6 +522,9 @@ p('```sh');
 p('sudo npm run bench                 # writes docs/benchmarks.md (ROUNDS=7)');
 p('sudo ROUNDS=15 npm run bench       # more rounds for `up`/`down` and roaming');
 p('sudo BENCH_SMOKE=1 node scripts/bench.mjs   # tiny run, report in a temp file (CI)');
+p(
+  'sudo node scripts/bench-up.mjs            # section 1 alone, printed (after npm run build; BENCH_OLD=…/bin/moshctl.js beside another build)',
+);
 p('sudo node scripts/bench-forwards.mjs      # section 9 alone, printed (after npm run build)');
 p('```');
 p();

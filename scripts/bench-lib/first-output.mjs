@@ -117,19 +117,45 @@ export function commands(lab) {
   return { ssh, up };
 }
 
+/** The figure of a `timing: NAME N ms …` line (MOSHCTL_TIMING=1), or undefined. */
+const timingOf = (lines, name) =>
+  Number(lines.map((l) => new RegExp(`^timing: ${name} (\\d+) ms`).exec(l)?.[1]).find(Boolean) ?? NaN);
+
 /**
- * One round of section 1: `ssh -J`, then each build's `moshctl up`, then mosh
- * alone, for each remote command; every figure in `res` (arrays keyed by
- * `ssh.sleep`, `up.NAME.exit`, `mosh.exit` and so on).
+ * One round of section 1: `ssh -J`, then each build's `moshctl up` (with
+ * MOSHCTL_TIMING=1, whose lines on stderr cost nothing measurable), then mosh
+ * alone, for each remote command; then one sample of each part of the floor.
+ * Runs go to `res.runs` (arrays keyed by `ssh.sleep`, `up.NAME.exit`,
+ * `mosh.exit` and so on), numbers to `res.parts`.
  */
 export async function firstOutputRound(lab, o, res) {
   const c = commands(lab);
-  const push = (key, r) => (res[key] ??= []).push(r);
+  res.runs ??= {};
+  res.parts ??= {};
+  const push = (key, r) => (res.runs[key] ??= []).push(r);
+  const part = (key, ms) => (res.parts[key] ??= []).push(ms);
   for (const [kind, script] of Object.entries(SCRIPTS)) {
     push(`ssh.${kind}`, await timeRun(c.ssh(script)));
-    for (const b of o.builds) push(`up.${b.name}.${kind}`, await timeRun(c.up(b, script), o.env));
+    for (const b of o.builds) {
+      const r = await timeRun(c.up(b, script), { ...o.env, MOSHCTL_TIMING: '1' });
+      const timing = timingLines(r.out);
+      push(`up.${b.name}.${kind}`, { first: r.first, total: r.total, timing });
+      part(`connect.${b.name}`, timingOf(timing, 'connect'));
+    }
     push(`mosh.${kind}`, await moshAlone(lab, script));
   }
+  await floorRound(lab, part);
+}
+
+/**
+ * What the report needs of one configuration: medians, and the timing lines
+ * of one measured run per build (the first round's, command exiting at once).
+ */
+export function section1Row(o, res) {
+  const timing = Object.fromEntries(
+    o.builds.map((b) => [b.name, (res.runs[`up.${b.name}.exit`] ?? []).map((r) => r.timing)]),
+  );
+  return { bastions: o.bastions, sshClient: o.sshClient, med: medians(res), timing };
 }
 
 /** Warms caches (binaries, keys, page cache) for every side before measuring. */
@@ -139,14 +165,17 @@ export async function warmUp(lab, o) {
   for (const b of o.builds) await timeRun(c.up(b, SCRIPTS.exit), o.env);
 }
 
-/** Medians of the first output and the end to end of every key a round filled. */
+/** Medians of the first output and the end to end of every run a round filled, and of every part. */
 export function medians(res) {
-  return Object.fromEntries(
-    Object.entries(res).map(([k, runs]) => [
-      k,
-      { first: median(runs.map((r) => r.first)), total: median(runs.map((r) => r.total)), n: runs.length },
-    ]),
-  );
+  return {
+    ...Object.fromEntries(
+      Object.entries(res.runs ?? {}).map(([k, runs]) => [
+        k,
+        { first: median(runs.map((r) => r.first)), total: median(runs.map((r) => r.total)), n: runs.length },
+      ]),
+    ),
+    parts: Object.fromEntries(Object.entries(res.parts ?? {}).map(([k, xs]) => [k, median(xs)])),
+  };
 }
 
 /**
@@ -193,7 +222,7 @@ function sshLogins(lab) {
  * ~/.bashrc when SSH_CLIENT is set), in the target's namespace, less
  * `/bin/sh -c true` there. What each exec on the target pays before its command runs.
  */
-function loginShellCost(lab, n) {
+function loginShellCost(lab) {
   const ns = lab.hosts.target.ns;
   const shell = spawnSync('getent', ['passwd', 'root'], { encoding: 'utf8' }).stdout.trim().split(':')[6];
   const env = {
@@ -205,54 +234,27 @@ function loginShellCost(lab, n) {
     SSH_CLIENT: '192.0.2.10 40000 22',
     SSH_CONNECTION: '192.0.2.10 40000 203.0.113.1 22',
   };
-  const diffs = [];
-  for (let i = 0; i < n; i++) {
-    const login = timeSync(['ip', 'netns', 'exec', ns, shell, '-c', 'true'], { env }).ms;
-    const plain = timeSync(['ip', 'netns', 'exec', ns, '/bin/sh', '-c', 'true'], { env }).ms;
-    diffs.push(login - plain);
-  }
-  return { shell, ms: median(diffs) };
-}
-
-/** `node -e 0` in the client's namespace: the least a Node program takes to start and exit. */
-function nodeStart(lab, n) {
-  const runs = [];
-  for (let i = 0; i < n; i++) runs.push(timeSync(lab.clientCommand([process.execPath, '-e', '0'])).ms);
-  return median(runs);
-}
-
-/** `mosh-server new` until its parent exits (it has printed MOSH CONNECT and detached). */
-function moshServerStart(lab, n) {
-  const runs = [];
-  for (let i = 0; i < n; i++) {
-    const s = moshServerNew(lab, 'true');
-    runs.push(s.ms);
-    killQuietly(s.pid);
-  }
-  return median(runs);
+  const login = timeSync(['ip', 'netns', 'exec', ns, shell, '-c', 'true'], { env }).ms;
+  const plain = timeSync(['ip', 'netns', 'exec', ns, '/bin/sh', '-c', 'true'], { env }).ms;
+  return login - plain;
 }
 
 /**
- * The parts of moshctl's first output it cannot shorten, each measured here:
- * see the report (first-output-report.mjs) for how they add up.
+ * One sample of each part of the floor, in the round's turn: `node -e 0` in
+ * the client's namespace (the least a Node program takes), OpenSSH's logins,
+ * the target's login shell, and `mosh-server new` until its parent exits (it
+ * has printed MOSH CONNECT and detached). See the report for how they add up.
  */
-export async function measureFloor(lab, n) {
-  const logins = [];
-  for (let i = 0; i < n; i++) logins.push(await sshLogins(lab));
-  const shell = loginShellCost(lab, n);
-  return {
-    node: nodeStart(lab, n),
-    sshLogins: median(logins),
-    loginShell: shell.ms,
-    shell: shell.shell,
-    moshServer: moshServerStart(lab, n),
-  };
+async function floorRound(lab, part) {
+  part('node', timeSync(lab.clientCommand([process.execPath, '-e', '0'])).ms);
+  part('sshLogins', await sshLogins(lab));
+  part('loginShell', loginShellCost(lab));
+  const s = moshServerNew(lab, 'true');
+  killQuietly(s.pid);
+  part('moshServer', s.ms);
 }
 
-/**
- * Section 1 alone for one lab: warm-up, `rounds` alternating rounds, `timingRuns`
- * runs of each build with MOSHCTL_TIMING=1, and the floor.
- */
+/** Section 1 alone for one lab: a warm-up, then `rounds` alternating rounds. */
 export async function measureFirstOutput(lab, o) {
   const state = mkdtempSync(join(tmpdir(), 'moshctl-bench-up-'));
   const env = { XDG_STATE_HOME: state };
@@ -264,17 +266,7 @@ export async function measureFirstOutput(lab, o) {
       o.log?.(`round ${i + 1}/${o.rounds}`);
       await firstOutputRound(lab, ctx, res);
     }
-    const timing = {};
-    const c = commands(lab);
-    for (const b of o.builds) {
-      timing[b.name] = [];
-      for (let i = 0; i < (o.timingRuns ?? 1); i++)
-        timing[b.name].push(
-          timingLines((await timeRun(c.up(b, SCRIPTS.exit), { ...env, MOSHCTL_TIMING: '1' })).out),
-        );
-    }
-    const floor = await measureFloor(lab, o.smoke ? 1 : 5);
-    return { bastions: o.bastions, sshClient: o.sshClient, med: medians(res), timing, floor };
+    return section1Row(o, res);
   } finally {
     for (const b of o.builds)
       spawnSync(
