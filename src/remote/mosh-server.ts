@@ -209,6 +209,13 @@ export function stopKeeperCommand(pid: number, started?: string): string {
  * when its channel closes (mosh-server, recorded, lives on: a roam only
  * takes the connection); a TERM (stopKeeperCommand) stops mosh-server once
  * `mosh-server new` has returned, and the keeper with it.
+ *
+ * It is the target's only exec at set-up, and it goes through the user's
+ * login shell on purpose, as mosh's own wrapper runs `mosh-server new` over
+ * ssh: the session's shell and command inherit what a remote command of the
+ * user gets (PATH and the rest from ~/.bashrc or ~/.zshenv). That shell's
+ * start is paid once; the connection's session process is found in the same
+ * exec (SESSION_REPORT_SH), while mosh-server starts.
  */
 export function moshServerKeptCommand(step: Parameters<typeof moshServerCommand>[0]): string {
   const stop = stopPidScript('mosh-server');
