@@ -7,6 +7,7 @@ import { EnvError } from '../errors.js';
 import { routeClient } from '../plan/route-client.js';
 import type { ConnectChain, Prompter, RemoteChain } from '../transport/types.js';
 import { isLocalAddress, localAddresses } from './address-watch.js';
+import type { SessionReport } from '../remote/sshd-session.js';
 import { SshdSessions } from './sshd-sessions.js';
 
 /** A live connection runs `true` well within this; a dead one never does. */
@@ -29,6 +30,8 @@ export interface ChainOptions {
   wrapChain?: (chain: RemoteChain) => RemoteChain;
   /** The one host (the target) that may be asked to forward the agent (ConnectOptions.agentFor). */
   agentFor?: string;
+  /** Hosts whose set-up command says its connection's session process (SshdSessions' constructor). */
+  sessionsFromSetup?: readonly string[];
 }
 
 /** What the keeper tells its owner: a chain opened; a host's connection dropped; a chain is gone for good. */
@@ -55,7 +58,7 @@ export class ChainKeeper {
   /** While connect() runs: the chain so far, for steps on the hops already open. */
   private partial: { chain: RemoteChain; reach: number } | undefined;
   /** The sshd process of each connection, so those of dead connections can be ended (a roam). */
-  private readonly sshd = new SshdSessions();
+  private readonly sshd: SshdSessions;
   /** Whether connect() opened the first chain; later chains learn their sshd sessions at once. */
   private connected = false;
   /** This machine's addresses when the open chain was opened. */
@@ -72,7 +75,14 @@ export class ChainKeeper {
     private readonly route: readonly SshHost[],
     private readonly opts: ChainOptions = {},
     private readonly events: ChainEvents = {},
-  ) {}
+  ) {
+    this.sshd = new SshdSessions(opts.sessionsFromSetup);
+  }
+
+  /** A set-up command over `chain` said (or did not say) `host`'s session process: see SshdSessions.tell. */
+  tellSession(chain: RemoteChain, host: string, report: SessionReport | undefined): void {
+    this.sshd.tell(chain, host, report);
+  }
 
   /**
    * Opens the chain through the whole route; `onReady` is told each host as it

@@ -1,6 +1,8 @@
 // mosh-client in the foreground: it owns the terminal until it exits. The key
 // travels in its environment only (mosh-client unsets it after reading), never
 // in argv where `ps` on this machine would show it.
+import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
 import { EnvError } from '../errors.js';
 import type { ClientProgram } from '../plan/types.js';
 
@@ -11,45 +13,45 @@ export interface ClientProcess {
 }
 
 /**
- * execa takes ~60 ms to load; loading it while the remote execs of set-up wait
- * keeps that off the path to mosh-client's first frame.
- */
-export function preloadClient(): void {
-  import('execa').catch(() => undefined);
-}
-
-/**
  * `program`: mosh.client and the variables mosh's wrapper sets for --predict,
  * --predict-overwrite and --no-init; the rest of the environment is moshctl's.
+ * Node's own child_process, not execa: loading execa took ~60-90 ms of the
+ * main thread, which set-up could only spend while its remote execs ran, and
+ * ssh2 decrypts their replies on that same thread (the exec request waits for
+ * the channel's confirmation).
  */
-export async function startMoshClient(
+export function startMoshClient(
   program: ClientProgram,
   address: string,
   port: number,
   key: string,
 ): Promise<ClientProcess> {
-  const { execa } = await import('execa');
-  const { constants } = await import('node:os');
-  const child = execa(program.path, [address, String(port)], {
+  const child = spawn(program.path, [address, String(port)], {
     stdio: 'inherit',
-    env: { ...program.env, MOSH_KEY: key },
-    extendEnv: true,
-    reject: false,
-    // Kills mosh-client if moshctl dies (not on SIGKILL); teardown still needs the record then.
-    cleanup: true,
+    env: { ...process.env, ...program.env, MOSH_KEY: key },
   });
-  const exited = child.then((r) => {
-    if (r.failed && r.exitCode === undefined && !r.signal) {
-      throw new EnvError(
-        `cannot run mosh-client (${program.path}): ${(r.shortMessage ?? 'failed to start').replaceAll(key, '<key>')}`,
-        clientMissingHint(program.path),
-        { host: 'local', step: 'client' },
+  // mosh-client must not outlive moshctl (an exit without teardown, a second
+  // Ctrl-C); a SIGKILL to moshctl is the one case left to the terminal's hangup.
+  const killOnExit = (): void => void child.kill('SIGTERM');
+  process.once('exit', killOnExit);
+  const exited = new Promise<number>((resolve, reject) => {
+    child.once('error', (e) => {
+      process.removeListener('exit', killOnExit);
+      reject(
+        new EnvError(
+          `cannot run mosh-client (${program.path}): ${e.message.replaceAll(key, '<key>')}`,
+          clientMissingHint(program.path),
+          { host: 'local', step: 'client' },
+        ),
       );
-    }
-    if (r.signal) return 128 + (constants.signals[r.signal] ?? 0);
-    return r.exitCode ?? 1;
+    });
+    child.once('exit', (code, signal) => {
+      process.removeListener('exit', killOnExit);
+      if (signal) resolve(128 + (constants.signals[signal] ?? 0));
+      else resolve(code ?? 1);
+    });
   });
-  return { exited, kill: (signal) => void child.kill(signal) };
+  return Promise.resolve({ exited, kill: (signal) => void child.kill(signal) });
 }
 
 /** How to get a mosh-client moshctl can run: install mosh, or name it (mosh.client, --client). */

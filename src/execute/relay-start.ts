@@ -15,6 +15,7 @@ import {
 import { parseListen, parseOk, parseProbeKeyOk, probeKeyLine, toLine } from '../relay/control.js';
 import { relayLaunch } from '../relay/launch.js';
 import { readRelayPrograms } from '../relay/script.js';
+import { parseSessionReport, withSessionReport, type SessionReport } from '../remote/sshd-session.js';
 import { awaitLine } from '../transport/line-channel.js';
 import type { LineChannel, RemoteChain } from '../transport/types.js';
 import type { OnStarted, RelayStarted } from './runner.js';
@@ -51,11 +52,14 @@ export async function startRelayOn(
  * Starts a python3 or perl relay without a next hop: it binds and reports its
  * port at once (`onStarted` is told then). 'fallback' when neither runs and
  * `auto` may use socat, which can only start once the next hop's port is known.
+ * The same exec first says the connection's session process (`onSession`,
+ * see SshdSessions.tell), so the hop needs no exec of its own for that.
  */
 export async function launchRelay(
   chain: RemoteChain,
   step: RelayStep,
   onStarted?: OnStarted,
+  onSession?: (report: SessionReport) => void,
 ): Promise<(RelayOnHop & { channel: LineChannel }) | 'fallback'> {
   const where = { host: step.host, step: 'start relay' };
   if (step.runtime === 'socat' || step.runtime === 'nc') return 'fallback';
@@ -63,9 +67,19 @@ export async function launchRelay(
     { runtime: step.runtime, listen: step.listen, idleTimeout: step.idleTimeout },
     await readRelayPrograms(),
   );
-  const channel = await chain.openChannel(step.host, launch.command, { stdin: launch.stdin });
+  const channel = await chain.openChannel(step.host, withSessionReport(launch.command), {
+    stdin: launch.stdin,
+  });
   // A login script may print first (an rc file that echoes): read past it to the relay's own line.
-  const listen = await awaitLine(channel, parseListen, START_TIMEOUT_MS);
+  let session: SessionReport | undefined;
+  const listen = await awaitLine(
+    channel,
+    (l) => {
+      if (session === undefined && (session = parseSessionReport(l))) onSession?.(session);
+      return parseListen(l);
+    },
+    START_TIMEOUT_MS,
+  );
   if (!listen) {
     channel.end();
     if (channel.isClosed && !channel.stderr().trim())

@@ -19,6 +19,7 @@ import {
   redactKey,
   stopKeeperCommand,
 } from '../remote/mosh-server.js';
+import { parseSessionReport, type SessionReport } from '../remote/sshd-session.js';
 import { closedWhileRunning } from '../transport/errors.js';
 import { awaitLine } from '../transport/line-channel.js';
 import type { ExecResult, LineChannel, RemoteChain } from '../transport/types.js';
@@ -32,21 +33,28 @@ const SERVER_TIMEOUT_MS = 20_000;
  * soon as it says its pid, then mosh-server; once it returned from that, the
  * keeper hears KEPT (until then it stops mosh-server if its channel closes).
  * `ask` runs a short command on the target (to stop a mosh-server that said
- * nothing in time).
+ * nothing in time). `onSession` is told the connection's session process
+ * when the keeper reported it (see SshdSessions.tell).
  */
 export async function startMoshServer(
   chain: RemoteChain,
   step: ServerStep,
   ask: (command: string) => Promise<ExecResult>,
   onStarted?: OnStarted,
+  onSession?: (report: SessionReport) => void,
 ): Promise<ServerStarted & { channel: LineChannel }> {
   const channel = await chain.openChannel(step.host, moshServerKeptCommand(step), { stdin: '' });
   // mosh-server's output, both streams merged, up to the line saying its parent exited.
   const lines: string[] = [];
   let keeper: ReturnType<typeof parseKeeper>;
+  let session: SessionReport | undefined;
   const code = await awaitLine(
     channel,
     (l) => {
+      if (session === undefined && (session = parseSessionReport(l))) {
+        onSession?.(session);
+        return undefined;
+      }
       lines.push(l);
       if (keeper === undefined && (keeper = parseKeeper(l))) onStarted?.({ kind: 'keeper', ...keeper });
       return parseServerExit(l);

@@ -9,10 +9,12 @@ import type {
   AgentStep,
   ClientProgram,
   ForwardStep,
+  Plan,
   PortForwardStep,
   RelayStep,
   ServerStep,
 } from '../plan/types.js';
+import type { SessionReport } from '../remote/sshd-session.js';
 import { forwarderLaunch } from '../tcp/launch.js';
 import { readForwarderPrograms } from '../tcp/script.js';
 import { TcpTunnel, type PathChange } from './tcp-tunnel.js';
@@ -33,8 +35,8 @@ import {
 import { parseSimple, QUIT } from '../relay/control.js';
 import { connectionDropped } from '../transport/errors.js';
 import { awaitLine } from '../transport/line-channel.js';
-import type { ExecResult, LineChannel } from '../transport/types.js';
-import { preloadClient, startMoshClient, type ClientProcess } from './client.js';
+import type { ExecResult, LineChannel, RemoteChain } from '../transport/types.js';
+import { startMoshClient, type ClientProcess } from './client.js';
 import { ChainKeeper, type ChainOptions } from './chain-keeper.js';
 import { ChainSupervisor } from './chain-supervisor.js';
 import type { ChainConsumer } from './kept-chain.js';
@@ -86,6 +88,18 @@ function stopTimeoutMs(host: SshHost | undefined): number {
 
 export type SshRunnerOptions = ChainOptions;
 
+/**
+ * The hosts where a set-up step of `plan` runs a command that also says the
+ * hop's session process (ChainOptions.sessionsFromSetup): mosh-server's
+ * keeper on the target, and a python3 or perl relay (any relay that is not
+ * socat or nc from the start). Those hops get no exec of their own for it.
+ */
+export function sessionsFromSetup(plan: Pick<Plan, 'steps'>): string[] {
+  return plan.steps
+    .filter((s) => s.kind === 'server' || (s.kind === 'relay' && !s.targetAtStart))
+    .map((s) => s.host);
+}
+
 /** MOSHCTL_SSH_CONFIG as a runner option: `ssh -F FILE` for the openssh client. */
 export function sshConfigOption(
   env: Readonly<Record<string, string | undefined>>,
@@ -136,9 +150,6 @@ export class SshRunner implements Runner {
   async connect(onReady?: (host: string) => void): Promise<{ reachedAddress: string | undefined }> {
     this.settingUp = true;
     const chain = await this.chains.connect(onReady);
-    // Loaded while mosh-server and the relays start (remote execs, mostly waiting), not while
-    // connecting: its ~60 ms of module loading held up the handshakes' replies (connect took ~70 ms longer).
-    preloadClient();
     const first = this.route[0];
     if (!first) throw new Error('bug: a session without hosts');
     return { reachedAddress: chain.reachedAddress ?? (await numericAddress(first)) };
@@ -170,15 +181,42 @@ export class SshRunner implements Runner {
   startServer(step: ServerStep, onStarted?: OnStarted): Promise<ServerStarted> {
     return this.setupStep(async () => {
       const chain = await this.chains.ensure(step.host);
-      const { channel, ...started } = await startMoshServer(
-        chain,
-        step,
-        (command) => this.ask(step.host, command),
-        onStarted,
-      );
-      this.server = { pid: started.pid, channel };
-      return started;
+      const session = this.sessionReport(chain, step.host);
+      try {
+        const { channel, ...started } = await startMoshServer(
+          chain,
+          step,
+          (command) => this.ask(step.host, command),
+          onStarted,
+          session.said,
+        );
+        this.server = { pid: started.pid, channel };
+        return started;
+      } finally {
+        session.done();
+      }
     });
+  }
+
+  /**
+   * What a set-up command over `chain` says of `host`'s session process goes to
+   * the keeper (`said`); `done` once it ended, so a host whose command said
+   * nothing is asked by an exec of its own (see sessionsFromSetup).
+   */
+  private sessionReport(
+    chain: RemoteChain,
+    host: string,
+  ): { said: (r: SessionReport) => void; done: () => void } {
+    let said = false;
+    return {
+      said: (r) => {
+        said = true;
+        this.chains.tellSession(chain, host, r);
+      },
+      done: () => {
+        if (!said) this.chains.tellSession(chain, host, undefined);
+      },
+    };
   }
 
   startRelay(
@@ -194,9 +232,14 @@ export class SshRunner implements Runner {
           forwardPort,
           await startRelayOn(chain, step, forwardPort, onStarted, this.probeKeyFor(step)),
         );
-      const launched = await launchRelay(chain, step, onStarted);
-      if (launched === 'fallback') return undefined;
-      return this.track(step, undefined, launched);
+      const session = this.sessionReport(chain, step.host);
+      try {
+        const launched = await launchRelay(chain, step, onStarted, session.said);
+        if (launched === 'fallback') return undefined;
+        return this.track(step, undefined, launched);
+      } finally {
+        session.done();
+      }
     });
   }
 

@@ -10,6 +10,7 @@ import { SH, shellJoin, shellQuote } from './shell.js';
 import type { KeptSession, ServerBind, ServerStep } from '../plan/types.js';
 import { checkPid, checkStarted, PROC_SH, stopPidScript } from './processes.js';
 import { checkAgentSocket } from '../forward/agent-link.js';
+import { SESSION_MARK_SH, SESSION_REPORT_SH } from './sshd-session.js';
 
 export function moshServerCommand(
   step: Pick<
@@ -208,12 +209,20 @@ export function stopKeeperCommand(pid: number, started?: string): string {
  * when its channel closes (mosh-server, recorded, lives on: a roam only
  * takes the connection); a TERM (stopKeeperCommand) stops mosh-server once
  * `mosh-server new` has returned, and the keeper with it.
+ *
+ * It is the target's only exec at set-up, and it goes through the user's
+ * login shell on purpose, as mosh's own wrapper runs `mosh-server new` over
+ * ssh: the session's shell and command inherit what a remote command of the
+ * user gets (PATH and the rest from ~/.bashrc or ~/.zshenv). That shell's
+ * start is paid once; the connection's session process is found in the same
+ * exec (SESSION_REPORT_SH), while mosh-server starts.
  */
 export function moshServerKeptCommand(step: Parameters<typeof moshServerCommand>[0]): string {
   const stop = stopPidScript('mosh-server');
   // One line, `;`-joined, for login shells that take no newline inside quotes
   // (csh); `&` ends a command by itself, so no `;` follows it.
   const script = [
+    SESSION_MARK_SH,
     // A write to a channel whose connection died fails instead of killing the shell.
     "trap '' PIPE",
     // A stop while mosh-server starts waits for its pid (sh runs the trap once `out=` returns).
@@ -222,8 +231,13 @@ export function moshServerKeptCommand(step: Parameters<typeof moshServerCommand>
     // Its own pid first: a mosh-server that hangs before saying anything is stopped with it.
     `echo "${KEEPER_MARK} $$ $(startof $$)"`,
     ...(step.bind.mode === 'ssh' ? [BOUND_SH] : []),
+    // The connection's session process (sshd-session.ts), found while mosh-server starts: this
+    // exec is the target's only one at set-up, so no other needs to ask (SshdSessions.tell).
+    `{ ${SESSION_REPORT_SH}; } & q_r=$!`,
     `out=$(${moshServerCommand(step)} 2>&1)`,
     'c=$?',
+    // Its line before mosh-server's: the step ends at the EXIT line.
+    'wait "$q_r" 2>/dev/null',
     // Not found (127) or cannot run (126): look where it usually is, in this same exec.
     LOCATE_SH,
     `s=\${out##*${DETACHED_AT}}`,

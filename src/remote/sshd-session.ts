@@ -37,16 +37,37 @@ const WALK = [
   '[ "$n" -lt 16 ] || p=',
 ].join('; ');
 
+/**
+ * sh, for a script whose own text carries SESSION_MARK_SH and that has
+ * PROC_SH: prints `MOSHCTL-SSHD PID START` for the connection it runs over,
+ * or `MOSHCTL-SSHD none`. Sets p, n and s.
+ */
+export const SESSION_REPORT_SH = [
+  WALK,
+  `s=; [ -z "$p" ] || s=$(startof "$p")`,
+  `if [ -n "$s" ]; then echo "${MARK} $p $s"; else echo "${MARK} none"; fi`,
+].join('; ');
+
+/** The words that mark a command's text for the walk (see SESSION_REPORT_SH): a no-op in sh. */
+export const SESSION_MARK_SH = `: ${WALK_MARK}`;
+
 /** Prints `MOSHCTL-SSHD PID START` for the connection it runs over, or `MOSHCTL-SSHD none`. */
 export function ownSshdCommand(): string {
-  const script = [
-    `: ${WALK_MARK}`,
-    PROC_SH,
-    WALK,
-    `s=; [ -z "$p" ] || s=$(startof "$p")`,
-    `if [ -n "$s" ]; then echo "${MARK} $p $s"; else echo "${MARK} none"; fi`,
-  ].join('; ');
+  const script = [SESSION_MARK_SH, PROC_SH, SESSION_REPORT_SH].join('; ');
   return `${SH} -c ${shellQuote(script)}`;
+}
+
+/**
+ * `command` (one simple command: a program and its words, such as a
+ * `/bin/sh -c SCRIPT ARGS...` line) run after a line saying the connection's
+ * session process, as ownSshdCommand would: so a command that runs on a hop
+ * anyway spares the hop an exec of its own for that. The words of `command`
+ * are handed on as they are (`exec "$0" "$@"`), never quoted a second time:
+ * a fish login shell reads `\'` inside single quotes as an escape.
+ */
+export function withSessionReport(command: string): string {
+  const script = [SESSION_MARK_SH, PROC_SH, SESSION_REPORT_SH, 'exec "$0" "$@"'].join('; ');
+  return `${SH} -c ${shellQuote(script)} ${command}`;
 }
 
 export function parseOwnSshd(stdout: string): SshdSession | undefined {
@@ -55,6 +76,18 @@ export function parseOwnSshd(stdout: string): SshdSession | undefined {
   const started = (m[2] ?? '').trim();
   const pid = Number(m[1]);
   return STARTED.test(started) && pid > 1 ? { pid, started } : undefined;
+}
+
+/**
+ * What a set-up command reported of its connection's session, from one line:
+ * the session, `none` (the host cannot say: no /proc), or undefined for any
+ * other line.
+ */
+export type SessionReport = SshdSession | 'none';
+
+export function parseSessionReport(line: string): SessionReport | undefined {
+  if (line.trim() === `${MARK} none`) return 'none';
+  return line.startsWith(`${MARK} `) ? parseOwnSshd(line) : undefined;
 }
 
 export type EndOutcome = 'ended' | 'gone' | 'other' | 'self' | 'denied';

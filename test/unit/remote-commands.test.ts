@@ -658,11 +658,11 @@ describe('mosh-server in a kept tmux or screen session (mosh.session)', () => {
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
     await new Promise((r) => child.on('close', r));
-    // moshctl's own marker lines (the keeper's pid) are not mosh-server's output.
+    // moshctl's own marker lines (the keeper's pid, the connection's session) are not mosh-server's output.
     const lines = out
       .trim()
       .split('\n')
-      .filter((l) => !l.startsWith('MOSHCTL-SERVER KEEPER '));
+      .filter((l) => !l.startsWith('MOSHCTL-SERVER KEEPER ') && !l.startsWith('MOSHCTL-SSHD '));
     const code = parseServerExit(lines.pop() ?? '');
     return { out: lines.join('\n'), code };
   };

@@ -84,6 +84,56 @@ describe('SshdSessions', () => {
   });
 });
 
+describe('SshdSessions with set-up commands that say the session', () => {
+  const learned = (sshd: SshdSessions, next: RemoteChain & { ran: string[] }) => {
+    sshd.endOrphans(next);
+    return sshd.settled().then(() => next.ran.map((c) => /o=(\d+)/.exec(c)?.[1]).filter(Boolean));
+  };
+
+  it('asks only the hosts no set-up command covers, and keeps what the others said, before or after learn()', async () => {
+    const sshd = new SshdSessions(['bastion', 'target']);
+    const chain = fakeChain({ bastion: 101, bastion2: 151, target: 202 });
+    sshd.tell(chain, 'bastion', { pid: 101, started: STARTED }); // a relay, before the chain was whole
+    sshd.learn(chain);
+    sshd.tell(chain, 'target', { pid: 202, started: STARTED }); // mosh-server's keeper, after
+    await tick();
+    expect(chain.ran.map((c) => c.split(':')[0])).toEqual(['bastion2']);
+    sshd.lost(chain, chain.hostNames);
+    const ends = await learned(sshd, fakeChain({ bastion: 1, bastion2: 2, target: 3 }));
+    expect(ends.sort()).toEqual(['101', '151', '202']);
+  });
+
+  it('asks a covered host whose command said nothing, and not one that said none (no /proc)', async () => {
+    const sshd = new SshdSessions(['bastion', 'target']);
+    const chain = fakeChain({ bastion: 101, target: 202 });
+    sshd.learn(chain);
+    sshd.tell(chain, 'bastion', 'none');
+    sshd.tell(chain, 'target', undefined);
+    await tick();
+    expect(chain.ran.map((c) => c.split(':')[0])).toEqual(['target']);
+    sshd.tell(chain, 'target', { pid: 999, started: STARTED }); // late and unasked for: ignored
+    sshd.lost(chain, chain.hostNames);
+    expect(await learned(sshd, fakeChain({ bastion: 1, target: 3 }))).toEqual(['202']);
+  });
+
+  it('asks every host of a later chain, and ignores what is said over another chain', async () => {
+    const sshd = new SshdSessions(['target']);
+    const first = fakeChain({ target: 202 });
+    const other = fakeChain({ target: 303 });
+    sshd.tell(other, 'target', { pid: 303, started: STARTED });
+    sshd.learn(first);
+    await tick();
+    expect(first.ran).toEqual([]); // waits for its own chain's command
+    sshd.tell(first, 'target', { pid: 202, started: STARTED });
+    sshd.lost(first, ['target']);
+    const second = fakeChain({ target: 404 });
+    sshd.learn(second);
+    await tick();
+    expect(second.ran).toEqual([`target: ${ownSshdCommand()}`]);
+    expect(await learned(sshd, second)).toEqual(['202']);
+  });
+});
+
 describe('sshd session commands', () => {
   const sh = (cmd: string): string => execFileSync('sh', ['-c', cmd], { encoding: 'utf8' });
 

@@ -4,7 +4,8 @@
 // where nothing can see a pid, which must answer "unknown" and signal nothing.
 // Against real processes started here, stopped by pid afterwards.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { targetCheckCommand, parseTargetCheck } from '../../src/doctor/remote.js';
@@ -16,7 +17,12 @@ import {
   relayAliveCommand,
   stopRelayCommand,
 } from '../../src/relay/commands.js';
-import { moshServerCommand, moshServerFailure, stopKeeperCommand } from '../../src/remote/mosh-server.js';
+import {
+  moshServerCommand,
+  moshServerFailure,
+  moshServerKeptCommand,
+  stopKeeperCommand,
+} from '../../src/remote/mosh-server.js';
 import {
   aliveCommand,
   parseAlive,
@@ -25,11 +31,21 @@ import {
   stopByPidCommand,
 } from '../../src/remote/processes.js';
 import { shellQuote } from '../../src/remote/shell.js';
-import { endSshdCommand, ownSshdCommand, parseEndSshd, parseOwnSshd } from '../../src/remote/sshd-session.js';
+import {
+  endSshdCommand,
+  ownSshdCommand,
+  parseEndSshd,
+  parseOwnSshd,
+  withSessionReport,
+} from '../../src/remote/sshd-session.js';
 import { makeUserlands } from '../support/userlands.js';
 
 const { userlands, cleanup } = makeUserlands();
-afterAll(cleanup);
+const tmp = mkdtempSync(`${tmpdir()}/moshctl-userlands-test-`);
+afterAll(() => {
+  cleanup();
+  rmSync(tmp, { recursive: true, force: true });
+});
 
 function startOf(pid: number): string {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -183,6 +199,45 @@ describe.each(userlands)('on $label', (u) => {
         // This test process stands for the server's session process: it started the login shell.
         if (u.proc) expect(session, r.stderr).toEqual({ pid: process.pid, started: startOf(process.pid) });
         else expect(r.stdout.trim(), r.stderr).toBe('MOSHCTL-SSHD none');
+      }
+    },
+    SLOW,
+  );
+
+  it.skipIf(u.skip)(
+    "set-up commands say the same session process first: a wrapped command, and mosh-server's keeper",
+    () => {
+      const expected = u.proc ? `MOSHCTL-SSHD ${process.pid} ${startOf(process.pid)}` : 'MOSHCTL-SSHD none';
+      // A fake mosh-server that says what the real one says and detaches nothing.
+      const fake = `${tmp}/fake-mosh-server`;
+      writeFileSync(
+        fake,
+        "#!/bin/sh\necho 'MOSH CONNECT 60001 AAAAAAAAAAAAAAAAAAAAAA'\necho '[mosh-server detached, pid = 4194300]' >&2\n",
+        { mode: 0o755 },
+      );
+      const keeper = moshServerKeptCommand({
+        ports: { from: 60001, to: 60010 },
+        networkTimeout: 60,
+        signalTimeout: 60,
+        locale: 'C.UTF-8',
+        bind: { mode: 'any', why: 'test' },
+        program: fake,
+      });
+      for (const loginForks of [false, true]) {
+        const wrapped = u.run(
+          withSessionReport(`/bin/sh -c ${shellQuote('echo "[$0]" "$@"')} name a 'b c'`),
+          {
+            loginForks,
+          },
+        );
+        expect(wrapped.stdout, wrapped.stderr).toBe(`${expected}\n[name] a b c\n`);
+        const kept = u.run(keeper, { loginForks }).stdout.split('\n');
+        expect(kept.filter((l) => l.startsWith('MOSHCTL-SSHD '))).toEqual([expected]);
+        // Before mosh-server's own lines, and before the line the step ends at.
+        expect(kept.findIndex((l) => l.startsWith('MOSHCTL-SSHD '))).toBeLessThan(
+          kept.findIndex((l) => l.startsWith('MOSH CONNECT ')),
+        );
+        expect(kept).toContain('MOSHCTL-SERVER EXIT 0');
       }
     },
     SLOW,

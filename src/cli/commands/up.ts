@@ -7,7 +7,7 @@ import { toSshHost, type HostConfig } from '../../config/types.js';
 import { EnvError, ExitCode, Interrupted, UserError } from '../../errors.js';
 import { execute } from '../../execute/executor.js';
 import { SignalTrap } from '../../execute/signals.js';
-import { SshRunner, sshConfigOption } from '../../execute/ssh-runner.js';
+import { SshRunner, sessionsFromSetup, sshConfigOption } from '../../execute/ssh-runner.js';
 import { debugChainOption } from '../../transport/debug-chain.js';
 import { timed } from '../../execute/timed-runner.js';
 import { planUp } from '../../plan/plan.js';
@@ -101,6 +101,7 @@ export async function up(ctx: CommandContext): Promise<number> {
     prompter: terminalPrompter(),
     // Only the target may be asked for the agent, and only when the plan forwards it.
     ...(agentStep ? { agentFor: agentStep.host } : {}),
+    sessionsFromSetup: sessionsFromSetup(plan),
     ...sshConfigOption(ctx.io.env),
     ...debugChainOption(ctx.io.env, ctx.io.stderr),
   });
