@@ -1,11 +1,11 @@
 // Runs one command line: parses it, loads the command, reports what went wrong
 // (report.ts). Commands are imported on demand so `validate` never loads ssh2 or listr2.
 import { ExitCode } from '../errors.js';
-import { debugEnabled } from '../transport/debug-chain.js';
+import { debugEnabled } from '../transport/debug-env.js';
 import { parseCommandLine } from './args.js';
 import type { CommandContext } from './context.js';
 import { commandHelp, mainHelp } from './help.js';
-import { processIo, type Io } from './io.js';
+import { processIo, withEnv, type Io } from './io.js';
 import { report, version } from './report.js';
 
 type Run = (ctx: CommandContext) => Promise<number>;
@@ -54,7 +54,7 @@ export async function main(argv: string[], io?: Io): Promise<number> {
     const files = (values.file as string[] | undefined) ?? [];
     // --debug reaches code that sees only the environment (each remote command is logged where a runner is made).
     const env = debug && !debugEnabled(io.env) ? { ...io.env, MOSHCTL_DEBUG: '1' } : io.env;
-    return await run({ io: { ...io, env }, files, values, positionals, rest, debug });
+    return await run({ io: withEnv(io, env), files, values, positionals, rest, debug });
   } catch (error) {
     return report(error, io, debug);
   }
