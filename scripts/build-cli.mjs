@@ -144,7 +144,9 @@ async function coreModules() {
     plugins: [lazyBuiltins(), commandsApart(commandModules())],
   });
   const modules = Object.keys(metafile.inputs).filter((p) => p.startsWith('src/'));
-  const outside = Object.keys(metafile.inputs).filter((p) => !p.startsWith('src/'));
+  const outside = Object.keys(metafile.inputs).filter(
+    (p) => !p.startsWith('src/') && !p.startsWith('lazy-builtin:'),
+  );
   if (outside.length > 0)
     throw new Error(`build-cli: ${MAIN} loads packages at start: ${outside.join(', ')}`);
   return modules;
