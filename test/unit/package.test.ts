@@ -207,6 +207,8 @@ describe.skipIf(notBuilt)('the npm package', () => {
         ...process.env,
         MOSHCTL_SSH_CONFIG: '/dev/null',
         XDG_STATE_HOME: join(project, 'state'),
+        // bin/code-cache.js keeps V8's code cache there.
+        XDG_CACHE_HOME: join(project, 'cache'),
       };
       delete env.MOSHCTL_FILE;
       delete env.MOSHCTL_DEBUG;
@@ -251,12 +253,15 @@ describe.skipIf(notBuilt)('the npm package', () => {
       writeFileSync(join(project, 'broken.yaml'), 'version: 2\nhosts:\n  dev-box: {adress: 10.0.3.12}\n');
     }, TIMEOUT);
 
-    it('moshctl --version prints the version of package.json', async () => {
-      expect(await run(moshctl, ['--version'], project, cliEnv())).toEqual({
-        code: 0,
-        stdout: `moshctl ${pkg.version}\n`,
-        stderr: '',
-      });
+    it('moshctl --version prints the version of package.json, the first time and from its code cache', async () => {
+      for (let i = 0; i < 2; i++) {
+        expect(await run(moshctl, ['--version'], project, cliEnv())).toEqual({
+          code: 0,
+          stdout: `moshctl ${pkg.version}\n`,
+          stderr: '',
+        });
+      }
+      expect(readdirSync(join(project, 'cache/moshctl/code-cache'))).toHaveLength(1);
     });
 
     it('moshctl validate -f accepts a good file and refuses a bad one with exit 2', async () => {
