@@ -23,7 +23,15 @@
 //   node scripts/build-cli.mjs           dist/bundle/, with dist/config/schema-validator.cjs
 //   node scripts/build-cli.mjs OUTDIR    elsewhere (tests), without it: the schema is compiled at run time
 import { build } from 'esbuild';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { basename, join, relative, resolve } from 'node:path';
 import { createRequire, isBuiltin } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -32,14 +40,24 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const MAIN = 'src/cli/main.ts';
 const CORE = 'moshctl.cjs';
 const VALIDATOR = 'schema-validator.cjs';
+const NOTICES = 'THIRD-PARTY-NOTICES.txt';
 
-/** The programs sent to hosts, read from ./runtime/ beside the module that sends them. */
-const RUNTIME_FILES = [
-  'src/relay/runtime/relay.py',
-  'src/relay/runtime/relay.pl',
-  'src/tcp/runtime/forwarder.py',
-  'src/tcp/runtime/forwarder.pl',
-];
+/**
+ * The programs sent to hosts, src/<folder>/runtime/<file>, read from ./runtime/
+ * beside the module that sends them (src/relay/script.ts, src/tcp/script.ts):
+ * in the bundle one folder holds them all, so their names must differ.
+ */
+function runtimeFiles() {
+  const files = readdirSync(join(root, 'src'), { withFileTypes: true })
+    .filter((d) => d.isDirectory() && existsSync(join(root, 'src', d.name, 'runtime')))
+    .flatMap((d) =>
+      readdirSync(join(root, 'src', d.name, 'runtime')).map((f) => `src/${d.name}/runtime/${f}`),
+    );
+  const names = files.map((f) => basename(f));
+  const twice = names.filter((n, i) => names.indexOf(n) !== i);
+  if (twice.length > 0) throw new Error(`build-cli: two runtime programs named ${twice.join(', ')}`);
+  return files;
+}
 
 /**
  * Node's own modules that a fresh process has not loaded yet and that cost
@@ -97,31 +115,61 @@ export async function buildCli({
   rmSync(outdir, { recursive: true, force: true });
   const commands = commandModules();
   const core = await coreModules();
-  await build({
+  const inputs = [];
+  const built = async (options) => {
+    const { metafile } = await build({ ...options, metafile: true });
+    inputs.push(...Object.keys(metafile.inputs));
+  };
+  await built({
     ...common,
     stdin: { contents: coreEntry(core), resolveDir: root, sourcefile: 'moshctl-core.js', loader: 'js' },
     outfile: join(outdir, CORE),
     plugins: [lazyBuiltins(), commandsApart(commands)],
   });
-  await build({
+  await built({
     ...common,
     entryPoints: Object.fromEntries(commands.map((c) => [`command-${c.name}`, c.path])),
     outdir,
     outExtension: { '.js': '.cjs' },
     plugins: [lazyBuiltins(), fromCore(core), vendorsApart()],
   });
-  await build({
+  await built({
     ...common,
     entryPoints: Object.fromEntries(VENDORS.map((v) => [`vendor-${v}`, v])),
     outdir,
     outExtension: { '.js': '.cjs' },
   });
   mkdirSync(join(outdir, 'runtime'), { recursive: true });
-  for (const file of RUNTIME_FILES) copyFileSync(join(root, file), join(outdir, 'runtime', basename(file)));
+  for (const file of runtimeFiles()) copyFileSync(join(root, file), join(outdir, 'runtime', basename(file)));
   const precompiled = Boolean(validator && existsSync(validator));
-  if (precompiled) await build({ ...common, entryPoints: [validator], outfile: join(outdir, VALIDATOR) });
+  if (precompiled) await built({ ...common, entryPoints: [validator], outfile: join(outdir, VALIDATOR) });
+  writeNotices(join(outdir, NOTICES), inputs);
   // Without it src/config/schema.ts compiles the schema: slower, not wrong.
   checkPaths(outdir, precompiled ? [] : [`./${VALIDATOR}`]);
+}
+
+/**
+ * The packages the bundle holds copies of, each with its license: their
+ * licenses (MIT, ISC and the like) ask that copies carry the notice.
+ */
+function writeNotices(file, inputs) {
+  const dirs = new Set(
+    inputs.flatMap((p) => {
+      const m = /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(p);
+      return m ? [m[1]] : [];
+    }),
+  );
+  const parts = [...dirs].sort().map((dir) => {
+    const pkg = JSON.parse(readFileSync(join(root, dir, 'package.json'), 'utf8'));
+    const license = readdirSync(join(root, dir)).find((f) => /^licen[cs]e/i.test(f));
+    const text = license ? readFileSync(join(root, dir, license), 'utf8').trim() : `License: ${pkg.license}`;
+    return `${pkg.name} ${pkg.version} (${pkg.license})\n\n${text}\n`;
+  });
+  if (parts.length === 0) throw new Error('build-cli: no package in the bundle (has the metafile changed?)');
+  writeFileSync(
+    file,
+    `moshctl's bundle (dist/bundle/) holds code of these packages, under their licenses:\n\n${parts.join(`\n${'-'.repeat(72)}\n\n`)}`,
+  );
 }
 
 /** The commands main.ts imports on demand: `import('./commands/NAME.js')`. */
