@@ -96,7 +96,7 @@ const common = {
   // import.meta.url in CommonJS: this file's own URL (the bundle's files all sit in one folder).
   define: { 'import.meta.url': '__moshctlFileUrl' },
   banner: { js: "var __moshctlFileUrl = require('node:url').pathToFileURL(__filename).href;" },
-  plugins: [lazyBuiltins()],
+  plugins: [builtinShims()],
   // --debug maps stack traces to src/ (bin/moshctl.js turns source maps on for it).
   sourcemap: 'linked',
   sourcesContent: false,
@@ -124,14 +124,14 @@ export async function buildCli({
     ...common,
     stdin: { contents: coreEntry(core), resolveDir: root, sourcefile: 'moshctl-core.js', loader: 'js' },
     outfile: join(outdir, CORE),
-    plugins: [lazyBuiltins(), commandsApart(commands)],
+    plugins: [builtinShims(), commandsApart(commands)],
   });
   await built({
     ...common,
     entryPoints: Object.fromEntries(commands.map((c) => [`command-${c.name}`, c.path])),
     outdir,
     outExtension: { '.js': '.cjs' },
-    plugins: [lazyBuiltins(), fromCore(core), vendorsApart()],
+    plugins: [builtinShims(), fromCore(core), vendorsApart()],
   });
   await built({
     ...common,
@@ -189,11 +189,11 @@ async function coreModules() {
     write: false,
     outdir: 'unused',
     metafile: true,
-    plugins: [lazyBuiltins(), commandsApart(commandModules())],
+    plugins: [builtinShims(), commandsApart(commandModules())],
   });
   const modules = Object.keys(metafile.inputs).filter((p) => p.startsWith('src/'));
   const outside = Object.keys(metafile.inputs).filter(
-    (p) => !p.startsWith('src/') && !p.startsWith('lazy-builtin:'),
+    (p) => !p.startsWith('src/') && !p.startsWith('builtin-shim:'),
   );
   if (outside.length > 0)
     throw new Error(`build-cli: ${MAIN} loads packages at start: ${outside.join(', ')}`);
@@ -214,29 +214,48 @@ function coreEntry(modules) {
  * LAZY_BUILTINS gets an object whose properties load the module when first
  * read: the same functions, classes and values, later. Its names are the ones
  * the building Node has, which the runtime's (engines: >= 20.11) also has.
+ *
+ * node:module the same way, but for one function: createRequire(import.meta.url)
+ * is the require() this file was given. For `./NAME.cjs` beside it, that is
+ * bin/code-cache.js's, which takes the file from the code cache (the schema
+ * validator, 78 kB: ~2 ms at every start otherwise); else it is Node's, as
+ * createRequire would have made it.
  */
-function lazyBuiltins() {
+function builtinShims() {
   const nodeRequire = createRequire(import.meta.url);
   return {
-    name: 'lazy-builtins',
+    name: 'builtin-shims',
     setup(b) {
       b.onResolve({ filter: /^(node:)?[a-z_/]+$/ }, (args) => {
         const name = args.path.replace(/^node:/, '');
-        if (!LAZY_BUILTINS.has(name) || !isBuiltin(args.path)) return undefined;
+        if (!(LAZY_BUILTINS.has(name) || name === 'module') || !isBuiltin(args.path)) return undefined;
         // The shim's own require() is of Node's module.
-        if (args.namespace === 'lazy-builtin') return { path: args.path, external: true };
-        return { path: name, namespace: 'lazy-builtin' };
+        if (args.namespace === 'builtin-shim') return { path: args.path, external: true };
+        return { path: name, namespace: 'builtin-shim' };
       });
-      b.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, (args) => {
-        const names = Object.keys(nodeRequire(`node:${args.path}`));
+      b.onLoad({ filter: /.*/, namespace: 'builtin-shim' }, (args) => {
+        const names = Object.keys(nodeRequire(`node:${args.path}`)).filter(
+          (n) => !(args.path === 'module' && n === 'createRequire'),
+        );
+        const own =
+          args.path === 'module'
+            ? [
+                '  createRequire: {',
+                '    enumerable: true,',
+                '    value: (from) => (from === __moshctlFileUrl ? ownRequire : load().createRequire(from)),',
+                '  },',
+              ]
+            : [];
         return {
           contents: [
             'let loaded;',
             `const load = () => (loaded ??= require(${JSON.stringify(`node:${args.path}`)}));`,
+            ...(args.path === 'module' ? ['const ownRequire = require;'] : []),
             `module.exports = Object.defineProperties({}, {`,
             ...names.map(
               (n) => `  ${JSON.stringify(n)}: { enumerable: true, get: () => load()[${JSON.stringify(n)}] },`,
             ),
+            ...own,
             '});',
           ].join('\n'),
           loader: 'js',
