@@ -251,12 +251,13 @@ function builtinShims() {
             'let loaded;',
             `const load = () => (loaded ??= require(${JSON.stringify(`node:${args.path}`)}));`,
             ...(args.path === 'module' ? ['const ownRequire = require;'] : []),
-            `module.exports = Object.defineProperties({}, {`,
+            // The names on a prototype: esbuild's __toESM copies an import's own properties, at every import.
+            `module.exports = Object.create(Object.defineProperties({}, {`,
             ...names.map(
               (n) => `  ${JSON.stringify(n)}: { enumerable: true, get: () => load()[${JSON.stringify(n)}] },`,
             ),
             ...own,
-            '});',
+            '}));',
           ].join('\n'),
           loader: 'js',
         };
@@ -303,7 +304,8 @@ function fromCore(core) {
         external: true,
       }));
       b.onLoad({ filter: /.*/, namespace: 'moshctl-core' }, (args) => ({
-        contents: `module.exports = require('./${CORE}').__modules[${JSON.stringify(args.path)}];`,
+        // Its names reached through the prototype: nothing for esbuild's __toESM to copy at each import.
+        contents: `module.exports = Object.create(require('./${CORE}').__modules[${JSON.stringify(args.path)}]);`,
         loader: 'js',
         resolveDir: root,
       }));
