@@ -15,7 +15,7 @@ const rows = measureColdStart({
   log: (s) => console.error(s),
 });
 console.log(`medians of ${runs} runs, each after a node -e 0\n`);
-console.log("| command | median | node -e 0 | ratio | moshctl's share | goal |");
+console.log('| command | median | node -e 0 | ratio | above node -e 0 | goal |');
 console.log('|---|---:|---:|---:|---:|---|');
 for (const r of rows) {
   const goal = coldGoal(r.label);

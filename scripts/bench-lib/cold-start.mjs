@@ -11,6 +11,9 @@
 // entry, not $HOME, so a bench cannot put one there without touching the
 // user's own.
 //
+// The "floor" rows run, in Node and with nothing of moshctl, the `ssh -G` each
+// plan row needs: what moshctl cannot shorten.
+//
 // Runs after the first use V8's code cache (bin/code-cache.js): a warm-up run
 // of each command makes it, in a cache folder of the bench's own, and the
 // "no code cache" row shows a start without one (a first run ever, or a home
@@ -47,6 +50,25 @@ Host git
   HostName git.example.com
   User git
 `;
+
+/**
+ * What `plan` cannot shorten: Node starting, loading node:child_process and
+ * running the `ssh -G` a route needs (argv[1]: groups run one after another,
+ * the runs of a group side by side), as moshctl does, with nothing of moshctl.
+ */
+const SSH_G_ONLY = [
+  "const { execFile } = require('node:child_process');",
+  'const groups = JSON.parse(process.argv[1]);',
+  'const next = (i) => {',
+  '  if (i >= groups.length) return;',
+  '  let left = groups[i].length;',
+  "  for (const args of groups[i]) execFile('ssh', ['-F', process.env.MOSHCTL_SSH_CONFIG, '-G', ...args], (e) => {",
+  '    if (e) throw e;',
+  '    if (--left === 0) next(i + 1);',
+  '  });',
+  '};',
+  'next(0);',
+].join('\n');
 
 function timeOne(argv, { cwd, env }) {
   const t = process.hrtime.bigint();
@@ -89,6 +111,36 @@ function rowsFor({ root, labConfig, inventory }) {
       label: 'moshctl plan db (ssh_config only, 3 hops)',
       args: ['plan', 'db'],
       expect: /local → jump → app → db/,
+    },
+    {
+      label: "floor of plan dev-box: node and dev-box's 2 ssh -G, side by side",
+      argv: [
+        process.execPath,
+        '-e',
+        SSH_G_ONLY,
+        JSON.stringify([
+          [
+            ['-p', '22', '--', 'bastion.example.com'],
+            ['--', '10.0.3.12'],
+          ],
+        ]),
+      ],
+      expect: /^$/,
+    },
+    {
+      label: "floor of plan app: node and app's 2 ssh -G, one after the other",
+      argv: [process.execPath, '-e', SSH_G_ONLY, JSON.stringify([[['--', 'app']], [['--', 'jump']]])],
+      expect: /^$/,
+    },
+    {
+      label: "floor of plan db: node and db's 3 ssh -G, one after another",
+      argv: [
+        process.execPath,
+        '-e',
+        SSH_G_ONLY,
+        JSON.stringify([[['--', 'db']], [['--', 'app']], [['--', 'jump']]]),
+      ],
+      expect: /^$/,
     },
     {
       label: 'moshctl plan dev-box (moshproxy.yaml, 2 hops), no code cache',
@@ -138,10 +190,10 @@ export function measureColdStart({ root, moshctl, runs, labConfig, inventory, lo
     for (const row of rowsFor({ root, labConfig, inventory })) {
       log(`cold start: ${row.label}`);
       const env = { ...baseEnv, ...row.env };
-      const argv = [process.execPath, moshctl, ...row.args];
+      const argv = row.argv ?? [process.execPath, moshctl, ...row.args];
       const first = timeOne(argv, { cwd, env });
       if (!row.expect.test(first.out))
-        throw new Error(`bench: ${row.args.join(' ')} printed, unexpectedly:\n${first.out}`);
+        throw new Error(`bench: ${row.label} printed, unexpectedly:\n${first.out}`);
       const base = [];
       const ms = [];
       for (let i = 0; i < runs; i++) {
@@ -169,4 +221,10 @@ export const COLD_GOALS = [
 /** The goal of a row, if it has one. */
 export function coldGoal(label) {
   return COLD_GOALS.find((g) => (g.exact ? label === g.prefix : label.startsWith(g.prefix)))?.limit;
+}
+
+/** The floor row of a plan row ("moshctl plan NAME (...)" → "floor of plan NAME: ..."), if there is one. */
+export function floorOf(rows, label) {
+  const name = /^moshctl plan (\S+) \(/.exec(label)?.[1];
+  return name === undefined ? undefined : rows.find((r) => r.label.startsWith(`floor of plan ${name}:`));
 }
