@@ -1,25 +1,26 @@
-// Cold start of `moshctl validate` against a bare `node -e 0`, run alternately
-// so both see the same machine noise. Prints medians and their ratio; not a test.
-import { spawnSync } from 'node:child_process';
+// moshctl's own start alone, without the lab or root: the rows of section 5 of
+// `npm run bench` (scripts/bench-lib/cold-start.mjs) but the lab's and the big
+// inventory's, each next to `node -e 0` run in turn with it. Needs `npm run build`
+// first. Prints a table; not a test.
+//   RUNS=N   runs of each command (default 21)
 import { fileURLToPath } from 'node:url';
+import { coldGoal, measureColdStart } from './bench-lib/cold-start.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const runs = Number(process.env.RUNS ?? 21);
-const time = (args) => {
-  const t = process.hrtime.bigint();
-  const r = spawnSync(process.execPath, args, { cwd: root, stdio: 'ignore' });
-  if (r.status !== 0) throw new Error(`node ${args.join(' ')} exited ${r.status}`);
-  return Number(process.hrtime.bigint() - t) / 1e6;
-};
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const base = [];
-const cli = [];
-for (let i = 0; i < runs; i++) {
-  base.push(time(['-e', '0']));
-  cli.push(time(['bin/moshctl.js', '-f', 'moshproxy.yaml', 'validate']));
+const rows = measureColdStart({
+  root,
+  moshctl: fileURLToPath(new URL('../bin/moshctl.js', import.meta.url)),
+  runs,
+  log: (s) => console.error(s),
+});
+console.log(`medians of ${runs} runs, each after a node -e 0\n`);
+console.log('| command | median | node -e 0 | ratio | above node -e 0 | goal |');
+console.log('|---|---:|---:|---:|---:|---|');
+for (const r of rows) {
+  const goal = coldGoal(r.label);
+  const verdict = goal === undefined ? '' : r.ratio <= goal ? `met (≤ ${goal}×)` : `missed (≤ ${goal}×)`;
+  console.log(
+    `| ${r.label} | ${r.ms.toFixed(1)} ms | ${r.base.toFixed(1)} ms | ${r.ratio.toFixed(2)}× | ${(r.ms - r.base).toFixed(1)} ms | ${verdict} |`,
+  );
 }
-const b = median(base);
-const c = median(cli);
-console.log(`node -e 0:         median ${b.toFixed(1)} ms over ${runs} runs`);
-console.log(`moshctl validate:  median ${c.toFixed(1)} ms over ${runs} runs`);
-console.log(`ratio: ${(c / b).toFixed(2)}x node's own start; moshctl's share ${(c - b).toFixed(1)} ms`);

@@ -3,7 +3,7 @@
 import { createRequire } from 'node:module';
 import { inspect } from 'node:util';
 import { EnvError, ExitCode, formatProblem, Interrupted, UserError } from '../errors.js';
-import { maskSecrets } from '../transport/debug-chain.js';
+import { maskSecrets } from '../transport/debug-env.js';
 import type { Io } from './io.js';
 
 interface PackageJson {

@@ -4,8 +4,8 @@
 // `ssh NAME` would: its ProxyJump list becomes the chain, and the first jump's
 // own ProxyJump is followed too (as ssh does).
 import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
 import { UserError } from '../errors.js';
+import { ipVersion } from '../host-port.js';
 import { chooseClient, type ClientChoiceContext } from './client-choice.js';
 import { filesLabel } from './discover.js';
 import type { Loaded } from './load.js';
@@ -259,7 +259,7 @@ export async function firstHopResolves(
   const target = config.hosts[name];
   const first = target && config.hosts[target.chain[0] ?? name];
   if (first?.proxy_command === undefined) return undefined;
-  return isIP(first.address) !== 0 || (await (ctx.resolves ?? resolvesHere)(first.address));
+  return ipVersion(first.address) !== 0 || (await (ctx.resolves ?? resolvesHere)(first.address));
 }
 
 async function resolvesHere(name: string): Promise<boolean> {
@@ -274,6 +274,7 @@ async function resolvesHere(name: string): Promise<boolean> {
  * counts as known when ssh_config maps it somewhere, or it is an address, or it resolves here.
  */
 async function knownToSsh(host: string, g: SshGValues, ctx: HostsContext): Promise<boolean> {
-  if (isIP(host) || (g.hostname && g.hostname !== host) || g.proxyjump || g.proxycommand) return true;
+  if (ipVersion(host) !== 0 || (g.hostname && g.hostname !== host) || g.proxyjump || g.proxycommand)
+    return true;
   return (ctx.resolves ?? resolvesHere)(host);
 }

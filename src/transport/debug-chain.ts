@@ -3,18 +3,9 @@
 // client carries logging code. What a command reads on stdin is never logged,
 // nor its stdout (mosh-server's holds the session key); anything shaped like a
 // key is masked in what is logged all the same.
+import { debugEnabled, maskSecrets } from './debug-env.js';
 import { endpointText } from './forward-errors.js';
 import type { ExecOptions, ExecResult, RemoteChain } from './types.js';
-
-/** mosh-server's ready line and the variable mosh-client reads the key from. */
-const KEY_PATTERNS: [RegExp, string][] = [
-  [/(MOSH CONNECT \d+ )[A-Za-z0-9/+]{22}/g, '$1<key>'],
-  [/(MOSH_KEY=)('[^']*'|"[^"]*"|[^\s'"]*)/g, '$1<key>'],
-];
-
-export function maskSecrets(text: string): string {
-  return KEY_PATTERNS.reduce((t, [pattern, replacement]) => t.replace(pattern, replacement), text);
-}
 
 export interface DebugChainOptions {
   /** Milliseconds, for durations; performance.now() unless a test fixes it. */
@@ -141,10 +132,8 @@ export function debugChain(
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-/** MOSHCTL_DEBUG=1; the CLI sets it for the commands it runs when given --debug. */
-export function debugEnabled(env: Env): boolean {
-  return env.MOSHCTL_DEBUG !== undefined && env.MOSHCTL_DEBUG !== '' && env.MOSHCTL_DEBUG !== '0';
-}
+// Kept importable from here, where they were first.
+export { debugEnabled, maskSecrets };
 
 /** SshRunner's `wrapChain` under --debug (nothing otherwise): lines go to `stderr` as "moshctl: debug: ...". */
 export function debugChainOption(

@@ -1,10 +1,11 @@
 // `moshctl completion`: each script is loaded into a real bash, zsh and fish,
-// completion is driven there, and host names come back from a moshctl built
+// completion is driven there, and host names come back from a moshctl bundled
 // from these sources (dist/ may be stale or in use, so it is not touched).
 import { spawnSync } from 'node:child_process';
 import {
   chmodSync,
   copyFileSync,
+  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -14,8 +15,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
-import ts from 'typescript';
+import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { completionModel } from '../../src/cli/completion/model.js';
 import { sshConfigHosts } from '../../src/cli/completion/ssh-hosts.js';
@@ -30,33 +30,19 @@ const has = (shell: string): boolean => findOnPath(shell, process.env.PATH) !== 
 const sorted = (list: readonly string[]): string[] => [...list].sort();
 
 /**
- * main.ts, the completion command and what they import, transpiled (no type
- * check: tsc does that) into DIR/dist beside a copy of bin/moshctl.js, as the
- * build would lay them out. Loading typescript and transpiling take about a second.
+ * The CLI bundled from these sources (scripts/build-cli.mjs, as `npm run
+ * build` does, without the precompiled schema) into DIR/dist/bundle, beside
+ * copies of bin/ and schemas/. esbuild takes about a second.
  */
 function buildMoshctl(dir: string): void {
-  const todo = ['src/cli/main.ts', 'src/cli/commands/completion.ts'].map((f) => join(root, f));
-  const done = new Set<string>();
-  for (let file = todo.pop(); file; file = todo.pop()) {
-    if (done.has(file)) continue;
-    done.add(file);
-    const source = readFileSync(file, 'utf8');
-    for (const m of source.matchAll(/^(?:import|export)\s[^;]*?from\s+'(\.{1,2}\/[^']+)\.js'/gm)) {
-      todo.push(resolve(dirname(file), `${m[1]}.ts`));
-    }
-    const out = join(dir, 'dist', relative(join(root, 'src'), file)).replace(/\.ts$/, '.js');
-    mkdirSync(dirname(out), { recursive: true });
-    const options = {
-      module: ts.ModuleKind.ESNext,
-      target: ts.ScriptTarget.ES2022,
-      verbatimModuleSyntax: true,
-    };
-    writeFileSync(out, ts.transpileModule(source, { compilerOptions: options }).outputText);
-  }
-  mkdirSync(join(dir, 'bin'));
-  copyFileSync(join(root, 'bin/moshctl.js'), join(dir, 'bin/moshctl.js'));
+  // First what the bundle reads beside it: the build checks that it is there.
+  for (const folder of ['bin', 'schemas']) cpSync(join(root, folder), join(dir, folder), { recursive: true });
   copyFileSync(join(root, 'package.json'), join(dir, 'package.json'));
   symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
+  const r = spawnSync(process.execPath, [join(root, 'scripts/build-cli.mjs'), join(dir, 'dist/bundle')], {
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new Error(`scripts/build-cli.mjs failed (exit ${r.status}):\n${r.stderr}`);
 }
 
 /** An executable `moshctl` in DIR running SCRIPT: the scripts find it on PATH, as they would an installed one. */

@@ -1,9 +1,11 @@
 // An IPv6 address with a port is written `[ADDRESS]:PORT` wherever moshctl
 // shows one (hop labels, hints, task titles), as ssh and known_hosts write it:
 // `2001:db8::10:22` would read as a longer address with no port.
+import { isIP } from 'node:net';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { SshHost } from '../../src/config/types.js';
-import { hostPort } from '../../src/host-port.js';
+import { hostPort, ipVersion } from '../../src/host-port.js';
 import { forwardError, forwardTimeout, hopLabel } from '../../src/ssh/hop-errors.js';
 
 const hop = (name: string, address: string): SshHost => ({
@@ -35,6 +37,29 @@ describe('hostPort', () => {
     ['2001:db8:113::10', '<port of step 3>', '[2001:db8:113::10]:<port of step 3>'],
   ])('%s with %s is %s', (host, port, want) => {
     expect(hostPort(host, port)).toBe(want);
+  });
+});
+
+describe('ipVersion', () => {
+  it('is net.isIP, for addresses, names and near misses', () => {
+    const texts = [
+      ...[
+        '192.0.2.1',
+        '0.0.0.0',
+        '256.1.1.1',
+        '1.2.3',
+        '01.2.3.4',
+        'bastion',
+        'app',
+        'host-00002',
+        '10.0.3.12x',
+      ],
+      ...['2001:db8::10', '::1', '::', 'fe80::1%eth0', '::ffff:192.0.2.1', '2001:db8:::1', 'a:b', ':', ''],
+    ];
+    for (const t of texts) expect(ipVersion(t), t).toBe(isIP(t));
+    fc.assert(
+      fc.property(fc.oneof(fc.ipV4(), fc.ipV6(), fc.domain(), fc.string()), (t) => ipVersion(t) === isIP(t)),
+    );
   });
 });
 

@@ -85,4 +85,27 @@ describe('imports in src/', () => {
     }
     expect(cycles(folders)).toEqual([]);
   });
+
+  // What every command line loads before its command (moshctl.cjs in the bundle, the whole of
+  // `moshctl --version`): static imports only, as import() and `import type` load nothing then.
+  it('starts the CLI without any package and without the Node modules that cost to load', () => {
+    const seen = new Set<string>();
+    const packages = new Set<string>();
+    const todo = ['cli/main.ts'];
+    for (let file = todo.pop(); file; file = todo.pop()) {
+      if (seen.has(file)) continue;
+      seen.add(file);
+      const text = readFileSync(join(SRC, file), 'utf8');
+      for (const m of text.matchAll(/^(?:import|export)\s+(?!type\s)[^;]*?\bfrom\s+'([^']+)'/gm)) {
+        const target = m[1]!;
+        if (target.startsWith('.'))
+          todo.push(relative(SRC, resolve(dirname(join(SRC, file)), target.replace(/\.js$/, '.ts'))));
+        else packages.add(target);
+      }
+    }
+    expect(seen.size).toBeGreaterThan(5);
+    // node:net (and node:tty, node:child_process, which load it) alone adds ~4 % to --version.
+    const light = ['node:fs', 'node:module', 'node:path', 'node:url', 'node:util'];
+    expect([...packages].filter((p) => !light.includes(p)).sort()).toEqual([]);
+  });
 });

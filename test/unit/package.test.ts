@@ -1,7 +1,9 @@
 // The npm package as a user gets it: `npm pack` of this folder, installed from
 // the tarball into an empty project with no registry, must run, must carry
 // the schema editors check moshproxy.yaml with and every file the CLI reads
-// at run time, and must not carry the lab, the benchmarks or the tests.
+// at run time, and must not carry the lab, the benchmarks or the tests. The
+// CLI it ships is the bundle in dist/bundle/ (scripts/build-cli.mjs); the
+// rest of dist/ (tsc's output, for the lab and the benchmarks) stays home.
 //
 // It packs the dist/ that `npm run build` made (scripts/setup.sh builds before
 // `npm run check`) and skips, saying so, when there is none: building here
@@ -14,7 +16,8 @@ import { join, relative, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const root = resolve(import.meta.dirname, '../..');
-const notBuilt = existsSync(join(root, 'dist/cli/main.js'))
+const BUNDLE = 'dist/bundle';
+const notBuilt = existsSync(join(root, BUNDLE, 'moshctl.cjs'))
   ? undefined
   : 'dist/ is not built (run npm run build, or scripts/setup.sh)';
 if (notBuilt) console.warn(`skipping the npm package test: ${notBuilt}`);
@@ -68,10 +71,30 @@ function filesUnder(dir: string, base = dir): string[] {
   });
 }
 
-/** Where scripts/copy-assets.mjs puts the programs the CLI sends to hosts (relay, forwarder). */
-function copiedAssets(): string[] {
-  const script = readFileSync(join(root, 'scripts/copy-assets.mjs'), 'utf8');
-  return [...script.matchAll(/\[\s*'[^']+',\s*'(dist\/[^']+)'\s*\]/g)].map((m) => m[1] ?? '');
+/** The programs the CLI sends to hosts (relay, forwarder): src/<folder>/runtime/<file>. */
+function runtimePrograms(): string[] {
+  return filesUnder(join(root, 'src'))
+    .filter((p) => /^[^/]+\/runtime\/[^/]+$/.test(p))
+    .sort();
+}
+
+/**
+ * Files the bundle's code names relative to itself, as the build's own check
+ * (scripts/build-cli.mjs) reads them: new URL('./…', import.meta.url) and
+ * require('./…'). Each as a path relative to the folder of `dir`'s package.
+ */
+function namedBeside(dir: string): string[] {
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.cjs'))
+    .flatMap((f) => {
+      const text = readFileSync(join(dir, f), 'utf8');
+      return [
+        ...text.matchAll(/new URL\(\s*["'](\.{1,2}\/[^"']+)["'],\s*__moshctlFileUrl\s*\)/g),
+        ...text.matchAll(
+          /(?:\brequire\d*(?:\.resolve)?|createRequire\)?\(__moshctlFileUrl\))\(\s*["'](\.{1,2}\/[^"']+)["']\s*\)/g,
+        ),
+      ].map((m) => join(dir, m[1] ?? ''));
+    });
 }
 
 const PROJECT = 'moshctl-install-test';
@@ -135,26 +158,29 @@ describe.skipIf(notBuilt)('the npm package', () => {
       ...readdirSync(join(root, 'docs'))
         .filter((f) => f.endsWith('.md'))
         .map((f) => `docs/${f}`),
-      'dist/cli/main.js',
+      'bin/package.json', // says bin/moshctl.js is CommonJS
+      `${BUNDLE}/moshctl.cjs`,
       // scripts/build-schema.mjs: without it every command compiles the schema at start.
-      'dist/config/schema-validator.cjs',
-      ...copiedAssets(),
+      `${BUNDLE}/schema-validator.cjs`,
+      ...runtimePrograms().map((p) => `${BUNDLE}/runtime/${p.split('/').pop()}`),
     ];
-    expect(copiedAssets(), 'scripts/copy-assets.mjs names no file (has its format changed?)').not.toEqual([]);
+    expect(runtimePrograms(), 'no src/*/runtime/ program found (have they moved?)').toHaveLength(4);
     expect(
       required.filter((p) => !packed.includes(p)),
       'files the CLI needs that `npm pack` leaves out (package.json "files")',
     ).toEqual([]);
   });
 
-  it('holds the compiled form of every module of src/ but the lab', () => {
-    const modules = filesUnder(join(root, 'src'))
-      .filter((p) => p.endsWith('.ts') && !p.endsWith('.d.ts') && !p.startsWith('lab/'))
-      .map((p) => `dist/${p.replace(/\.ts$/, '.js')}`);
-    expect(modules.length).toBeGreaterThan(10);
+  it('holds every file of the bundle, and nothing else of dist/', () => {
+    const bundle = filesUnder(join(root, BUNDLE)).map((p) => `${BUNDLE}/${p}`);
+    expect(bundle.filter((p) => p.startsWith(`${BUNDLE}/command-`)).length).toBeGreaterThan(3);
     expect(
-      modules.filter((p) => !packed.includes(p)),
-      'modules of src/ missing from the package: is dist/ older than src/? (npm run build), or does package.json "files" leave them out?',
+      bundle.filter((p) => !packed.includes(p)),
+      'files of dist/bundle missing from the package: does package.json "files" leave them out?',
+    ).toEqual([]);
+    expect(
+      packed.filter((p) => p.startsWith('dist/') && !p.startsWith(`${BUNDLE}/`)),
+      "tsc's output is for the lab and the benchmarks; the package runs the bundle",
     ).toEqual([]);
   });
 
@@ -181,6 +207,8 @@ describe.skipIf(notBuilt)('the npm package', () => {
         ...process.env,
         MOSHCTL_SSH_CONFIG: '/dev/null',
         XDG_STATE_HOME: join(project, 'state'),
+        // bin/code-cache.js keeps V8's code cache there.
+        XDG_CACHE_HOME: join(project, 'cache'),
       };
       delete env.MOSHCTL_FILE;
       delete env.MOSHCTL_DEBUG;
@@ -225,12 +253,15 @@ describe.skipIf(notBuilt)('the npm package', () => {
       writeFileSync(join(project, 'broken.yaml'), 'version: 2\nhosts:\n  dev-box: {adress: 10.0.3.12}\n');
     }, TIMEOUT);
 
-    it('moshctl --version prints the version of package.json', async () => {
-      expect(await run(moshctl, ['--version'], project, cliEnv())).toEqual({
-        code: 0,
-        stdout: `moshctl ${pkg.version}\n`,
-        stderr: '',
-      });
+    it('moshctl --version prints the version of package.json, the first time and from its code cache', async () => {
+      for (let i = 0; i < 2; i++) {
+        expect(await run(moshctl, ['--version'], project, cliEnv())).toEqual({
+          code: 0,
+          stdout: `moshctl ${pkg.version}\n`,
+          stderr: '',
+        });
+      }
+      expect(readdirSync(join(project, 'cache/moshctl/code-cache'))).toHaveLength(1);
     });
 
     it('moshctl validate -f accepts a good file and refuses a bad one with exit 2', async () => {
@@ -256,25 +287,24 @@ describe.skipIf(notBuilt)('the npm package', () => {
       expect(r.stdout).toMatch(/^teardown/m);
     });
 
-    it('finds the relay and forwarder programs where the installed code reads them', async () => {
-      const dist = join(project, 'node_modules', pkg.name, 'dist');
-      const script = [
-        'const [relay, tcp] = process.argv.slice(1);',
-        'const r = await (await import(relay)).readRelayPrograms();',
-        'const f = await (await import(tcp)).readForwarderPrograms();',
-        'console.log(JSON.stringify({ relay: r, forwarder: f }));',
-      ].join('\n');
-      const r = await run(
-        process.execPath,
-        ['--input-type=module', '-e', script, join(dist, 'relay/script.js'), join(dist, 'tcp/script.js')],
-        project,
+    it('has every file the installed bundle reads beside it, the programs as in src/', () => {
+      const installed = join(project, 'node_modules', pkg.name);
+      const named = [...new Set(namedBeside(join(installed, BUNDLE)))].map((p) => relative(installed, p));
+      expect(named).toEqual(
+        expect.arrayContaining([
+          'package.json',
+          'schemas/moshproxy.schema.json',
+          `${BUNDLE}/schema-validator.cjs`,
+          `${BUNDLE}/command-plan.cjs`,
+          ...runtimePrograms().map((p) => `${BUNDLE}/runtime/${p.split('/').pop()}`),
+        ]),
       );
-      expect(r.stderr).toBe('');
-      const source = (p: string): string => readFileSync(join(root, 'src', p), 'utf8');
-      expect(JSON.parse(r.stdout)).toEqual({
-        relay: { python3: source('relay/runtime/relay.py'), perl: source('relay/runtime/relay.pl') },
-        forwarder: { python3: source('tcp/runtime/forwarder.py'), perl: source('tcp/runtime/forwarder.pl') },
-      });
+      expect(named.filter((p) => !existsSync(join(installed, p)))).toEqual([]);
+      for (const p of runtimePrograms()) {
+        expect(readFileSync(join(installed, BUNDLE, 'runtime', p.split('/').pop() ?? ''), 'utf8'), p).toBe(
+          readFileSync(join(root, 'src', p), 'utf8'),
+        );
+      }
     });
 
     it('lets editors and tools resolve the schema: moshctl/schema', async () => {
