@@ -432,7 +432,7 @@ describe.skipIf(reason).each(SSH_CLIENTS)('roaming through two bastions (%s)', (
     expect(await exitSession(s)).toBe(0);
     // sessionProcesses covers client, bastion, bastion2 and target.
     expect(await settleNoSessionProcesses(lab), stderrOf(s)).toEqual([]);
-    expect(records(s)).toEqual([]);
+    expect(records(s), stderrOf(s)).toEqual([]);
     expect(stderrOf(s)).toMatch(/session target-\S+ ended; stopped 3 process\(es\)/);
     expect(await settleNoHopProcesses(lab), stderrOf(s)).toEqual([]);
   });
