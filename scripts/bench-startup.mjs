@@ -14,7 +14,9 @@ const rows = measureColdStart({
   runs,
   log: (s) => console.error(s),
 });
-console.log(`medians of ${runs} runs, each after a node -e 0\n`);
+console.log(
+  `medians of ${runs} runs, each after a node -e 0; ratio: median of each run over the node -e 0 before it\n`,
+);
 console.log('| command | median | node -e 0 | ratio | above node -e 0 | goal |');
 console.log('|---|---:|---:|---:|---:|---|');
 for (const r of rows) {

@@ -1,7 +1,7 @@
 // moshctl's own start (section 5 of `npm run bench`, and `npm run bench:startup`
 // alone): each command next to `node -e 0`, the two run in turn, so both see
-// the same machine. A row's ratio is its median over the median of the
-// `node -e 0` runs taken between its own runs.
+// the same machine. A row's ratio is the median, over its runs, of the run's
+// time over the `node -e 0` run just before it.
 //
 // `plan` runs `ssh -G` for every hop, as it would for a user: a host of the
 // repository's moshproxy.yaml (dev-box, two hops), and hosts only an
@@ -169,7 +169,7 @@ function rowsFor({ root, labConfig, inventory }) {
 
 /**
  * Times every row `runs` times, each run after a `node -e 0`; returns, per
- * row, { label, ms, base, ratio } (medians). `labConfig` and `inventory`
+ * row, { label, ms, base, ratio } (medians; ratio run by run). `labConfig` and `inventory`
  * ({ file, label, deep }) add their rows when given.
  */
 export function measureColdStart({ root, moshctl, runs, labConfig, inventory, log = () => {} }) {
@@ -200,9 +200,9 @@ export function measureColdStart({ root, moshctl, runs, labConfig, inventory, lo
         base.push(timeOne([process.execPath, '-e', '0'], { cwd, env }).ms);
         ms.push(timeOne(argv, { cwd, env }).ms);
       }
-      const m = median(ms);
-      const b = median(base);
-      out.push({ label: row.label, ms: m, base: b, ratio: m / b });
+      // Run by run: a machine whose speed drifts moves both sides of a pair alike.
+      const ratio = median(ms.map((x, i) => x / (base[i] ?? x)));
+      out.push({ label: row.label, ms: median(ms), base: median(base), ratio });
     }
     return out;
   } finally {
