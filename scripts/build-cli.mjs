@@ -9,7 +9,7 @@
 //                        plan, session for up/down/status, ...); the modules
 //                        moshctl.cjs holds are not copied into them but taken
 //                        from it (one UserError class, one of every module)
-//   vendor-NAME.cjs      execa and listr2, which up loads only once it runs
+//   vendor-NAME.cjs      listr2, which up loads only once it runs
 //                        a program or draws its progress
 //   schema-validator.cjs the precompiled schema validator (build-schema.mjs)
 //   runtime/             the relay and forwarder programs sent to hosts
@@ -82,7 +82,7 @@ const LAZY_BUILTINS = new Set([
 ]);
 
 /** Packages loaded with import() where they are needed, each a file of its own. */
-const VENDORS = ['execa', 'listr2'];
+const VENDORS = ['listr2'];
 
 const common = {
   absWorkingDir: root,
@@ -313,7 +313,7 @@ function fromCore(core) {
   };
 }
 
-/** import('execa') and import('listr2') load vendor-NAME.cjs. */
+/** import('listr2') loads vendor-listr2.cjs. */
 function vendorsApart() {
   return {
     name: 'vendors-apart',
