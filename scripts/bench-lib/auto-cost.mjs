@@ -13,8 +13,8 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { throughPath } from './tcp-section.mjs';
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const lib = new URL('.', import.meta.url).pathname;
 
 const onCpuNs = (pid) => Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]);
@@ -34,43 +34,18 @@ async function pingpong(lab, address, port, n, warm) {
 }
 
 /** One path (udp or auto) up, a ping-pong through it, its owner's CPU; then the path down. */
-async function onePath(lab, mode, echoPort, n, warm) {
-  const [cmd, ...args] = lab.clientCommand([
-    process.execPath,
-    join(lib, 'transport-path.mjs'),
-    lab.configFile,
-    mode,
-    String(echoPort),
-  ]);
-  const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-  lab.track(child.pid);
-  let err = '';
-  child.stderr.on('data', (d) => (err += d));
-  const ended = new Promise((r) => child.on('exit', r));
-  try {
-    const line = await new Promise((resolve, reject) => {
-      let out = '';
-      child.stdout.on('data', (d) => {
-        out += d;
-        if (out.includes('\n')) resolve(out.split('\n')[0]);
-      });
-      child.on('exit', (c) => reject(new Error(`transport-path ${mode} exited ${c}: ${out}${err}`)));
-    });
-    const to = JSON.parse(line);
-    // `ip netns exec` execs node: the child's pid is moshctl's runner's.
-    const cpu0 = onCpuNs(child.pid);
+function onePath(lab, mode, echoPort, n, warm) {
+  return throughPath(lab, mode, echoPort, async (to, err, pid) => {
+    const cpu0 = onCpuNs(pid);
     const r = await pingpong(lab, to.address, to.port, n, warm);
-    const cpuNs = onCpuNs(child.pid) - cpu0;
+    const cpuNs = onCpuNs(pid) - cpu0;
     return {
       ...r,
       cpuUsPerRoundTrip: cpuNs / 1000 / (n + warm),
       mode: to.mode ?? 'udp',
-      switched: err.trim(),
+      switched: err().trim(),
     };
-  } finally {
-    child.stdin.end();
-    await Promise.race([ended, sleep(20000)]);
-  }
+  });
 }
 
 /** { udp: [...], auto: [...] }: per round {p50, p99, rps, lost, cpuUsPerRoundTrip}. */

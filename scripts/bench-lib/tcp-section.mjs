@@ -43,39 +43,50 @@ export async function transportLatency(
   const rows = {};
   for (const mode of modes) {
     log?.(`transport latency (${lab.sshClient}): ${mode}`);
-    const [cmd, ...args] = lab.clientCommand([
-      process.execPath,
-      join(lib, 'transport-path.mjs'),
-      lab.configFile,
-      mode,
-      String(echoPort),
-    ]);
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    lab.track(child.pid);
-    let err = '';
-    child.stderr.on('data', (d) => (err += d));
-    const ended = new Promise((r) => child.on('exit', r));
-    try {
-      const line = await new Promise((resolve, reject) => {
-        let out = '';
-        child.stdout.on('data', (d) => {
-          out += d;
-          if (out.includes('\n')) resolve(out.split('\n')[0]);
-        });
-        child.on('exit', (c) => reject(new Error(`transport-path ${mode} exited ${c}: ${out}${err}`)));
-      });
-      const to = JSON.parse(line);
-      rows[mode] = {
-        ...(await pingpong(lab, 'client', to.address, to.port, { n, warm })),
+    rows[mode] = await throughPath(lab, mode, echoPort, (to, err) =>
+      pingpong(lab, 'client', to.address, to.port, { n, warm }).then((r) => ({
+        ...r,
         mode: to.mode ?? 'udp',
-        switched: err.trim(),
-      };
-    } finally {
-      child.stdin.end();
-      await Promise.race([ended, sleep(20_000)]);
-    }
+        switched: err().trim(),
+      })),
+    );
   }
   return rows;
+}
+
+/**
+ * One path (`mode`) built by transport-path.mjs in the client namespace, as
+ * `up` builds it, to the UDP echo at `echoPort` on the target: `use` gets where
+ * to send, the child's pid (moshctl's runner: `ip netns exec` execs node) and
+ * its stderr so far; the path is taken down after.
+ */
+export async function throughPath(lab, mode, echoPort, use) {
+  const [cmd, ...args] = lab.clientCommand([
+    process.execPath,
+    join(lib, 'transport-path.mjs'),
+    lab.configFile,
+    mode,
+    String(echoPort),
+  ]);
+  const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  lab.track(child.pid);
+  let err = '';
+  child.stderr.on('data', (d) => (err += d));
+  const ended = new Promise((r) => child.on('exit', r));
+  try {
+    const line = await new Promise((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (d) => {
+        out += d;
+        if (out.includes('\n')) resolve(out.split('\n')[0]);
+      });
+      child.on('exit', (c) => reject(new Error(`transport-path ${mode} exited ${c}: ${out}${err}`)));
+    });
+    return await use(JSON.parse(line), () => err, child.pid);
+  } finally {
+    child.stdin.end();
+    await Promise.race([ended, sleep(20_000)]);
+  }
 }
 
 /**
